@@ -1,0 +1,34 @@
+# `make run` and `make test` install whatever is missing, then do their job.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint docs bench system-deps clean
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: system-deps $(STAMP)
+	$(VENV)/bin/python -m sandbox.run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: system-deps $(STAMP) lint
+	$(VENV)/bin/pytest
+
+docs: $(STAMP)
+	$(VENV)/bin/python -m exporter.metricsdoc > docs/metrics.md
+
+bench: system-deps $(STAMP)
+	$(VENV)/bin/python bench/verification_queries.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

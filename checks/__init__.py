@@ -1,0 +1,1 @@
+"""Observe-only checks: one module per source of truth, connections in, Observation out."""

@@ -1,0 +1,167 @@
+"""Connections: client sessions by state and database, utilisation, long idle and long transactions.
+
+Only client backends count (not walsenders, autovacuum or background workers), and never drwatch's
+own sessions, so the figures are the application's.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from checks.base import MetricSpec, Observation, Status
+from checks.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
+from exporter.config import ConnectionsOptions
+
+NAME = "connections"
+
+# pg_stat_activity.state for client backends, all exported (zeros included) so rules never see
+# a series vanish when a state empties.
+STATES = (
+    "active",
+    "idle",
+    "idle in transaction",
+    "idle in transaction (aborted)",
+    "fastpath function call",
+    "disabled",
+)
+
+METRICS = (
+    MetricSpec(
+        "drwatch_pg_connections",
+        "gauge",
+        "Client sessions by state (drwatch's own excluded).",
+        ("state",),
+    ),
+    MetricSpec(
+        "drwatch_pg_database_connections",
+        "gauge",
+        "Client sessions per database (drwatch's own excluded).",
+        ("database",),
+    ),
+    MetricSpec("drwatch_pg_max_connections", "gauge", "The server's max_connections."),
+    MetricSpec(
+        "drwatch_pg_superuser_reserved_connections",
+        "gauge",
+        "Slots reserved for superusers (superuser_reserved_connections).",
+    ),
+    MetricSpec(
+        "drwatch_pg_connection_utilization_ratio",
+        "gauge",
+        "Client sessions (drwatch's included: they take slots) over the slots open to "
+        "non-superusers.",
+    ),
+    MetricSpec(
+        "drwatch_pg_connection_saturation_threshold_ratio",
+        "gauge",
+        "The configured utilisation ratio above which the pool counts as saturating.",
+    ),
+    MetricSpec(
+        "drwatch_pg_idle_connections_over_threshold",
+        "gauge",
+        "Sessions idle for longer than the configured idle threshold.",
+    ),
+    MetricSpec(
+        "drwatch_pg_idle_threshold_seconds", "gauge", "The configured idle threshold in seconds."
+    ),
+    MetricSpec(
+        "drwatch_pg_oldest_idle_in_transaction_seconds",
+        "gauge",
+        "How long the longest idle-in-transaction session has been idle; 0 when none.",
+    ),
+    MetricSpec(
+        "drwatch_pg_oldest_transaction_seconds",
+        "gauge",
+        "Age of the longest-running open transaction of a client session; 0 when none.",
+    ),
+)
+
+_ACTIVITY_SQL = """
+SELECT coalesce(datname, '') AS database, state, count(*) AS sessions,
+       count(*) FILTER (WHERE state = 'idle'
+                        AND state_change < now() - make_interval(secs => %(idle)s)) AS idle_over,
+       max(EXTRACT(EPOCH FROM now() - state_change))
+           FILTER (WHERE state LIKE 'idle in transaction%%') AS oldest_iit,
+       max(EXTRACT(EPOCH FROM now() - xact_start)) AS oldest_xact
+FROM pg_stat_activity
+WHERE backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
+  AND application_name IS DISTINCT FROM %(app)s
+GROUP BY 1, 2
+"""
+
+_LIMITS_SQL = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use
+"""
+
+
+class ConnectionsCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(self, options: ConnectionsOptions) -> None:
+        self.options = options
+
+    def collect(self, conn: psycopg.Connection[Row]) -> Observation:
+        rows = fetch_all(
+            conn,
+            _ACTIVITY_SQL,
+            {"idle": self.options.idle_threshold, "app": APPLICATION_NAME},
+            what="pg_stat_activity",
+        )
+        limits = fetch_one(conn, _LIMITS_SQL, what="connection limits")
+        by_state = dict.fromkeys(STATES, 0)
+        by_database: dict[str, int] = {}
+        idle_over = 0
+        oldest_iit = 0.0
+        oldest_xact = 0.0
+        for row in rows:
+            state = row["state"] or "unknown"
+            by_state[state] = by_state.get(state, 0) + row["sessions"]
+            by_database[row["database"]] = by_database.get(row["database"], 0) + row["sessions"]
+            idle_over += row["idle_over"]
+            oldest_iit = max(oldest_iit, float(row["oldest_iit"] or 0))
+            oldest_xact = max(oldest_xact, float(row["oldest_xact"] or 0))
+        available = max(1, limits["max_connections"] - limits["reserved"])
+        utilization = limits["in_use"] / available
+
+        obs = Observation(Status.OK, "")
+        for state, count in by_state.items():
+            obs.add("drwatch_pg_connections", count, state=state)
+        for database, count in by_database.items():
+            obs.add("drwatch_pg_database_connections", count, database=database)
+        obs.add("drwatch_pg_max_connections", limits["max_connections"])
+        obs.add("drwatch_pg_superuser_reserved_connections", limits["reserved"])
+        obs.add("drwatch_pg_connection_utilization_ratio", utilization)
+        obs.add("drwatch_pg_connection_saturation_threshold_ratio", self.options.saturation_ratio)
+        obs.add("drwatch_pg_idle_connections_over_threshold", idle_over)
+        obs.add("drwatch_pg_idle_threshold_seconds", self.options.idle_threshold)
+        obs.add("drwatch_pg_oldest_idle_in_transaction_seconds", oldest_iit)
+        obs.add("drwatch_pg_oldest_transaction_seconds", oldest_xact)
+        obs.values.update(
+            {
+                "sessions_" + re.sub(r"\W+", "_", state).strip("_"): n
+                for state, n in by_state.items()
+            }
+        )
+        obs.values.update(
+            utilization_ratio=round(utilization, 4),
+            max_connections=limits["max_connections"],
+            idle_over_threshold=idle_over,
+            oldest_idle_in_transaction_seconds=oldest_iit,
+            oldest_transaction_seconds=oldest_xact,
+        )
+        if utilization >= self.options.critical_ratio:
+            obs.status = Status.CRITICAL
+        elif utilization >= self.options.saturation_ratio:
+            obs.status = Status.WARNING
+        obs.summary = (
+            f"{limits['in_use']}/{available} slots in use ({utilization:.0%}), "
+            f"{by_state['active']} active, {by_state['idle']} idle "
+            f"({idle_over} idle over threshold), {by_state['idle in transaction']} idle in "
+            "transaction"
+        )
+        return obs

@@ -1,0 +1,109 @@
+"""PostgreSQL sessions for checks: read-only, every wait bounded, errors mapped to CheckError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.rows import dict_row
+
+from exporter.config import PostgresConfig
+from exporter.errors import CheckError
+from exporter.redact import redact
+
+APPLICATION_NAME = "drwatch"
+
+Row = dict[str, Any]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def connect(pg: PostgresConfig, statement_timeout: float | None = None) -> psycopg.Connection[Row]:
+    """A session that cannot write and cannot wait on the server for long."""
+    options = " ".join(
+        (
+            f"-c statement_timeout={_ms(statement_timeout or pg.statement_timeout)}",
+            f"-c lock_timeout={_ms(pg.lock_timeout)}",
+            "-c idle_in_transaction_session_timeout=60000",
+            "-c default_transaction_read_only=on",
+        )
+    )
+    try:
+        conn = psycopg.connect(
+            pg.dsn,
+            connect_timeout=max(1, int(pg.connect_timeout)),
+            application_name=APPLICATION_NAME,
+            options=options,
+            # A server that vanished (not one that froze: see the runner's deadline) is noticed.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            row_factory=dict_row,
+        )
+    except psycopg.Error as exc:
+        raise CheckError("connect", f"cannot connect: {_message(exc)}") from None
+    conn.read_only = True
+    return conn
+
+
+@contextmanager
+def session(
+    pg: PostgresConfig, statement_timeout: float | None = None
+) -> Iterator[psycopg.Connection[Row]]:
+    conn = connect(pg, statement_timeout)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return redact(text)
+
+
+def query_error(exc: psycopg.Error, what: str) -> CheckError:
+    """A CheckError for a failed query, with the category a user can act on."""
+    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return CheckError("permission", f"{what}: permission denied: {_message(exc)}")
+    if isinstance(exc, pgerrors.QueryCanceled | pgerrors.LockNotAvailable):
+        return CheckError("timeout", f"{what}: {_message(exc)}")
+    if isinstance(exc, psycopg.OperationalError):
+        return CheckError("connect", f"{what}: connection lost: {_message(exc)}")
+    return CheckError("query", f"{what}: {_message(exc)}")
+
+
+def fetch_all(
+    conn: psycopg.Connection[Row], sql: Any, params: Any = None, what: str = ""
+) -> list[Row]:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    except psycopg.Error as exc:
+        _rollback_quietly(conn)
+        raise query_error(exc, what or "query") from None
+
+
+def fetch_one(conn: psycopg.Connection[Row], sql: Any, params: Any = None, what: str = "") -> Row:
+    rows = fetch_all(conn, sql, params, what)
+    if not rows:
+        raise CheckError("query", f"{what or 'query'}: returned no row")
+    return rows[0]
+
+
+def _rollback_quietly(conn: psycopg.Connection[Row]) -> None:
+    # A broken connection cannot roll back; the error being raised already says so.
+    with suppress(psycopg.Error):
+        conn.rollback()
+
+
+def timestamp(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None

@@ -1,0 +1,116 @@
+"""Streaming replication: standbys and their lag on a primary, the WAL receiver on a standby."""
+
+from __future__ import annotations
+
+import psycopg
+
+from checks.base import MetricSpec, Observation, Status
+from checks.pg import Row, fetch_all, fetch_one
+from exporter.config import ReplicationOptions
+from exporter.durations import format_duration
+
+NAME = "replication"
+
+METRICS = (
+    MetricSpec(
+        "drwatch_pg_replication_standbys",
+        "gauge",
+        "Standbys connected to this primary, by pg_stat_replication.sync_state.",
+        ("sync_state",),
+    ),
+    MetricSpec(
+        "drwatch_pg_replication_lag_seconds",
+        "gauge",
+        "Replay lag of a standby as seen by the primary (0 when caught up).",
+        ("standby",),
+    ),
+    MetricSpec(
+        "drwatch_pg_replication_lag_bytes",
+        "gauge",
+        "WAL the standby has not replayed yet, in bytes.",
+        ("standby",),
+    ),
+    MetricSpec(
+        "drwatch_pg_wal_receiver_streaming",
+        "gauge",
+        "On a standby: 1 if the WAL receiver is streaming from its primary.",
+    ),
+    MetricSpec(
+        "drwatch_pg_last_replay_timestamp_seconds",
+        "gauge",
+        "On a standby: commit time of the last transaction replayed.",
+    ),
+    MetricSpec(
+        "drwatch_pg_replay_pending_bytes",
+        "gauge",
+        "On a standby: WAL received but not yet replayed, in bytes.",
+    ),
+)
+
+SYNC_STATES = ("sync", "async", "potential", "quorum")
+
+_PRIMARY_SQL = """
+SELECT coalesce(application_name, '') AS standby, sync_state,
+       coalesce(EXTRACT(EPOCH FROM replay_lag)::float8, 0) AS lag_seconds,
+       coalesce((pg_current_wal_lsn() - replay_lsn)::bigint, 0) AS lag_bytes
+FROM pg_stat_replication
+"""
+
+_STANDBY_SQL = """
+SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status,
+       EXTRACT(EPOCH FROM pg_last_xact_replay_timestamp())::float8 AS last_replay,
+       coalesce((pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn())::bigint, 0) AS pending
+"""
+
+
+class ReplicationCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(self, options: ReplicationOptions) -> None:
+        self.options = options
+
+    def collect(self, conn: psycopg.Connection[Row]) -> Observation:
+        in_recovery = fetch_one(conn, "SELECT pg_is_in_recovery() AS r", what="role")["r"]
+        return self._standby(conn) if in_recovery else self._primary(conn)
+
+    def _primary(self, conn: psycopg.Connection[Row]) -> Observation:
+        rows = fetch_all(conn, _PRIMARY_SQL, what="pg_stat_replication")
+        obs = Observation(Status.OK, "")
+        counts = dict.fromkeys(SYNC_STATES, 0)
+        lagging: list[str] = []
+        for row in rows:
+            counts[row["sync_state"]] = counts.get(row["sync_state"], 0) + 1
+            obs.add(
+                "drwatch_pg_replication_lag_seconds", row["lag_seconds"], standby=row["standby"]
+            )
+            obs.add("drwatch_pg_replication_lag_bytes", row["lag_bytes"], standby=row["standby"])
+            if row["lag_seconds"] > self.options.max_lag:
+                lagging.append(f"{row['standby']} {format_duration(row['lag_seconds'])} behind")
+        for state, n in counts.items():
+            obs.add("drwatch_pg_replication_standbys", n, sync_state=state)
+        obs.values.update(role="primary", standbys=len(rows), sync_standbys=counts["sync"])
+        parts = [f"primary with {len(rows)} standby(s), {counts['sync']} synchronous"]
+        if len(rows) < self.options.min_standbys:
+            obs.status = Status.CRITICAL
+            parts.append(f"expected at least {self.options.min_standbys}")
+        if lagging:
+            obs.status = max(obs.status, Status.WARNING)
+            parts.append("lagging: " + ", ".join(lagging))
+        obs.summary = "; ".join(parts)
+        return obs
+
+    def _standby(self, conn: psycopg.Connection[Row]) -> Observation:
+        row = fetch_one(conn, _STANDBY_SQL, what="WAL receiver")
+        streaming = row["receiver_status"] == "streaming"
+        obs = Observation(Status.OK if streaming else Status.CRITICAL, "")
+        obs.add("drwatch_pg_wal_receiver_streaming", streaming)
+        obs.add("drwatch_pg_last_replay_timestamp_seconds", row["last_replay"])
+        obs.add("drwatch_pg_replay_pending_bytes", row["pending"])
+        obs.values.update(role="standby", receiver_status=row["receiver_status"])
+        obs.summary = (
+            "standby, WAL receiver streaming"
+            if streaming
+            else f"standby, WAL receiver {row['receiver_status'] or 'not running'}"
+        )
+        return obs

@@ -1,0 +1,124 @@
+"""The `drwatch` command: run, check, config validate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from checks.base import Status
+from exporter import __version__
+from exporter.config import LoadedConfig, load_config
+from exporter.errors import ConfigError
+from exporter.jobs import build_jobs
+from exporter.redact import redact
+
+DEFAULT_LISTEN_ADDRESS = ":9839"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drwatch", description="Proves, continuously, that databases can be recovered."
+    )
+    parser.add_argument("--version", action="version", version=f"drwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, help="YAML config file")
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN_ADDRESS,
+        help=f"[host]:port for /metrics and the status page (default {DEFAULT_LISTEN_ADDRESS})",
+    )
+    run.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+    )
+    run.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
+    )
+
+    check = sub.add_parser("check", help="run every check once; Nagios exit code")
+    check.add_argument("--config", required=True)
+    check.add_argument("--format", default="table", choices=["table", "json"])
+    check.add_argument("--target", help="only this target")
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    validate = config_sub.add_parser("validate", help="validate a config file")
+    validate.add_argument("file")
+    return parser
+
+
+def _load(path: str) -> LoadedConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {redact(problem)}", file=sys.stderr)
+        return None
+
+
+def _validate(path: str) -> int:
+    loaded = _load(path)
+    if loaded is None:
+        return 1
+    jobs, _ = build_jobs(loaded.config)
+    print(f"{path}: valid: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
+    for job in jobs:
+        print(f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)")
+    for off in loaded.off:
+        print(f"  off: {off}")
+    return 0
+
+
+def _check(path: str, fmt: str, target: str | None) -> int:
+    from exporter.logs import setup_logging
+    from exporter.report import as_json, as_table, overall, run_once
+
+    setup_logging("error")
+    loaded = _load(path)
+    if loaded is None:
+        return int(Status.UNKNOWN)
+    if target is not None and target not in {t.name for t in loaded.config.targets}:
+        print(f"--target {target!r}: no such target in {path}", file=sys.stderr)
+        return int(Status.UNKNOWN)
+    redact.set_secrets(loaded.secrets)
+    jobs, results = run_once(loaded, target)
+    print(as_json(loaded, jobs, results) if fmt == "json" else as_table(loaded, results))
+    return int(overall(results))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from exporter.daemon import Daemon
+    from exporter.http import parse_listen_address
+    from exporter.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    try:
+        parse_listen_address(args.listen_address)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    try:
+        daemon = Daemon(args.config, loaded, args.listen_address)
+    except OSError as exc:
+        print(f"--web.listen-address {args.listen_address}: {exc.strerror}", file=sys.stderr)
+        return 1
+    daemon.serve_forever()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "check":
+        return _check(args.config, args.format, args.target)
+    return _validate(args.file)

@@ -1,0 +1,434 @@
+"""The declarative config: YAML, `${VAR}` interpolation, `*_file` secrets, validated up front.
+
+Every problem is reported with its YAML path (`targets[0].postgres.dsn: ...`), all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from exporter.durations import parse_duration
+from exporter.errors import ConfigError
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Scenario = Literal["primary_failover", "pitr", "full_restore", "cross_region", "redis"]
+SCENARIOS: tuple[Scenario, ...] = (
+    "primary_failover",
+    "pitr",
+    "full_restore",
+    "cross_region",
+    "redis",
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_METRIC_PART = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_RESERVED_LABELS = frozenset({"target", "check"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObjectiveSpec(_Strict):
+    rto: Duration | None = None
+    rpo: Duration | None = None
+
+
+# The runbook's "Recovery Time Objectives" table; Redis: hourly snapshots.
+DEFAULT_OBJECTIVES: dict[Scenario, ObjectiveSpec] = {
+    "primary_failover": ObjectiveSpec.model_construct(rto=300.0, rpo=0.0),
+    "pitr": ObjectiveSpec.model_construct(rto=1800.0, rpo=300.0),
+    "full_restore": ObjectiveSpec.model_construct(rto=7200.0, rpo=3600.0),
+    "cross_region": ObjectiveSpec.model_construct(rto=14400.0, rpo=3600.0),
+    "redis": ObjectiveSpec.model_construct(rto=None, rpo=3600.0),
+}
+
+
+class CheckOptions(_Strict):
+    enabled: bool = True
+    interval: Duration | None = None  # default: the section's interval
+    timeout: Duration | None = None  # default: the section's timeout
+
+
+class WalArchivingOptions(CheckOptions):
+    # An idle primary keeps a checkpoint or running-xacts record (~100-200 bytes) that no segment
+    # switch will ever archive; that much unarchived WAL is not data at risk.
+    idle_tolerance_bytes: int = Field(512, ge=0)
+
+
+class ReplicationOptions(CheckOptions):
+    max_lag: Duration = 60.0
+    min_standbys: int = Field(0, ge=0)
+
+
+class ConnectionsOptions(CheckOptions):
+    idle_threshold: Duration = 600.0
+    saturation_ratio: float = Field(0.8, gt=0, le=1)
+    critical_ratio: float = Field(0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ratios_ordered(self) -> ConnectionsOptions:
+        if self.critical_ratio < self.saturation_ratio:
+            raise ValueError("critical_ratio must not be below saturation_ratio")
+        return self
+
+
+class _TableRef(_Strict):
+    table: str = Field(min_length=1)
+    schema_name: str | None = Field(None, alias="schema", min_length=1)
+
+
+class Freshness(_TableRef):
+    column: str = Field(min_length=1)
+    max_age: Duration
+
+
+class DailyCounts(_TableRef):
+    column: str = Field(min_length=1)
+    days: int = Field(10, ge=1, le=366)
+
+
+class Gaps(_TableRef):
+    column: str = Field(min_length=1)
+    threshold: Duration
+    lookback: Duration = 7 * 86400.0
+
+
+class Orphans(_TableRef):
+    column: str = Field(min_length=1)
+    parent_table: str = Field(min_length=1)
+    parent_schema: str | None = Field(None, min_length=1)
+    parent_column: str = Field(min_length=1)
+
+
+class GroupCounts(_TableRef):
+    by: str = Field(min_length=1)
+    top: int = Field(20, ge=1, le=1000)
+
+
+class CustomQuery(_Strict):
+    """A query-exporter-style metric: one row per series, a value column and label columns."""
+
+    name: str
+    help: str = Field(min_length=1)
+    sql: str = Field(min_length=1)
+    value: str = "value"
+    labels: list[str] = []
+    type: Literal["gauge", "counter"] = "gauge"
+
+    @field_validator("name")
+    @classmethod
+    def _metric_name(cls, v: str) -> str:
+        if not _METRIC_PART.match(v):
+            raise ValueError(f"{v!r} is not a valid metric name (letters, digits, underscores)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: list[str]) -> list[str]:
+        for label in v:
+            if not _METRIC_PART.match(label) or label.startswith("__"):
+                raise ValueError(f"{label!r} is not a valid label name")
+            if label in _RESERVED_LABELS:
+                raise ValueError(f"label {label!r} is reserved by drwatch")
+        if len(set(v)) != len(v):
+            raise ValueError("label names repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _value_not_label(self) -> CustomQuery:
+        if self.value in self.labels:
+            raise ValueError(f"column {self.value!r} cannot be both the value and a label")
+        return self
+
+
+class VerificationOptions(CheckOptions):
+    freshness: list[Freshness] = []
+    daily_counts: list[DailyCounts] = []
+    gaps: list[Gaps] = []
+    orphans: list[Orphans] = []
+    group_counts: list[GroupCounts] = []
+    custom: list[CustomQuery] = []
+
+    @field_validator("custom")
+    @classmethod
+    def _unique_custom(cls, v: list[CustomQuery]) -> list[CustomQuery]:
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            raise ValueError("custom metric names repeat")
+        return v
+
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.freshness,
+                self.daily_counts,
+                self.gaps,
+                self.orphans,
+                self.group_counts,
+                self.custom,
+            )
+        )
+
+
+class PostgresConfig(_Strict):
+    dsn: str = Field(repr=False)
+    interval: Duration = 15.0
+    timeout: Duration = 10.0  # drwatch's own deadline for one check run
+    connect_timeout: Duration = 5.0
+    statement_timeout: Duration = 5.0
+    lock_timeout: Duration = 1.0
+    wal_archiving: WalArchivingOptions = WalArchivingOptions()
+    replication: ReplicationOptions = ReplicationOptions()
+    connections: ConnectionsOptions = ConnectionsOptions()
+    verification: VerificationOptions = VerificationOptions.model_construct(interval=60.0)
+
+    @field_validator("dsn")
+    @classmethod
+    def _valid_dsn(cls, v: str) -> str:
+        try:
+            conninfo_to_dict(v)
+        except Exception:
+            # Never echo the value: it holds a password.
+            raise ValueError("not a valid PostgreSQL connection string") from None
+        return v
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _libpq_seconds(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("libpq's connect_timeout has a resolution of whole seconds, >= 1s")
+        return v
+
+
+class Target(_Strict):
+    name: str
+    objectives: dict[Scenario, ObjectiveSpec] = {}
+    postgres: PostgresConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _label_safe(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r}: use letters, digits and _ . : - (it becomes a label value)")
+        return v
+
+
+class Config(_Strict):
+    objectives: dict[Scenario, ObjectiveSpec] = {}
+    targets: list[Target] = Field(min_length=1)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, v: list[Target]) -> list[Target]:
+        seen: set[str] = set()
+        for t in v:
+            if t.name in seen:
+                raise ValueError(f"target name {t.name!r} repeats")
+            seen.add(t.name)
+        return v
+
+    def objective(self, target: Target, scenario: Scenario) -> ObjectiveSpec:
+        """The objective in force: per-target over global over the runbook's defaults."""
+        merged = DEFAULT_OBJECTIVES[scenario].model_dump()
+        for layer in (self.objectives, target.objectives):
+            if scenario in layer:
+                merged.update(layer[scenario].model_dump(exclude_unset=True))
+        return ObjectiveSpec.model_construct(**merged)
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class OffSection:
+    """A section switched off because its connection string or store came out empty."""
+
+    target: str
+    section: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.section} is off: {self.why}"
+
+
+@dataclass
+class LoadedConfig:
+    config: Config
+    off: list[OffSection] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+
+# Sections that switch off when their connection string or store is empty (`${VAR:-}`).
+_SWITCH_KEYS = {"postgres": "dsn"}
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _path(parts: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+class _Interpolator:
+    def __init__(self, env: dict[str, str], base_dir: Path) -> None:
+        self.env = env
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+        self.secrets: set[str] = set()
+        self.empty_because: dict[str, str] = {}
+        self.failed_paths: set[str] = set()
+
+    def walk(self, node: Any, path: list[Any]) -> Any:
+        if isinstance(node, dict):
+            return self._mapping(node, path)
+        if isinstance(node, list):
+            return [self.walk(v, [*path, i]) for i, v in enumerate(node)]
+        if isinstance(node, str):
+            return self._string(node, path)
+        return node
+
+    def _mapping(self, node: dict[Any, Any], path: list[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key = str(key)
+            if key.endswith("_file") and isinstance(value, str):
+                base = key[: -len("_file")]
+                if base in node:
+                    self.problems.append(f"{_path([*path, key])}: set either {base} or {key}")
+                    continue
+                out[base] = self._read_secret_file(self._string(value, [*path, key]), path, key)
+            else:
+                out[key] = self.walk(value, [*path, key])
+        return out
+
+    def _read_secret_file(self, filename: str, path: list[Any], key: str) -> str:
+        file = Path(filename)
+        if not file.is_absolute():
+            file = self.base_dir / file
+        try:
+            secret = file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.problems.append(f"{_path([*path, key])}: cannot read {file}: {exc.strerror}")
+            return ""
+        self.secrets.add(secret)
+        return secret
+
+    def _string(self, text: str, path: list[Any]) -> str:
+        unset: list[str] = []
+
+        def substitute(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, default = m.group(1), m.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is None:
+                self.failed_paths.add(_path(path))
+                self.problems.append(
+                    f"{_path(path)}: environment variable {name} is not set "
+                    f"(write ${{{name}:-}} to make it optional)"
+                )
+                return ""
+            unset.append(name)
+            return default
+
+        result = _VAR.sub(substitute, text)
+        if not result and unset:
+            self.empty_because[_path(path)] = ", ".join(unset)
+        return result
+
+
+def _switch_off_empty_sections(data: dict[str, Any], interp: _Interpolator) -> list[OffSection]:
+    off: list[OffSection] = []
+    for i, target in enumerate(data.get("targets") or []):
+        if not isinstance(target, dict):
+            continue
+        for section, key in _SWITCH_KEYS.items():
+            body = target.get(section)
+            where = _path(["targets", i, section, key])
+            if isinstance(body, dict) and body.get(key) == "" and where not in interp.failed_paths:
+                why = interp.empty_because.get(where)
+                name = str(target.get("name", f"targets[{i}]"))
+                reason = f"{where} is empty" + (f" ({why} not set)" if why else "")
+                off.append(OffSection(name, section, reason))
+                del target[section]
+    return off
+
+
+def _describe(error: Any) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{_path(error['loc'])}: {msg}"
+
+
+def parse_config(
+    text: str, env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> LoadedConfig:
+    """Validates YAML text into a Config; raises ConfigError listing every problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): expected a mapping with a `targets` list"])
+    interp = _Interpolator(dict(os.environ) if env is None else env, base_dir or Path.cwd())
+    data = interp.walk(raw, [])
+    off = _switch_off_empty_sections(data, interp)
+    problems = list(interp.problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(e) for e in exc.errors())
+    if problems or config is None:
+        raise ConfigError(problems)
+    secrets = set(interp.secrets)
+    for target in config.targets:
+        if target.postgres is not None:
+            password = conninfo_to_dict(target.postgres.dsn).get("password")
+            if password:
+                secrets.add(str(password))
+    return LoadedConfig(config=config, off=off, secrets=secrets)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
+    return parse_config(text, base_dir=file.parent)
+
+
+def iter_postgres_targets(config: Config) -> Iterator[tuple[Target, PostgresConfig]]:
+    for target in config.targets:
+        if target.postgres is not None:
+            yield target, target.postgres

@@ -1,0 +1,146 @@
+"""The daemon: scheduler, result store, collector and HTTP, with SIGHUP reload and SIGTERM stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry
+
+from exporter.collector import Current, DrwatchCollector, ReloadState
+from exporter.config import LoadedConfig, load_config
+from exporter.errors import ConfigError
+from exporter.http import HttpServer, make_app
+from exporter.jobs import Instances, build_jobs
+from exporter.redact import redact
+from exporter.results import ResultStore
+from exporter.runner import DeadlineRunner, Job
+
+log = logging.getLogger("drwatch.daemon")
+
+
+def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:
+    out = [(t.name, "postgres", True) for t in loaded.config.targets if t.postgres is not None]
+    out += [(off.target, off.section, False) for off in loaded.off]
+    return tuple(out)
+
+
+class Daemon:
+    def __init__(self, config_path: str | Path, loaded: LoadedConfig, listen_address: str) -> None:
+        self.config_path = Path(config_path)
+        self.store = ResultStore()
+        self.runner = DeadlineRunner()
+        self._lock = threading.Lock()
+        self._instances: Instances = {}
+        self._current = self._apply(loaded)
+        self._reload = ReloadState(True, time.time())
+        self._scheduler: BackgroundScheduler | None = None
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
+        self.http = HttpServer(listen_address, make_app(registry, self.store))
+        self._wake = threading.Event()
+        self._stop = False
+        self._reload_requested = False
+
+    def current(self) -> Current:
+        return self._current
+
+    def reload_state(self) -> ReloadState:
+        return self._reload
+
+    def _apply(self, loaded: LoadedConfig) -> Current:
+        redact.set_secrets(loaded.secrets)
+        jobs, self._instances = build_jobs(loaded.config, self._instances)
+        self.store.configure(job.key for job in jobs)
+        for off in loaded.off:
+            log.warning("section off: %s", off)
+        return Current(loaded.config, tuple(jobs), sections(loaded))
+
+    def _run_job(self, job: Job) -> None:
+        self.store.put(self.runner.run(job))
+
+    def _schedule(self, jobs: tuple[Job, ...]) -> None:
+        # A waiting thread per job: one stuck target never delays another's schedule.
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(jobs)))},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        for job in jobs:
+            scheduler.add_job(
+                self._run_job,
+                "interval",
+                args=(job,),
+                seconds=job.interval,
+                next_run_time=now,
+                id=f"{job.target}/{job.check}",
+                max_instances=1,
+                coalesce=True,
+            )
+        old, self._scheduler = self._scheduler, scheduler
+        if old is not None:
+            old.shutdown(wait=False)  # its running checks finish; the store refuses stale keys
+        scheduler.start()
+
+    def start(self) -> None:
+        self.http.start()
+        self._schedule(self._current.jobs)
+        log.info(
+            "drwatch started",
+            extra={"listen_port": self.http.port, "checks": len(self._current.jobs)},
+        )
+
+    def reload(self) -> bool:
+        try:
+            loaded = load_config(self.config_path)
+        except ConfigError as exc:
+            self._reload = ReloadState(False, self._reload.last_success)
+            log.error(
+                "config reload rejected; keeping the running config",
+                extra={"problems": [redact(p) for p in exc.problems]},
+            )
+            return False
+        with self._lock:
+            self._current = self._apply(loaded)
+            self._schedule(self._current.jobs)
+        self._reload = ReloadState(True, time.time())
+        log.info("config reloaded", extra={"checks": len(self._current.jobs)})
+        return True
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        self.http.stop()
+        log.info("drwatch stopped")
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._reload_requested = True
+        else:
+            self._stop = True
+        self._wake.set()
+
+    def serve_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        self.start()
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    break
+                if self._reload_requested:
+                    self._reload_requested = False
+                    self.reload()
+        finally:
+            self.stop()

@@ -1,0 +1,38 @@
+"""Durations as users write them (`90s`, `10m`, `7d`, `1h30m`), in seconds."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in `value`; raises ValueError with a message meant for the config error."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("expected a duration with a unit, like 90s, 10m, 7d")
+    text = value.strip()
+    if not _WHOLE.match(text):
+        raise ValueError(f"{value!r} is not a duration; use a number and a unit: ms, s, m, h, d, w")
+    return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form, for summaries: 0s, 45s, 12m, 3h5m, 2d4h."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 1 or seconds == 0 else f"{seconds:.2f}s"
+    whole = int(seconds)
+    for unit, size, sub, sub_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "m", 60),
+        ("m", 60, "s", 1),
+    ):
+        if whole >= size:
+            major, rest = divmod(whole, size)
+            minor = rest // sub_size
+            return f"{major}{unit}{minor}{sub}" if minor else f"{major}{unit}"
+    return f"{whole}s"  # pragma: no cover - loop always returns for whole >= 60

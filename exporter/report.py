@@ -1,0 +1,92 @@
+"""`drwatch check`: every configured check once, as a table or JSON, with a Nagios exit code."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from checks.base import Status, worst
+from exporter.config import LoadedConfig
+from exporter.jobs import build_jobs
+from exporter.results import CheckResult
+from exporter.runner import DeadlineRunner, Job
+
+
+def run_once(
+    loaded: LoadedConfig, target: str | None = None
+) -> tuple[list[Job], list[CheckResult]]:
+    jobs, _ = build_jobs(loaded.config)
+    if target is not None:
+        jobs = [j for j in jobs if j.target == target]
+    runner = DeadlineRunner()
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+        results = list(pool.map(runner.run, jobs))
+    return jobs, results
+
+
+def _number(value: float | None) -> float | str | None:
+    # JSON has no infinity; "+Inf" is how Prometheus spells it.
+    if value is not None and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+def exposures(
+    loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]
+) -> list[dict[str, Any]]:
+    out = []
+    for job, result in zip(jobs, results, strict=True):
+        target = loaded.config.target(job.target)
+        for scenario in job.scenarios:
+            out.append(
+                {
+                    "target": job.target,
+                    "scenario": scenario,
+                    "exposure_seconds": _number(result.exposures.get(scenario)),
+                    "objective_seconds": loaded.config.objective(target, scenario).rpo,
+                }
+            )
+    return out
+
+
+def overall(results: list[CheckResult]) -> Status:
+    return worst([r.status for r in results])
+
+
+def as_json(loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]) -> str:
+    doc = {
+        "status": overall(results).name,
+        "results": [
+            {
+                "target": r.target,
+                "check": r.check,
+                "status": r.status.name,
+                "summary": r.summary,
+                "values": {
+                    k: _number(v) if isinstance(v, float) else v for k, v in r.values.items()
+                },
+            }
+            for r in results
+        ],
+        "exposures": exposures(loaded, jobs, results),
+        "off": [str(off) for off in loaded.off],
+    }
+    return json.dumps(doc, indent=2)
+
+
+def as_table(loaded: LoadedConfig, results: list[CheckResult]) -> str:
+    header = ("TARGET", "CHECK", "STATUS", "SUMMARY")
+    rows = [(r.target, r.check, r.status.name, r.summary) for r in results]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = [
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3]]
+        ).rstrip()
+        for row in [header, *rows]
+    ]
+    lines += [f"off: {off}" for off in loaded.off]
+    if not rows:
+        lines.append("no check is configured")
+    return "\n".join(lines)

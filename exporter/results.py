@@ -1,0 +1,80 @@
+"""The latest result of every check × target, shared by /metrics, the status page and the CLI."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from checks.base import Sample, Status, Value
+from exporter.errors import CheckError
+
+JobKey = tuple[str, str]  # (target, check)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    target: str
+    check: str
+    status: Status
+    summary: str
+    up: bool
+    duration_seconds: float
+    finished_at: float  # unix time
+    values: dict[str, Value] = field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()
+    exposures: dict[str, float | None] = field(default_factory=dict)
+    error_reasons: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> JobKey:
+        return (self.target, self.check)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    results: dict[JobKey, CheckResult]
+    last_success: dict[JobKey, float]
+    errors: dict[tuple[str, str, str], int]  # (target, check, reason) -> count
+
+
+class ResultStore:
+    """Thread-safe; results of checks no longer configured (after a reload) are refused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: frozenset[JobKey] = frozenset()
+        self._results: dict[JobKey, CheckResult] = {}
+        self._last_success: dict[JobKey, float] = {}
+        self._errors: dict[tuple[str, str, str], int] = {}
+
+    def configure(self, keys: Iterable[JobKey]) -> None:
+        with self._lock:
+            self._keys = frozenset(keys)
+            for stale in set(self._results) - self._keys:
+                del self._results[stale]
+                self._last_success.pop(stale, None)
+            self._errors = {k: v for k, v in self._errors.items() if (k[0], k[1]) in self._keys}
+            for target, check in self._keys:
+                for reason in CheckError.REASONS:
+                    self._errors.setdefault((target, check, reason), 0)
+
+    def put(self, result: CheckResult) -> None:
+        with self._lock:
+            if result.key not in self._keys:
+                return
+            self._results[result.key] = result
+            if result.up:
+                self._last_success[result.key] = result.finished_at
+            for reason in result.error_reasons:
+                k = (result.target, result.check, reason)
+                self._errors[k] = self._errors.get(k, 0) + 1
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(dict(self._results), dict(self._last_success), dict(self._errors))
+
+    def complete(self) -> bool:
+        """True once every configured check has run at least once."""
+        with self._lock:
+            return self._keys <= self._results.keys()

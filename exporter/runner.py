@@ -1,0 +1,123 @@
+"""Runs one check under a deadline owned by drwatch, whatever the dependency does.
+
+A frozen server never fires its own statement_timeout and the kernel still ACKs keepalives, so
+the work runs in its own thread and the caller stops waiting at the deadline. A run still stuck
+is not started again (the next run reports it), so stuck threads never pile up: at most one per
+check × target.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from checks.base import MetricSpec, Observation, Status
+from exporter.config import Scenario
+from exporter.errors import CheckError, CheckTimeout
+from exporter.redact import redact
+from exporter.results import CheckResult, JobKey
+
+log = logging.getLogger("drwatch.runner")
+
+
+@dataclass(frozen=True)
+class Job:
+    target: str
+    check: str
+    interval: float
+    timeout: float
+    metrics: tuple[MetricSpec, ...]
+    scenarios: tuple[Scenario, ...]  # recovery scenarios whose exposure this check measures
+    collect: Callable[[], Observation]
+    # How a failure to measure rates: an unreachable database is CRITICAL, a broken check UNKNOWN.
+    down_status: Callable[[CheckError], Status] = lambda err: (
+        Status.CRITICAL if err.reason in ("connect", "timeout") else Status.UNKNOWN
+    )
+
+    @property
+    def key(self) -> JobKey:
+        return (self.target, self.check)
+
+
+class DeadlineRunner:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stuck: dict[JobKey, tuple[threading.Thread, float]] = {}
+
+    def run(self, job: Job) -> CheckResult:
+        started = time.monotonic()
+        with self._lock:
+            stuck = self._stuck.get(job.key)
+            if stuck and stuck[0].is_alive():
+                waited = time.monotonic() - stuck[1]
+                err = CheckError("timeout", f"previous run still stuck after {waited:.0f} s")
+                return self._down(job, err, 0.0)
+            self._stuck.pop(job.key, None)
+
+        outcome: list[Observation | BaseException] = []
+
+        def work() -> None:
+            try:
+                outcome.append(job.collect())
+            except BaseException as exc:  # reported by the waiting side
+                outcome.append(exc)
+
+        worker = threading.Thread(target=work, name=f"check:{job.target}:{job.check}", daemon=True)
+        worker.start()
+        worker.join(job.timeout)
+        duration = time.monotonic() - started
+        if worker.is_alive():
+            with self._lock:
+                self._stuck[job.key] = (worker, started)
+            return self._down(job, CheckTimeout(job.timeout), duration)
+        result = outcome[0]
+        if isinstance(result, CheckError):
+            return self._down(job, result, duration)
+        if isinstance(result, BaseException):
+            log.error(
+                "check crashed",
+                exc_info=(type(result), result, result.__traceback__),
+                extra={"target": job.target, "check": job.check},
+            )
+            err = CheckError("internal", f"internal error: {type(result).__name__}: {result}")
+            return self._down(job, err, duration)
+        return self._up(job, result, duration)
+
+    def _up(self, job: Job, obs: Observation, duration: float) -> CheckResult:
+        reasons = tuple(e.reason for e in obs.errors)
+        return CheckResult(
+            target=job.target,
+            check=job.check,
+            status=obs.status,
+            summary=redact(obs.summary),
+            up=not obs.errors,
+            duration_seconds=duration,
+            finished_at=self._clock(),
+            values=obs.values,
+            samples=tuple(obs.samples),
+            exposures=obs.exposures,
+            error_reasons=reasons,
+        )
+
+    def _down(self, job: Job, err: CheckError, duration: float) -> CheckResult:
+        summary = redact(str(err))
+        log.warning(
+            "check down: %s",
+            summary,
+            extra={"target": job.target, "check": job.check, "reason": err.reason},
+        )
+        return CheckResult(
+            target=job.target,
+            check=job.check,
+            status=job.down_status(err),
+            summary=summary,
+            up=False,
+            duration_seconds=duration,
+            finished_at=self._clock(),
+            exposures=dict.fromkeys(job.scenarios),
+            error_reasons=(err.reason,),
+        )
