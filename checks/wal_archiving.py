@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ import psycopg
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_one, query_error, timestamp
-from checks.walnames import archived_end_lsn
+from checks.walnames import archived_end_lsn, parse_wal_name
 from exporter.config import ObjectiveSpec, WalArchivingOptions
 from exporter.durations import format_duration
 
@@ -95,12 +96,20 @@ FROM pg_stat_archiver a
 """
 
 _READY_SQL = """
-SELECT count(*) AS ready, min(modification) AS oldest
+SELECT count(*) AS ready, min(modification) AS oldest,
+       min(name) FILTER (WHERE name ~ '^[0-9A-F]{24}(\\.partial)?\\.ready$') AS oldest_segment
 FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
 """
 
 # Samples kept while WAL stays unarchived; far more than any RPO needs at any sane interval.
 _MAX_HISTORY = 10_000
+
+
+@dataclass(frozen=True)
+class ReadyFiles:
+    count: int
+    oldest: datetime | None
+    oldest_segment: str | None
 
 
 class UnarchivedClock:
@@ -144,7 +153,8 @@ class WalArchivingCheck:
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         row = fetch_one(conn, _ARCHIVER_SQL, what="pg_stat_archiver")
-        ready, oldest_ready, ready_error = self._ready_files(conn)
+        ready, ready_error = self._ready_files(conn)
+        oldest_ready = ready.oldest if ready else None
         now = row["server_now"].timestamp()
         obs = Observation(Status.OK, "")
         obs.add("drwatch_pg_in_recovery", row["in_recovery"])
@@ -164,7 +174,7 @@ class WalArchivingCheck:
         obs.add("drwatch_pg_archiver_failing", failing)
         oldest_ready_age = now - oldest_ready.timestamp() if oldest_ready else 0.0
         if ready is not None:
-            obs.add("drwatch_pg_archive_ready_files", ready)
+            obs.add("drwatch_pg_archive_ready_files", ready.count)
             obs.add("drwatch_pg_archive_oldest_ready_age_seconds", oldest_ready_age)
         obs.values.update(
             role="standby" if row["in_recovery"] else "primary",
@@ -174,7 +184,7 @@ class WalArchivingCheck:
             last_failed_wal=row["last_failed_wal"],
             archived_count=row["archived_count"],
             failed_count=row["failed_count"],
-            ready_files=ready,
+            ready_files=ready.count if ready else None,
             oldest_ready_age_seconds=oldest_ready_age if ready is not None else None,
         )
         if row["in_recovery"]:
@@ -208,7 +218,7 @@ class WalArchivingCheck:
         unarchived = max(0, current_lsn - archived_end)
         obs.add("drwatch_pg_unarchived_wal_bytes", unarchived)
         exposure = self._exposure(now, current_lsn, archived_end, row["last_archived_time"])
-        if ready:
+        if ready and ready.count:
             exposure = max(exposure, oldest_ready_age)
         obs.exposures["pitr"] = exposure
         obs.values.update(unarchived_wal_bytes=unarchived, pitr_exposure_seconds=exposure)
@@ -218,9 +228,7 @@ class WalArchivingCheck:
             obs.summary = "; ".join([obs.summary, *problems])
         return obs
 
-    def _ready_files(
-        self, conn: psycopg.Connection[Row]
-    ) -> tuple[int | None, datetime | None, str]:
+    def _ready_files(self, conn: psycopg.Connection[Row]) -> tuple[ReadyFiles | None, str]:
         try:
             with conn.cursor() as cur:
                 cur.execute(_READY_SQL)
@@ -230,11 +238,14 @@ class WalArchivingCheck:
             err = query_error(exc, "pg_ls_archive_statusdir()")
             if err.reason != "permission":
                 raise err from None
-            return None, None, "cannot list archive_status (grant pg_monitor to drwatch's role)"
-        return int(ready_row["ready"]), ready_row["oldest"], ""
+            return None, "cannot list archive_status (grant pg_monitor to drwatch's role)"
+        files = ReadyFiles(
+            int(ready_row["ready"]), ready_row["oldest"], ready_row["oldest_segment"]
+        )
+        return files, ""
 
     def _archived_end(
-        self, row: Row, ready: int | None, current_lsn: int, segment_size: int
+        self, row: Row, ready: ReadyFiles | None, current_lsn: int, segment_size: int
     ) -> tuple[int | None, str]:
         if row["last_archived_wal"]:
             end = archived_end_lsn(row["last_archived_wal"], segment_size)
@@ -243,9 +254,14 @@ class WalArchivingCheck:
                 return end, "last archived WAL"
             if self.last_archived_end is not None:  # a .history file: positions as before
                 return self.last_archived_end, "last archived segment before a timeline switch"
-        # No archive recorded since stats_reset (or ever): with no .ready file every completed
-        # segment has been archived, so only the current segment can be missing.
-        if ready == 0:
+        # No archive recorded since stats_reset (or ever): archive_status still tells. Every
+        # completed segment has a .ready (waiting) or .done (archived) file, so the archive is
+        # complete up to the oldest waiting segment, or up to the current one if none waits.
+        if ready is not None and ready.oldest_segment:
+            oldest = parse_wal_name(ready.oldest_segment.removesuffix(".ready"), segment_size)
+            if oldest is not None and oldest.segno is not None:
+                return oldest.segno * segment_size, "oldest .ready segment"
+        if ready is not None and ready.count == 0:
             return current_lsn - current_lsn % segment_size, "archive_status has no .ready file"
         reset = row["stats_reset"]
         since = f" since stats reset at {reset:%Y-%m-%d %H:%M:%S}" if reset else ""
