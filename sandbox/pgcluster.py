@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -63,7 +63,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:  # retried until the deadline
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout} s (last error: {last_error})")
@@ -186,10 +186,8 @@ class PgCluster:
 
     def signal_all(self, signum: int) -> None:
         for pid in self.pids():
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     # --- SQL ---------------------------------------------------------------------------------
 
