@@ -219,6 +219,12 @@ class PgCluster:
                 conn.execute(f"ALTER SYSTEM SET {key} = {_quote(value)}")  # type: ignore[arg-type]
             conn.execute("SELECT pg_reload_conf()")
 
+    def require_password(self, user: str) -> None:
+        """Makes `user` authenticate with a password over TCP (everyone else stays on trust)."""
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self.execute("SELECT pg_reload_conf()")
+
     # --- replication -------------------------------------------------------------------------
 
     def create_standby(self, root: Path | None = None) -> PgCluster:

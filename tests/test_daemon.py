@@ -1,0 +1,181 @@
+"""The daemon as users run it: a process, a real PostgreSQL, HTTP, signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.pgcluster import PgCluster, wait_until
+from tests.conftest import write_config
+from tests.daemon import DaemonProcess
+
+CHECKS = ("wal_archiving", "replication", "connections")
+
+
+def _config(path: Path, cluster: PgCluster, **pg: object) -> Path:
+    return write_config(
+        path,
+        [
+            {
+                "name": "db",
+                "postgres": {"dsn": cluster.dsn(), "interval": "1s", "timeout": "2s", **pg},
+            }
+        ],
+    )
+
+
+@pytest.fixture
+def daemon(cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(_config(tmp_path / "drwatch.yml", cluster), tmp_path)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def _all_up(daemon: DaemonProcess, value: float) -> bool:
+    return all(daemon.value("drwatch_check_up", target="db", check=c) == value for c in CHECKS)
+
+
+def test_metrics_are_promtool_clean_and_ready_after_first_round(daemon: DaemonProcess) -> None:
+    wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
+    text = daemon.metrics_text()
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", (
+        proc.stdout + proc.stderr
+    )
+    assert _all_up(daemon, 1)
+    assert daemon.value("drwatch_rpo_objective_seconds", target="db", scenario="pitr") == 300
+    assert daemon.value("drwatch_rto_objective_seconds", target="db", scenario="pitr") == 1800
+    assert daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="pitr") is not None
+    assert daemon.value("drwatch_config_last_reload_successful") == 1
+    assert 'drwatch_build_info{python_version="' in text
+    status, page = daemon.get("/")
+    assert status == 200 and "wal_archiving" in page and 'href="/metrics"' in page
+
+
+def test_hung_postgres_marks_checks_down_while_metrics_keep_answering(
+    daemon: DaemonProcess, cluster: PgCluster
+) -> None:
+    wait_until(lambda: _all_up(daemon, 1), 30, what="checks up")
+    cluster.signal_all(signal.SIGSTOP)
+    try:
+        # interval 1 s, deadline 2 s: down within a few seconds, each scrape answered at once.
+        wait_until(lambda: _all_up(daemon, 0), 15, interval=0.2, what="checks down")
+        assert (
+            daemon.value(
+                "drwatch_check_errors_total", target="db", check="connections", reason="timeout"
+            )
+            >= 1
+        )
+        assert daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="pitr") is None
+        for _ in range(5):
+            status, _ = daemon.get("/metrics", timeout=1.0)
+            assert status == 200
+        _, page = daemon.get("/")
+        assert "timed out after 2 s" in page or "previous run still stuck" in page
+    finally:
+        cluster.signal_all(signal.SIGCONT)
+    wait_until(lambda: _all_up(daemon, 1), 30, what="recovered after SIGCONT")
+
+
+def test_postgres_down_then_restarted(daemon: DaemonProcess, cluster: PgCluster) -> None:
+    wait_until(lambda: _all_up(daemon, 1), 30, what="checks up")
+    cluster.stop("immediate")
+    wait_until(lambda: _all_up(daemon, 0), 15, what="checks down")
+    assert (
+        daemon.value(
+            "drwatch_check_errors_total", target="db", check="wal_archiving", reason="connect"
+        )
+        >= 1
+    )
+    _, page = daemon.get("/")
+    assert "cannot connect" in page
+    cluster.start()
+    wait_until(lambda: _all_up(daemon, 1), 30, what="recovered after restart")
+
+
+def test_sighup_rejects_a_bad_config_and_applies_a_good_one(
+    daemon: DaemonProcess, cluster: PgCluster, tmp_path: Path
+) -> None:
+    wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
+    config = tmp_path / "drwatch.yml"
+    good = config.read_text()
+    config.write_text(good.replace("interval: 1s", "interval: soon"))
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        lambda: daemon.value("drwatch_config_last_reload_successful") == 0,
+        15,
+        what="reload rejected",
+    )
+    assert "targets[0].postgres.interval" in daemon.log()
+    assert (
+        daemon.value("drwatch_check_up", target="db", check="wal_archiving") == 1
+    )  # old config runs on
+
+    _config(config, cluster, connections={"enabled": False})
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        lambda: daemon.value("drwatch_config_last_reload_successful") == 1, 15, what="reloaded"
+    )
+    # A check that is no longer configured disappears from /metrics instead of going stale.
+    assert daemon.value("drwatch_check_up", target="db", check="connections") is None
+    assert daemon.value("drwatch_pg_max_connections", target="db") is None
+    assert daemon.value("drwatch_check_up", target="db", check="wal_archiving") is not None
+
+
+def test_sigterm_stops_cleanly(daemon: DaemonProcess) -> None:
+    wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
+    assert daemon.stop() == 0
+    assert '"drwatch stopped"' in daemon.log()
+
+
+def test_dsn_password_never_appears_anywhere(cluster: PgCluster, tmp_path: Path) -> None:
+    secret = "Sup3r-s3cret-pa55"
+    cluster.execute("CREATE ROLE app LOGIN PASSWORD 'the-right-one'; GRANT pg_monitor TO app")
+    cluster.require_password("app")
+    dsn = f"postgresql://app:{secret}@127.0.0.1:{cluster.port}/postgres"
+    config = write_config(
+        tmp_path / "c.yml", [{"name": "db", "postgres": {"dsn": dsn, "interval": "1s"}}]
+    )
+    d = DaemonProcess(config, tmp_path)
+    try:
+        wait_until(
+            lambda: d.value("drwatch_check_up", target="db", check="connections") == 0,
+            30,
+            what="down",
+        )
+        texts = [d.metrics_text(), d.get("/")[1], d.log()]
+        assert "password authentication failed" in d.get("/")[1]
+    finally:
+        d.stop()
+    texts.append(d.log())
+    check = subprocess.run(
+        [sys.executable, "-m", "exporter", "check", "--config", str(config), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 2  # the database refuses drwatch: CRITICAL
+    texts += [check.stdout, check.stderr]
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        config.read_text().replace(f"{cluster.port}/postgres", "notaport/postgres x=y")
+    )
+    validate = subprocess.run(
+        [sys.executable, "-m", "exporter", "config", "validate", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validate.returncode == 1 and "targets[0].postgres.dsn" in validate.stderr
+    texts += [validate.stdout, validate.stderr]
+    for text in texts:
+        assert secret not in text
