@@ -44,8 +44,13 @@ def _pg_checks(
     return checks
 
 
-def _collector(pg: PostgresConfig, check: PgCheck, timeout: float) -> Callable[[], Observation]:
-    statement_timeout = min(pg.statement_timeout, timeout)
+def _collector(pg: PostgresConfig, check: PgCheck, options: CheckOptions) -> Callable[[], Observation]:
+    # The server cancels a query before drwatch's deadline gives up on it, so no query outlives
+    # its check; a check with its own timeout (verification on big tables) gets room to match.
+    if options.timeout is not None:
+        statement_timeout = options.timeout * 0.9
+    else:
+        statement_timeout = min(pg.statement_timeout, pg.timeout * 0.9)
 
     def collect() -> Observation:
         with session(pg, statement_timeout) as conn:
@@ -76,7 +81,7 @@ def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[
                     timeout=timeout,
                     metrics=check.metrics,
                     scenarios=scenarios,
-                    collect=_collector(pg, check, timeout),
+                    collect=_collector(pg, check, options),
                 )
             )
     return jobs, instances

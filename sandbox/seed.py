@@ -51,7 +51,8 @@ def seed(
         SELECT 'debate ' || i, now() - make_interval(secs => %(step)s * i)
         FROM generate_series(0, %(n)s - 1) AS i
         WHERE NOT (make_interval(secs => %(step)s * i)
-                   BETWEEN interval '48 hours' AND interval '48 hours' + make_interval(hours => %(gap)s))
+                   BETWEEN interval '48 hours'
+                   AND interval '48 hours' + make_interval(secs => %(gap)s * 3600))
         """,
         {"step": step, "n": debates, "gap": gap_hours},
     )

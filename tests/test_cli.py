@@ -1,0 +1,84 @@
+"""`drwatch check` output and exit codes, as cron and Nagios read them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.pgcluster import PgCluster, free_port
+from tests.conftest import write_config
+
+
+def _check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "check", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_unreachable_database_is_critical_with_a_reason(tmp_path: Path) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    config = write_config(tmp_path / "c.yml", [{"name": "gone", "postgres": {"dsn": dead}}])
+    proc = _check(config)
+    assert proc.returncode == 2, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["TARGET", "CHECK", "STATUS", "SUMMARY"]
+    rows = [line.split(None, 3) for line in lines[1:]]
+    assert [r[1] for r in rows] == ["wal_archiving", "replication", "connections"]
+    assert all(r[0] == "gone" and r[2] == "CRITICAL" and "cannot connect" in r[3] for r in rows)
+
+
+def test_json_shape_and_target_filter(shared_cluster: PgCluster, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.yml",
+        [
+            {
+                "name": "one",
+                "postgres": {"dsn": shared_cluster.dsn(), "wal_archiving": {"enabled": False}},
+            },
+            {"name": "two", "postgres": {"dsn": "${NOT_SET:-}"}},
+        ],
+    )
+    proc = _check(config, "--format", "json", "--target", "one")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"status", "results", "exposures", "off"}
+    assert doc["status"] == "OK"
+    assert [(r["target"], r["check"], r["status"]) for r in doc["results"]] == [
+        ("one", "replication", "OK"),
+        ("one", "connections", "OK"),
+    ]
+    assert set(doc["results"][1]) == {"target", "check", "status", "summary", "values"}
+    assert doc["results"][1]["values"]["max_connections"] == 100
+    assert doc["exposures"] == []
+    assert doc["off"] == [
+        "two: postgres is off: targets[1].postgres.dsn is empty (NOT_SET not set)"
+    ]
+
+
+def test_archive_mode_off_reports_infinite_exposure_as_json(
+    shared_cluster: PgCluster, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "c.yml", [{"name": "db", "postgres": {"dsn": shared_cluster.dsn()}}]
+    )
+    doc = json.loads(_check(config, "--format", "json").stdout)
+    assert doc["exposures"] == [
+        {"target": "db", "scenario": "pitr", "exposure_seconds": "+Inf", "objective_seconds": 300.0}
+    ]
+
+
+def test_unknown_target_and_bad_config_are_unknown(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.yml", [{"name": "db", "postgres": {"dsn": "postgresql://x@127.0.0.1/x"}}]
+    )
+    proc = _check(config, "--target", "nope")
+    assert proc.returncode == 3 and "--target 'nope': no such target" in proc.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("targets: [{name: db, postgres: {dsn: x, color: blue}}]")
+    proc = _check(bad)
+    assert proc.returncode == 3 and "targets[0].postgres.color: unknown key" in proc.stderr

@@ -1,0 +1,34 @@
+"""The metrics reference is generated from the declarations and must not drift."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from exporter.metricsdoc import all_metrics, render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_docs_metrics_md_is_current() -> None:
+    committed = (ROOT / "docs" / "metrics.md").read_text()
+    assert committed == render(), "docs/metrics.md is stale: run `make docs`"
+
+
+def test_declarations_follow_the_conventions() -> None:
+    names = [spec.name for spec in all_metrics()]
+    assert len(names) == len(set(names)), "a metric is declared twice"
+    for spec in all_metrics():
+        assert re.fullmatch(r"drwatch_[a-z0-9_]+", spec.name), spec.name
+        assert spec.name.endswith("_total") == (spec.type == "counter"), spec.name
+        assert spec.help.endswith("."), spec.name
+        assert "target" not in spec.labels or spec.name.startswith(
+            ("drwatch_check", "drwatch_rpo", "drwatch_rto", "drwatch_config")
+        )
+
+
+def test_every_metric_a_check_emits_is_declared() -> None:
+    sources = "\n".join(p.read_text() for p in (ROOT / "checks").glob("*.py"))
+    emitted = set(re.findall(r'"(drwatch_[a-z0-9_]+)"', sources))
+    declared = {spec.name for spec in all_metrics()}
+    assert emitted <= declared, emitted - declared

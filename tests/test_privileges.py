@@ -1,0 +1,69 @@
+"""drwatch works with the least-privilege role the README documents, and says what is missing."""
+
+from __future__ import annotations
+
+from checks.base import Status
+from sandbox.pgcluster import PgCluster
+from sandbox.seed import seed
+from tests.conftest import make_config
+from tests.helpers import CheckHarness, sample
+
+# The GRANTs of README.md, "Least privilege".
+GRANTS = """
+CREATE ROLE drwatch LOGIN;
+GRANT pg_monitor TO drwatch;
+GRANT SELECT ON debates, debate_messages, knowledge_nodes TO drwatch;
+"""
+
+VERIFICATION = {
+    "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
+    "gaps": [{"table": "debates", "column": "created_at", "threshold": "3h", "lookback": "7d"}],
+    "orphans": [
+        {
+            "table": "debate_messages",
+            "column": "debate_id",
+            "parent_table": "debates",
+            "parent_column": "id",
+        }
+    ],
+    "group_counts": [{"table": "knowledge_nodes", "by": "node_type"}],
+    "daily_counts": [{"table": "debates", "column": "created_at", "days": 2}],
+}
+
+
+def _harness(cluster: PgCluster, user: str) -> CheckHarness:
+    pg = {"dsn": cluster.dsn(user=user), "verification": VERIFICATION}
+    return CheckHarness(make_config([{"name": "db", "postgres": pg}]))
+
+
+def test_every_check_runs_with_pg_monitor_and_select_only(cluster: PgCluster) -> None:
+    with cluster.connect() as conn:
+        seed(conn, debates=500, orphans=2)
+    cluster.execute(GRANTS)
+    cluster.execute("SELECT pg_switch_wal()")
+    harness = _harness(cluster, "drwatch")
+    for check in ("wal_archiving", "replication", "connections", "verification"):
+        result = harness.run(check)
+        assert result.up, f"{check}: {result.summary}"
+    wal = harness.run("wal_archiving")
+    assert sample(wal, "drwatch_pg_archive_ready_files") is not None
+    assert (
+        "superuser"
+        not in cluster.execute("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'drwatch'")[0][
+            0
+        ]
+    )
+
+
+def test_missing_privileges_are_named(cluster: PgCluster) -> None:
+    with cluster.connect() as conn:
+        seed(conn, debates=100)
+    cluster.execute("CREATE ROLE nobody LOGIN")
+    harness = _harness(cluster, "nobody")
+    wal = harness.run("wal_archiving")
+    assert wal.up and wal.status == Status.WARNING
+    assert "cannot list archive_status (grant pg_monitor to drwatch's role)" in wal.summary
+    verification = harness.run("verification")
+    assert not verification.up and verification.status == Status.UNKNOWN
+    assert "permission denied for table debates" in verification.summary
+    assert set(verification.error_reasons) == {"permission"}

@@ -1,0 +1,86 @@
+"""The deadline drwatch owns: a stuck check is down on time, never piles up threads, recovers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from checks.base import Observation, Status
+from exporter.errors import CheckError
+from exporter.results import ResultStore
+from exporter.runner import DeadlineRunner, Job
+
+
+def _job(collect, timeout: float = 0.3) -> Job:  # type: ignore[no-untyped-def]
+    return Job(
+        "t", "c", interval=1, timeout=timeout, metrics=(), scenarios=("pitr",), collect=collect
+    )
+
+
+def test_stuck_check_is_down_at_the_deadline_and_not_started_again_until_it_returns() -> None:
+    release = threading.Event()
+    calls = []
+
+    def collect() -> Observation:
+        calls.append(1)
+        release.wait(30)
+        return Observation(Status.OK, "fine")
+
+    runner = DeadlineRunner()
+    job = _job(collect)
+    started = time.monotonic()
+    first = runner.run(job)
+    assert time.monotonic() - started < 5
+    assert not first.up and first.summary == "timed out after 0.3 s"
+    assert first.status == Status.CRITICAL and first.error_reasons == ("timeout",)
+    assert first.exposures == {"pitr": None}  # unmeasured, not a stale number
+
+    second = runner.run(job)
+    assert not second.up and "previous run still stuck" in second.summary
+    assert len(calls) == 1  # no second thread piled on the stuck one
+
+    release.set()
+    for _ in range(100):
+        if not any(t.name == "check:t:c" for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    third = runner.run(job)
+    assert third.up and third.status == Status.OK and third.summary == "fine"
+
+
+def test_check_errors_and_crashes_are_down_with_their_reason() -> None:
+    def refused() -> Observation:
+        raise CheckError("permission", "permission denied for function pg_ls_archive_statusdir")
+
+    def crashed() -> Observation:
+        raise ZeroDivisionError("boom")
+
+    runner = DeadlineRunner()
+    refused_result = runner.run(_job(refused))
+    assert refused_result.status == Status.UNKNOWN and refused_result.error_reasons == (
+        "permission",
+    )
+    crashed_result = runner.run(_job(crashed))
+    assert crashed_result.error_reasons == ("internal",)
+    assert "ZeroDivisionError: boom" in crashed_result.summary
+
+
+def test_store_counts_errors_and_refuses_results_of_removed_checks() -> None:
+    store = ResultStore()
+    store.configure([("t", "c")])
+    runner = DeadlineRunner()
+
+    def fails() -> Observation:
+        raise CheckError("connect", "cannot connect")
+
+    store.put(runner.run(_job(fails)))
+    store.put(runner.run(_job(fails)))
+    snap = store.snapshot()
+    assert snap.errors[("t", "c", "connect")] == 2
+    assert snap.errors[("t", "c", "timeout")] == 0
+    assert ("t", "c") not in snap.last_success
+    assert store.complete()
+    store.configure([("t", "other")])
+    store.put(runner.run(_job(fails)))
+    assert store.snapshot().results == {}
+    assert not store.complete()
