@@ -44,7 +44,9 @@ def _pg_checks(
     return checks
 
 
-def _collector(pg: PostgresConfig, check: PgCheck, options: CheckOptions) -> Callable[[], Observation]:
+def _collector(
+    pg: PostgresConfig, check: PgCheck, options: CheckOptions
+) -> Callable[[], Observation]:
     # The server cancels a query before drwatch's deadline gives up on it, so no query outlives
     # its check; a check with its own timeout (verification on big tables) gets room to match.
     if options.timeout is not None:

@@ -76,7 +76,8 @@ class PgCluster:
         _chown_to_server_user(self.root)
         os.chmod(self.root, 0o755)
         self.datadir = self.root / "data"
-        self.archive = self.root / "archive"
+        self.backups = self.root / "backups"  # a local backup store: dumps and archived WAL
+        self.archive = self.backups / "wal"
         self.socket_dir = self.root / "run"
         self.logfile = self.root / "server.log"
         self.port = port or free_port()
@@ -100,6 +101,7 @@ class PgCluster:
         _chown_to_server_user(path)
 
     def init(self, archive_command: str | None = ARCHIVE_COPY, **settings: str) -> PgCluster:
+        self._mkdir(self.backups)
         self._mkdir(self.archive)
         self._mkdir(self.socket_dir)
         self._run(
@@ -225,11 +227,32 @@ class PgCluster:
         hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         self.execute("SELECT pg_reload_conf()")
 
+    def dump(self, dbname: str, directory: Path) -> Path:
+        """A custom-format pg_dump, as the runbook's backups are."""
+        self._mkdir(directory)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = directory / f"{dbname}-{stamp}.dump"
+        self._run(
+            str(self.bin / "pg_dump"),
+            "-Fc",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-f",
+            str(target),
+            dbname,
+        )
+        return target
+
     # --- replication -------------------------------------------------------------------------
 
     def create_standby(self, root: Path | None = None) -> PgCluster:
         standby = PgCluster(root)
         standby._mkdir(standby.socket_dir)
+        standby._mkdir(standby.backups)
         standby._mkdir(standby.archive)
         standby._run(
             str(self.bin / "pg_basebackup"),

@@ -16,7 +16,7 @@ from sandbox.pgcluster import free_port, wait_until
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
