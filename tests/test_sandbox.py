@@ -1,0 +1,43 @@
+"""`make run`'s sandbox starts everything, serves what it prints, and Ctrl-C cleans it all up."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.pgcluster import wait_until
+from tests.daemon import http_get
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    out = tmp_path / "sandbox.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.run"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+        )
+        try:
+            match = wait_until(
+                lambda: re.search(r"metrics +(http://\S+)/metrics", out.read_text()),
+                120,
+                what="sandbox up",
+            )
+            base = match.group(1)
+            backups = Path(re.search(r"backups +(\S+)", out.read_text()).group(1))
+            wait_until(lambda: http_get(base + "/-/ready")[0] == 200, 60, what="ready")
+            status, metrics = http_get(base + "/metrics")
+            assert status == 200
+            assert 'drwatch_table_gaps{table="debates",target="aragora-prod"} 1.0' in metrics
+            assert 'drwatch_check_up{check="wal_archiving",target="aragora-prod"} 1.0' in metrics
+            assert list((backups / "postgres").glob("aragora-*.dump"))
+            assert list((backups / "wal").iterdir())
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+    assert proc.returncode == 0, out.read_text()
+    assert "drwatch sandbox: stopped" in out.read_text()
+    assert not backups.exists()  # everything it started and wrote is gone
