@@ -159,6 +159,7 @@ class CustomQuery(_Strict):
 
 
 class VerificationOptions(CheckOptions):
+    interval: Duration | None = 60.0  # heavier than the others: once a minute unless told
     freshness: list[Freshness] = []
     daily_counts: list[DailyCounts] = []
     gaps: list[Gaps] = []
@@ -197,7 +198,7 @@ class PostgresConfig(_Strict):
     wal_archiving: WalArchivingOptions = WalArchivingOptions()
     replication: ReplicationOptions = ReplicationOptions()
     connections: ConnectionsOptions = ConnectionsOptions()
-    verification: VerificationOptions = VerificationOptions.model_construct(interval=60.0)
+    verification: VerificationOptions = VerificationOptions()
 
     @field_validator("dsn")
     @classmethod
@@ -242,6 +243,21 @@ class Config(_Strict):
             if t.name in seen:
                 raise ValueError(f"target name {t.name!r} repeats")
             seen.add(t.name)
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _custom_metrics_agree(cls, v: list[Target]) -> list[Target]:
+        # One metric name is one family on /metrics: every target must declare it alike.
+        shapes: dict[str, tuple[str, tuple[str, ...], str]] = {}
+        for t in v:
+            for q in t.postgres.verification.custom if t.postgres else []:
+                shape = (q.type, tuple(q.labels), q.help)
+                if shapes.setdefault(q.name, shape) != shape:
+                    raise ValueError(
+                        f"custom metric {q.name!r} is declared with a different type, labels or "
+                        "help in another target"
+                    )
         return v
 
     def objective(self, target: Target, scenario: Scenario) -> ObjectiveSpec:

@@ -100,10 +100,12 @@ class PgCluster:
         path.mkdir(parents=True, exist_ok=True)
         _chown_to_server_user(path)
 
+    def _make_dirs(self) -> None:
+        for path in (self.backups, self.archive, self.socket_dir):
+            self._mkdir(path)
+
     def init(self, archive_command: str | None = ARCHIVE_COPY, **settings: str) -> PgCluster:
-        self._mkdir(self.backups)
-        self._mkdir(self.archive)
-        self._mkdir(self.socket_dir)
+        self._make_dirs()
         self._run(
             str(self.bin / "initdb"),
             "-D",
@@ -251,9 +253,7 @@ class PgCluster:
 
     def create_standby(self, root: Path | None = None) -> PgCluster:
         standby = PgCluster(root)
-        standby._mkdir(standby.socket_dir)
-        standby._mkdir(standby.backups)
-        standby._mkdir(standby.archive)
+        standby._make_dirs()
         standby._run(
             str(self.bin / "pg_basebackup"),
             "-D",

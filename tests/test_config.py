@@ -268,3 +268,21 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
         "off: aragora-prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"
         in unset.stdout
     )
+
+
+def test_verification_runs_once_a_minute_unless_told() -> None:
+    loaded = parse_config(
+        f"targets: [{{name: a, postgres: {{dsn: '{DSN}', verification: {{orphans: []}}}}}}]", env={}
+    )
+    assert loaded.config.targets[0].postgres is not None
+    assert loaded.config.targets[0].postgres.verification.interval == 60
+
+
+def test_custom_metric_declared_differently_in_two_targets() -> None:
+    custom = "{{name: m, help: h, sql: 'SELECT 1 AS value', labels: [{label}]}}"
+    targets = ", ".join(
+        f"{{name: t{i}, postgres: {{dsn: '{DSN}', verification: {{custom: [{custom.format(label=label)}]}}}}}}"
+        for i, label in enumerate(("a", "b"))
+    )
+    (problem,) = _problems(f"targets: [{targets}]")
+    assert problem.startswith("targets: custom metric 'm' is declared with a different")

@@ -22,18 +22,12 @@ from tests.helpers import CheckHarness, sample
 RPO = "2s"
 
 
+def _target(cluster: PgCluster) -> dict[str, object]:
+    return {"name": "db", "objectives": {"pitr": {"rpo": RPO}}, "postgres": {"dsn": cluster.dsn()}}
+
+
 def _harness(cluster: PgCluster) -> CheckHarness:
-    return CheckHarness(
-        make_config(
-            [
-                {
-                    "name": "db",
-                    "objectives": {"pitr": {"rpo": RPO}},
-                    "postgres": {"dsn": cluster.dsn()},
-                }
-            ]
-        )
-    )
+    return CheckHarness(make_config([_target(cluster)]))
 
 
 def _write(cluster: PgCluster, rows: int = 100, switch: bool = True) -> None:
@@ -55,6 +49,11 @@ def _archived(cluster: PgCluster) -> bool:
     return ready[0][0] == 0 and archived[0][0] is not None
 
 
+def _catch_up(cluster: PgCluster) -> None:
+    _write(cluster)
+    wait_until(lambda: _archived(cluster), timeout=30, what="archiver caught up")
+
+
 def _drwatch_check(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "exporter", "check", "--config", str(config), "--format", "json"],
@@ -67,8 +66,7 @@ def _drwatch_check(config: Path) -> subprocess.CompletedProcess[str]:
 def test_idle_healthy_archiver_exposure_stays_zero_past_the_objective(
     cluster: PgCluster, tmp_path: Path
 ) -> None:
-    _write(cluster)
-    wait_until(lambda: _archived(cluster), timeout=30, what="archiver caught up")
+    _catch_up(cluster)
     harness = _harness(cluster)
     started = time.monotonic()
     seen = []
@@ -92,10 +90,7 @@ def test_idle_healthy_archiver_exposure_stays_zero_past_the_objective(
     )
     assert sample(result, "drwatch_pg_archive_mode", mode="on") == 1
 
-    config = write_config(
-        tmp_path / "c.yml",
-        [{"name": "db", "objectives": {"pitr": {"rpo": RPO}}, "postgres": {"dsn": cluster.dsn()}}],
-    )
+    config = write_config(tmp_path / "c.yml", [_target(cluster)])
     proc = _drwatch_check(config)
     doc = json.loads(proc.stdout)
     wal = next(r for r in doc["results"] if r["check"] == "wal_archiving")
@@ -108,8 +103,7 @@ def test_idle_healthy_archiver_exposure_stays_zero_past_the_objective(
 def test_failing_archiver_with_writes_pages_and_exits_critical(
     cluster: PgCluster, tmp_path: Path
 ) -> None:
-    _write(cluster)
-    wait_until(lambda: _archived(cluster), timeout=30, what="archiver caught up")
+    _catch_up(cluster)
     harness = _harness(cluster)
     assert harness.run("wal_archiving").exposures["pitr"] == 0
     cluster.set(archive_command=ARCHIVE_FAIL)
@@ -128,10 +122,7 @@ def test_failing_archiver_with_writes_pages_and_exits_critical(
     assert sample(result, "drwatch_pg_unarchived_wal_bytes") > 0
     assert "failing" in result.summary
 
-    config = write_config(
-        tmp_path / "c.yml",
-        [{"name": "db", "objectives": {"pitr": {"rpo": RPO}}, "postgres": {"dsn": cluster.dsn()}}],
-    )
+    config = write_config(tmp_path / "c.yml", [_target(cluster)])
     proc = _drwatch_check(config)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
@@ -141,8 +132,7 @@ def test_failing_archiver_with_writes_pages_and_exits_critical(
 
 
 def test_hanging_archiver_exposure_grows_while_failed_count_stays_zero(cluster: PgCluster) -> None:
-    _write(cluster)
-    wait_until(lambda: _archived(cluster), timeout=30, what="archiver caught up")
+    _catch_up(cluster)
     harness = _harness(cluster)
     cluster.set(archive_command=ARCHIVE_HANG)
     _write(cluster)
