@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from checks.base import MetricSpec
 from exporter import __version__
 from exporter.config import Config
+from exporter.exposures import combine
 from exporter.results import CheckResult, JobKey, ResultStore, Snapshot
 from exporter.runner import Job
 
@@ -167,22 +168,15 @@ class DrwatchCollector(Collector):
                 )
         for (target, check, reason), count in sorted(snap.errors.items()):
             fam["drwatch_check_errors_total"].add_metric([target, check, reason], count)
-        for job in current.jobs:
-            target_config = current.config.target(job.target)
-            result = snap.results.get(job.key)
-            for scenario in job.scenarios:
-                objective = current.config.objective(target_config, scenario)
-                if objective.rpo is not None:
-                    fam["drwatch_rpo_objective_seconds"].add_metric(
-                        [job.target, scenario], objective.rpo
-                    )
-                if objective.rto is not None:
-                    fam["drwatch_rto_objective_seconds"].add_metric(
-                        [job.target, scenario], objective.rto
-                    )
-                exposure = result.exposures.get(scenario) if result is not None else None
-                if exposure is not None and not math.isnan(exposure):
-                    fam["drwatch_rpo_exposure_seconds"].add_metric([job.target, scenario], exposure)
+        for (target, scenario), exposure in combine(current.jobs, snap.results).items():
+            objective = current.config.objective(current.config.target(target), scenario)
+            labels = [target, scenario]
+            if objective.rpo is not None:
+                fam["drwatch_rpo_objective_seconds"].add_metric(labels, objective.rpo)
+            if objective.rto is not None:
+                fam["drwatch_rto_objective_seconds"].add_metric(labels, objective.rto)
+            if exposure is not None and not math.isnan(exposure):
+                fam["drwatch_rpo_exposure_seconds"].add_metric(labels, exposure)
         for target_name, section, enabled in current.sections:
             fam["drwatch_config_section_enabled"].add_metric([target_name, section], float(enabled))
         reload = self.reload_state()

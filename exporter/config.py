@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from psycopg.conninfo import conninfo_to_dict
@@ -218,10 +219,59 @@ class PostgresConfig(_Strict):
         return v
 
 
+def _store_url(v: str | None) -> str | None:
+    if v is None or v == "":
+        return v
+    parsed = urlparse(v)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return v
+    if parsed.scheme == "file" and parsed.path.startswith("/") and not parsed.netloc:
+        return v
+    raise ValueError("expected s3://bucket/prefix/ or file:///absolute/path/")
+
+
+StoreUrl = Annotated[str, BeforeValidator(_store_url)]
+
+
+class BackupsConfig(_Strict):
+    store: StoreUrl  # where the dumps are
+    wal_store: StoreUrl | None = None  # where archive_command puts WAL
+    replica_store: StoreUrl | None = None  # the cross-region copy of `store`
+    patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
+    retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
+    verify: Literal["full", "toc", "none"] = "full"
+    # The newest dump is suspect when smaller than this share of the median of recent ones.
+    size_anomaly_ratio: float = Field(0.5, gt=0, lt=1)
+    size_anomaly_window: int = Field(7, ge=2, le=100)
+    wal_segment_size: int | None = Field(None, ge=1024 * 1024)  # else asked of PostgreSQL
+    interval: Duration = 300.0
+    timeout: Duration = 1800.0  # a full read of a big dump takes a while
+
+    @field_validator("wal_segment_size")
+    @classmethod
+    def _power_of_two(cls, v: int | None) -> int | None:
+        if v is not None and v & (v - 1):
+            raise ValueError("wal_segment_size must be a power of two (bytes)")
+        return v
+
+
+class AwsConfig(_Strict):
+    """S3 (and RDS) access; anything unset comes from boto3's standard chain (AWS_* variables)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = Field(None, repr=False)
+    secret_access_key: str | None = Field(None, repr=False)
+    connect_timeout: Duration = 5.0
+    read_timeout: Duration = 30.0
+    max_attempts: int = Field(3, ge=1, le=10)
+
+
 class Target(_Strict):
     name: str
     objectives: dict[Scenario, ObjectiveSpec] = {}
     postgres: PostgresConfig | None = None
+    backups: BackupsConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -234,6 +284,9 @@ class Target(_Strict):
 class Config(_Strict):
     objectives: dict[Scenario, ObjectiveSpec] = {}
     targets: list[Target] = Field(min_length=1)
+    aws: AwsConfig = AwsConfig()
+    # Integrity verdicts survive restarts here (each backup is verified once).
+    state_dir: str = "/var/lib/drwatch"
 
     @field_validator("targets")
     @classmethod
@@ -295,7 +348,7 @@ class LoadedConfig:
 
 
 # Sections that switch off when their connection string or store is empty (`${VAR:-}`).
-_SWITCH_KEYS = {"postgres": "dsn"}
+_SWITCH_KEYS = {"postgres": "dsn", "backups": "store"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -427,6 +480,8 @@ def parse_config(
     if problems or config is None:
         raise ConfigError(problems)
     secrets = set(interp.secrets)
+    if config.aws.secret_access_key:
+        secrets.add(config.aws.secret_access_key)
     for target in config.targets:
         if target.postgres is not None:
             password = conninfo_to_dict(target.postgres.dsn).get("password")

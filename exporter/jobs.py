@@ -1,17 +1,22 @@
-"""Turns the config into jobs: one per check × target, each with its interval and deadline."""
+"""Turns the config into jobs: one per check x target, each with its interval and deadline."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import psycopg
 
+from checks.backups import BackupsCheck
 from checks.base import MetricSpec, Observation
 from checks.connections import ConnectionsCheck
 from checks.pg import Row, session
 from checks.replication import ReplicationCheck
+from checks.stores import open_store
+from checks.verdicts import VerdictCache
 from checks.verification import VerificationCheck
+from checks.wal_archive import WalArchiveCheck
 from checks.wal_archiving import WalArchivingCheck
 from exporter.config import CheckOptions, Config, PostgresConfig, Scenario, Target
 from exporter.runner import Job
@@ -25,7 +30,7 @@ class PgCheck(Protocol):
 
 
 # Check instances keep state between runs (the WAL clock); a reload keeps it where it can.
-Instances = dict[tuple[str, str], PgCheck]
+Instances = dict[tuple[str, str], object]
 
 
 def _pg_checks(
@@ -44,7 +49,7 @@ def _pg_checks(
     return checks
 
 
-def _collector(
+def _pg_collector(
     pg: PostgresConfig, check: PgCheck, options: CheckOptions
 ) -> Callable[[], Observation]:
     # The server cancels a query before drwatch's deadline gives up on it, so no query outlives
@@ -61,29 +66,67 @@ def _collector(
     return collect
 
 
+def _postgres_jobs(
+    config: Config, target: Target, pg: PostgresConfig, previous: Instances, instances: Instances
+) -> list[Job]:
+    jobs = []
+    for check, options, scenarios in _pg_checks(config, target, pg):
+        key = (target.name, check.name)
+        old = previous.get(key)
+        if isinstance(check, WalArchivingCheck) and isinstance(old, WalArchivingCheck):
+            check.adopt_history(old)
+        instances[key] = check
+        jobs.append(
+            Job(
+                target=target.name,
+                check=check.name,
+                interval=options.interval or pg.interval,
+                timeout=options.timeout or pg.timeout,
+                metrics=check.metrics,
+                scenarios=scenarios,
+                collect=_pg_collector(pg, check, options),
+            )
+        )
+    return jobs
+
+
+def _store_jobs(config: Config, target: Target) -> list[Job]:
+    backups = target.backups
+    if backups is None:
+        return []
+    cache = VerdictCache(Path(config.state_dir) / f"verdicts-{target.name}.json")
+    check = BackupsCheck(
+        backups,
+        open_store(backups.store, config.aws),
+        cache,
+        config.objective(target, "full_restore"),
+    )
+    jobs = [
+        Job(
+            target.name,
+            check.name,
+            backups.interval,
+            backups.timeout,
+            check.metrics,
+            ("full_restore",),
+            check.collect,
+        )
+    ]
+    if backups.wal_store:
+        wal = WalArchiveCheck(backups, open_store(backups.wal_store, config.aws), target.postgres)
+        # Listing is cheap next to a dump's verification: a tighter deadline, same interval.
+        timeout = min(backups.timeout, backups.interval)
+        jobs.append(
+            Job(target.name, wal.name, backups.interval, timeout, wal.metrics, (), wal.collect)
+        )
+    return jobs
+
+
 def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[Job], Instances]:
     jobs: list[Job] = []
     instances: Instances = {}
     for target in config.targets:
-        pg = target.postgres
-        if pg is None:
-            continue
-        for check, options, scenarios in _pg_checks(config, target, pg):
-            key = (target.name, check.name)
-            old = (previous or {}).get(key)
-            if isinstance(check, WalArchivingCheck) and isinstance(old, WalArchivingCheck):
-                check.adopt_history(old)
-            instances[key] = check
-            timeout = options.timeout or pg.timeout
-            jobs.append(
-                Job(
-                    target=target.name,
-                    check=check.name,
-                    interval=options.interval or pg.interval,
-                    timeout=timeout,
-                    metrics=check.metrics,
-                    scenarios=scenarios,
-                    collect=_collector(pg, check, options),
-                )
-            )
+        if target.postgres is not None:
+            jobs += _postgres_jobs(config, target, target.postgres, previous or {}, instances)
+        jobs += _store_jobs(config, target)
     return jobs, instances

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks import connections, replication, verification, wal_archiving
+from checks import backups, connections, replication, verification, wal_archive, wal_archiving
 from checks.base import MetricSpec
 from exporter.collector import SELF_METRICS
 
@@ -12,6 +12,8 @@ SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("replication", "check", replication.METRICS),
     ("connections", "check", connections.METRICS),
     ("verification", "check", verification.METRICS),
+    ("backups", "check", backups.METRICS),
+    ("wal_archive", "check", wal_archive.METRICS),
 )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from checks.base import Status, worst
 from exporter.config import LoadedConfig
+from exporter.exposures import combine
 from exporter.jobs import build_jobs
 from exporter.results import CheckResult
 from exporter.runner import DeadlineRunner, Job
@@ -36,18 +37,18 @@ def _number(value: float | None) -> float | str | None:
 def exposures(
     loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]
 ) -> list[dict[str, Any]]:
+    by_key = {r.key: r for r in results}
     out = []
-    for job, result in zip(jobs, results, strict=True):
-        target = loaded.config.target(job.target)
-        for scenario in job.scenarios:
-            out.append(
-                {
-                    "target": job.target,
-                    "scenario": scenario,
-                    "exposure_seconds": _number(result.exposures.get(scenario)),
-                    "objective_seconds": loaded.config.objective(target, scenario).rpo,
-                }
-            )
+    for (target, scenario), exposure in combine(jobs, by_key).items():
+        objective = loaded.config.objective(loaded.config.target(target), scenario)
+        out.append(
+            {
+                "target": target,
+                "scenario": scenario,
+                "exposure_seconds": _number(exposure),
+                "objective_seconds": objective.rpo,
+            }
+        )
     return out
 
 

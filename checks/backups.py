@@ -1,0 +1,244 @@
+"""Backups in a store: inventory, retention, size anomalies and integrity, newest first.
+
+The runbook's `aws s3 ls | tail -5` and `pg_restore --list`, made trustworthy: `full_restore`
+exposure counts from the newest backup that passed a full read, not the newest file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import statistics
+import time
+
+from checks.base import MetricSpec, Observation, Status
+from checks.stores import Store, StoredObject
+from checks.verdicts import VerdictCache
+from checks.verify_dump import Verdict, VerificationBusy, verify_dump
+from exporter.config import BackupsConfig, ObjectiveSpec
+from exporter.durations import format_duration
+
+NAME = "backups"
+
+METRICS = (
+    MetricSpec(
+        "drwatch_backups", "gauge", "Backups in the store (keys matching the configured patterns)."
+    ),
+    MetricSpec("drwatch_backups_size_bytes", "gauge", "Total size of the backups in the store."),
+    MetricSpec(
+        "drwatch_backups_in_retention",
+        "gauge",
+        "Backups made inside the configured retention window.",
+    ),
+    MetricSpec("drwatch_backup_retention_seconds", "gauge", "The configured retention window."),
+    MetricSpec(
+        "drwatch_backup_newest_timestamp_seconds", "gauge", "When the newest backup was written."
+    ),
+    MetricSpec("drwatch_backup_newest_size_bytes", "gauge", "Size of the newest backup."),
+    MetricSpec(
+        "drwatch_backup_oldest_timestamp_seconds", "gauge", "When the oldest backup was written."
+    ),
+    MetricSpec("drwatch_backup_oldest_size_bytes", "gauge", "Size of the oldest backup."),
+    MetricSpec(
+        "drwatch_backup_recent_median_size_bytes",
+        "gauge",
+        "Median size of the backups before the newest (the configured window).",
+    ),
+    MetricSpec(
+        "drwatch_backup_size_anomaly",
+        "gauge",
+        "1 if the newest backup is smaller than the configured share of the recent median.",
+    ),
+    MetricSpec(
+        "drwatch_backup_newest_verified",
+        "gauge",
+        "1 if the newest backup passed integrity verification, 0 if it failed "
+        "(absent: not verified).",
+    ),
+    MetricSpec(
+        "drwatch_backup_last_verified_timestamp_seconds",
+        "gauge",
+        "When the newest backup that passed integrity verification was written.",
+    ),
+    MetricSpec(
+        "drwatch_backup_verification_duration_seconds",
+        "gauge",
+        "How long the newest backup's verification took.",
+    ),
+    MetricSpec(
+        "drwatch_backup_verification_read_bytes",
+        "gauge",
+        "Bytes read from the store to verify the newest backup.",
+    ),
+    MetricSpec(
+        "drwatch_backup_toc_entries",
+        "gauge",
+        "Table-of-contents entries in the newest backup (pg_restore --list).",
+    ),
+    MetricSpec(
+        "drwatch_backup_verifications_total",
+        "counter",
+        "Integrity verifications run by this drwatch, by result.",
+        ("result",),
+    ),
+)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+class BackupsCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(
+        self,
+        config: BackupsConfig,
+        store: Store,
+        cache: VerdictCache,
+        full_restore: ObjectiveSpec,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.cache = cache
+        self.rpo = full_restore.rpo
+        self.verifications = {"ok": 0, "failed": 0}
+
+    def _is_backup(self, key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, p) for p in self.config.patterns)
+
+    def collect(self) -> Observation:
+        deadline = time.monotonic() + self.config.timeout * 0.9
+        backups = sorted(
+            (o for o in self.store.list() if self._is_backup(o.key)),
+            key=lambda o: (o.modified, o.key),
+        )
+        now = time.time()
+        obs = Observation(Status.OK, "")
+        obs.add("drwatch_backups", len(backups))
+        obs.add("drwatch_backups_size_bytes", sum(o.size for o in backups))
+        in_retention = sum(1 for o in backups if o.modified >= now - self.config.retention)
+        obs.add("drwatch_backups_in_retention", in_retention)
+        obs.add("drwatch_backup_retention_seconds", self.config.retention)
+        if not backups:
+            obs.status = Status.CRITICAL
+            obs.summary = (
+                f"no backup matching {', '.join(self.config.patterns)} in {self.store.url}"
+            )
+            obs.exposures["full_restore"] = math.inf
+            self._count_verifications(obs)
+            return obs
+        newest, oldest = backups[-1], backups[0]
+        obs.add("drwatch_backup_newest_timestamp_seconds", newest.modified)
+        obs.add("drwatch_backup_newest_size_bytes", newest.size)
+        obs.add("drwatch_backup_oldest_timestamp_seconds", oldest.modified)
+        obs.add("drwatch_backup_oldest_size_bytes", oldest.size)
+        problems = self._size_anomaly(backups, obs)
+        verified, newest_verdict, note = self._verify(backups, deadline)
+        self.cache.retain({o.key for o in backups})
+        self._count_verifications(obs)
+        if newest_verdict is not None:
+            obs.add("drwatch_backup_newest_verified", newest_verdict.ok)
+            obs.add("drwatch_backup_verification_duration_seconds", newest_verdict.duration_seconds)
+            obs.add("drwatch_backup_verification_read_bytes", newest_verdict.bytes_read)
+            obs.add("drwatch_backup_toc_entries", newest_verdict.toc_entries)
+            if not newest_verdict.ok:
+                problems.append(
+                    f"newest backup {newest.key} failed verification: {newest_verdict.reason}"
+                )
+        obs.values.update(
+            backups=len(backups),
+            in_retention=in_retention,
+            newest_key=newest.key,
+            newest_age_seconds=now - newest.modified,
+            newest_verified=None if newest_verdict is None else newest_verdict.ok,
+            last_verified_key=verified.key if verified else None,
+        )
+        exposure: float | None
+        if self.config.verify == "none":
+            exposure = now - newest.modified
+        elif verified is not None:
+            obs.add("drwatch_backup_last_verified_timestamp_seconds", verified.modified)
+            exposure = now - verified.modified
+        elif note:
+            exposure = None  # verification could not run: unknown, not fine
+        else:
+            exposure = math.inf  # every backup failed: nothing restorable
+            problems.append("no backup passes verification")
+        obs.exposures["full_restore"] = exposure
+        obs.status, obs.summary = self._verdict(backups, newest, exposure, problems, note, now)
+        return obs
+
+    def _count_verifications(self, obs: Observation) -> None:
+        for result, count in self.verifications.items():
+            obs.add("drwatch_backup_verifications_total", count, result=result)
+
+    def _size_anomaly(self, backups: list[StoredObject], obs: Observation) -> list[str]:
+        previous = backups[-1 - self.config.size_anomaly_window : -1]
+        if len(previous) < 2:
+            return []
+        median = statistics.median(o.size for o in previous)
+        obs.add("drwatch_backup_recent_median_size_bytes", median)
+        anomaly = backups[-1].size < self.config.size_anomaly_ratio * median
+        obs.add("drwatch_backup_size_anomaly", anomaly)
+        if not anomaly:
+            return []
+        return [
+            f"newest backup is {_size(backups[-1].size)}, under "
+            f"{self.config.size_anomaly_ratio:.0%} of the recent median {_size(median)}"
+        ]
+
+    def _verify(
+        self, backups: list[StoredObject], deadline: float
+    ) -> tuple[StoredObject | None, Verdict | None, str]:
+        """Newest first until one passes; each backup is read once (verdicts are cached)."""
+        if self.config.verify == "none":
+            return None, None, ""
+        newest_verdict: Verdict | None = None
+        for obj in reversed(backups):
+            verdict = self.cache.get(obj)
+            if verdict is None:
+                try:
+                    verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
+                except VerificationBusy as exc:
+                    return None, newest_verdict, str(exc)
+                if verdict.reason == "verification timed out":
+                    return None, newest_verdict, f"verification of {obj.key} timed out"
+                self.cache.put(obj, verdict)
+                self.verifications["ok" if verdict.ok else "failed"] += 1
+            if obj is backups[-1]:
+                newest_verdict = verdict
+            if verdict.ok:
+                return obj, newest_verdict, ""
+        return None, newest_verdict, ""
+
+    def _verdict(
+        self,
+        backups: list[StoredObject],
+        newest: StoredObject,
+        exposure: float | None,
+        problems: list[str],
+        note: str,
+        now: float,
+    ) -> tuple[Status, str]:
+        objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
+        parts = [
+            f"{len(backups)} backups ({_size(sum(o.size for o in backups))}), newest {newest.key} "
+            f"{format_duration(now - newest.modified)} old ({_size(newest.size)})"
+        ]
+        if exposure is None:
+            parts.append(f"full_restore exposure unknown: {note}")
+        elif math.isinf(exposure):
+            parts.append("full_restore exposure +Inf")
+        else:
+            parts.append(f"full_restore exposure {format_duration(exposure)}{objective}")
+        parts += problems
+        status = Status.WARNING if problems or exposure is None else Status.OK
+        if exposure is not None and self.rpo is not None and exposure > self.rpo:
+            status = Status.CRITICAL
+        return status, "; ".join(parts)

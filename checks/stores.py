@@ -1,0 +1,191 @@
+"""Backup stores behind one small interface: `s3://bucket/prefix/` and `file:///path/`.
+
+Listing pages through everything (10,000+ objects), reading streams in chunks (a dump is never
+held in memory), and every S3 call has connect/read timeouts and bounded retries. Errors become
+CheckErrors that name the store, never a credential.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from exporter.config import AwsConfig
+from exporter.errors import CheckError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the store's prefix
+    size: int
+    modified: float  # unix time
+    etag: str | None = None
+
+
+class Store(Protocol):
+    url: str
+
+    def list(self) -> Iterator[StoredObject]: ...
+
+    def chunks(self, key: str) -> Iterator[bytes]: ...
+
+    def head(self, key: str) -> StoredObject | None: ...
+
+
+class FileStore:
+    """A local or mounted directory, as for a pgBackRest-style posix repository."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        self.url = url
+        self.root = root
+
+    def list(self) -> Iterator[StoredObject]:
+        if not self.root.is_dir():
+            raise CheckError("config", f"store {self.url}: {self.root} is not a directory")
+        try:
+            for dirpath, _dirs, files in os.walk(self.root):
+                for name in files:
+                    path = Path(dirpath) / name
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:
+                        continue  # removed while listing (retention at work)
+                    key = path.relative_to(self.root).as_posix()
+                    yield StoredObject(key, st.st_size, st.st_mtime)
+        except PermissionError as exc:
+            raise CheckError(
+                "permission", f"store {self.url}: {exc.strerror}: {exc.filename}"
+            ) from None
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            with open(self.root / key, "rb") as f:
+                while block := f.read(CHUNK):
+                    yield block
+        except OSError as exc:
+            raise CheckError(
+                "query", f"store {self.url}: cannot read {key}: {exc.strerror}"
+            ) from None
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            st = (self.root / key).stat()
+        except FileNotFoundError:
+            return None
+        return StoredObject(key, st.st_size, st.st_mtime)
+
+
+def _s3_error(url: str, exc: Exception, action: str) -> CheckError:
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return CheckError("timeout", f"store {url}: {action}: timed out")
+    if isinstance(exc, EndpointConnectionError):
+        return CheckError("connect", f"store {url}: {action}: cannot reach the endpoint")
+    if isinstance(exc, NoCredentialsError):
+        return CheckError("permission", f"store {url}: {action}: no AWS credentials found")
+    if isinstance(exc, ClientError):
+        error: Any = exc.response.get("Error", {})
+        code = str(error.get("Code", "")) or "error"
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+            return CheckError("permission", f"store {url}: {action}: access denied ({code})")
+        if code in ("NoSuchBucket",):
+            return CheckError("config", f"store {url}: {action}: no such bucket")
+        return CheckError("query", f"store {url}: {action}: {code} (HTTP {status})")
+    return CheckError("connect", f"store {url}: {action}: {type(exc).__name__}")
+
+
+class S3Store:
+    def __init__(self, url: str, bucket: str, prefix: str, aws: AwsConfig) -> None:
+        self.url = url
+        self.bucket = bucket
+        self.prefix = prefix
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=aws.endpoint_url or None,
+            region_name=aws.region or None,
+            aws_access_key_id=aws.access_key_id or None,
+            aws_secret_access_key=aws.secret_access_key or None,
+            config=BotoConfig(
+                connect_timeout=aws.connect_timeout,
+                read_timeout=aws.read_timeout,
+                retries={"max_attempts": aws.max_attempts, "mode": "standard"},
+                s3={"addressing_style": "path"} if aws.endpoint_url else None,
+            ),
+        )
+
+    def list(self) -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for obj in page.get("Contents", []):
+                    yield StoredObject(
+                        obj["Key"][len(self.prefix) :],
+                        int(obj["Size"]),
+                        obj["LastModified"].timestamp(),
+                        obj.get("ETag", "").strip('"') or None,
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise _s3_error(self.url, exc, "list") from None
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            with body:
+                while block := body.read(CHUNK):
+                    yield block
+        except (BotoCoreError, ClientError) as exc:
+            raise _s3_error(self.url, exc, f"read {key}") from None
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            obj = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _s3_error(self.url, exc, f"head {key}") from None
+        except BotoCoreError as exc:
+            raise _s3_error(self.url, exc, f"head {key}") from None
+        return StoredObject(
+            key,
+            int(obj["ContentLength"]),
+            obj["LastModified"].timestamp(),
+            obj.get("ETag", "").strip('"') or None,
+        )
+
+
+def open_store(url: str, aws: AwsConfig) -> Store:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return FileStore(url, Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        prefix = parsed.path.lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return S3Store(url, parsed.netloc, prefix, aws)
+    raise CheckError("config", f"store {url}: use s3://bucket/prefix/ or file:///path/")
+
+
+def read_into(store: Store, key: str, sink: IO[bytes]) -> int:
+    """Streams `key` into `sink`; returns the bytes read."""
+    total = 0
+    for block in store.chunks(key):
+        sink.write(block)
+        total += len(block)
+    return total

@@ -1,0 +1,59 @@
+"""Integrity verdicts, cached by key + ETag/size so each backup is read once, across restarts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from checks.stores import StoredObject
+from checks.verify_dump import Verdict
+
+log = logging.getLogger("drwatch.verdicts")
+
+
+def _identity(obj: StoredObject) -> str:
+    # An object rewritten under the same key is a different backup: verify it again.
+    return f"{obj.etag or ''}:{obj.size}"
+
+
+class VerdictCache:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, object]] = {}
+        if path is not None and path.exists():
+            try:
+                self._entries = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("ignoring unreadable verdict cache %s: %s", path, exc)
+
+    def get(self, obj: StoredObject) -> Verdict | None:
+        with self._lock:
+            entry = self._entries.get(obj.key)
+        if not entry or entry.get("identity") != _identity(obj):
+            return None
+        fields = {k: v for k, v in entry.items() if k != "identity"}
+        return Verdict(**fields)  # type: ignore[arg-type]
+
+    def put(self, obj: StoredObject, verdict: Verdict) -> None:
+        with self._lock:
+            self._entries[obj.key] = {"identity": _identity(obj), **asdict(verdict)}
+
+    def retain(self, keys: set[str]) -> None:
+        """Forgets backups no longer in the store (retention removed them), then saves."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if k in keys}
+            snapshot = json.dumps(self._entries, sort_keys=True)
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(snapshot)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot save verdict cache %s: %s", self.path, exc.strerror)

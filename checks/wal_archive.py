@@ -1,0 +1,246 @@
+"""WAL archive continuity in the store: is every segment since the newest base backup there?
+
+WAL-G's `wal-verify integrity` is the reference. Names are parsed for timeline and segment number
+with the cluster's own wal_segment_size; a timeline switch (a `.history` file, the old timeline's
+`.partial` and the new timeline's segments) is not a gap. A gap caps point-in-time recovery at the
+last segment before it. Also checks the archiver's word: pg_stat_archiver can report success for
+a file that never arrived.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import statistics
+import time
+from dataclasses import dataclass
+
+from checks.base import MetricSpec, Observation, Status
+from checks.pg import fetch_one, session
+from checks.stores import Store, StoredObject
+from checks.walnames import WalName, parse_wal_name
+from exporter.config import BackupsConfig, PostgresConfig
+from exporter.durations import format_duration
+from exporter.errors import CheckError
+
+NAME = "wal_archive"
+# What archive tools append to WAL file names when they compress.
+COMPRESSION_SUFFIXES = (".gz", ".lz4", ".zst", ".br", ".bz2", ".xz", ".lzma")
+MAX_NAMED_GAPS = 5
+
+METRICS = (
+    MetricSpec("drwatch_wal_archive_segments", "gauge", "WAL segments in the archive store."),
+    MetricSpec(
+        "drwatch_wal_archive_missing_segments",
+        "gauge",
+        "Segments missing between the newest base backup's start and the newest archived segment.",
+    ),
+    MetricSpec(
+        "drwatch_wal_archive_newest_segment_timestamp_seconds",
+        "gauge",
+        "When the newest archived segment was written to the store.",
+    ),
+    MetricSpec("drwatch_wal_archive_timeline", "gauge", "Timeline of the newest archived segment."),
+    MetricSpec(
+        "drwatch_wal_archive_base_backups",
+        "gauge",
+        "Base backup labels (.backup files) in the archive store.",
+    ),
+    MetricSpec(
+        "drwatch_wal_archive_last_archived_present",
+        "gauge",
+        "1 if pg_stat_archiver.last_archived_wal is in the store, 0 if the archiver reported a "
+        "file that is not there.",
+    ),
+    MetricSpec(
+        "drwatch_wal_segment_size_bytes_used",
+        "gauge",
+        "The wal_segment_size the names were parsed with (from PostgreSQL, config or the files).",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Archived:
+    name: str
+    wal: WalName
+    obj: StoredObject
+
+
+@dataclass(frozen=True)
+class Continuity:
+    segments: int
+    start_segno: int | None
+    newest: Archived | None
+    missing: int
+    gaps: list[tuple[int, int]]  # (first missing segno, last missing segno)
+    before_first_gap: Archived | None  # the last segment PITR can replay to
+    base_backups: int
+
+
+def wal_name(key: str) -> str:
+    name = posixpath.basename(key)
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def segment_name(timeline: int, segno: int, segment_size: int) -> str:
+    per_id = 0x100000000 // segment_size
+    return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
+
+
+def analyse(objects: list[StoredObject], segment_size: int) -> Continuity:
+    """One pass over the names plus a sort: linear-logarithmic in the number of files."""
+    segments: dict[int, Archived] = {}  # segno -> the newest-timeline file holding it
+    starts: list[int] = []
+    for obj in objects:
+        name = wal_name(obj.key)
+        wal = parse_wal_name(name, segment_size)
+        if wal is None or wal.segno is None:
+            continue
+        if wal.kind == "backup":
+            starts.append(wal.segno)
+            continue
+        seen = segments.get(wal.segno)
+        if seen is None or (wal.timeline, wal.kind == "segment") > (
+            seen.wal.timeline,
+            seen.wal.kind == "segment",
+        ):
+            segments[wal.segno] = Archived(name, wal, obj)
+    if not segments:
+        return Continuity(0, None, None, 0, [], None, len(starts))
+    ordered = sorted(segments)
+    start = max(starts) if starts else ordered[0]
+    newest = segments[ordered[-1]]
+    gaps: list[tuple[int, int]] = []
+    previous = start - 1
+    before_first_gap: Archived | None = None
+    for segno in ordered:
+        if segno < start:
+            continue
+        if segno > previous + 1:
+            if not gaps and previous >= start:
+                before_first_gap = segments[previous]
+            gaps.append((previous + 1, segno - 1))
+        previous = segno
+    missing = sum(last - first + 1 for first, last in gaps)
+    return Continuity(
+        segments=sum(1 for a in segments.values() if a.wal.kind == "segment"),
+        start_segno=start,
+        newest=newest,
+        missing=missing,
+        gaps=gaps,
+        before_first_gap=before_first_gap,
+        base_backups=len(starts),
+    )
+
+
+def infer_segment_size(objects: list[StoredObject]) -> int | None:
+    """Uncompressed segments are exactly wal_segment_size bytes: the most common such size."""
+    sizes = [
+        o.size
+        for o in objects
+        if posixpath.basename(o.key) == wal_name(o.key)  # not compressed
+        and len(wal_name(o.key)) == 24
+        and o.size >= 1024 * 1024
+        and o.size & (o.size - 1) == 0
+    ]
+    return statistics.mode(sizes) if sizes else None
+
+
+class WalArchiveCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(
+        self,
+        config: BackupsConfig,
+        store: Store,
+        pg: PostgresConfig | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.pg = pg
+
+    def _ask_postgres(self) -> tuple[int | None, str | None, bool]:
+        if self.pg is None:
+            return None, None, False
+        with session(self.pg) as conn:
+            row = fetch_one(
+                conn,
+                "SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size, "
+                "last_archived_wal, pg_is_in_recovery() AS standby FROM pg_stat_archiver",
+                what="pg_stat_archiver",
+            )
+        return int(row["size"]), row["last_archived_wal"], bool(row["standby"])
+
+    def collect(self) -> Observation:
+        # PostgreSQL first, then the store: a file archived in between is then in the listing.
+        pg_size, last_archived, standby = self._ask_postgres()
+        objects = list(self.store.list())
+        segment_size = self.config.wal_segment_size or pg_size or infer_segment_size(objects)
+        if segment_size is None:
+            raise CheckError(
+                "config",
+                f"store {self.store.url}: cannot tell wal_segment_size (no postgres section, no "
+                "backups.wal_segment_size, no uncompressed segment to measure)",
+            )
+        result = analyse(objects, segment_size)
+        now = time.time()
+        obs = Observation(Status.OK, "")
+        obs.add("drwatch_wal_archive_segments", result.segments)
+        obs.add("drwatch_wal_archive_missing_segments", result.missing)
+        obs.add("drwatch_wal_archive_base_backups", result.base_backups)
+        obs.add("drwatch_wal_segment_size_bytes_used", segment_size)
+        obs.values.update(segments=result.segments, missing_segments=result.missing)
+        if result.newest is None:
+            obs.status = Status.CRITICAL
+            obs.summary = f"no WAL segment in {self.store.url}"
+            return obs
+        newest = result.newest
+        obs.add("drwatch_wal_archive_newest_segment_timestamp_seconds", newest.obj.modified)
+        obs.add("drwatch_wal_archive_timeline", newest.wal.timeline)
+        obs.values.update(
+            newest_segment=newest.name, newest_segment_age_seconds=now - newest.obj.modified
+        )
+        problems: list[str] = []
+        if result.gaps:
+            names = [
+                segment_name(newest.wal.timeline, first, segment_size)
+                + (
+                    ""
+                    if last == first
+                    else f"..{segment_name(newest.wal.timeline, last, segment_size)}"
+                )
+                for first, last in result.gaps[:MAX_NAMED_GAPS]
+            ]
+            more = (
+                f" and {len(result.gaps) - MAX_NAMED_GAPS} more gaps"
+                if len(result.gaps) > MAX_NAMED_GAPS
+                else ""
+            )
+            problems.append(f"{result.missing} segment(s) missing: {', '.join(names)}{more}")
+            obs.values["missing"] = ", ".join(names)
+            # Recovery replays up to the gap: what came after it is at risk.
+            cap = result.before_first_gap.obj.modified if result.before_first_gap else None
+            if cap is not None:
+                obs.exposures["pitr"] = now - cap
+        if last_archived and not standby:
+            present = any(wal_name(o.key) == last_archived for o in objects)
+            obs.add("drwatch_wal_archive_last_archived_present", present)
+            obs.values["last_archived_present"] = present
+            if not present:
+                problems.append(
+                    f"the archiver reported {last_archived} archived, but it is not in the store"
+                )
+        obs.status = Status.CRITICAL if problems else Status.OK
+        start = segment_name(newest.wal.timeline, result.start_segno or 0, segment_size)
+        base = f"{result.segments} segments since {start}"
+        obs.summary = "; ".join(
+            [
+                f"{base}, newest {newest.name} {format_duration(now - newest.obj.modified)} old",
+                *problems,
+            ]
+        )
+        return obs
