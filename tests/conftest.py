@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from exporter.config import LoadedConfig, parse_config
-from sandbox.pgcluster import ARCHIVE_COPY, PgCluster
+from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
 
 
 @pytest.fixture
@@ -29,6 +29,35 @@ def shared_cluster() -> Iterator[PgCluster]:
         yield c
     finally:
         c.destroy()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's standalone S3/RDS server over HTTP on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+AWS = {"region": "us-east-1", "access_key_id": "testing", "secret_access_key": "testing-secret"}
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
 
 
 def make_config(targets: list[dict[str, Any]], **top: Any) -> LoadedConfig:

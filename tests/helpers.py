@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from checks.base import Observation
 from exporter.config import LoadedConfig
 from exporter.jobs import build_jobs
 from exporter.results import CheckResult
@@ -25,7 +26,7 @@ class CheckHarness:
         return self.runner.run(self.job(check, target))
 
 
-def sample(result: CheckResult, name: str, **labels: str) -> float | None:
+def sample(result: CheckResult | Observation, name: str, /, **labels: str) -> float | None:
     want = tuple(sorted(labels.items()))
     for s in result.samples:
         if s.name == name and (not labels or s.labels == want):

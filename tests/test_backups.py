@@ -1,0 +1,180 @@
+"""Backups in file:// and s3:// (moto's server) stores: inventory, retention, anomalies, integrity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from checks.base import Status
+from checks.verify_dump import pg_restore_binary
+from sandbox.pgcluster import PgCluster
+from tests.conftest import AWS, make_config, s3_client
+from tests.helpers import CheckHarness, sample
+
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+def dumps(shared_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A real pg_dump -Fc, the same truncated, and the same with one byte flipped in its data."""
+    shared_cluster.execute("DROP DATABASE IF EXISTS app")
+    shared_cluster.execute("CREATE DATABASE app")
+    shared_cluster.execute(
+        "CREATE TABLE debates AS SELECT g AS id, md5(g::text) AS title FROM generate_series(1, 50000) g",
+        "app",
+    )
+    good = shared_cluster.dump("app", shared_cluster.backups / "dumps").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF  # the middle of the file is table data, well past the TOC
+    return {"good": good, "truncated": good[: len(good) * 2 // 3], "flipped": bytes(flipped)}
+
+
+def _toc_passes(data: bytes) -> bool:
+    return (
+        subprocess.run([pg_restore_binary(), "--list"], input=data, capture_output=True).returncode
+        == 0
+    )
+
+
+def _file_store(tmp_path: Path, files: dict[str, tuple[bytes, float]]) -> Path:
+    root = tmp_path / "store"
+    for key, (data, mtime) in files.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (mtime, mtime))
+    return root
+
+
+def _harness(store: str, state_dir: Path, **backups: object) -> CheckHarness:
+    return CheckHarness(
+        make_config(
+            [{"name": "db", "backups": {"store": store, **backups}}],
+            aws=AWS,
+            state_dir=str(state_dir),
+        )
+    )
+
+
+@pytest.mark.parametrize("broken", ["truncated", "flipped"])
+def test_file_store_broken_newest_dump_fails_and_does_not_count(
+    dumps: dict[str, bytes], tmp_path: Path, broken: str
+) -> None:
+    now = time.time()
+    assert _toc_passes(dumps[broken]), (
+        "pg_restore --list accepts it: the runbook's check would pass"
+    )
+    root = _file_store(
+        tmp_path,
+        {
+            "postgres/app-1.dump": (dumps["good"], now - 3 * 3600),
+            "postgres/app-2.dump": (dumps[broken], now - 600),
+        },
+    )
+    result = _harness(f"file://{root}/", tmp_path / "state").run("backups")
+    assert result.up, result.summary
+    assert sample(result, "drwatch_backups") == 2
+    assert sample(result, "drwatch_backup_newest_verified") == 0
+    assert sample(result, "drwatch_backup_last_verified_timestamp_seconds") == pytest.approx(
+        now - 3 * 3600, abs=1
+    )
+    assert result.exposures["full_restore"] == pytest.approx(3 * 3600, abs=30)
+    assert result.status == Status.CRITICAL  # 3 h since the last good backup, objective 1 h
+    assert "newest backup postgres/app-2.dump failed verification" in result.summary
+    assert sample(result, "drwatch_backup_verifications_total", result="failed") == 1
+    assert sample(result, "drwatch_backup_verifications_total", result="ok") == 1
+    assert not list(Path("/tmp").glob("tmp*pg_restore*"))
+
+
+def test_s3_store_verifies_once_and_remembers_across_restarts(
+    dumps: dict[str, bytes], moto_endpoint: str, tmp_path: Path
+) -> None:
+    bucket = f"backups-{uuid.uuid4().hex[:8]}"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="postgres/app-1.dump", Body=dumps["good"])
+    url = f"s3://{bucket}/postgres/"
+    aws = {**AWS, "endpoint_url": moto_endpoint}
+    config = make_config(
+        [{"name": "db", "backups": {"store": url}}], aws=aws, state_dir=str(tmp_path / "state")
+    )
+    harness = CheckHarness(config)
+    first = harness.run("backups")
+    assert first.up, first.summary
+    assert sample(first, "drwatch_backup_newest_verified") == 1
+    assert sample(first, "drwatch_backup_toc_entries") == 2  # TABLE debates and its TABLE DATA
+    assert sample(first, "drwatch_backup_verification_read_bytes") == len(dumps["good"])
+    assert first.exposures["full_restore"] < 60
+    assert first.status == Status.OK, first.summary
+    second = harness.run("backups")
+    assert sample(second, "drwatch_backup_verifications_total", result="ok") == 1  # cached
+    restarted = CheckHarness(config).run("backups")
+    assert (
+        sample(restarted, "drwatch_backup_verifications_total", result="ok") == 0
+    )  # from the state file
+    assert sample(restarted, "drwatch_backup_newest_verified") == 1
+
+    s3.put_object(Bucket=bucket, Key="postgres/app-2.dump", Body=dumps["flipped"])
+    third = harness.run("backups")
+    assert sample(third, "drwatch_backup_newest_verified") == 0
+    assert "could not uncompress data" in third.summary
+    assert third.values["last_verified_key"] == "app-1.dump"
+
+
+def test_inventory_retention_and_size_anomaly_follow_frozen_time(tmp_path: Path) -> None:
+    frozen = 1_800_000_000.0
+    # One dump a day for 40 days, about 1 MB each; the newest only 100 kB.
+    files = {
+        f"app-{day:02d}.dump": (b"x" * (1_000_000 + day), frozen - (40 - day) * DAY)
+        for day in range(40)
+    }
+    files["app-40.dump"] = (b"x" * 100_000, frozen - 3600)
+    files["notes.txt"] = (b"not a backup", frozen)
+    root = _file_store(tmp_path, files)
+    harness = _harness(f"file://{root}/", tmp_path / "state", verify="none", retention="30d")
+    # Called in this thread: freezegun leaves threads started by `threading` on real time.
+    with freeze_time(datetime.fromtimestamp(frozen, tz=timezone.utc)):
+        result = harness.job("backups").collect()
+    assert sample(result, "drwatch_backups") == 41
+    # Written at frozen - 30 d (day 10) through frozen - 1 h: 31 inside a 30-day window.
+    assert sample(result, "drwatch_backups_in_retention") == 31
+    assert sample(result, "drwatch_backup_oldest_timestamp_seconds") == frozen - 40 * DAY
+    assert sample(result, "drwatch_backup_newest_size_bytes") == 100_000
+    assert sample(result, "drwatch_backup_recent_median_size_bytes") == 1_000_036
+    assert sample(result, "drwatch_backup_size_anomaly") == 1
+    assert result.exposures["full_restore"] == 3600  # verify: none -> the newest file's age
+    assert result.status == Status.WARNING and "under 50% of the recent median" in result.summary
+
+
+def test_pagination_sees_every_object(moto_endpoint: str, tmp_path: Path) -> None:
+    bucket = f"many-{uuid.uuid4().hex[:8]}"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    for i in range(2500):
+        s3.put_object(Bucket=bucket, Key=f"postgres/app-{i:05d}.dump", Body=b"x")
+    harness = CheckHarness(
+        make_config(
+            [{"name": "db", "backups": {"store": f"s3://{bucket}/postgres", "verify": "none"}}],
+            aws={**AWS, "endpoint_url": moto_endpoint},
+            state_dir=str(tmp_path),
+        )
+    )
+    result = harness.run("backups")
+    assert result.up, result.summary
+    assert sample(result, "drwatch_backups") == 2500
+    assert result.values["newest_key"] in {f"app-{i:05d}.dump" for i in range(2500)}
+
+
+def test_empty_store_is_critical(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = _harness(f"file://{tmp_path / 'empty'}/", tmp_path / "state").run("backups")
+    assert result.status == Status.CRITICAL and "no backup matching *.dump" in result.summary
+    assert result.exposures["full_restore"] == float("inf")
