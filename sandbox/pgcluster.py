@@ -249,6 +249,33 @@ class PgCluster:
         )
         return target
 
+    def base_backup(self) -> None:
+        """A base backup (thrown away): what matters is the .backup label it archives."""
+        target = Path(tempfile.mkdtemp(prefix="drwatch-basebackup-"))
+        _chown_to_server_user(target)
+        try:
+            self._run(
+                str(self.bin / "pg_basebackup"),
+                "-D",
+                str(target / "data"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-X",
+                "none",
+                "-c",
+                "fast",
+                "--no-sync",
+            )
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def promote(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.datadir), "-w", "promote")
+
     # --- replication -------------------------------------------------------------------------
 
     def create_standby(self, root: Path | None = None) -> PgCluster:

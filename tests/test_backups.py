@@ -6,8 +6,7 @@ import os
 import subprocess
 import time
 import uuid
-from datetime import datetime, timezone
-from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -141,7 +140,7 @@ def test_inventory_retention_and_size_anomaly_follow_frozen_time(tmp_path: Path)
     root = _file_store(tmp_path, files)
     harness = _harness(f"file://{root}/", tmp_path / "state", verify="none", retention="30d")
     # Called in this thread: freezegun leaves threads started by `threading` on real time.
-    with freeze_time(datetime.fromtimestamp(frozen, tz=timezone.utc)):
+    with freeze_time(datetime.fromtimestamp(frozen, tz=UTC)):
         result = harness.job("backups").collect()
     assert sample(result, "drwatch_backups") == 41
     # Written at frozen - 30 d (day 10) through frozen - 1 h: 31 inside a 30-day window.

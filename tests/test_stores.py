@@ -30,7 +30,7 @@ class _Answer(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_HEAD = do_PUT = _reply  # noqa: N815
+    do_GET = do_HEAD = do_PUT = _reply
 
     def log_message(self, *args: object) -> None:
         pass
