@@ -196,26 +196,42 @@ class BackupsCheck:
     def _verify(
         self, backups: list[StoredObject], deadline: float
     ) -> tuple[StoredObject | None, Verdict | None, str]:
-        """Newest first until one passes; each backup is read once (verdicts are cached)."""
+        """Newest first until one passes; each backup is read once (verdicts are cached).
+
+        Past the newest good backup, one older unverified backup is read per run, so the whole
+        retention window gets verified over time (the replica check and older restores need it)
+        without one run reading 30 days of dumps.
+        """
         if self.config.verify == "none":
             return None, None, ""
         newest_verdict: Verdict | None = None
+        newest_ok: StoredObject | None = None
         for obj in reversed(backups):
             verdict = self.cache.get(obj)
             if verdict is None:
                 try:
-                    verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
+                    verdict = self._read(obj, deadline)
                 except VerificationBusy as exc:
-                    return None, newest_verdict, str(exc)
-                if verdict.reason == "verification timed out":
-                    return None, newest_verdict, f"verification of {obj.key} timed out"
-                self.cache.put(obj, verdict)
-                self.verifications["ok" if verdict.ok else "failed"] += 1
+                    return newest_ok, newest_verdict, "" if newest_ok else str(exc)
+                if verdict is None:
+                    note = f"verification of {obj.key} timed out"
+                    return newest_ok, newest_verdict, "" if newest_ok else note
+                if newest_ok is not None:
+                    break  # the one older backup this run reads
             if obj is backups[-1]:
                 newest_verdict = verdict
-            if verdict.ok:
-                return obj, newest_verdict, ""
-        return None, newest_verdict, ""
+            if verdict.ok and newest_ok is None:
+                newest_ok = obj
+        return newest_ok, newest_verdict, ""
+
+    def _read(self, obj: StoredObject, deadline: float) -> Verdict | None:
+        """Verifies and records one backup; None when it ran out of time (not a verdict)."""
+        verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
+        if verdict.reason == "verification timed out":
+            return None
+        self.cache.put(obj, verdict)
+        self.verifications["ok" if verdict.ok else "failed"] += 1
+        return verdict
 
     def _verdict(
         self,

@@ -27,7 +27,12 @@ log = logging.getLogger("drwatch.daemon")
 
 
 def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:
-    out = [(t.name, "postgres", True) for t in loaded.config.targets if t.postgres is not None]
+    out = [
+        (t.name, section, True)
+        for t in loaded.config.targets
+        for section, body in (("postgres", t.postgres), ("backups", t.backups))
+        if body is not None
+    ]
     out += [(off.target, off.section, False) for off in loaded.off]
     return tuple(out)
 

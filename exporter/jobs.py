@@ -12,6 +12,7 @@ from checks.backups import BackupsCheck
 from checks.base import MetricSpec, Observation
 from checks.connections import ConnectionsCheck
 from checks.pg import Row, session
+from checks.replica_copy import ReplicaCopyCheck
 from checks.replication import ReplicationCheck
 from checks.stores import open_store
 from checks.verdicts import VerdictCache
@@ -112,6 +113,26 @@ def _store_jobs(config: Config, target: Target) -> list[Job]:
             check.collect,
         )
     ]
+    if backups.replica_store:
+        copy = ReplicaCopyCheck(
+            backups,
+            check.store,
+            open_store(backups.replica_store, config.aws),
+            cache,
+            config.objective(target, "cross_region"),
+        )
+        jobs.append(
+            Job(
+                target.name,
+                copy.name,
+                backups.interval,
+                min(backups.timeout, backups.interval),
+                copy.metrics,
+                ("cross_region",),
+                copy.collect,
+                phase=1,
+            )
+        )
     if backups.wal_store:
         wal = WalArchiveCheck(backups, open_store(backups.wal_store, config.aws), target.postgres)
         # Listing is cheap next to a dump's verification: a tighter deadline, same interval.

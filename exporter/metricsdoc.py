@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from checks import backups, connections, replication, verification, wal_archive, wal_archiving
+from checks import (
+    backups,
+    connections,
+    replica_copy,
+    replication,
+    verification,
+    wal_archive,
+    wal_archiving,
+)
 from checks.base import MetricSpec
 from exporter.collector import SELF_METRICS
 
@@ -14,6 +22,7 @@ SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("verification", "check", verification.METRICS),
     ("backups", "check", backups.METRICS),
     ("wal_archive", "check", wal_archive.METRICS),
+    ("replica_copy", "check", replica_copy.METRICS),
 )
 
 

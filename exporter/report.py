@@ -22,9 +22,12 @@ def run_once(
     if target is not None:
         jobs = [j for j in jobs if j.target == target]
     runner = DeadlineRunner()
+    by_key = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
-        results = list(pool.map(runner.run, jobs))
-    return jobs, results
+        for phase in sorted({j.phase for j in jobs}):
+            batch = [j for j in jobs if j.phase == phase]
+            by_key.update({r.key: r for r in pool.map(runner.run, batch)})
+    return jobs, [by_key[j.key] for j in jobs]
 
 
 def _number(value: float | None) -> float | str | None:

@@ -59,6 +59,9 @@ def main() -> int:
         dump = cluster.dump("aragora", cluster.backups / "postgres")
         cluster.execute("SELECT pg_switch_wal()")
         os.environ["DATABASE_URL"] = cluster.dsn("aragora")
+        os.environ["BACKUP_STORE"] = f"file://{cluster.backups}/postgres/"
+        os.environ["WAL_STORE"] = f"file://{cluster.archive}/"
+        os.environ["DRWATCH_STATE_DIR"] = str(cluster.root / "state")
         setup_logging("info", "logfmt")
         loaded = load_config(EXAMPLE)
         address = _listen_address()

@@ -245,16 +245,32 @@ targets:
 
 def test_example_config_validates_with_and_without_its_environment() -> None:
     example = ROOT / "examples" / "aragora.yml"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "BACKUP_STORE", "WAL_STORE", "DRWATCH_STATE_DIR")
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "exporter", "config", "validate", str(example)],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**env, "DATABASE_URL": DSN},
+        env={
+            **env,
+            "DATABASE_URL": DSN,
+            "BACKUP_STORE": "s3://aragora-backups/postgres/",
+            "WAL_STORE": "file:///var/lib/wal/",
+        },
     )
     assert proc.returncode == 0, proc.stderr
-    for check in ("wal_archiving", "replication", "connections", "verification"):
+    for check in (
+        "wal_archiving",
+        "replication",
+        "connections",
+        "verification",
+        "backups",
+        "wal_archive",
+    ):
         assert f"aragora-prod: {check} every" in proc.stdout
     unset = subprocess.run(
         [sys.executable, "-m", "exporter", "config", "validate", str(example)],
@@ -266,6 +282,10 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
     assert unset.returncode == 0, unset.stderr
     assert (
         "off: aragora-prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"
+        in unset.stdout
+    )
+    assert (
+        "off: aragora-prod: backups is off: targets[0].backups.store is empty (BACKUP_STORE not set)"
         in unset.stdout
     )
 

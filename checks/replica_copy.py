@@ -1,0 +1,118 @@
+"""Cross-region copy: is the newest verified backup in the replica store, whole?
+
+`cross_region` exposure counts from the newest verified backup present in the replica with the
+same size (and the same ETag where both are plain, non-multipart ETags).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+
+from checks.base import MetricSpec, Observation, Status
+from checks.stores import Store, StoredObject
+from checks.verdicts import VerdictCache
+from exporter.config import BackupsConfig, ObjectiveSpec
+from exporter.durations import format_duration
+
+NAME = "replica_copy"
+
+METRICS = (
+    MetricSpec("drwatch_replica_backups", "gauge", "Backups in the replica (cross-region) store."),
+    MetricSpec(
+        "drwatch_replica_newest_verified_present",
+        "gauge",
+        "1 if the newest verified backup is in the replica store with the same size (and ETag).",
+    ),
+    MetricSpec(
+        "drwatch_replica_last_copied_timestamp_seconds",
+        "gauge",
+        "When the newest verified backup that the replica holds intact was written.",
+    ),
+    MetricSpec(
+        "drwatch_replica_copy_lag_seconds",
+        "gauge",
+        "How far the replica's newest intact verified backup trails the primary store's newest "
+        "verified backup.",
+    ),
+)
+
+
+def same_object(original: StoredObject, copy: StoredObject | None) -> bool:
+    if copy is None or copy.size != original.size:
+        return False
+    # Multipart ETags ("...-N") depend on part sizes, which a copy may choose differently.
+    if original.etag and copy.etag and "-" not in original.etag + copy.etag:
+        return original.etag == copy.etag
+    return True
+
+
+class ReplicaCopyCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(
+        self,
+        config: BackupsConfig,
+        primary: Store,
+        replica: Store,
+        verdicts: VerdictCache,
+        cross_region: ObjectiveSpec,
+    ) -> None:
+        self.config = config
+        self.primary = primary
+        self.replica = replica
+        self.verdicts = verdicts
+        self.rpo = cross_region.rpo
+
+    def _verified(self, obj: StoredObject) -> bool:
+        if self.config.verify == "none":
+            return True
+        verdict = self.verdicts.get(obj)
+        return verdict is not None and verdict.ok
+
+    def collect(self) -> Observation:
+        def is_backup(key: str) -> bool:
+            return any(fnmatch.fnmatchcase(key, p) for p in self.config.patterns)
+
+        verified = sorted(
+            (o for o in self.primary.list() if is_backup(o.key) and self._verified(o)),
+            key=lambda o: (o.modified, o.key),
+        )
+        copies = {o.key: o for o in self.replica.list() if is_backup(o.key)}
+        now = time.time()
+        obs = Observation(Status.OK, "")
+        obs.add("drwatch_replica_backups", len(copies))
+        if not verified:
+            obs.status = Status.WARNING
+            obs.summary = "no verified backup yet in the primary store (see the backups check)"
+            obs.exposures["cross_region"] = None
+            return obs
+        newest = verified[-1]
+        present = next((o for o in reversed(verified) if same_object(o, copies.get(o.key))), None)
+        obs.add("drwatch_replica_newest_verified_present", present is newest)
+        obs.values.update(
+            newest_verified=newest.key, newest_copied=present.key if present else None
+        )
+        objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
+        if present is None:
+            obs.exposures["cross_region"] = float("inf")
+            obs.status = Status.CRITICAL
+            obs.summary = f"no verified backup is intact in {self.replica.url}"
+            return obs
+        exposure = now - present.modified
+        obs.add("drwatch_replica_last_copied_timestamp_seconds", present.modified)
+        obs.add("drwatch_replica_copy_lag_seconds", newest.modified - present.modified)
+        obs.exposures["cross_region"] = exposure
+        parts = [f"cross_region exposure {format_duration(exposure)}{objective}"]
+        if present is not newest:
+            copy = copies.get(newest.key)
+            why = "missing" if copy is None else f"differs ({copy.size} vs {newest.size} bytes)"
+            parts.append(f"newest verified backup {newest.key} {why} in {self.replica.url}")
+            obs.status = Status.WARNING
+        else:
+            parts.append(f"newest verified backup {newest.key} copied")
+        if self.rpo is not None and exposure > self.rpo:
+            obs.status = Status.CRITICAL
+        obs.summary = "; ".join(parts)
+        return obs

@@ -1,0 +1,62 @@
+"""Cross-region copies: exposure from the newest verified backup the replica holds intact."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from checks.base import Status
+from tests.conftest import make_config
+from tests.helpers import CheckHarness, sample
+from tests.test_backups import _file_store, dumps  # noqa: F401 - the module's dump fixture
+
+HOUR = 3600.0
+
+
+def test_replica_missing_the_newest_backup(dumps: dict[str, bytes], tmp_path: Path) -> None:  # noqa: F811
+    now = time.time()
+    primary = _file_store(
+        tmp_path / "primary",
+        {"app-1.dump": (dumps["good"], now - 3 * HOUR), "app-2.dump": (dumps["good"], now - 600)},
+    )
+    replica_files = {"app-1.dump": (dumps["good"], now - 3 * HOUR + 60)}
+    replica = _file_store(tmp_path / "replica", replica_files)
+    harness = CheckHarness(
+        make_config(
+            [
+                {
+                    "name": "db",
+                    "backups": {
+                        "store": f"file://{primary}/",
+                        "replica_store": f"file://{replica}/",
+                    },
+                }
+            ],
+            state_dir=str(tmp_path / "state"),
+        )
+    )
+    assert harness.run("backups").values["newest_verified"] is True
+    harness.run("backups")  # the next run verifies the older backup too
+    behind = harness.run("replica_copy")
+    assert behind.up, behind.summary
+    assert behind.exposures["cross_region"] == pytest.approx(3 * HOUR, abs=30)
+    assert sample(behind, "drwatch_replica_newest_verified_present") == 0
+    assert sample(behind, "drwatch_replica_copy_lag_seconds") == pytest.approx(
+        3 * HOUR - 600, abs=1
+    )
+    assert behind.status == Status.CRITICAL  # 3 h > the 1 h cross_region objective
+    assert "newest verified backup app-2.dump missing" in behind.summary
+
+    (replica / "app-2.dump").write_bytes(dumps["good"][:1000])  # a copy cut short
+    partial = harness.run("replica_copy")
+    assert partial.exposures["cross_region"] == pytest.approx(3 * HOUR, abs=30)
+    assert f"differs (1000 vs {len(dumps['good'])} bytes)" in partial.summary
+
+    (replica / "app-2.dump").write_bytes(dumps["good"])
+    caught_up = harness.run("replica_copy")
+    assert caught_up.exposures["cross_region"] == pytest.approx(600, abs=30)
+    assert sample(caught_up, "drwatch_replica_newest_verified_present") == 1
+    assert sample(caught_up, "drwatch_replica_copy_lag_seconds") == 0
+    assert caught_up.status == Status.OK, caught_up.summary
