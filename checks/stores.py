@@ -92,23 +92,24 @@ class FileStore:
         return StoredObject(key, st.st_size, st.st_mtime)
 
 
-def _s3_error(url: str, exc: Exception, action: str) -> CheckError:
+def aws_error(where: str, exc: Exception, action: str) -> CheckError:
+    """A CheckError for a failed AWS call, naming `where` (a store, an instance), no secret."""
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
-        return CheckError("timeout", f"store {url}: {action}: timed out")
+        return CheckError("timeout", f"{where}: {action}: timed out")
     if isinstance(exc, EndpointConnectionError):
-        return CheckError("connect", f"store {url}: {action}: cannot reach the endpoint")
+        return CheckError("connect", f"{where}: {action}: cannot reach the endpoint")
     if isinstance(exc, NoCredentialsError):
-        return CheckError("permission", f"store {url}: {action}: no AWS credentials found")
+        return CheckError("permission", f"{where}: {action}: no AWS credentials found")
     if isinstance(exc, ClientError):
         error: Any = exc.response.get("Error", {})
         code = str(error.get("Code", "")) or "error"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
-            return CheckError("permission", f"store {url}: {action}: access denied ({code})")
-        if code in ("NoSuchBucket",):
-            return CheckError("config", f"store {url}: {action}: no such bucket")
-        return CheckError("query", f"store {url}: {action}: {code} (HTTP {status})")
-    return CheckError("connect", f"store {url}: {action}: {type(exc).__name__}")
+            return CheckError("permission", f"{where}: {action}: access denied ({code})")
+        if code in ("NoSuchBucket", "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+            return CheckError("config", f"{where}: {action}: not found ({code})")
+        return CheckError("query", f"{where}: {action}: {code} (HTTP {status})")
+    return CheckError("connect", f"{where}: {action}: {type(exc).__name__}")
 
 
 class S3Store:
@@ -142,7 +143,7 @@ class S3Store:
                         obj.get("ETag", "").strip('"') or None,
                     )
         except (BotoCoreError, ClientError) as exc:
-            raise _s3_error(self.url, exc, "list") from None
+            raise aws_error(f"store {self.url}", exc, "list") from None
 
     def chunks(self, key: str) -> Iterator[bytes]:
         try:
@@ -151,7 +152,7 @@ class S3Store:
                 while block := body.read(CHUNK):
                     yield block
         except (BotoCoreError, ClientError) as exc:
-            raise _s3_error(self.url, exc, f"read {key}") from None
+            raise aws_error(f"store {self.url}", exc, f"read {key}") from None
 
     def head(self, key: str) -> StoredObject | None:
         try:
@@ -159,9 +160,9 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise _s3_error(self.url, exc, f"head {key}") from None
+            raise aws_error(f"store {self.url}", exc, f"head {key}") from None
         except BotoCoreError as exc:
-            raise _s3_error(self.url, exc, f"head {key}") from None
+            raise aws_error(f"store {self.url}", exc, f"head {key}") from None
         return StoredObject(
             key,
             int(obj["ContentLength"]),

@@ -255,6 +255,16 @@ class BackupsConfig(_Strict):
         return v
 
 
+class RdsConfig(_Strict):
+    """An RDS instance: PITR window, retention, Multi-AZ and snapshots from the RDS API."""
+
+    instance: str = Field(min_length=1)
+    region: str | None = None  # default: aws.region, then boto3's chain
+    retention: Duration = 30 * 86400.0  # BackupRetentionPeriod must be at least this
+    interval: Duration = 60.0
+    timeout: Duration = 30.0
+
+
 class AwsConfig(_Strict):
     """S3 (and RDS) access; anything unset comes from boto3's standard chain (AWS_* variables)."""
 
@@ -272,6 +282,7 @@ class Target(_Strict):
     objectives: dict[Scenario, ObjectiveSpec] = {}
     postgres: PostgresConfig | None = None
     backups: BackupsConfig | None = None
+    rds: RdsConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -348,7 +359,7 @@ class LoadedConfig:
 
 
 # Sections that switch off when their connection string or store is empty (`${VAR:-}`).
-_SWITCH_KEYS = {"postgres": "dsn", "backups": "store"}
+_SWITCH_KEYS = {"postgres": "dsn", "backups": "store", "rds": "instance"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -1,8 +1,9 @@
 """RPO exposure per target and scenario, from the latest results of the checks that measure it.
 
-A scenario is measured by one check (`Job.scenarios`); other checks may cap it from below with
-what they found (a WAL archive gap limits PITR whatever the archiver says), so the exposure is
-the largest known value. A scenario whose measuring check is down is unknown (None).
+A scenario is measured by the checks that declare it (`Job.scenarios`: the archiver and RDS both
+measure PITR on a target that has both); other checks may raise it with what they found (a WAL
+archive gap limits PITR whatever the archiver says). The exposure is the largest value; while a
+measuring check is down it is unknown (None): an unmeasured objective is an unproven one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> se
 def combine(jobs: Iterable[Job], results: dict[JobKey, CheckResult]) -> Exposures:
     jobs = list(jobs)
     out: Exposures = {}
+    unknown: set[tuple[str, Scenario]] = set()
     for job in jobs:
         result = results.get(job.key)
         for scenario in job.scenarios:
-            out[(job.target, scenario)] = None if result is None else result.exposures.get(scenario)
+            key = (job.target, scenario)
+            value = None if result is None else result.exposures.get(scenario)
+            if value is None:
+                unknown.add(key)
+            out[key] = max(value, out.get(key) or 0.0) if value is not None else out.get(key)
     for job in jobs:
         result = results.get(job.key)
         if result is None:
@@ -33,4 +39,4 @@ def combine(jobs: Iterable[Job], results: dict[JobKey, CheckResult]) -> Exposure
             if scenario in job.scenarios or value is None or out.get(key) is None:
                 continue
             out[key] = max(value, out[key] or 0.0)
-    return out
+    return {key: None if key in unknown else value for key, value in out.items()}

@@ -12,6 +12,7 @@ from checks.backups import BackupsCheck
 from checks.base import MetricSpec, Observation
 from checks.connections import ConnectionsCheck
 from checks.pg import Row, session
+from checks.rds import RdsCheck
 from checks.replica_copy import ReplicaCopyCheck
 from checks.replication import ReplicationCheck
 from checks.stores import open_store
@@ -143,6 +144,28 @@ def _store_jobs(config: Config, target: Target) -> list[Job]:
     return jobs
 
 
+def _rds_jobs(config: Config, target: Target) -> list[Job]:
+    if target.rds is None:
+        return []
+    check = RdsCheck(
+        target.rds,
+        config.aws,
+        config.objective(target, "pitr"),
+        config.objective(target, "primary_failover"),
+    )
+    return [
+        Job(
+            target.name,
+            check.name,
+            target.rds.interval,
+            target.rds.timeout,
+            check.metrics,
+            ("pitr", "primary_failover"),
+            check.collect,
+        )
+    ]
+
+
 def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[Job], Instances]:
     jobs: list[Job] = []
     instances: Instances = {}
@@ -150,4 +173,5 @@ def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[
         if target.postgres is not None:
             jobs += _postgres_jobs(config, target, target.postgres, previous or {}, instances)
         jobs += _store_jobs(config, target)
+        jobs += _rds_jobs(config, target)
     return jobs, instances

@@ -5,6 +5,7 @@ from __future__ import annotations
 from checks import (
     backups,
     connections,
+    rds,
     replica_copy,
     replication,
     verification,
@@ -23,6 +24,7 @@ SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("backups", "check", backups.METRICS),
     ("wal_archive", "check", wal_archive.METRICS),
     ("replica_copy", "check", replica_copy.METRICS),
+    ("rds", "check", rds.METRICS),
 )
 
 

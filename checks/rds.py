@@ -1,0 +1,142 @@
+"""AWS RDS, for teams whose PostgreSQL is RDS: the API says what pg_stat_archiver cannot.
+
+`pitr` exposure is `now - LatestRestorableTime`; `primary_failover` is 0 with Multi-AZ (a
+synchronous standby) and +Inf without.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from checks.base import MetricSpec, Observation, Status
+from checks.stores import aws_error
+from exporter.config import AwsConfig, ObjectiveSpec, RdsConfig
+from exporter.durations import format_duration
+
+NAME = "rds"
+
+METRICS = (
+    MetricSpec("drwatch_rds_available", "gauge", "1 if the instance status is `available`."),
+    MetricSpec("drwatch_rds_multi_az", "gauge", "1 if the instance is Multi-AZ."),
+    MetricSpec(
+        "drwatch_rds_backup_retention_seconds",
+        "gauge",
+        "The instance's BackupRetentionPeriod, in seconds.",
+    ),
+    MetricSpec(
+        "drwatch_rds_required_retention_seconds",
+        "gauge",
+        "The retention drwatch's config requires of the instance.",
+    ),
+    MetricSpec(
+        "drwatch_rds_latest_restorable_timestamp_seconds",
+        "gauge",
+        "LatestRestorableTime: the newest point-in-time restore target.",
+    ),
+    MetricSpec(
+        "drwatch_rds_newest_snapshot_timestamp_seconds",
+        "gauge",
+        "When the newest automated snapshot was created.",
+    ),
+    MetricSpec("drwatch_rds_automated_snapshots", "gauge", "Automated snapshots of the instance."),
+)
+
+
+class RdsCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(
+        self, config: RdsConfig, aws: AwsConfig, pitr: ObjectiveSpec, failover: ObjectiveSpec
+    ) -> None:
+        self.config = config
+        self.pitr_rpo = pitr.rpo
+        self.failover_rpo = failover.rpo
+        self.where = f"rds instance {config.instance}"
+        self.client: Any = boto3.client(
+            "rds",
+            endpoint_url=aws.endpoint_url or None,
+            region_name=config.region or aws.region or None,
+            aws_access_key_id=aws.access_key_id or None,
+            aws_secret_access_key=aws.secret_access_key or None,
+            config=BotoConfig(
+                connect_timeout=aws.connect_timeout,
+                read_timeout=aws.read_timeout,
+                retries={"max_attempts": aws.max_attempts, "mode": "standard"},
+            ),
+        )
+
+    def _describe(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        try:
+            instance = self.client.describe_db_instances(DBInstanceIdentifier=self.config.instance)[
+                "DBInstances"
+            ][0]
+            snapshots: list[dict[str, Any]] = []
+            pages = self.client.get_paginator("describe_db_snapshots").paginate(
+                DBInstanceIdentifier=self.config.instance, SnapshotType="automated"
+            )
+            for page in pages:
+                snapshots += page.get("DBSnapshots", [])
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(self.where, exc, "describe") from None
+        return instance, snapshots
+
+    def collect(self) -> Observation:
+        instance, snapshots = self._describe()
+        now = time.time()
+        obs = Observation(Status.OK, "")
+        status = str(instance.get("DBInstanceStatus", "unknown"))
+        multi_az = bool(instance.get("MultiAZ"))
+        retention = float(instance.get("BackupRetentionPeriod", 0)) * 86400
+        restorable = instance.get("LatestRestorableTime")
+        created = [
+            s["SnapshotCreateTime"].timestamp() for s in snapshots if s.get("SnapshotCreateTime")
+        ]
+        obs.add("drwatch_rds_available", status == "available")
+        obs.add("drwatch_rds_multi_az", multi_az)
+        obs.add("drwatch_rds_backup_retention_seconds", retention)
+        obs.add("drwatch_rds_required_retention_seconds", self.config.retention)
+        obs.add(
+            "drwatch_rds_latest_restorable_timestamp_seconds",
+            restorable.timestamp() if restorable else None,
+        )
+        obs.add("drwatch_rds_newest_snapshot_timestamp_seconds", max(created) if created else None)
+        obs.add("drwatch_rds_automated_snapshots", len(snapshots))
+        obs.exposures["primary_failover"] = 0.0 if multi_az else math.inf
+        # No restorable time: automated backups are off (retention 0) or not yet taken.
+        obs.exposures["pitr"] = now - restorable.timestamp() if restorable else math.inf
+        obs.values.update(
+            status=status,
+            multi_az=multi_az,
+            backup_retention_days=retention / 86400,
+            latest_restorable_age_seconds=obs.exposures["pitr"],
+            automated_snapshots=len(snapshots),
+        )
+        problems = []
+        if status != "available":
+            problems.append(f"status {status}")
+        if retention < self.config.retention:
+            problems.append(
+                f"backup retention {format_duration(retention)} is under the required "
+                f"{format_duration(self.config.retention)}"
+            )
+        if not multi_az:
+            problems.append("not Multi-AZ: a failover loses what was not replicated")
+        pitr = obs.exposures["pitr"]
+        if self.pitr_rpo is not None and pitr is not None and pitr > self.pitr_rpo:
+            obs.status = Status.CRITICAL
+        elif problems:
+            obs.status = Status.WARNING
+        if not multi_az and self.failover_rpo is not None:
+            obs.status = Status.CRITICAL  # +Inf exposure against any failover objective
+        pitr_text = (
+            "no restorable time" if pitr is None or math.isinf(pitr) else format_duration(pitr)
+        )
+        obs.summary = "; ".join([f"{status}, PITR exposure {pitr_text}", *problems])
+        return obs
