@@ -12,12 +12,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from checks.base import MetricSpec, Observation, Status
 from checks.stores import aws_error
 from exporter.config import AwsConfig, ObjectiveSpec, RdsConfig
 from exporter.durations import format_duration
+from exporter.errors import CheckError
 
 NAME = "rds"
 
@@ -58,27 +59,41 @@ class RdsCheck:
         self.config = config
         self.pitr_rpo = pitr.rpo
         self.failover_rpo = failover.rpo
+        self.aws = aws
         self.where = f"rds instance {config.instance}"
-        self.client: Any = boto3.client(
-            "rds",
-            endpoint_url=aws.endpoint_url or None,
-            region_name=config.region or aws.region or None,
-            aws_access_key_id=aws.access_key_id or None,
-            aws_secret_access_key=aws.secret_access_key or None,
-            config=BotoConfig(
-                connect_timeout=aws.connect_timeout,
-                read_timeout=aws.read_timeout,
-                retries={"max_attempts": aws.max_attempts, "mode": "standard"},
-            ),
-        )
+        self._client: Any = None
+
+    def _rds(self) -> Any:
+        # Made on first use: a missing region is this check's error, not the daemon's.
+        if self._client is None:
+            try:
+                self._client = boto3.client(
+                    "rds",
+                    endpoint_url=self.aws.endpoint_url or None,
+                    region_name=self.config.region or self.aws.region or None,
+                    aws_access_key_id=self.aws.access_key_id or None,
+                    aws_secret_access_key=self.aws.secret_access_key or None,
+                    config=BotoConfig(
+                        connect_timeout=self.aws.connect_timeout,
+                        read_timeout=self.aws.read_timeout,
+                        retries={"max_attempts": self.aws.max_attempts, "mode": "standard"},
+                    ),
+                )
+            except NoRegionError:
+                raise CheckError(
+                    "config",
+                    f"{self.where}: no AWS region (set rds.region, aws.region or AWS_REGION)",
+                ) from None
+        return self._client
 
     def _describe(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        client = self._rds()
         try:
-            instance = self.client.describe_db_instances(DBInstanceIdentifier=self.config.instance)[
+            instance = client.describe_db_instances(DBInstanceIdentifier=self.config.instance)[
                 "DBInstances"
             ][0]
             snapshots: list[dict[str, Any]] = []
-            pages = self.client.get_paginator("describe_db_snapshots").paginate(
+            pages = client.get_paginator("describe_db_snapshots").paginate(
                 DBInstanceIdentifier=self.config.instance, SnapshotType="automated"
             )
             for page in pages:

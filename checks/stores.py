@@ -117,19 +117,31 @@ class S3Store:
         self.url = url
         self.bucket = bucket
         self.prefix = prefix
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=aws.endpoint_url or None,
-            region_name=aws.region or None,
-            aws_access_key_id=aws.access_key_id or None,
-            aws_secret_access_key=aws.secret_access_key or None,
-            config=BotoConfig(
-                connect_timeout=aws.connect_timeout,
-                read_timeout=aws.read_timeout,
-                retries={"max_attempts": aws.max_attempts, "mode": "standard"},
-                s3={"addressing_style": "path"} if aws.endpoint_url else None,
-            ),
-        )
+        self.aws = aws
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        # Made on first use: a bad endpoint or region is this check's error, not the daemon's.
+        if self._client is None:
+            aws = self.aws
+            try:
+                self._client = boto3.client(
+                    "s3",
+                    endpoint_url=aws.endpoint_url or None,
+                    region_name=aws.region or None,
+                    aws_access_key_id=aws.access_key_id or None,
+                    aws_secret_access_key=aws.secret_access_key or None,
+                    config=BotoConfig(
+                        connect_timeout=aws.connect_timeout,
+                        read_timeout=aws.read_timeout,
+                        retries={"max_attempts": aws.max_attempts, "mode": "standard"},
+                        s3={"addressing_style": "path"} if aws.endpoint_url else None,
+                    ),
+                )
+            except (BotoCoreError, ValueError) as exc:
+                raise CheckError("config", f"store {self.url}: cannot set up S3: {exc}") from None
+        return self._client
 
     def list(self) -> Iterator[StoredObject]:
         paginator = self.client.get_paginator("list_objects_v2")

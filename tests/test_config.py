@@ -248,7 +248,15 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "BACKUP_STORE", "WAL_STORE", "DRWATCH_STATE_DIR")
+        if k
+        not in (
+            "DATABASE_URL",
+            "BACKUP_STORE",
+            "WAL_STORE",
+            "REPLICA_STORE",
+            "RDS_INSTANCE",
+            "DRWATCH_STATE_DIR",
+        )
     }
     proc = subprocess.run(
         [sys.executable, "-m", "exporter", "config", "validate", str(example)],
@@ -260,6 +268,8 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
             "DATABASE_URL": DSN,
             "BACKUP_STORE": "s3://aragora-backups/postgres/",
             "WAL_STORE": "file:///var/lib/wal/",
+            "REPLICA_STORE": "s3://aragora-backups-dr/postgres/",
+            "RDS_INSTANCE": "aragora-prod",
         },
     )
     assert proc.returncode == 0, proc.stderr
@@ -270,6 +280,8 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
         "verification",
         "backups",
         "wal_archive",
+        "replica_copy",
+        "rds",
     ):
         assert f"aragora-prod: {check} every" in proc.stdout
     unset = subprocess.run(
