@@ -29,6 +29,7 @@ docs: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/verification_queries.py
+	$(VENV)/bin/python bench/backup_analysis.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,8 +158,13 @@ def test_pagination_sees_every_object(moto_endpoint: str, tmp_path: Path) -> Non
     bucket = f"many-{uuid.uuid4().hex[:8]}"
     s3 = s3_client(moto_endpoint)
     s3.create_bucket(Bucket=bucket)
-    for i in range(2500):
-        s3.put_object(Bucket=bucket, Key=f"postgres/app-{i:05d}.dump", Body=b"x")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda i: s3.put_object(Bucket=bucket, Key=f"postgres/app-{i:05d}.dump", Body=b"x"),
+                range(2500),
+            )
+        )
     harness = CheckHarness(
         make_config(
             [{"name": "db", "backups": {"store": f"s3://{bucket}/postgres", "verify": "none"}}],
