@@ -246,6 +246,7 @@ class BackupsConfig(_Strict):
     wal_segment_size: int | None = Field(None, ge=1024 * 1024)  # else asked of PostgreSQL
     interval: Duration = 300.0
     timeout: Duration = 1800.0  # a full read of a big dump takes a while
+    listing_timeout: Duration = 120.0  # wal_archive and replica_copy only list stores
 
     @field_validator("wal_segment_size")
     @classmethod

@@ -127,7 +127,7 @@ def _store_jobs(config: Config, target: Target) -> list[Job]:
                 target.name,
                 copy.name,
                 backups.interval,
-                min(backups.timeout, backups.interval),
+                backups.listing_timeout,
                 copy.metrics,
                 ("cross_region",),
                 copy.collect,

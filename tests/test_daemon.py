@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.conftest import write_config
+from tests.conftest import AWS, write_config
 from tests.daemon import DaemonProcess
 
 CHECKS = ("wal_archiving", "replication", "connections")
@@ -42,8 +42,64 @@ def _all_up(daemon: DaemonProcess, value: float) -> bool:
     return all(daemon.value("drwatch_check_up", target="db", check=c) == value for c in CHECKS)
 
 
-def test_metrics_are_promtool_clean_and_ready_after_first_round(daemon: DaemonProcess) -> None:
+def test_metrics_are_promtool_clean_and_ready_after_first_round(
+    cluster: PgCluster, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Every section at once: PostgreSQL, backup stores (file://), the WAL archive, RDS (moto)."""
+    import boto3
+
+    boto3.client(
+        "rds",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    ).create_db_instance(
+        DBInstanceIdentifier="promtool",
+        DBInstanceClass="db.r5.large",
+        Engine="postgres",
+        AllocatedStorage=10,
+        MultiAZ=True,
+        BackupRetentionPeriod=30,
+        MasterUsername="postgres",
+        MasterUserPassword="not-a-real-password",
+    )
+    cluster.dump("postgres", cluster.backups / "dumps")
+    cluster.execute("SELECT pg_switch_wal()")
+    config = write_config(
+        tmp_path / "all.yml",
+        [
+            {
+                "name": "db",
+                "postgres": {"dsn": cluster.dsn(), "interval": "1s", "timeout": "2s"},
+                "backups": {
+                    "store": f"file://{cluster.backups}/dumps/",
+                    "wal_store": f"file://{cluster.archive}/",
+                    "replica_store": f"file://{cluster.backups}/dumps/",
+                    "interval": "3s",
+                },
+                "rds": {"instance": "promtool"},
+            }
+        ],
+        aws={**AWS, "endpoint_url": moto_endpoint},
+        state_dir=str(tmp_path / "state"),
+    )
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        _promtool_clean(daemon)
+    finally:
+        daemon.stop()
+
+
+def _promtool_clean(daemon: DaemonProcess) -> None:
     wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
+    # The replica check sees verified backups once the backups check has read one.
+    wait_until(
+        lambda: daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="cross_region")
+        is not None,
+        30,
+        what="cross_region measured",
+    )
     text = daemon.metrics_text()
     proc = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
@@ -57,6 +113,13 @@ def test_metrics_are_promtool_clean_and_ready_after_first_round(daemon: DaemonPr
     assert daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="pitr") is not None
     assert daemon.value("drwatch_config_last_reload_successful") == 1
     assert 'drwatch_build_info{python_version="' in text
+    for check in ("backups", "wal_archive", "replica_copy", "rds"):
+        assert daemon.value("drwatch_check_up", target="db", check=check) == 1, daemon.get("/")[1]
+    for scenario in ("pitr", "full_restore", "cross_region", "primary_failover"):
+        assert (
+            daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario=scenario) is not None
+        ), (scenario, daemon.get("/")[1])
+    assert daemon.value("drwatch_backup_newest_verified", target="db") == 1
     status, page = daemon.get("/")
     assert status == 200 and "wal_archiving" in page and 'href="/metrics"' in page
 
