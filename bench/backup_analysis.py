@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import tempfile
@@ -168,6 +169,7 @@ def verification(dump_mb: int) -> None:
 
 
 def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
     parser = argparse.ArgumentParser()
     parser.add_argument("--names", type=int, default=100_000)
     parser.add_argument("--dumps", type=int, default=1000)
