@@ -92,6 +92,10 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
+def is_backup(key: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
 class BackupsCheck:
     name: str = NAME
     metrics: tuple[MetricSpec, ...] = METRICS
@@ -109,13 +113,10 @@ class BackupsCheck:
         self.rpo = full_restore.rpo
         self.verifications = {"ok": 0, "failed": 0}
 
-    def _is_backup(self, key: str) -> bool:
-        return any(fnmatch.fnmatchcase(key, p) for p in self.config.patterns)
-
     def collect(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
         backups = sorted(
-            (o for o in self.store.list() if self._is_backup(o.key)),
+            (o for o in self.store.list() if is_backup(o.key, self.config.patterns)),
             key=lambda o: (o.modified, o.key),
         )
         now = time.time()

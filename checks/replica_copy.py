@@ -6,9 +6,9 @@ same size (and the same ETag where both are plain, non-multipart ETags).
 
 from __future__ import annotations
 
-import fnmatch
 import time
 
+from checks.backups import is_backup
 from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store, StoredObject
 from checks.verdicts import VerdictCache
@@ -72,14 +72,15 @@ class ReplicaCopyCheck:
         return verdict is not None and verdict.ok
 
     def collect(self) -> Observation:
-        def is_backup(key: str) -> bool:
-            return any(fnmatch.fnmatchcase(key, p) for p in self.config.patterns)
-
         verified = sorted(
-            (o for o in self.primary.list() if is_backup(o.key) and self._verified(o)),
+            (
+                o
+                for o in self.primary.list()
+                if is_backup(o.key, self.config.patterns) and self._verified(o)
+            ),
             key=lambda o: (o.modified, o.key),
         )
-        copies = {o.key: o for o in self.replica.list() if is_backup(o.key)}
+        copies = {o.key: o for o in self.replica.list() if is_backup(o.key, self.config.patterns)}
         now = time.time()
         obs = Observation(Status.OK, "")
         obs.add("drwatch_replica_backups", len(copies))

@@ -249,27 +249,18 @@ class PgCluster:
         )
         return target
 
+    def _pg_basebackup(self, datadir: Path, *options: str) -> None:
+        self._run(
+            str(self.bin / "pg_basebackup"), "-D", str(datadir), "-h", "127.0.0.1",
+            "-p", str(self.port), "-U", "postgres", "-c", "fast", "--no-sync", *options,
+        )  # fmt: skip
+
     def base_backup(self) -> None:
         """A base backup (thrown away): what matters is the .backup label it archives."""
         target = Path(tempfile.mkdtemp(prefix="drwatch-basebackup-"))
         _chown_to_server_user(target)
         try:
-            self._run(
-                str(self.bin / "pg_basebackup"),
-                "-D",
-                str(target / "data"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-X",
-                "none",
-                "-c",
-                "fast",
-                "--no-sync",
-            )
+            self._pg_basebackup(target / "data", "-X", "none")
         finally:
             shutil.rmtree(target, ignore_errors=True)
 
@@ -281,23 +272,7 @@ class PgCluster:
     def create_standby(self, root: Path | None = None) -> PgCluster:
         standby = PgCluster(root)
         standby._make_dirs()
-        standby._run(
-            str(self.bin / "pg_basebackup"),
-            "-D",
-            str(standby.datadir),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            "-X",
-            "stream",
-            "-R",
-            "--no-sync",
-            "-c",
-            "fast",
-        )
+        self._pg_basebackup(standby.datadir, "-X", "stream", "-R")
         with open(standby.datadir / "postgresql.conf", "a") as f:
             f.write(f"port = {standby.port}\n")
             f.write(f"unix_socket_directories = '{standby.socket_dir}'\n")

@@ -95,8 +95,10 @@ def _promtool_clean(daemon: DaemonProcess) -> None:
     wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
     # The replica check sees verified backups once the backups check has read one.
     wait_until(
-        lambda: daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="cross_region")
-        is not None,
+        lambda: (
+            daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="cross_region")
+            is not None
+        ),
         30,
         what="cross_region measured",
     )
