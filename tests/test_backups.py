@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,8 @@ import pytest
 from freezegun import freeze_time
 
 from checks.base import Status
-from checks.verify_dump import pg_restore_binary
+from checks.stores import FileStore
+from checks.verify_dump import VerificationBusy, pg_restore_binary, verify_dump
 from sandbox.pgcluster import PgCluster
 from tests.conftest import AWS, make_config, s3_client
 from tests.helpers import CheckHarness, sample
@@ -66,8 +69,11 @@ def _harness(store: str, state_dir: Path, **backups: object) -> CheckHarness:
 
 @pytest.mark.parametrize("broken", ["truncated", "flipped"])
 def test_file_store_broken_newest_dump_fails_and_does_not_count(
-    dumps: dict[str, bytes], tmp_path: Path, broken: str
+    dumps: dict[str, bytes], tmp_path: Path, broken: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     now = time.time()
     assert _toc_passes(dumps[broken]), (
         "pg_restore --list accepts it: the runbook's check would pass"
@@ -91,7 +97,7 @@ def test_file_store_broken_newest_dump_fails_and_does_not_count(
     assert "newest backup postgres/app-2.dump failed verification" in result.summary
     assert sample(result, "drwatch_backup_verifications_total", result="failed") == 1
     assert sample(result, "drwatch_backup_verifications_total", result="ok") == 1
-    assert not list(Path("/tmp").glob("tmp*pg_restore*"))
+    assert list(scratch.iterdir()) == []  # nothing left in temp space
 
 
 def test_s3_store_verifies_once_and_remembers_across_restarts(
@@ -127,6 +133,11 @@ def test_s3_store_verifies_once_and_remembers_across_restarts(
     assert sample(third, "drwatch_backup_newest_verified") == 0
     assert "could not uncompress data" in third.summary
     assert third.values["last_verified_key"] == "app-1.dump"
+    s3.put_object(Bucket=bucket, Key="postgres/app-3.dump", Body=dumps["truncated"])
+    fourth = harness.run("backups")
+    assert sample(fourth, "drwatch_backup_newest_verified") == 0
+    assert "end of file" in fourth.summary
+    assert fourth.values["last_verified_key"] == "app-1.dump"
 
 
 def test_inventory_retention_and_size_anomaly_follow_frozen_time(tmp_path: Path) -> None:
@@ -183,3 +194,40 @@ def test_empty_store_is_critical(tmp_path: Path) -> None:
     result = _harness(f"file://{tmp_path / 'empty'}/", tmp_path / "state").run("backups")
     assert result.status == Status.CRITICAL and "no backup matching *.dump" in result.summary
     assert result.exposures["full_restore"] == float("inf")
+
+
+class _SlowStore:
+    """A store whose dump arrives only when the test says so."""
+
+    url = "slow://"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.release = threading.Event()
+        self.reading = threading.Event()
+
+    def list(self):  # type: ignore[no-untyped-def]
+        return iter(())
+
+    def head(self, key: str) -> None:
+        return None
+
+    def chunks(self, key: str):  # type: ignore[no-untyped-def]
+        self.reading.set()
+        self.release.wait(30)
+        yield self.data
+
+
+def test_one_verification_at_a_time(dumps: dict[str, bytes]) -> None:
+    slow = _SlowStore(dumps["good"])
+    first: list[object] = []
+    worker = threading.Thread(
+        target=lambda: first.append(verify_dump(slow, "a.dump", "full", time.monotonic() + 30))
+    )
+    worker.start()
+    assert slow.reading.wait(10)
+    with pytest.raises(VerificationBusy):
+        verify_dump(FileStore("file:///", Path("/")), "b.dump", "full", time.monotonic() + 0.5)
+    slow.release.set()
+    worker.join(30)
+    assert first and first[0].ok  # type: ignore[attr-defined]
