@@ -10,15 +10,12 @@ import math
 import time
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.aws import aws_client, aws_error
 from checks.base import MetricSpec, Observation, Status
-from checks.stores import aws_error
 from exporter.config import AwsConfig, ObjectiveSpec, RdsConfig
 from exporter.durations import format_duration
-from exporter.errors import CheckError
 
 NAME = "rds"
 
@@ -64,26 +61,8 @@ class RdsCheck:
         self._client: Any = None
 
     def _rds(self) -> Any:
-        # Made on first use: a missing region is this check's error, not the daemon's.
         if self._client is None:
-            try:
-                self._client = boto3.client(
-                    "rds",
-                    endpoint_url=self.aws.endpoint_url or None,
-                    region_name=self.config.region or self.aws.region or None,
-                    aws_access_key_id=self.aws.access_key_id or None,
-                    aws_secret_access_key=self.aws.secret_access_key or None,
-                    config=BotoConfig(
-                        connect_timeout=self.aws.connect_timeout,
-                        read_timeout=self.aws.read_timeout,
-                        retries={"max_attempts": self.aws.max_attempts, "mode": "standard"},
-                    ),
-                )
-            except NoRegionError:
-                raise CheckError(
-                    "config",
-                    f"{self.where}: no AWS region (set rds.region, aws.region or AWS_REGION)",
-                ) from None
+            self._client = aws_client("rds", self.aws, self.config.region, self.where)
         return self._client
 
     def _describe(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:

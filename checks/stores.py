@@ -11,20 +11,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
 )
 
+from checks.aws import aws_client, aws_error
 from exporter.config import AwsConfig
 from exporter.errors import CheckError
 
@@ -92,26 +87,6 @@ class FileStore:
         return StoredObject(key, st.st_size, st.st_mtime)
 
 
-def aws_error(where: str, exc: Exception, action: str) -> CheckError:
-    """A CheckError for a failed AWS call, naming `where` (a store, an instance), no secret."""
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
-        return CheckError("timeout", f"{where}: {action}: timed out")
-    if isinstance(exc, EndpointConnectionError):
-        return CheckError("connect", f"{where}: {action}: cannot reach the endpoint")
-    if isinstance(exc, NoCredentialsError):
-        return CheckError("permission", f"{where}: {action}: no AWS credentials found")
-    if isinstance(exc, ClientError):
-        error: Any = exc.response.get("Error", {})
-        code = str(error.get("Code", "")) or "error"
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
-            return CheckError("permission", f"{where}: {action}: access denied ({code})")
-        if code in ("NoSuchBucket", "DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            return CheckError("config", f"{where}: {action}: not found ({code})")
-        return CheckError("query", f"{where}: {action}: {code} (HTTP {status})")
-    return CheckError("connect", f"{where}: {action}: {type(exc).__name__}")
-
-
 class S3Store:
     def __init__(self, url: str, bucket: str, prefix: str, aws: AwsConfig) -> None:
         self.url = url
@@ -122,25 +97,8 @@ class S3Store:
 
     @property
     def client(self) -> Any:
-        # Made on first use: a bad endpoint or region is this check's error, not the daemon's.
         if self._client is None:
-            aws = self.aws
-            try:
-                self._client = boto3.client(
-                    "s3",
-                    endpoint_url=aws.endpoint_url or None,
-                    region_name=aws.region or None,
-                    aws_access_key_id=aws.access_key_id or None,
-                    aws_secret_access_key=aws.secret_access_key or None,
-                    config=BotoConfig(
-                        connect_timeout=aws.connect_timeout,
-                        read_timeout=aws.read_timeout,
-                        retries={"max_attempts": aws.max_attempts, "mode": "standard"},
-                        s3={"addressing_style": "path"} if aws.endpoint_url else None,
-                    ),
-                )
-            except (BotoCoreError, ValueError) as exc:
-                raise CheckError("config", f"store {self.url}: cannot set up S3: {exc}") from None
+            self._client = aws_client("s3", self.aws, self.aws.region, f"store {self.url}")
         return self._client
 
     def list(self) -> Iterator[StoredObject]:
@@ -193,12 +151,3 @@ def open_store(url: str, aws: AwsConfig) -> Store:
             prefix += "/"
         return S3Store(url, parsed.netloc, prefix, aws)
     raise CheckError("config", f"store {url}: use s3://bucket/prefix/ or file:///path/")
-
-
-def read_into(store: Store, key: str, sink: IO[bytes]) -> int:
-    """Streams `key` into `sink`; returns the bytes read."""
-    total = 0
-    for block in store.chunks(key):
-        sink.write(block)
-        total += len(block)
-    return total

@@ -266,6 +266,49 @@ class RdsConfig(_Strict):
     timeout: Duration = 30.0
 
 
+class SnapshotOptions(CheckOptions):
+    interval: Duration | None = 300.0
+    timeout: Duration | None = 600.0  # redis-check-rdb reads the whole snapshot
+
+
+class ElastiCacheConfig(_Strict):
+    replication_group: str | None = Field(None, min_length=1)
+    cluster: str | None = Field(None, min_length=1)
+    region: str | None = None  # default: aws.region, then boto3's chain
+    interval: Duration = 300.0
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ElastiCacheConfig:
+        if (self.replication_group is None) == (self.cluster is None):
+            raise ValueError("set exactly one of replication_group and cluster")
+        return self
+
+
+class RedisConfig(_Strict):
+    url: str = Field(repr=False)  # redis://[:password@]host:port/db or rediss:// for TLS
+    password: str | None = Field(None, repr=False)  # or password_file
+    interval: Duration = 15.0
+    timeout: Duration = 5.0  # socket connect/read timeouts and drwatch's deadline
+    persistence: CheckOptions = CheckOptions()
+    replication: CheckOptions = CheckOptions()
+    snapshots: SnapshotOptions = SnapshotOptions()
+    snapshot_store: StoreUrl | None = None  # where the RDB snapshots are copied
+    snapshot_patterns: list[str] = Field(["*.rdb"], min_length=1)
+    retention: Duration = 7 * 86400.0  # the runbook: Redis snapshots kept 7 days
+    verify: bool = True  # redis-check-rdb on the newest snapshot
+    elasticache: ElastiCacheConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        parsed = urlparse(v)
+        if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
+            # Never echo the value: it may hold a password.
+            raise ValueError("expected redis://host:port/db, rediss://... (TLS) or unix:///path")
+        return v
+
+
 class AwsConfig(_Strict):
     """S3 (and RDS) access; anything unset comes from boto3's standard chain (AWS_* variables)."""
 
@@ -284,6 +327,7 @@ class Target(_Strict):
     postgres: PostgresConfig | None = None
     backups: BackupsConfig | None = None
     rds: RdsConfig | None = None
+    redis: RedisConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -360,7 +404,7 @@ class LoadedConfig:
 
 
 # Sections that switch off when their connection string or store is empty (`${VAR:-}`).
-_SWITCH_KEYS = {"postgres": "dsn", "backups": "store", "rds": "instance"}
+_SWITCH_KEYS = {"postgres": "dsn", "backups": "store", "rds": "instance", "redis": "url"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -494,6 +538,11 @@ def parse_config(
     secrets = set(interp.secrets)
     if config.aws.secret_access_key:
         secrets.add(config.aws.secret_access_key)
+    for target in config.targets:
+        if target.redis is not None:
+            for secret in (target.redis.password, urlparse(target.redis.url).password):
+                if secret:
+                    secrets.add(secret)
     for target in config.targets:
         if target.postgres is not None:
             password = conninfo_to_dict(target.postgres.dsn).get("password")
