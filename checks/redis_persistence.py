@@ -56,6 +56,24 @@ class RedisPersistenceCheck:
     def __init__(self, config: RedisConfig, objective: ObjectiveSpec) -> None:
         self.config = config
         self.rpo = objective.rpo
+        # (run_id, rdb_last_save_time) of a save this check saw succeed: once a later bgsave
+        # fails, that time is still a real save, whatever the heuristics below would say.
+        self.seen_save: tuple[str, float] | None = None
+
+    def _really_saved(
+        self, run_id: str, last_save: float, started_before: float, saves: object, bgsave_ok: bool
+    ) -> bool:
+        """Whether rdb_last_save_time is a save, not the start Redis counts as one."""
+        if self.seen_save == (run_id, last_save):
+            return True
+        # The start is at most one second before `started_before` (uptime is whole seconds),
+        # so a save time two seconds past it cannot be the start.
+        saved = last_save >= int(started_before) + 2 or (
+            saves is not None and int(str(saves)) > 0 and bgsave_ok
+        )
+        if saved and bgsave_ok:
+            self.seen_save = (run_id, last_save)
+        return saved
 
     def collect(self) -> Observation:
         with connection(self.config) as client:
@@ -68,8 +86,8 @@ class RedisPersistenceCheck:
         saves = persistence.get("rdb_saves")  # Redis >= 7; counts failed attempts too
         changes = int(persistence["rdb_changes_since_last_save"])
         bgsave_ok = persistence.get("rdb_last_bgsave_status") == "ok"
-        really_saved = last_save > started + 1 or (
-            saves is not None and int(saves) > 0 and bgsave_ok
+        really_saved = self._really_saved(
+            str(server.get("run_id")), last_save, started, saves, bgsave_ok
         )
         aof = bool(int(persistence.get("aof_enabled", 0)))
         aof_write_ok = persistence.get("aof_last_write_status", "ok") == "ok"

@@ -275,6 +275,7 @@ class ElastiCacheConfig(_Strict):
     replication_group: str | None = Field(None, min_length=1)
     cluster: str | None = Field(None, min_length=1)
     region: str | None = None  # default: aws.region, then boto3's chain
+    max_age: Duration = 25 * 3600.0  # automatic snapshots are daily at best
     interval: Duration = 300.0
     timeout: Duration = 30.0
 

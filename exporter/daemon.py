@@ -30,7 +30,12 @@ def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:
     out = [
         (t.name, section, True)
         for t in loaded.config.targets
-        for section, body in (("postgres", t.postgres), ("backups", t.backups))
+        for section, body in (
+            ("postgres", t.postgres),
+            ("backups", t.backups),
+            ("rds", t.rds),
+            ("redis", t.redis),
+        )
         if body is not None
     ]
     out += [(off.target, off.section, False) for off in loaded.off]

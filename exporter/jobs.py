@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
 from checks.backups import BackupsCheck
 from checks.base import MetricSpec, Observation
 from checks.connections import ConnectionsCheck
+from checks.elasticache import ElastiCacheCheck
 from checks.pg import Row, session
 from checks.rds import RdsCheck
+from checks.redis_persistence import RedisPersistenceCheck
+from checks.redis_replication import RedisReplicationCheck
+from checks.redis_snapshots import RedisSnapshotsCheck
 from checks.replica_copy import ReplicaCopyCheck
 from checks.replication import ReplicationCheck
 from checks.stores import open_store
@@ -166,6 +170,50 @@ def _rds_jobs(config: Config, target: Target) -> list[Job]:
     ]
 
 
+def _redis_jobs(config: Config, target: Target) -> list[Job]:
+    redis = target.redis
+    if redis is None:
+        return []
+    objective = config.objective(target, "redis")
+    checks: list[tuple[Any, CheckOptions, tuple[Scenario, ...]]] = []
+    if redis.persistence.enabled:
+        checks.append((RedisPersistenceCheck(redis, objective), redis.persistence, ("redis",)))
+    if redis.replication.enabled:
+        checks.append((RedisReplicationCheck(redis), redis.replication, ()))
+    if redis.snapshot_store and redis.snapshots.enabled:
+        cache = VerdictCache(Path(config.state_dir) / f"rdb-verdicts-{target.name}.json")
+        store = open_store(redis.snapshot_store, config.aws)
+        checks.append((RedisSnapshotsCheck(redis, store, cache, objective), redis.snapshots, ()))
+    jobs = [
+        Job(
+            target.name,
+            check.name,
+            options.interval or redis.interval,
+            # Each Redis command may wait `timeout` on its socket; the socket's own timeout
+            # should be the one that reports, with the command it was waiting for.
+            options.timeout or redis.timeout * 1.5,
+            check.metrics,
+            scenarios,
+            check.collect,
+        )
+        for check, options, scenarios in checks
+    ]
+    if redis.elasticache is not None:
+        cache_check = ElastiCacheCheck(redis.elasticache, config.aws)
+        jobs.append(
+            Job(
+                target.name,
+                cache_check.name,
+                redis.elasticache.interval,
+                redis.elasticache.timeout,
+                cache_check.metrics,
+                (),
+                cache_check.collect,
+            )
+        )
+    return jobs
+
+
 def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[Job], Instances]:
     jobs: list[Job] = []
     instances: Instances = {}
@@ -174,4 +222,5 @@ def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[
             jobs += _postgres_jobs(config, target, target.postgres, previous or {}, instances)
         jobs += _store_jobs(config, target)
         jobs += _rds_jobs(config, target)
+        jobs += _redis_jobs(config, target)
     return jobs, instances

@@ -5,7 +5,11 @@ from __future__ import annotations
 from checks import (
     backups,
     connections,
+    elasticache,
     rds,
+    redis_persistence,
+    redis_replication,
+    redis_snapshots,
     replica_copy,
     replication,
     verification,
@@ -25,6 +29,10 @@ SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("wal_archive", "check", wal_archive.METRICS),
     ("replica_copy", "check", replica_copy.METRICS),
     ("rds", "check", rds.METRICS),
+    ("redis_persistence", "check", redis_persistence.METRICS),
+    ("redis_replication", "check", redis_replication.METRICS),
+    ("redis_snapshots", "check", redis_snapshots.METRICS),
+    ("elasticache", "check", elasticache.METRICS),
 )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -56,6 +57,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # runuser forks: signals go to the whole group
         )  # fmt: skip
         wait_until(lambda: self.client().ping(), 20, what=f"redis on {self.port}")
         return self
@@ -67,8 +69,8 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def restart(self, *args: str, save: str = "", appendonly: str = "no") -> RedisServer:

@@ -8,6 +8,8 @@ command -v pg_restore >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-check-rdb >/dev/null 2>&1 || missing+=(redis-tools)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,87 @@
+"""ElastiCache snapshots: the runbook restores Redis from one, so the newest must be recent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from checks.aws import aws_client, aws_error
+from checks.base import MetricSpec, Observation, Status
+from exporter.config import AwsConfig, ElastiCacheConfig
+from exporter.durations import format_duration
+
+NAME = "elasticache"
+
+METRICS = (
+    MetricSpec("drwatch_elasticache_snapshots", "gauge", "Available snapshots of the cache."),
+    MetricSpec(
+        "drwatch_elasticache_newest_snapshot_timestamp_seconds",
+        "gauge",
+        "When the newest available snapshot was taken (its node snapshots' creation time).",
+    ),
+    MetricSpec(
+        "drwatch_elasticache_snapshot_max_age_seconds",
+        "gauge",
+        "The configured maximum age of the newest snapshot.",
+    ),
+)
+
+
+class ElastiCacheCheck:
+    name: str = NAME
+    metrics: tuple[MetricSpec, ...] = METRICS
+
+    def __init__(self, config: ElastiCacheConfig, aws: AwsConfig) -> None:
+        self.config = config
+        self.aws = aws
+        source = config.replication_group or config.cluster
+        self.where = f"elasticache {source}"
+        self._client: Any = None
+
+    def _snapshots(self) -> list[dict[str, Any]]:
+        if self._client is None:
+            self._client = aws_client("elasticache", self.aws, self.config.region, self.where)
+        selector = (
+            {"ReplicationGroupId": self.config.replication_group}
+            if self.config.replication_group
+            else {"CacheClusterId": self.config.cluster}
+        )
+        snapshots: list[dict[str, Any]] = []
+        try:
+            for page in self._client.get_paginator("describe_snapshots").paginate(**selector):
+                snapshots += page.get("Snapshots", [])
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(self.where, exc, "describe snapshots") from None
+        return [s for s in snapshots if s.get("SnapshotStatus") == "available"]
+
+    def collect(self) -> Observation:
+        snapshots = self._snapshots()
+        created = [
+            node["SnapshotCreateTime"].timestamp()
+            for snap in snapshots
+            for node in snap.get("NodeSnapshots", [])
+            if node.get("SnapshotCreateTime")
+        ]
+        obs = Observation(Status.OK, "")
+        obs.add("drwatch_elasticache_snapshots", len(snapshots))
+        obs.add("drwatch_elasticache_snapshot_max_age_seconds", self.config.max_age)
+        obs.values["snapshots"] = len(snapshots)
+        if not snapshots:
+            obs.status = Status.CRITICAL
+            obs.summary = f"no available snapshot of {self.where}"
+            return obs
+        if not created:
+            obs.status = Status.UNKNOWN
+            obs.summary = f"{len(snapshots)} snapshot(s), none with a creation time"
+            return obs
+        newest = max(created)
+        age = time.time() - newest
+        obs.add("drwatch_elasticache_newest_snapshot_timestamp_seconds", newest)
+        obs.values["newest_age_seconds"] = age
+        obs.summary = f"{len(snapshots)} snapshot(s), newest {format_duration(age)} old"
+        if age > self.config.max_age:
+            obs.status = Status.CRITICAL
+            obs.summary += f", over the {format_duration(self.config.max_age)} allowed"
+        return obs
