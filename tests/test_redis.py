@@ -222,7 +222,10 @@ def test_snapshot_integrity(server: RedisServer, tmp_path: Path) -> None:
     assert sample(flipped_result, "drwatch_redis_snapshots") == 3
     assert sample(flipped_result, "drwatch_redis_snapshot_newest_verified") == 0
     assert flipped_result.status == Status.CRITICAL
-    assert "newest snapshot fails verification: redis-check-rdb: RDB CRC error" in flipped_result.summary
+    assert (
+        "newest snapshot fails verification: redis-check-rdb: RDB CRC error"
+        in flipped_result.summary
+    )
     (store / "c-flipped.rdb").unlink()
     assert (
         sample(harness.run("redis_snapshots"), "drwatch_redis_snapshot_newest_verified") == 0
