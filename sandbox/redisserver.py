@@ -18,6 +18,7 @@ from sandbox.pgcluster import free_port, wait_until
 
 
 def _server_user() -> tuple[list[str], int | None, int | None]:
+    """The command prefix, uid and gid to run redis-server as when we are root."""
     if os.geteuid() != 0:
         return [], None, None
     for name in ("redis", "nobody"):
@@ -32,23 +33,33 @@ def _server_user() -> tuple[list[str], int | None, int | None]:
 class RedisServer:
     def __init__(self, root: Path | None = None, port: int | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="drwatch-redis-"))
-        self.dir = self.root / "data"
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.prefix, uid, gid = _server_user()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.password: str | None = None
+        self.prefix, self.uid, self.gid = _server_user()
+        self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
+        self.dir = self.root / "data"
         self.log = self.root / "redis.log"
         self.log.touch()
-        if uid is not None and gid is not None:
-            os.chown(self.dir, uid, gid)
-            os.chown(self.log, uid, gid)
+        self._give(self.log)
+
+    def _give(self, path: Path) -> None:
+        if self.uid is not None and self.gid is not None:
+            os.chown(path, self.uid, self.gid)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, *args: str, save: str = "", appendonly: str = "no") -> RedisServer:
+    def start(
+        self, *args: str, save: str = "", appendonly: str = "no", password: str | None = None
+    ) -> RedisServer:
+        self.password = password
+        if password:
+            args = (*args, "--requirepass", password)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._give(self.dir)
         self.proc = subprocess.Popen(
             [
                 *self.prefix, "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
@@ -64,7 +75,11 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=2,
+            socket_connect_timeout=2,
         )
 
     def stop(self) -> None:

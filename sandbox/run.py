@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 from exporter.cli import DEFAULT_LISTEN_ADDRESS
@@ -17,6 +18,7 @@ from exporter.config import load_config
 from exporter.daemon import Daemon
 from exporter.logs import setup_logging
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
+from sandbox.redisserver import RedisServer
 from sandbox.seed import seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +37,13 @@ def _listen_address() -> str:
     return f"127.0.0.1:{port}"
 
 
-def _traffic(cluster: PgCluster, stop: threading.Event) -> None:
+def _traffic(cluster: PgCluster, cache: RedisServer, stop: threading.Event) -> None:
     ticks = 0
     while not stop.wait(TRAFFIC_INTERVAL):
         ticks += 1
         try:
             cluster.execute("INSERT INTO debates (title) VALUES ('live debate')", "aragora")
+            cache.client().incr("sandbox:debates")
             if ticks * TRAFFIC_INTERVAL % SEGMENT_SWITCH_INTERVAL == 0:
                 cluster.execute("SELECT pg_switch_wal()")
         except Exception as exc:  # the demo goes on; drwatch will show what broke
@@ -52,7 +55,14 @@ def main() -> int:
     cluster = PgCluster().init(ARCHIVE_COPY, archive_timeout="60").start()
     stop = threading.Event()
     daemon: Daemon | None = None
+    cache: RedisServer | None = None
     try:
+        print("drwatch sandbox: starting Redis ...", flush=True)
+        cache = RedisServer(cluster.root / "redis")
+        cache.dir = cluster.backups / "redis"  # RDB snapshots land in the backup directory
+        cache.start(save="60 1")
+        cache.client().set("sandbox:started", time.time())
+        cache.client().save()
         cluster.execute("CREATE DATABASE aragora")
         with cluster.connect("aragora") as conn:
             seeded = seed(conn)
@@ -62,6 +72,8 @@ def main() -> int:
         os.environ["BACKUP_STORE"] = f"file://{cluster.backups}/postgres/"
         os.environ["WAL_STORE"] = f"file://{cluster.archive}/"
         os.environ["DRWATCH_STATE_DIR"] = str(cluster.root / "state")
+        os.environ["REDIS_URL"] = cache.url
+        os.environ["REDIS_SNAPSHOT_STORE"] = f"file://{cache.dir}/"
         setup_logging("info", "logfmt")
         loaded = load_config(EXAMPLE)
         address = _listen_address()
@@ -76,6 +88,7 @@ drwatch is running against a sandbox PostgreSQL ({cluster.dsn("aragora")}).
   metrics        {base}/metrics
   readiness      {base}/-/ready
   backups        {cluster.backups}  (WAL archive in wal/, first dump {dump.name})
+  redis          {cache.url}  (RDB snapshots in {cache.dir})
   seed data      {seeded.debates} debates over 10 days with a {seeded.gap_hours:g}-hour gap,
                  {seeded.orphans} orphan debate_messages
   one-shot check DATABASE_URL={cluster.dsn("aragora")} \\
@@ -83,7 +96,7 @@ drwatch is running against a sandbox PostgreSQL ({cluster.dsn("aragora")}).
 Ctrl-C stops drwatch and the sandbox.""",
             flush=True,
         )
-        threading.Thread(target=_traffic, args=(cluster, stop), daemon=True).start()
+        threading.Thread(target=_traffic, args=(cluster, cache, stop), daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
@@ -91,6 +104,8 @@ Ctrl-C stops drwatch and the sandbox.""",
         stop.set()
         if daemon is not None:
             daemon.stop()
+        if cache is not None:
+            cache.destroy()
         cluster.destroy()
         print("drwatch sandbox: stopped", flush=True)
     return 0

@@ -255,6 +255,8 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
             "WAL_STORE",
             "REPLICA_STORE",
             "RDS_INSTANCE",
+            "REDIS_URL",
+            "REDIS_SNAPSHOT_STORE",
             "DRWATCH_STATE_DIR",
         )
     }
@@ -270,6 +272,8 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
             "WAL_STORE": "file:///var/lib/wal/",
             "REPLICA_STORE": "s3://aragora-backups-dr/postgres/",
             "RDS_INSTANCE": "aragora-prod",
+            "REDIS_URL": "redis://:not-shown@127.0.0.1:6390/0",
+            "REDIS_SNAPSHOT_STORE": "file:///var/lib/redis-snapshots/",
         },
     )
     assert proc.returncode == 0, proc.stderr
@@ -282,6 +286,9 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
         "wal_archive",
         "replica_copy",
         "rds",
+        "redis_persistence",
+        "redis_replication",
+        "redis_snapshots",
     ):
         assert f"aragora-prod: {check} every" in proc.stdout
     unset = subprocess.run(

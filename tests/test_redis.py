@@ -253,3 +253,17 @@ def test_redis_down_or_silent_then_back(tmp_path: Path) -> None:
         assert harness.run("redis_persistence").up
     finally:
         back.destroy()
+
+
+def test_wrong_password_is_a_permission_error_without_the_secret(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    server.start(password="the-right-one")
+    secret = "Wr0ng-redis-s3cret"
+    result = _harness(f"redis://:{secret}@127.0.0.1:{server.port}/0", tmp_path).run(
+        "redis_persistence"
+    )
+    assert not result.up and result.error_reasons == ("permission",)
+    assert secret not in result.summary
+    ok = _harness(server.url, tmp_path, password="the-right-one").run("redis_persistence")
+    assert ok.up, ok.summary
