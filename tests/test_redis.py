@@ -267,3 +267,14 @@ def test_wrong_password_is_a_permission_error_without_the_secret(
     assert secret not in result.summary
     ok = _harness(server.url, tmp_path, password="the-right-one").run("redis_persistence")
     assert ok.up, ok.summary
+
+
+def test_config_command_forbidden_means_unknown_not_failed(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    # As on ElastiCache and hardened servers: CONFIG is not available to drwatch.
+    server.start("--rename-command", "CONFIG", "")
+    result = _harness(server.url, tmp_path).run("redis_persistence")
+    assert result.up and result.status == Status.OK, result.summary
+    assert sample(result, "drwatch_redis_persistence_configured") is None
+    assert result.values["persistence_configured"] == "unknown"
