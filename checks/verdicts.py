@@ -25,6 +25,7 @@ class VerdictCache:
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, object]] = {}
+        self._warned = False
         if path is not None and path.exists():
             try:
                 self._entries = json.loads(path.read_text())
@@ -56,4 +57,6 @@ class VerdictCache:
             tmp.write_text(snapshot)
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("cannot save verdict cache %s: %s", self.path, exc.strerror)
+            if not self._warned:  # once: the verdicts still work, from memory
+                log.warning("cannot save verdict cache %s: %s", self.path, exc.strerror)
+                self._warned = True

@@ -23,8 +23,10 @@ def format_duration(seconds: float) -> str:
     """Short human form, for summaries: 0s, 45s, 12m, 3h5m, 2d4h."""
     if seconds < 0:
         return "-" + format_duration(-seconds)
+    if 0 < seconds < 1:
+        return "<1s"
     if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 or seconds == 0 else f"{seconds:.2f}s"
+        return f"{seconds:.0f}s"
     whole = int(seconds)
     for unit, size, sub, sub_size in (
         ("d", 86400, "h", 3600),

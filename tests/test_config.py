@@ -46,8 +46,9 @@ def test_bad_durations(bad: object) -> None:
 
 
 def test_format_duration() -> None:
-    assert [format_duration(s) for s in (0, 45, 720, 11100, 187200)] == [
+    assert [format_duration(s) for s in (0, 0.3, 45, 720, 11100, 187200)] == [
         "0s",
+        "<1s",
         "45s",
         "12m",
         "3h5m",
