@@ -16,8 +16,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from exporter.config import AwsConfig
 from exporter.errors import CheckError
+from exporter.schema import AwsConfig
 
 
 def aws_client(service: str, aws: AwsConfig, region: str | None, where: str) -> Any:

@@ -15,8 +15,8 @@ from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store, StoredObject
 from checks.verdicts import VerdictCache
 from checks.verify_dump import Verdict, VerificationBusy, verify_dump
-from exporter.config import BackupsConfig, ObjectiveSpec
 from exporter.durations import format_duration
+from exporter.schema import BackupsConfig, ObjectiveSpec
 
 NAME = "backups"
 

@@ -9,8 +9,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.aws import aws_client, aws_error
 from checks.base import MetricSpec, Observation, Status
-from exporter.config import AwsConfig, ElastiCacheConfig
 from exporter.durations import format_duration
+from exporter.schema import AwsConfig, ElastiCacheConfig
 
 NAME = "elasticache"
 

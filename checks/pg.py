@@ -11,9 +11,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.rows import dict_row
 
-from exporter.config import PostgresConfig
 from exporter.errors import CheckError
 from exporter.redact import redact
+from exporter.schema import PostgresConfig
 
 APPLICATION_NAME = "drwatch"
 

@@ -12,8 +12,8 @@ import time
 
 from checks.base import MetricSpec, Observation, Status
 from checks.redisconn import config_get, connection, info
-from exporter.config import ObjectiveSpec, RedisConfig
 from exporter.durations import format_duration
+from exporter.schema import ObjectiveSpec, RedisConfig
 
 NAME = "redis_persistence"
 

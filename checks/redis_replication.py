@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from checks.base import MetricSpec, Observation, Status
 from checks.redisconn import connection, info
-from exporter.config import RedisConfig
 from exporter.durations import format_duration
+from exporter.schema import RedisConfig
 
 NAME = "redis_replication"
 

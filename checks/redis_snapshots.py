@@ -9,8 +9,8 @@ from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store
 from checks.verdicts import VerdictCache
 from checks.verify_dump import VerificationBusy, verify_rdb
-from exporter.config import ObjectiveSpec, RedisConfig
 from exporter.durations import format_duration
+from exporter.schema import ObjectiveSpec, RedisConfig
 
 NAME = "redis_snapshots"
 

@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from redis import exceptions as rexc
 
-from exporter.config import RedisConfig
 from exporter.errors import CheckError
 from exporter.redact import redact
+from exporter.schema import RedisConfig
 
 
 def redis_error(exc: Exception, what: str) -> CheckError:

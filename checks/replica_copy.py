@@ -12,8 +12,8 @@ from checks.backups import is_backup
 from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store, StoredObject
 from checks.verdicts import VerdictCache
-from exporter.config import BackupsConfig, ObjectiveSpec
 from exporter.durations import format_duration
+from exporter.schema import BackupsConfig, ObjectiveSpec
 
 NAME = "replica_copy"
 

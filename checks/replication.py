@@ -6,8 +6,8 @@ import psycopg
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_all, fetch_one
-from exporter.config import ReplicationOptions
 from exporter.durations import format_duration
+from exporter.schema import ReplicationOptions
 
 NAME = "replication"
 

@@ -20,8 +20,8 @@ from botocore.exceptions import (
 )
 
 from checks.aws import aws_client, aws_error
-from exporter.config import AwsConfig
 from exporter.errors import CheckError
+from exporter.schema import AwsConfig
 
 CHUNK = 1024 * 1024
 

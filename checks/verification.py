@@ -17,7 +17,9 @@ from psycopg import sql
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_all, query_error
-from exporter.config import (
+from exporter.durations import format_duration
+from exporter.errors import CheckError
+from exporter.schema import (
     CustomQuery,
     DailyCounts,
     Freshness,
@@ -26,8 +28,6 @@ from exporter.config import (
     Orphans,
     VerificationOptions,
 )
-from exporter.durations import format_duration
-from exporter.errors import CheckError
 
 NAME = "verification"
 OTHER_GROUP = "other"

@@ -19,8 +19,8 @@ import psycopg
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_one, query_error, timestamp
 from checks.walnames import archived_end_lsn, parse_wal_name
-from exporter.config import ObjectiveSpec, WalArchivingOptions
 from exporter.durations import format_duration
+from exporter.schema import ObjectiveSpec, WalArchivingOptions
 
 NAME = "wal_archiving"
 

@@ -12,10 +12,10 @@ from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
 from exporter import __version__
-from exporter.config import Config
 from exporter.exposures import combine
 from exporter.results import CheckResult, JobKey, ResultStore, Snapshot
 from exporter.runner import Job
+from exporter.schema import Config
 
 JOB_LABELS = ("target", "check")
 

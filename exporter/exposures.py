@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter.config import SCENARIOS, Scenario
 from exporter.results import CheckResult, JobKey
 from exporter.runner import Job
+from exporter.schema import SCENARIOS, Scenario
 
 Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> seconds
 

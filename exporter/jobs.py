@@ -24,8 +24,8 @@ from checks.verdicts import VerdictCache
 from checks.verification import VerificationCheck
 from checks.wal_archive import WalArchiveCheck
 from checks.wal_archiving import WalArchivingCheck
-from exporter.config import CheckOptions, Config, PostgresConfig, Scenario, Target
 from exporter.runner import Job
+from exporter.schema import CheckOptions, Config, PostgresConfig, Scenario, Target
 
 
 class PgCheck(Protocol):
