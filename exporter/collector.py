@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
 from exporter import __version__
-from exporter.exposures import combine
+from exporter.exposures import combine, last_measured
 from exporter.results import CheckResult, JobKey, ResultStore, Snapshot
 from exporter.runner import Job
 from exporter.schema import Config
@@ -51,6 +51,12 @@ SELF_METRICS = (
         "drwatch_rpo_exposure_seconds",
         "gauge",
         "Data at risk right now per recovery scenario, in seconds (absent while unmeasurable).",
+        ("target", "scenario"),
+    ),
+    MetricSpec(
+        "drwatch_rpo_exposure_last_measured_timestamp_seconds",
+        "gauge",
+        "When the scenario's exposure was last measured (the daemon's start if never).",
         ("target", "scenario"),
     ),
     MetricSpec(
@@ -177,6 +183,10 @@ class DrwatchCollector(Collector):
                 fam["drwatch_rto_objective_seconds"].add_metric(labels, objective.rto)
             if exposure is not None and not math.isnan(exposure):
                 fam["drwatch_rpo_exposure_seconds"].add_metric(labels, exposure)
+        for (target, scenario), when in last_measured(current.jobs, snap).items():
+            fam["drwatch_rpo_exposure_last_measured_timestamp_seconds"].add_metric(
+                [target, scenario], when
+            )
         for target_name, section, enabled in current.sections:
             fam["drwatch_config_section_enabled"].add_metric([target_name, section], float(enabled))
         reload = self.reload_state()

@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter.results import CheckResult, JobKey
+from exporter.results import CheckResult, JobKey, Snapshot
 from exporter.runner import Job
 from exporter.schema import SCENARIOS, Scenario
 
 Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> seconds
+
+
+def last_measured(jobs: Iterable[Job], snapshot: Snapshot) -> dict[tuple[str, Scenario], float]:
+    """When each scenario's exposure was last known: the oldest of its measuring checks' last
+    measurement, or the daemon's start for a check that never measured it. Rules page when this
+    is older than the RPO: an unmeasured objective is an unproven one."""
+    out: dict[tuple[str, Scenario], float] = {}
+    for job in jobs:
+        for scenario in job.scenarios:
+            when = snapshot.exposure_measured.get(
+                (job.target, job.check, scenario), snapshot.started
+            )
+            key = (job.target, scenario)
+            out[key] = min(when, out.get(key, when))
+    return out
 
 
 def combine(jobs: Iterable[Job], results: dict[JobKey, CheckResult]) -> Exposures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,9 @@ class Snapshot:
     results: dict[JobKey, CheckResult]
     last_success: dict[JobKey, float]
     errors: dict[tuple[str, str, str], int]  # (target, check, reason) -> count
+    # (target, check, scenario) -> when that check last measured that exposure
+    exposure_measured: dict[tuple[str, str, str], float]
+    started: float  # when this store (the daemon) started: "never measured" counts from here
 
 
 class ResultStore:
@@ -46,6 +50,8 @@ class ResultStore:
         self._keys: frozenset[JobKey] = frozenset()
         self._results: dict[JobKey, CheckResult] = {}
         self._last_success: dict[JobKey, float] = {}
+        self._exposure_measured: dict[tuple[str, str, str], float] = {}
+        self._started = time.time()
         self._errors: dict[tuple[str, str, str], int] = {}
 
     def configure(self, keys: Iterable[JobKey]) -> None:
@@ -66,13 +72,24 @@ class ResultStore:
             self._results[result.key] = result
             if result.up:
                 self._last_success[result.key] = result.finished_at
+            for scenario, exposure in result.exposures.items():
+                if exposure is not None:
+                    self._exposure_measured[(result.target, result.check, scenario)] = (
+                        result.finished_at
+                    )
             for reason in result.error_reasons:
                 k = (result.target, result.check, reason)
                 self._errors[k] = self._errors.get(k, 0) + 1
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(dict(self._results), dict(self._last_success), dict(self._errors))
+            return Snapshot(
+                dict(self._results),
+                dict(self._last_success),
+                dict(self._errors),
+                dict(self._exposure_measured),
+                self._started,
+            )
 
     def complete(self) -> bool:
         """True once every configured check has run at least once."""

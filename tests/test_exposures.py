@@ -37,3 +37,14 @@ def test_two_measuring_checks_take_the_larger() -> None:
         ("t", "rds"): _result("rds", {"pitr": 240.0, "primary_failover": 0.0}),
     }
     assert combine(jobs, results) == {("t", "pitr"): 240.0, ("t", "primary_failover"): 0.0}
+
+
+def test_last_measured_is_the_oldest_measuring_check_or_the_start() -> None:
+    from exporter.exposures import last_measured
+    from exporter.results import Snapshot
+
+    jobs = [_job("wal_archiving", ("pitr",)), _job("rds", ("pitr", "primary_failover"))]
+    snap = Snapshot(
+        {}, {}, {}, {("t", "wal_archiving", "pitr"): 500.0, ("t", "rds", "pitr"): 450.0}, 100.0
+    )
+    assert last_measured(jobs, snap) == {("t", "pitr"): 450.0, ("t", "primary_failover"): 100.0}
