@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint docs bench system-deps clean
+.PHONY: run test lint docs rules bench system-deps clean
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -26,6 +26,9 @@ test: system-deps $(STAMP) lint
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m exporter.metricsdoc > docs/metrics.md
+
+rules: $(STAMP)
+	$(VENV)/bin/python -m exporter.prometheusrule > alerts/kubernetes/prometheusrule.yaml
 
 bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/verification_queries.py
