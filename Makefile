@@ -3,7 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint docs rules bench system-deps clean
+
+.PHONY: run run-alerting test lint docs rules bench system-deps clean
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -16,6 +17,9 @@ $(STAMP): pyproject.toml
 
 run: system-deps $(STAMP)
 	$(VENV)/bin/python -m sandbox.run
+
+run-alerting: system-deps $(STAMP)
+	$(VENV)/bin/python -m sandbox.run --alerting
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ watching it all with examples/aragora.yml. Ctrl-C stops everything it started.""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -17,6 +18,7 @@ from exporter.cli import DEFAULT_LISTEN_ADDRESS
 from exporter.config import load_config
 from exporter.daemon import Daemon
 from exporter.logs import setup_logging
+from sandbox import alerting
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
 from sandbox.redisserver import RedisServer
 from sandbox.seed import seed
@@ -51,11 +53,19 @@ def _traffic(cluster: PgCluster, cache: RedisServer, stop: threading.Event) -> N
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--alerting",
+        action="store_true",
+        help="also start prometheus (with the shipped rules) and alertmanager (example routing)",
+    )
+    args = parser.parse_args()
     print("drwatch sandbox: starting PostgreSQL ...", flush=True)
     cluster = PgCluster().init(ARCHIVE_COPY, archive_timeout="60").start()
     stop = threading.Event()
     daemon: Daemon | None = None
     cache: RedisServer | None = None
+    alerts: alerting.Alerting | None = None
     try:
         print("drwatch sandbox: starting Redis ...", flush=True)
         cache = RedisServer(cluster.root / "redis")
@@ -96,12 +106,27 @@ drwatch is running against a sandbox PostgreSQL ({cluster.dsn("aragora")}).
 Ctrl-C stops drwatch and the sandbox.""",
             flush=True,
         )
+        if args.alerting:
+            print("drwatch sandbox: starting prometheus and alertmanager ...", flush=True)
+            (cluster.root / "alerting").mkdir()
+            alerts = alerting.start(cluster.root / "alerting", daemon.http.port, fast=False)
+            print(
+                f"""
+  prometheus     http://127.0.0.1:{alerts.prometheus_port}/alerts  (the shipped rules)
+  alertmanager   http://127.0.0.1:{alerts.alertmanager_port}/  (alerts/alertmanager.example.yml)
+  break archiving and watch the page: psql "{cluster.dsn("aragora")}" \\
+                   -c "ALTER SYSTEM SET archive_command = 'exit 1'" -c "SELECT pg_reload_conf()"
+""",
+                flush=True,
+            )
         threading.Thread(target=_traffic, args=(cluster, cache, stop), daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     finally:
         stop.set()
+        if alerts is not None:
+            alerts.stop()
         if daemon is not None:
             daemon.stop()
         if cache is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -15,13 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
-from sandbox.pgcluster import ARCHIVE_COPY, ARCHIVE_FAIL, PgCluster, free_port, wait_until
+from sandbox import alerting as alerting_stack
+from sandbox.pgcluster import ARCHIVE_COPY, ARCHIVE_FAIL, PgCluster, wait_until
 from tests.conftest import write_config
-from tests.daemon import DaemonProcess, http_get
+from tests.daemon import DaemonProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 RPO = 20  # seconds: the objective, shortened in drwatch's config for the test
 
 
@@ -56,20 +54,6 @@ class Receiver:
         ]
 
 
-class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 @pytest.fixture
 def clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
     broken, healthy = PgCluster().init(ARCHIVE_COPY).start(), PgCluster().init(ARCHIVE_COPY).start()
@@ -89,25 +73,12 @@ def clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
         healthy.destroy()
 
 
-def _alertmanager_config(receiver: Receiver, path: Path) -> Path:
-    """The shipped example, its receivers pointed at the test's pager and its waits shortened."""
-    config = yaml.safe_load((ROOT / "alerts" / "alertmanager.example.yml").read_text())
-    config["route"].update(group_wait="2s", group_interval="5s")
-    for route in config["route"]["routes"]:
-        route["group_interval"] = "5s"
-    for receiver_config in config["receivers"]:
-        for hook in receiver_config["webhook_configs"]:
-            hook["url"] = hook["url"].replace("http://127.0.0.1:9099", receiver.url)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_a_failing_archiver_pages_and_the_fix_resolves(
     clusters: tuple[PgCluster, PgCluster],
 ) -> None:
     broken, healthy = clusters
     work = Path(tempfile.mkdtemp(prefix="drwatch-e2e-"))
-    processes: list[Process] = []
+    alerting: alerting_stack.Alerting | None = None
     daemon: DaemonProcess | None = None
     receiver = Receiver()
     try:
@@ -123,59 +94,7 @@ def test_a_failing_archiver_pages_and_the_fix_resolves(
             ],
         )
         daemon = DaemonProcess(drwatch_config, work)
-        am_port, prom_port = free_port(), free_port()
-        processes.append(
-            Process(
-                [
-                    "prometheus-alertmanager",
-                    f"--config.file={_alertmanager_config(receiver, work / 'alertmanager.yml')}",
-                    f"--storage.path={work / 'am'}",
-                    f"--web.listen-address=127.0.0.1:{am_port}",
-                    "--cluster.listen-address=",
-                ],
-                work / "alertmanager.log",
-            )
-        )
-        prometheus_config = {
-            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
-            "rule_files": [
-                str(p)
-                for p in sorted((ROOT / "alerts").glob("*.yml"))
-                if "alertmanager" not in p.name
-            ],
-            "alerting": {
-                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
-            },
-            "scrape_configs": [
-                {
-                    "job_name": "drwatch",
-                    "static_configs": [{"targets": [f"127.0.0.1:{daemon.port}"]}],
-                }
-            ],
-        }
-        (work / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config))
-        processes.append(
-            Process(
-                [
-                    "prometheus",
-                    f"--config.file={work / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={work / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                work / "prometheus.log",
-            )
-        )
-        wait_until(
-            lambda: http_get(f"http://127.0.0.1:{prom_port}/-/ready")[0] == 200,
-            60,
-            what="prometheus",
-        )
-        wait_until(
-            lambda: http_get(f"http://127.0.0.1:{am_port}/-/ready")[0] == 200,
-            60,
-            what="alertmanager",
-        )
-
+        alerting = alerting_stack.start(work, daemon.port, receiver.url)
         broken.set(archive_command=ARCHIVE_FAIL)
         broke_at = time.monotonic()
 
@@ -218,8 +137,8 @@ def test_a_failing_archiver_pages_and_the_fix_resolves(
             f"\npaged {paged_after:.0f} s after the archiver broke; resolved {resolved_after:.0f} s after the fix"
         )
     finally:
-        for process in processes:
-            process.stop()
+        if alerting is not None:
+            alerting.stop()
         if daemon is not None:
             daemon.stop()
         receiver.server.shutdown()
