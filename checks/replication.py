@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import psycopg
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_all, fetch_one
 from exporter.durations import format_duration
-from exporter.schema import ReplicationOptions
+from exporter.schema import ObjectiveSpec, ReplicationOptions
 
 NAME = "replication"
 
@@ -50,8 +52,9 @@ METRICS = (
 SYNC_STATES = ("sync", "async", "potential", "quorum")
 
 _PRIMARY_SQL = """
-SELECT coalesce(application_name, '') AS standby, sync_state,
+SELECT coalesce(application_name, '') AS standby, sync_state, state,
        coalesce(EXTRACT(EPOCH FROM replay_lag)::float8, 0) AS lag_seconds,
+       coalesce(EXTRACT(EPOCH FROM flush_lag)::float8, 0) AS flush_lag_seconds,
        coalesce((pg_current_wal_lsn() - replay_lsn)::bigint, 0) AS lag_bytes
 FROM pg_stat_replication
 """
@@ -63,12 +66,23 @@ SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status,
 """
 
 
+def failover_exposure(standbys: list[Row]) -> float:
+    """What a failover would lose now: nothing with a streaming synchronous standby (a commit
+    waits for its flush), else the least flush lag of a streaming asynchronous one, else all
+    (+Inf: there is nothing to fail over to)."""
+    streaming = [s for s in standbys if s["state"] == "streaming"]
+    if any(s["sync_state"] in ("sync", "quorum") for s in streaming):
+        return 0.0
+    return min((float(s["flush_lag_seconds"]) for s in streaming), default=math.inf)
+
+
 class ReplicationCheck:
     name: str = NAME
     metrics: tuple[MetricSpec, ...] = METRICS
 
-    def __init__(self, options: ReplicationOptions) -> None:
+    def __init__(self, options: ReplicationOptions, failover: ObjectiveSpec) -> None:
         self.options = options
+        self.rpo = failover.rpo
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         in_recovery = fetch_one(conn, "SELECT pg_is_in_recovery() AS r", what="role")["r"]
@@ -89,8 +103,22 @@ class ReplicationCheck:
                 lagging.append(f"{row['standby']} {format_duration(row['lag_seconds'])} behind")
         for state, n in counts.items():
             obs.add("drwatch_pg_replication_standbys", n, sync_state=state)
-        obs.values.update(role="primary", standbys=len(rows), sync_standbys=counts["sync"])
+        exposure = failover_exposure(rows)
+        obs.exposures["primary_failover"] = exposure
+        obs.values.update(
+            role="primary",
+            standbys=len(rows),
+            sync_standbys=counts["sync"],
+            primary_failover_exposure_seconds=exposure,
+        )
         parts = [f"primary with {len(rows)} standby(s), {counts['sync']} synchronous"]
+        if self.rpo is not None and exposure > self.rpo:
+            obs.status = Status.CRITICAL
+            parts.append(
+                "a failover now loses committed data: no streaming standby"
+                if math.isinf(exposure)
+                else f"a failover now loses {format_duration(exposure)} of committed data"
+            )
         if len(rows) < self.options.min_standbys:
             obs.status = Status.CRITICAL
             parts.append(f"expected at least {self.options.min_standbys}")

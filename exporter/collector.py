@@ -174,7 +174,8 @@ class DrwatchCollector(Collector):
                 )
         for (target, check, reason), count in sorted(snap.errors.items()):
             fam["drwatch_check_errors_total"].add_metric([target, check, reason], count)
-        for (target, scenario), exposure in combine(current.jobs, snap.results).items():
+        exposures = combine(current.jobs, snap.results)
+        for (target, scenario), exposure in exposures.items():
             objective = current.config.objective(current.config.target(target), scenario)
             labels = [target, scenario]
             if objective.rpo is not None:
@@ -184,9 +185,10 @@ class DrwatchCollector(Collector):
             if exposure is not None and not math.isnan(exposure):
                 fam["drwatch_rpo_exposure_seconds"].add_metric(labels, exposure)
         for (target, scenario), when in last_measured(current.jobs, snap).items():
-            fam["drwatch_rpo_exposure_last_measured_timestamp_seconds"].add_metric(
-                [target, scenario], when
-            )
+            if (target, scenario) in exposures:
+                fam["drwatch_rpo_exposure_last_measured_timestamp_seconds"].add_metric(
+                    [target, scenario], when
+                )
         for target_name, section, enabled in current.sections:
             fam["drwatch_config_section_enabled"].add_metric([target_name, section], float(enabled))
         reload = self.reload_state()

@@ -1,7 +1,8 @@
 """RPO exposure per target and scenario, from the latest results of the checks that measure it.
 
 A scenario is measured by the checks that declare it (`Job.scenarios`: the archiver and RDS both
-measure PITR on a target that has both); other checks may raise it with what they found (a WAL
+measure PITR on a target that has both), unless a check finds it does not apply (on a standby it
+leaves the scenario out of its exposures); other checks may raise it with what they found (a WAL
 archive gap limits PITR whatever the archiver says). The exposure is the largest value; while a
 measuring check is down it is unknown (None): an unmeasured objective is an unproven one.
 """
@@ -40,10 +41,14 @@ def combine(jobs: Iterable[Job], results: dict[JobKey, CheckResult]) -> Exposure
         result = results.get(job.key)
         for scenario in job.scenarios:
             key = (job.target, scenario)
-            value = None if result is None else result.exposures.get(scenario)
+            if result is not None and scenario not in result.exposures:
+                continue  # not applicable there: a standby is not judged as a primary
+            value = None if result is None else result.exposures[scenario]
             if value is None:
                 unknown.add(key)
-            out[key] = max(value, out.get(key) or 0.0) if value is not None else out.get(key)
+                out.setdefault(key, None)
+            else:
+                out[key] = max(value, out.get(key) or 0.0)
     for job in jobs:
         result = results.get(job.key)
         if result is None:

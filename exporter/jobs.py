@@ -47,7 +47,10 @@ def _pg_checks(
         pitr = config.objective(target, "pitr")
         checks.append((WalArchivingCheck(pg.wal_archiving, pitr), pg.wal_archiving, ("pitr",)))
     if pg.replication.enabled:
-        checks.append((ReplicationCheck(pg.replication), pg.replication, ()))
+        failover = config.objective(target, "primary_failover")
+        checks.append(
+            (ReplicationCheck(pg.replication, failover), pg.replication, ("primary_failover",))
+        )
     if pg.connections.enabled:
         checks.append((ConnectionsCheck(pg.connections), pg.connections, ()))
     if pg.verification.enabled and not pg.verification.is_empty():

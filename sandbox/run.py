@@ -65,8 +65,12 @@ def main() -> int:
     stop = threading.Event()
     daemon: Daemon | None = None
     cache: RedisServer | None = None
+    standby: PgCluster | None = None
     alerts: alerting.Alerting | None = None
     try:
+        # A synchronous standby, as the runbook's "Primary failover, RPO 0" assumes.
+        standby = cluster.create_standby().start()
+        cluster.set(synchronous_standby_names="*")
         print("drwatch sandbox: starting Redis ...", flush=True)
         cache = RedisServer(cluster.root / "redis")
         cache.dir = cluster.backups / "redis"  # RDB snapshots land in the backup directory
@@ -98,6 +102,7 @@ drwatch is running against a sandbox PostgreSQL ({cluster.dsn("aragora")}).
   metrics        {base}/metrics
   readiness      {base}/-/ready
   backups        {cluster.backups}  (WAL archive in wal/, first dump {dump.name})
+  standby        {standby.dsn()}  (synchronous streaming replica)
   redis          {cache.url}  (RDB snapshots in {cache.dir})
   seed data      {seeded.debates} debates over 10 days with a {seeded.gap_hours:g}-hour gap,
                  {seeded.orphans} orphan debate_messages
@@ -131,6 +136,8 @@ Ctrl-C stops drwatch and the sandbox.""",
             daemon.stop()
         if cache is not None:
             cache.destroy()
+        if standby is not None:
+            standby.destroy()
         cluster.destroy()
         print("drwatch sandbox: stopped", flush=True)
     return 0

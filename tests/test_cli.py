@@ -38,7 +38,11 @@ def test_json_shape_and_target_filter(shared_cluster: PgCluster, tmp_path: Path)
         [
             {
                 "name": "one",
-                "postgres": {"dsn": shared_cluster.dsn(), "wal_archiving": {"enabled": False}},
+                "postgres": {
+                    "dsn": shared_cluster.dsn(),
+                    "wal_archiving": {"enabled": False},
+                    "replication": {"enabled": False},  # a single node: no failover scenario
+                },
             },
             {"name": "two", "postgres": {"dsn": "${NOT_SET:-}"}},
         ],
@@ -49,11 +53,10 @@ def test_json_shape_and_target_filter(shared_cluster: PgCluster, tmp_path: Path)
     assert set(doc) == {"status", "results", "exposures", "off"}
     assert doc["status"] == "OK"
     assert [(r["target"], r["check"], r["status"]) for r in doc["results"]] == [
-        ("one", "replication", "OK"),
         ("one", "connections", "OK"),
     ]
-    assert set(doc["results"][1]) == {"target", "check", "status", "summary", "values"}
-    assert doc["results"][1]["values"]["max_connections"] == 100
+    assert set(doc["results"][0]) == {"target", "check", "status", "summary", "values"}
+    assert doc["results"][0]["values"]["max_connections"] == 100
     assert doc["exposures"] == []
     assert doc["off"] == [
         "two: postgres is off: targets[1].postgres.dsn is empty (NOT_SET not set)"
@@ -68,7 +71,19 @@ def test_archive_mode_off_reports_infinite_exposure_as_json(
     )
     doc = json.loads(_check(config, "--format", "json").stdout)
     assert doc["exposures"] == [
-        {"target": "db", "scenario": "pitr", "exposure_seconds": "+Inf", "objective_seconds": 300.0}
+        {
+            "target": "db",
+            "scenario": "pitr",
+            "exposure_seconds": "+Inf",
+            "objective_seconds": 300.0,
+        },
+        # No standby to fail over to: everything would be lost, against an objective of 0.
+        {
+            "target": "db",
+            "scenario": "primary_failover",
+            "exposure_seconds": "+Inf",
+            "objective_seconds": 0.0,
+        },
     ]
 
 

@@ -88,7 +88,12 @@ def test_a_failing_archiver_pages_and_the_fix_resolves(
                 {
                     "name": name,
                     "objectives": {"pitr": {"rpo": f"{RPO}s"}},
-                    "postgres": {"dsn": cluster.dsn(), "interval": "2s", "timeout": "2s"},
+                    "postgres": {
+                        "dsn": cluster.dsn(),
+                        "interval": "2s",
+                        "timeout": "2s",
+                        "replication": {"enabled": False},  # single nodes: no failover scenario
+                    },
                 }
                 for name, cluster in (("broken", broken), ("healthy", healthy))
             ],

@@ -48,3 +48,11 @@ def test_last_measured_is_the_oldest_measuring_check_or_the_start() -> None:
         {}, {}, {}, {("t", "wal_archiving", "pitr"): 500.0, ("t", "rds", "pitr"): 450.0}, 100.0
     )
     assert last_measured(jobs, snap) == {("t", "pitr"): 450.0, ("t", "primary_failover"): 100.0}
+
+
+def test_a_scenario_left_out_by_its_check_does_not_apply() -> None:
+    jobs = [_job("replication", ("primary_failover",))]
+    standby = {("t", "replication"): _result("replication", {})}
+    assert combine(jobs, standby) == {}
+    down = {("t", "replication"): _result("replication", {"primary_failover": None}, up=False)}
+    assert combine(jobs, down) == {("t", "primary_failover"): None}

@@ -38,6 +38,10 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
             assert (
                 'drwatch_check_up{check="redis_persistence",target="aragora-prod"} 1.0' in metrics
             )
+            assert (
+                'drwatch_rpo_exposure_seconds{scenario="primary_failover",target="aragora-prod"} 0.0'
+                in metrics
+            )
             assert 'drwatch_redis_snapshot_newest_verified{target="aragora-prod"} 1.0' in metrics
             assert list((backups / "postgres").glob("aragora-*.dump"))
             assert list((backups / "wal").iterdir())

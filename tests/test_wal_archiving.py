@@ -95,7 +95,8 @@ def test_idle_healthy_archiver_exposure_stays_zero_past_the_objective(
     doc = json.loads(proc.stdout)
     wal = next(r for r in doc["results"] if r["check"] == "wal_archiving")
     assert wal["status"] == "OK", wal
-    assert doc["exposures"] == [
+    pitr = [e for e in doc["exposures"] if e["scenario"] == "pitr"]
+    assert pitr == [
         {"target": "db", "scenario": "pitr", "exposure_seconds": 0.0, "objective_seconds": 2.0}
     ]
 
@@ -127,7 +128,7 @@ def test_failing_archiver_with_writes_pages_and_exits_critical(
     assert proc.returncode == 2, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["status"] == "CRITICAL"
-    (pitr,) = doc["exposures"]
+    (pitr,) = [e for e in doc["exposures"] if e["scenario"] == "pitr"]
     assert pitr["exposure_seconds"] > 2.0  # a one-shot run has the .ready files' age to go on
 
 
@@ -182,6 +183,26 @@ def test_standby_reports_its_role_and_is_not_judged_as_primary(cluster: PgCluste
         primary = CheckHarness(make_config([{"name": "p", "postgres": {"dsn": cluster.dsn()}}]))
         seen = primary.run("replication")
         assert sample(seen, "drwatch_pg_replication_standbys", sync_state="async") == 1
+        assert "primary_failover" not in replication.exposures  # the standby is not judged
+        # Asynchronous: a failover loses what the standby has not flushed (RPO 0: critical).
+        assert 0 <= seen.exposures["primary_failover"] < 5
+        cluster.set(synchronous_standby_names="*")
+        wait_until(
+            lambda: cluster.execute("SELECT sync_state FROM pg_stat_replication")[0][0] == "sync",
+            30,
+            what="synchronous standby",
+        )
+        synchronous = primary.run("replication")
+        assert synchronous.exposures["primary_failover"] == 0
+        assert synchronous.status == Status.OK, synchronous.summary
+        cluster.set(synchronous_standby_names="")
+        standby.stop("immediate")
+        wait_until(
+            lambda: primary.run("replication").exposures["primary_failover"] == float("inf"),
+            30,
+            what="no standby left",
+        )
+        assert primary.run("replication").status == Status.CRITICAL
     finally:
         standby.destroy()
 
