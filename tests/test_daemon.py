@@ -17,16 +17,14 @@ from tests.daemon import DaemonProcess
 CHECKS = ("wal_archiving", "replication", "connections")
 
 
-def _config(path: Path, cluster: PgCluster, **pg: object) -> Path:
-    return write_config(
-        path,
-        [
-            {
-                "name": "db",
-                "postgres": {"dsn": cluster.dsn(), "interval": "1s", "timeout": "2s", **pg},
-            }
-        ],
-    )
+def _config(path: Path, cluster: PgCluster, objectives: object = None, **pg: object) -> Path:
+    target = {
+        "name": "db",
+        "postgres": {"dsn": cluster.dsn(), "interval": "1s", "timeout": "2s", **pg},
+    }
+    if objectives:
+        target["objectives"] = objectives
+    return write_config(path, [target])
 
 
 @pytest.fixture
@@ -185,11 +183,15 @@ def test_sighup_rejects_a_bad_config_and_applies_a_good_one(
         daemon.value("drwatch_check_up", target="db", check="wal_archiving") == 1
     )  # old config runs on
 
-    _config(config, cluster, connections={"enabled": False})
+    assert daemon.value("drwatch_rpo_objective_seconds", target="db", scenario="pitr") == 300
+    _config(config, cluster, objectives={"pitr": {"rpo": "2m"}}, connections={"enabled": False})
     daemon.signal(signal.SIGHUP)
     wait_until(
         lambda: daemon.value("drwatch_config_last_reload_successful") == 1, 15, what="reloaded"
     )
+    # The objective the paging rule compares against follows the config: no rule edit needed
+    # (alerts/tests/recovery.test.yml shows the same rule paging on either objective).
+    assert daemon.value("drwatch_rpo_objective_seconds", target="db", scenario="pitr") == 120
     # A check that is no longer configured disappears from /metrics instead of going stale.
     assert daemon.value("drwatch_check_up", target="db", check="connections") is None
     assert daemon.value("drwatch_pg_max_connections", target="db") is None
