@@ -96,6 +96,13 @@ def is_backup(key: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
+def listed_backups(store: Store, patterns: list[str]) -> list[StoredObject]:
+    """The store's keys matching `patterns`, oldest first."""
+    return sorted(
+        (o for o in store.list() if is_backup(o.key, patterns)), key=lambda o: (o.modified, o.key)
+    )
+
+
 class BackupsCheck:
     name: str = NAME
     metrics: tuple[MetricSpec, ...] = METRICS
@@ -115,10 +122,7 @@ class BackupsCheck:
 
     def collect(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
-        backups = sorted(
-            (o for o in self.store.list() if is_backup(o.key, self.config.patterns)),
-            key=lambda o: (o.modified, o.key),
-        )
+        backups = listed_backups(self.store, self.config.patterns)
         now = time.time()
         obs = Observation(Status.OK, "")
         obs.add("drwatch_backups", len(backups))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from checks.backups import is_backup
+from checks.backups import listed_backups
 from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store
 from checks.verdicts import VerdictCache
@@ -53,10 +53,7 @@ class RedisSnapshotsCheck:
     def collect(self) -> Observation:
         timeout = self.config.snapshots.timeout or self.config.timeout
         deadline = time.monotonic() + timeout * 0.9
-        snapshots = sorted(
-            (o for o in self.store.list() if is_backup(o.key, self.config.snapshot_patterns)),
-            key=lambda o: (o.modified, o.key),
-        )
+        snapshots = listed_backups(self.store, self.config.snapshot_patterns)
         now = time.time()
         obs = Observation(Status.OK, "")
         obs.add("drwatch_redis_snapshots", len(snapshots))

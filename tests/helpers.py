@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 from checks.base import Observation
 from exporter.config import LoadedConfig
 from exporter.jobs import build_jobs
@@ -24,6 +29,18 @@ class CheckHarness:
 
     def run(self, check: str, target: str | None = None) -> CheckResult:
         return self.runner.run(self.job(check, target))
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server for `handler`, yielding its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def sample(result: CheckResult | Observation, name: str, /, **labels: str) -> float | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import boto3
@@ -14,7 +13,7 @@ import pytest
 
 from checks.base import Status
 from tests.conftest import AWS, make_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import CheckHarness, sample, serve
 
 SNAPSHOT_AGE = 2 * 3600
 
@@ -80,13 +79,8 @@ class _DescribeSnapshots(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def aws_like_endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DescribeSnapshots)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_DescribeSnapshots) as url:
+        yield url
 
 
 def test_newest_snapshot_age(aws_like_endpoint: str, tmp_path: Path) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from checks.base import Status
 from sandbox.pgcluster import free_port
 from tests.conftest import AWS, make_config, s3_client
-from tests.helpers import CheckHarness
+from tests.helpers import CheckHarness, serve
 
 SECRET = "wr0ng-s3cret-key-value"
 
@@ -38,13 +37,8 @@ class _Answer(BaseHTTPRequestHandler):
 
 def _serve(status: int, code: str) -> Iterator[str]:
     handler = type("Handler", (_Answer,), {"status": status, "code": code})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(handler) as url:
+        yield url
 
 
 @pytest.fixture
