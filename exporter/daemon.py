@@ -54,7 +54,7 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         registry = CollectorRegistry(auto_describe=True)
         registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
-        self.http = HttpServer(listen_address, make_app(registry, self.store))
+        self.http = HttpServer(listen_address, make_app(registry, self.store, self.current))
         self._wake = threading.Event()
         self._stop = False
         self._reload_requested = False

@@ -1,30 +1,25 @@
-"""HTTP endpoints: /metrics, /-/healthy, /-/ready and a small landing page at /."""
+"""HTTP endpoints: /metrics, /-/healthy, /-/ready, the status page at / and /status.json."""
 
 from __future__ import annotations
 
-import html
+import json
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import make_wsgi_app
 
-from exporter import __version__
+from exporter.collector import Current
 from exporter.results import ResultStore
+from exporter.statuspage import render, status_document
 
 StartResponse = Callable[..., Any]
-
-_STATUS_COLOURS = {
-    "OK": "#1a7f37",
-    "WARNING": "#9a6700",
-    "CRITICAL": "#cf222e",
-    "UNKNOWN": "#6e7781",
-}
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -40,36 +35,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # access logs stay out of the daemon's structured log
 
 
-def landing_page(store: ResultStore) -> bytes:
-    rows = []
-    now = time.time()
-    for (target, check), r in sorted(store.snapshot().results.items()):
-        status = r.status.name
-        rows.append(
-            "<tr>"
-            f"<td>{html.escape(target)}</td><td>{html.escape(check)}</td>"
-            f'<td style="color:{_STATUS_COLOURS[status]};font-weight:bold">{status}</td>'
-            f"<td>{html.escape(r.summary)}</td><td>{now - r.finished_at:.0f} s ago</td>"
-            "</tr>"
-        )
-    body = "\n".join(rows) or '<tr><td colspan="5">no check has run yet</td></tr>'
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>drwatch</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}</style>
-</head><body>
-<h1>drwatch {html.escape(__version__)}</h1>
-<p><a href="/metrics">/metrics</a> · <a href="/-/healthy">/-/healthy</a> ·
-<a href="/-/ready">/-/ready</a></p>
-<table><tr><th>target</th><th>check</th><th>status</th><th>summary</th><th>last run</th></tr>
-{body}
-</table></body></html>"""
-    return page.encode()
-
-
 def make_app(
-    registry: CollectorRegistry, store: ResultStore
+    registry: CollectorRegistry, store: ResultStore, current: Callable[[], Current]
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     metrics_app = make_wsgi_app(registry)
+
+    def document() -> dict[str, Any]:
+        return status_document(current(), store.snapshot(), time.time())
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -85,9 +57,15 @@ def make_app(
                 "503 Service Unavailable",
                 "Not ready: checks still running their first round.\n",
             )
+        if path == "/status.json":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(document(), indent=2).encode()]
         if path == "/":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            refresh = query.get("refresh", [""])[0]
+            seconds = int(refresh) if refresh.isdigit() and int(refresh) > 0 else None
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-            return [landing_page(store)]
+            return [render(document(), seconds).encode()]
         return _text(start_response, "404 Not Found", "Not found.\n")
 
     return app

@@ -30,7 +30,7 @@ def run_once(
     return jobs, [by_key[j.key] for j in jobs]
 
 
-def _number(value: float | None) -> float | str | None:
+def json_number(value: float | None) -> float | str | None:
     # JSON has no infinity; "+Inf" is how Prometheus spells it.
     if value is not None and math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
@@ -48,7 +48,7 @@ def exposures(
             {
                 "target": target,
                 "scenario": scenario,
-                "exposure_seconds": _number(exposure),
+                "exposure_seconds": json_number(exposure),
                 "objective_seconds": objective.rpo,
             }
         )
@@ -69,7 +69,7 @@ def as_json(loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]) -
                 "status": r.status.name,
                 "summary": r.summary,
                 "values": {
-                    k: _number(v) if isinstance(v, float) else v for k, v in r.values.items()
+                    k: json_number(v) if isinstance(v, float) else v for k, v in r.values.items()
                 },
             }
             for r in results

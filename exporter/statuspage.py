@@ -1,0 +1,126 @@
+"""The status page at `/` (and `/status.json`): every check and every recovery objective at a
+glance, for when Grafana is part of the outage. Self-contained HTML, every value escaped."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from checks.base import worst
+from exporter import __version__
+from exporter.collector import Current
+from exporter.durations import format_duration
+from exporter.exposures import combine
+from exporter.report import json_number
+from exporter.results import Snapshot
+
+RUNBOOK = "https://github.com/drwatch/drwatch/blob/main/docs/runbook.md"
+_COLOURS = {"OK": "#1a7f37", "WARNING": "#9a6700", "CRITICAL": "#cf222e", "UNKNOWN": "#6e7781"}
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return f"{format_duration(seconds)} ago"
+
+
+def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, Any]:
+    checks = []
+    for job in current.jobs:
+        result = snap.results.get(job.key)
+        last_success = snap.last_success.get(job.key)
+        checks.append(
+            {
+                "target": job.target,
+                "check": job.check,
+                "status": result.status.name if result else "UNKNOWN",
+                "summary": result.summary if result else "not run yet",
+                "up": result.up if result else False,
+                "last_run_seconds_ago": now - result.finished_at if result else None,
+                "last_success_seconds_ago": now - last_success if last_success else None,
+            }
+        )
+    exposures = []
+    for (target, scenario), exposure in combine(current.jobs, snap.results).items():
+        objective = current.config.objective(current.config.target(target), scenario).rpo
+        exposures.append(
+            {
+                "target": target,
+                "scenario": scenario,
+                "exposure_seconds": json_number(exposure),
+                "objective_seconds": objective,
+                "breached": None if exposure is None or objective is None else exposure > objective,
+            }
+        )
+    results = list(snap.results.values())
+    return {
+        "version": __version__,
+        "status": worst([r.status for r in results]).name if results else "UNKNOWN",
+        "checks": checks,
+        "exposures": exposures,
+    }
+
+
+def _exposure_text(seconds: object) -> str:
+    if seconds is None:
+        return "unmeasured"
+    if isinstance(seconds, str):
+        return "∞"
+    assert isinstance(seconds, float | int)
+    return "∞" if math.isinf(seconds) else format_duration(float(seconds))
+
+
+def render(doc: dict[str, Any], refresh: int | None = None) -> str:
+    e = html.escape
+    rows = []
+    for c in doc["checks"]:
+        colour = _COLOURS[c["status"]]
+        rows.append(
+            f'<tr class="check status-{e(c["status"].lower())}" data-target="{e(c["target"])}" '
+            f'data-check="{e(c["check"])}">'
+            f"<td>{e(c['target'])}</td><td>{e(c['check'])}</td>"
+            f'<td class="status" style="background:{colour}">{e(c["status"])}</td>'
+            f'<td class="summary">{e(c["summary"])}</td>'
+            f"<td>{e(_ago(c['last_success_seconds_ago']))}</td></tr>"
+        )
+    objectives = []
+    for x in doc["exposures"]:
+        state = {True: "CRITICAL", False: "OK", None: "UNKNOWN"}[x["breached"]]
+        anchor = f"rpo-breached-{x['scenario']}" if x["breached"] is not False else ""
+        link = f' <a href="{e(RUNBOOK)}#{e(anchor)}">runbook</a>' if anchor else ""
+        objective = x["objective_seconds"]
+        objectives.append(
+            f'<tr class="exposure status-{state.lower()}" data-target="{e(x["target"])}" '
+            f'data-scenario="{e(x["scenario"])}">'
+            f"<td>{e(x['target'])}</td><td>{e(x['scenario'])}</td>"
+            f'<td class="status" style="background:{_COLOURS[state]}">'
+            f"{e(_exposure_text(x['exposure_seconds']))}</td>"
+            f"<td>{e(_exposure_text(objective))}</td><td>{link}</td></tr>"
+        )
+    meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
+    overall = doc["status"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">{meta}<title>drwatch: {e(overall)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}}
+table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{padding:.35em .8em;text-align:left;border-bottom:1px solid #d0d7de;vertical-align:top}}
+td.status{{color:#fff;font-weight:bold;white-space:nowrap}}
+td:nth-child(-n+2){{white-space:nowrap}}
+h1 span{{color:#fff;padding:.1em .5em;border-radius:.3em}}
+</style></head><body>
+<h1>drwatch <span id="overall" style="background:{_COLOURS[overall]}">{e(overall)}</span></h1>
+<p>drwatch {e(doc["version"])} · <a href="/metrics">/metrics</a> ·
+<a href="/status.json">/status.json</a> · <a href="{e(RUNBOOK)}">runbook</a> ·
+<a href="/?refresh=30">refresh every 30 s</a></p>
+<h2>Recovery objectives</h2>
+<table id="objectives"><tr><th>target</th><th>scenario</th><th>data at risk</th>
+<th>objective (RPO)</th><th></th></tr>
+{"".join(objectives) or '<tr><td colspan="5">no recovery scenario configured</td></tr>'}
+</table>
+<h2>Checks</h2>
+<table id="checks"><tr><th>target</th><th>check</th><th>status</th><th>summary</th>
+<th>last success</th></tr>
+{"".join(rows) or '<tr><td colspan="5">no check configured</td></tr>'}
+</table></body></html>"""

@@ -1,0 +1,133 @@
+"""The status page and /status.json, from a live daemon, in headless Chromium too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.statuspage import render
+from sandbox.pgcluster import PgCluster, free_port, wait_until
+from tests.conftest import write_config
+from tests.daemon import DaemonProcess
+
+HOSTILE = '<script>alert("x")</script>'
+CHROMIUM = (
+    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def test_every_value_is_escaped() -> None:
+    doc = {
+        "version": "1",
+        "status": "CRITICAL",
+        "checks": [
+            {
+                "target": "t<b>",
+                "check": "verification",
+                "status": "CRITICAL",
+                "summary": f'relation "{HOSTILE}" does not exist',
+                "up": False,
+                "last_run_seconds_ago": 1.0,
+                "last_success_seconds_ago": None,
+            }
+        ],
+        "exposures": [
+            {
+                "target": "t<b>",
+                "scenario": "pitr",
+                "exposure_seconds": "+Inf",
+                "objective_seconds": 300.0,
+                "breached": True,
+            }
+        ],
+    }
+    page = render(doc, refresh=30)
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert "#rpo-breached-pitr" in page
+
+
+@pytest.fixture
+def daemon(cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonProcess]:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    config = write_config(
+        tmp_path / "c.yml",
+        [
+            {
+                "name": "healthy",
+                "postgres": {
+                    "dsn": cluster.dsn(),
+                    "interval": "1s",
+                    "replication": {"enabled": False},
+                    # a table name full of markup: its error is shown as text, never run as script
+                    "verification": {
+                        "freshness": [{"table": HOSTILE, "column": "at", "max_age": "1h"}]
+                    },
+                },
+            },
+            {
+                "name": "broken",
+                "postgres": {
+                    "dsn": dead,
+                    "interval": "1s",
+                    "replication": {"enabled": False},
+                },
+            },
+        ],
+    )
+    cluster.execute("SELECT pg_switch_wal()")
+    d = DaemonProcess(config, tmp_path)
+    try:
+        wait_until(lambda: d.get("/-/ready")[0] == 200, 30, what="ready")
+        yield d
+    finally:
+        d.stop()
+
+
+def test_status_json(daemon: DaemonProcess) -> None:
+    doc = json.loads(daemon.get("/status.json")[1])
+    assert doc["status"] == "CRITICAL"
+    rows = {(c["target"], c["check"]): c for c in doc["checks"]}
+    assert rows[("healthy", "connections")]["status"] == "OK"
+    assert rows[("broken", "connections")]["status"] == "CRITICAL"
+    assert "cannot connect" in rows[("broken", "connections")]["summary"]
+    assert rows[("broken", "connections")]["last_success_seconds_ago"] is None
+    scenarios = {(x["target"], x["scenario"]): x for x in doc["exposures"]}
+    assert scenarios[("broken", "pitr")]["exposure_seconds"] is None  # unmeasured, not zero
+    assert scenarios[("broken", "pitr")]["objective_seconds"] == 300
+
+
+def test_chromium_renders_failing_as_critical_and_healthy_as_ok(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    profile = tmp_path / "chromium-profile"
+    url = daemon.base + "/"
+    dom = subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert 'data-target="healthy" data-check="connections"' in dom
+    healthy = next(
+        line
+        for line in dom.splitlines()
+        if 'data-target="healthy" data-check="connections"' in line
+    )
+    broken = next(
+        line for line in dom.splitlines() if 'data-target="broken" data-check="connections"' in line
+    )
+    assert 'class="check status-ok"' in healthy and ">OK<" in healthy
+    assert 'class="check status-critical"' in broken and ">CRITICAL<" in broken
+    assert "<script>" not in dom  # the hostile table name is text in the DOM, not an element
+    assert "&lt;script&gt;" in dom
+    screenshot = tmp_path / "status-page.png"
+    subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={profile}", "--window-size=1280,800", f"--screenshot={screenshot}", url],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000
