@@ -20,7 +20,11 @@ from pathlib import Path
 
 import psycopg
 
-ARCHIVE_COPY = "test ! -f '{archive}/%f' && cp '%p' '{archive}/%f'"
+# Never overwrites; a file already archived with the same content is success (after a failover
+# the new primary may archive a segment the old one already did), different content a failure.
+ARCHIVE_COPY = (
+    "if test -f '{archive}/%f'; then cmp -s '%p' '{archive}/%f'; else cp '%p' '{archive}/%f'; fi"
+)
 ARCHIVE_FAIL = "exit 1"
 ARCHIVE_HANG = "sleep 3600"
 

@@ -114,7 +114,15 @@ def test_timeline_switch_is_not_a_gap(cluster: PgCluster, tmp_path: Path) -> Non
         cluster.stop()  # the primary is lost; fail over
         standby.promote()
         _switches(standby, 3)
-        wait_until(lambda: _caught_up(standby), 30, what="new primary archived")
+        try:
+            wait_until(lambda: _caught_up(standby), 60, what="new primary archived")
+        except TimeoutError as exc:  # say why: what waits, and what the archiver said
+            waiting = standby.execute(
+                "SELECT name FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+            )
+            raise AssertionError(
+                f"{exc}; waiting: {waiting}; log: {standby.logfile.read_text()[-2000:]}"
+            ) from None
         names = {p.name for p in cluster.archive.iterdir()}
         assert "00000002.history" in names
         result = _harness(standby, tmp_path, archive_of=cluster).run("wal_archive")
