@@ -5,7 +5,6 @@ watching it all with examples/aragora.yml. Ctrl-C stops everything it started.""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import socket
@@ -125,10 +124,13 @@ Ctrl-C stops drwatch and the sandbox.""",
                 flush=True,
             )
         threading.Thread(target=_traffic, args=(cluster, cache, stop), daemon=True).start()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        # Handlers, not KeyboardInterrupt: a shell's background job inherits SIGINT ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        stop.wait()
     finally:
+        # A second Ctrl-C must not cut the clean-up short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop.set()
         if alerts is not None:
             alerts.stop()
