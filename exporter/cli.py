@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", default="table", choices=["table", "json"])
     check.add_argument("--target", help="only this target")
 
+    remediate = sub.add_parser(
+        "remediate", help="show what remediation would do now; do it with --execute"
+    )
+    remediate.add_argument("--config", required=True)
+    remediate.add_argument("--target", help="only this target")
+    remediate.add_argument(
+        "--execute",
+        action="store_true",
+        help="act (needs remediation.enabled: true; overrides dry_run)",
+    )
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
@@ -121,4 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "check":
         return _check(args.config, args.format, args.target)
+    if args.command == "remediate":
+        from exporter.remediate_cli import remediate
+
+        return remediate(args.config, args.target, args.execute)
     return _validate(args.file)

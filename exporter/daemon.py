@@ -20,6 +20,7 @@ from exporter.errors import ConfigError
 from exporter.http import HttpServer, make_app
 from exporter.jobs import Instances, build_jobs
 from exporter.redact import redact
+from exporter.remediation import REMEDIATION_INPUTS, RemediationCollector, RemediationEngine
 from exporter.results import ResultStore
 from exporter.runner import DeadlineRunner, Job
 
@@ -49,11 +50,13 @@ class Daemon:
         self.runner = DeadlineRunner()
         self._lock = threading.Lock()
         self._instances: Instances = {}
+        self.remediation = RemediationEngine()
         self._current = self._apply(loaded)
         self._reload = ReloadState(True, time.time())
         self._scheduler: BackgroundScheduler | None = None
         registry = CollectorRegistry(auto_describe=True)
         registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
+        registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
         self.http = HttpServer(listen_address, make_app(registry, self.store, self.current))
         self._wake = threading.Event()
         self._stop = False
@@ -69,12 +72,22 @@ class Daemon:
         redact.set_secrets(loaded.secrets)
         jobs, self._instances = build_jobs(loaded.config, self._instances)
         self.store.configure(job.key for job in jobs)
+        config = loaded.config
+        self.remediation.forget(
+            {t.name for t in config.targets if config.remediation_for(t).enabled}
+        )
         for off in loaded.off:
             log.warning("section off: %s", off)
         return Current(loaded.config, tuple(jobs), sections(loaded))
 
     def _run_job(self, job: Job) -> None:
-        self.store.put(self.runner.run(job))
+        result = self.runner.run(job)
+        self.store.put(result)
+        if job.check in REMEDIATION_INPUTS:
+            config = self._current.config
+            target = next((t for t in config.targets if t.name == job.target), None)
+            if target is not None:
+                self.remediation.run_in_background(config, target, result)
 
     def _schedule(self, jobs: tuple[Job, ...]) -> None:
         # A waiting thread per job: one stuck target never delays another's schedule.
@@ -129,11 +142,16 @@ class Daemon:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self.http.stop()
+        self.remediation.close()
         log.info("drwatch stopped")
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self._reload_requested = True
+        elif signum == signal.SIGUSR1:
+            self.remediation.kill_switch.engage()
+        elif signum == signal.SIGUSR2:
+            self.remediation.kill_switch.release()
         else:
             self._stop = True
         self._wake.set()
@@ -142,13 +160,22 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
+        signal.signal(signal.SIGUSR1, self._on_signal)
+        signal.signal(signal.SIGUSR2, self._on_signal)
         self.start()
+        kill_switch = self.remediation.kill_switch.engaged_by_signal
         try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stop:
                     break
+                if kill_switch != self.remediation.kill_switch.engaged_by_signal:
+                    kill_switch = not kill_switch
+                    log.warning(
+                        "remediation kill switch "
+                        + ("engaged (SIGUSR1)" if kill_switch else "released (SIGUSR2)")
+                    )
                 if self._reload_requested:
                     self._reload_requested = False
                     self.reload()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -17,6 +20,10 @@ def parse_duration(value: object) -> float:
     if not _WHOLE.match(text):
         raise ValueError(f"{value!r} is not a duration; use a number and a unit: ms, s, m, h, d, w")
     return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+
+
+# A config field holding a duration written with its unit, in seconds once validated.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def format_duration(seconds: float) -> str:

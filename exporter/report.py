@@ -16,11 +16,13 @@ from exporter.runner import DeadlineRunner, Job
 
 
 def run_once(
-    loaded: LoadedConfig, target: str | None = None
+    loaded: LoadedConfig, target: str | None = None, checks: frozenset[str] | None = None
 ) -> tuple[list[Job], list[CheckResult]]:
     jobs, _ = build_jobs(loaded.config)
     if target is not None:
         jobs = [j for j in jobs if j.target == target]
+    if checks is not None:
+        jobs = [j for j in jobs if j.check in checks]
     runner = DeadlineRunner()
     by_key = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:

@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from exporter.durations import parse_duration
+from exporter.durations import Duration
+from exporter.schema_remediation import RemediationConfig, merge_remediation
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 Scenario = Literal["primary_failover", "pitr", "full_restore", "cross_region", "redis"]
 SCENARIOS: tuple[Scenario, ...] = (
     "primary_failover",
@@ -313,6 +313,7 @@ class Target(_Strict):
     backups: BackupsConfig | None = None
     rds: RdsConfig | None = None
     redis: RedisConfig | None = None
+    remediation: RemediationConfig | None = None  # overrides the global section key by key
 
     @field_validator("name")
     @classmethod
@@ -328,6 +329,7 @@ class Config(_Strict):
     aws: AwsConfig = AwsConfig()
     # Integrity verdicts survive restarts here (each backup is verified once).
     state_dir: str = "/var/lib/drwatch"
+    remediation: RemediationConfig = RemediationConfig()
 
     @field_validator("targets")
     @classmethod
@@ -361,6 +363,11 @@ class Config(_Strict):
             if scenario in layer:
                 merged.update(layer[scenario].model_dump(exclude_unset=True))
         return ObjectiveSpec.model_construct(**merged)
+
+    def remediation_for(self, target: Target) -> RemediationConfig:
+        if target.remediation is None:
+            return self.remediation
+        return merge_remediation(self.remediation, target.remediation)
 
     def target(self, name: str) -> Target:
         for t in self.targets:

@@ -1,0 +1,463 @@
+"""The remediation engine: decides from check results, acts only when allowed, audits everything.
+
+Off unless `remediation.enabled`, dry-run unless `dry_run: false` (or `drwatch remediate
+--execute`), leader-locked per target, rate-limited by a cooldown per action, stopped by the kill
+switch. Every decision (executed, dry_run, skipped and why, failed) is one structured log line
+on `drwatch.remediation` and a count in `drwatch_remediation_actions_total`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from checks.base import MetricSpec
+from checks.pg import Row, session
+from exporter import remediation_pg as pg
+from exporter import remediation_redis
+from exporter.errors import CheckError
+from exporter.remediation_pg import LeaderLock, Session
+from exporter.results import CheckResult
+from exporter.schema import Config, Target
+from exporter.schema_remediation import (
+    RemediationConfig,
+    TerminateIdleInTransactionOptions,
+    TerminateIdleOptions,
+)
+
+log = logging.getLogger("drwatch.remediation")
+
+Action = Literal["terminate_idle_connections", "terminate_idle_in_transaction", "redis_bgsave"]
+Outcome = Literal["planned", "executed", "dry_run", "skipped", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("executed", "dry_run", "skipped", "failed")
+# The checks whose results remediation decides from.
+REMEDIATION_INPUTS = frozenset({"connections", "redis_persistence"})
+
+METRICS = (
+    MetricSpec(
+        "drwatch_remediation_actions_total",
+        "counter",
+        "Remediation decisions by outcome: executed, dry_run, skipped (a guard, limit, cooldown "
+        "or the kill switch said no), failed.",
+        ("target", "action", "outcome"),
+    ),
+    MetricSpec(
+        "drwatch_remediation_leader",
+        "gauge",
+        "1 if this drwatch holds the target's remediation lock (only the leader acts).",
+        ("target",),
+    ),
+    MetricSpec(
+        "drwatch_remediation_dry_run",
+        "gauge",
+        "1 if remediation on the target only decides and reports; 0 if it acts.",
+        ("target",),
+    ),
+    MetricSpec(
+        "drwatch_remediation_kill_switch",
+        "gauge",
+        "1 while the kill switch (file or SIGUSR1) stops every remediation on the target.",
+        ("target",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: str
+    action: Action
+    outcome: Outcome
+    reason: str
+    session: Session | None = None
+
+    def audit_fields(self) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "action": self.action,
+            "target": self.target,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
+        s = self.session
+        if s is not None:
+            fields.update(
+                pid=s.pid,
+                user=s.user,
+                application=s.application,
+                client_addr=s.client_addr,
+                state=s.state,
+                idle_seconds=round(s.idle_seconds, 1),
+            )
+        return fields
+
+
+class KillSwitch:
+    """Engaged by SIGUSR1 (released by SIGUSR2) or while the configured file exists."""
+
+    def __init__(self) -> None:
+        self.engaged_by_signal = False
+
+    def engage(self) -> None:
+        self.engaged_by_signal = True
+
+    def release(self) -> None:
+        self.engaged_by_signal = False
+
+    def why(self, rc: RemediationConfig) -> str | None:
+        if self.engaged_by_signal:
+            return "kill switch engaged (SIGUSR1; SIGUSR2 releases it)"
+        if rc.kill_switch_path and Path(rc.kill_switch_path).exists():
+            return f"kill switch engaged ({rc.kill_switch_path} exists)"
+        return None
+
+
+def _filtered(s: Session, opts: TerminateIdleOptions | TerminateIdleInTransactionOptions) -> str:
+    """Why a candidate is left alone by the configured filters ('' when it is not)."""
+    if s.superuser and not opts.allow_superuser:
+        return f"user {s.user} is a superuser (allow_superuser is off)"
+    if opts.users and s.user not in opts.users:
+        return f"user {s.user} is not in users"
+    if s.user in opts.exclude_users:
+        return f"user {s.user} is in exclude_users"
+    if opts.applications and s.application not in opts.applications:
+        return f"application {s.application!r} is not in applications"
+    if s.application in opts.exclude_applications:
+        return f"application {s.application!r} is in exclude_applications"
+    return ""
+
+
+def plan_terminations(
+    conn: psycopg.Connection[Row],
+    target: str,
+    action: Action,
+    opts: TerminateIdleOptions | TerminateIdleInTransactionOptions,
+) -> list[Decision]:
+    """One decision per session matching the action's condition, oldest first."""
+    pg.check_privileges(conn)
+    states = pg.IDLE if action == "terminate_idle_connections" else pg.IDLE_IN_TRANSACTION
+    wanted = opts.max_per_run
+    if isinstance(opts, TerminateIdleOptions) and opts.only_as_needed and not opts.always:
+        assert opts.when_utilization_above is not None  # the schema requires a trigger
+        now = pg.usage(conn)
+        # Utilisation must end strictly under the ratio that triggered the action.
+        allowed = math.ceil(opts.when_utilization_above * now.available) - 1
+        wanted = min(wanted, max(0, now.in_use - allowed))
+    decisions = []
+    chosen = 0
+    for s in pg.candidates(conn, states, opts.idle_for):
+        why = _filtered(s, opts)
+        if not why and chosen >= wanted:
+            why = (
+                f"max_per_run ({opts.max_per_run}) reached"
+                if chosen >= opts.max_per_run
+                else "not needed: utilisation is back under the ratio without it"
+            )
+        if why:
+            decisions.append(Decision(target, action, "skipped", why, s))
+            continue
+        chosen += 1
+        idle = f"{state_word(s.state)} for {s.idle_seconds:.0f}s (over {opts.idle_for:g}s)"
+        decisions.append(Decision(target, action, "planned", idle, s))
+    return decisions
+
+
+def state_word(state: str) -> str:
+    return state.replace(" ", "_")
+
+
+def carry_out(
+    conn: psycopg.Connection[Row], decisions: list[Decision], dry_run: bool
+) -> list[Decision]:
+    """Executes the planned decisions; each terminate re-verifies its condition as it acts."""
+    done = []
+    for d in decisions:
+        if d.outcome != "planned" or d.session is None:
+            done.append(d)
+        elif dry_run:
+            done.append(replace(d, outcome="dry_run"))
+        else:
+            try:
+                terminated = pg.terminate(conn, d.session)
+            except CheckError as exc:
+                done.append(replace(d, outcome="failed", reason=str(exc)))
+                continue
+            if terminated:
+                done.append(replace(d, outcome="executed"))
+            else:
+                why = "no longer matches the decision (it ran something or ended since)"
+                done.append(replace(d, outcome="skipped", reason=why))
+    return done
+
+
+class RemediationEngine:
+    """Per-target passes, at most one at a time per target; cooldowns and counts in memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.kill_switch = KillSwitch()
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._leaders: dict[str, LeaderLock] = {}
+        self._is_leader: dict[str, bool] = {}
+        self._last_acted: dict[tuple[str, str], float] = {}
+        self._busy: set[str] = set()
+
+    # -- passes ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        config: Config,
+        target: Target,
+        results: Mapping[str, CheckResult],
+        execute: bool | None = None,
+        preview: bool = False,
+    ) -> list[Decision]:
+        """One pass over the target's actions; `execute` overrides the configured dry_run.
+
+        A preview decides as if remediation were enabled, in dry-run, without the leader lock.
+        """
+        rc = config.remediation_for(target)
+        if preview:
+            execute = False
+        elif not rc.enabled:
+            return []
+        with self._lock:
+            if target.name in self._busy:
+                log.debug("remediation pass still running", extra={"target": target.name})
+                return []
+            self._busy.add(target.name)
+        try:
+            if not preview and not self._lead(target, rc):
+                return []
+            dry_run = rc.dry_run if execute is None else not execute
+            decisions = self._decide(config, target, rc, results, dry_run)
+        finally:
+            with self._lock:
+                self._busy.discard(target.name)
+        for d in decisions:
+            self._record(d, dry_run)
+        return decisions
+
+    def run_in_background(self, config: Config, target: Target, result: CheckResult) -> None:
+        """For the daemon: a stuck database costs this target's remediation, not a check."""
+        if not config.remediation_for(target).enabled:
+            return
+        thread = threading.Thread(
+            target=self._run_safely,
+            args=(config, target, {result.check: result}),
+            name=f"remediation-{target.name}",
+            daemon=True,
+        )
+        thread.start()
+
+    def _run_safely(
+        self, config: Config, target: Target, results: Mapping[str, CheckResult]
+    ) -> None:
+        try:
+            self.run(config, target, results)
+        except Exception:
+            log.exception("remediation pass failed", extra={"target": target.name})
+
+    def _lead(self, target: Target, rc: RemediationConfig) -> bool:
+        if target.postgres is None:
+            return True  # nothing to lock on; Redis' own BGSAVE refuses a second save
+        with self._lock:
+            lock = self._leaders.get(target.name)
+            if lock is None or lock.pg != target.postgres or lock.key != rc.lock_key:
+                if lock is not None:
+                    lock.release()
+                lock = self._leaders[target.name] = LeaderLock(target.postgres, rc.lock_key)
+        try:
+            leader = lock.hold()
+        except CheckError as exc:
+            log.warning(
+                "remediation leader lock failed", extra={"target": target.name, "error": str(exc)}
+            )
+            leader = False
+        if leader != self._is_leader.get(target.name):
+            log.info(
+                "remediation leadership " + ("taken" if leader else "held elsewhere"),
+                extra={"target": target.name},
+            )
+        self._is_leader[target.name] = leader
+        return leader
+
+    def _decide(
+        self,
+        config: Config,
+        target: Target,
+        rc: RemediationConfig,
+        results: Mapping[str, CheckResult],
+        dry_run: bool,
+    ) -> list[Decision]:
+        actions = rc.actions
+        decisions: list[Decision] = []
+        connections = results.get("connections")
+        idle = actions.terminate_idle_connections
+        if target.postgres and idle and idle.enabled and connections and connections.up:
+            ratio = connections.values.get("utilization_ratio")
+            threshold = idle.when_utilization_above
+            if idle.always or (
+                isinstance(ratio, float | int) and threshold is not None and ratio >= threshold
+            ):
+                decisions += self._terminations(
+                    target, rc, "terminate_idle_connections", idle, dry_run
+                )
+        iit = actions.terminate_idle_in_transaction
+        if target.postgres and iit and iit.enabled and connections and connections.up:
+            oldest = connections.values.get("oldest_idle_in_transaction_seconds")
+            if isinstance(oldest, float | int) and oldest > iit.idle_for:
+                decisions += self._terminations(
+                    target, rc, "terminate_idle_in_transaction", iit, dry_run
+                )
+        bgsave = actions.redis_bgsave
+        persistence = results.get("redis_persistence")
+        if target.redis and bgsave and bgsave.enabled and persistence is not None:
+            rpo = config.objective(target, "redis").rpo
+            exposure = persistence.exposures.get("redis")
+            if rpo is not None and exposure is not None and exposure > rpo:
+                why = f"redis exposure {exposure:.0f}s is over its objective {rpo:g}s"
+                blocked = self._gate(target.name, "redis_bgsave", rc, bgsave.cooldown)
+                if blocked is not None:
+                    decisions.append(blocked)
+                else:
+                    outcome, reason = remediation_redis.bgsave(target.redis, why, dry_run)
+                    decision = Decision(target.name, "redis_bgsave", outcome, reason)
+                    decisions.append(decision)
+                    self._started(target.name, decision)
+        return decisions
+
+    def _terminations(
+        self,
+        target: Target,
+        rc: RemediationConfig,
+        action: Action,
+        opts: TerminateIdleOptions | TerminateIdleInTransactionOptions,
+        dry_run: bool,
+    ) -> list[Decision]:
+        assert target.postgres is not None
+        blocked = self._gate(target.name, action, rc, opts.cooldown)
+        if blocked is not None:
+            return [blocked]
+        try:
+            # Read-only like every drwatch session: pg_terminate_backend writes nothing.
+            with session(target.postgres) as conn:
+                decisions = carry_out(
+                    conn, plan_terminations(conn, target.name, action, opts), dry_run
+                )
+        except CheckError as exc:
+            return [Decision(target.name, action, "failed", str(exc))]
+        for d in decisions:
+            self._started(target.name, d)
+        return decisions
+
+    def _gate(
+        self, target: str, action: Action, rc: RemediationConfig, cooldown: float
+    ) -> Decision | None:
+        """A skipped decision when the kill switch or the action's cooldown says no."""
+        why = self.kill_switch.why(rc)
+        if why is not None:
+            return Decision(target, action, "skipped", why)
+        last = self._last_acted.get((target, action))
+        if last is not None and self.clock() - last < cooldown:
+            left = cooldown - (self.clock() - last)
+            return Decision(target, action, "skipped", f"cooldown: {left:.0f}s left")
+        return None
+
+    def _started(self, target: str, d: Decision) -> None:
+        # A dry run starts the cooldown too, so it reports what executing would do, no more.
+        if d.outcome in ("executed", "dry_run"):
+            self._last_acted[(target, d.action)] = self.clock()
+
+    def _record(self, d: Decision, dry_run: bool) -> None:
+        with self._lock:
+            key = (d.target, d.action, d.outcome)
+            self._counts[key] = self._counts.get(key, 0) + 1
+        level = logging.WARNING if d.outcome == "failed" else logging.INFO
+        log.log(level, "remediation decision", extra={**d.audit_fields(), "dry_run": dry_run})
+
+    # -- state for /metrics ---------------------------------------------------------------
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def is_leader(self, target: str) -> bool | None:
+        return self._is_leader.get(target)
+
+    def forget(self, keep: set[str]) -> None:
+        """Releases the locks of targets no longer configured with remediation."""
+        with self._lock:
+            for name in set(self._leaders) - keep:
+                self._leaders.pop(name).release()
+                self._is_leader.pop(name, None)
+
+    def close(self) -> None:
+        self.forget(set())
+
+
+def _configured_actions(config: Config, target: Target) -> list[Action]:
+    actions = config.remediation_for(target).actions
+    out: list[Action] = []
+    if target.postgres is not None:
+        for name, opts in (
+            ("terminate_idle_connections", actions.terminate_idle_connections),
+            ("terminate_idle_in_transaction", actions.terminate_idle_in_transaction),
+        ):
+            if opts is not None and opts.enabled:
+                out.append(name)  # type: ignore[arg-type]
+    if target.redis is not None and actions.redis_bgsave and actions.redis_bgsave.enabled:
+        out.append("redis_bgsave")
+    return out
+
+
+class RemediationCollector(Collector):
+    def __init__(self, engine: RemediationEngine, config: Callable[[], Config]) -> None:
+        self.engine = engine
+        self.config = config
+
+    def collect(self) -> Iterator[Metric]:
+        config = self.config()
+        specs = {s.name: s for s in METRICS}
+        actions_total = CounterMetricFamily(
+            "drwatch_remediation_actions_total",
+            specs["drwatch_remediation_actions_total"].help,
+            labels=("target", "action", "outcome"),
+        )
+        gauges = {
+            name: GaugeMetricFamily(name, specs[name].help, labels=("target",))
+            for name in (
+                "drwatch_remediation_leader",
+                "drwatch_remediation_dry_run",
+                "drwatch_remediation_kill_switch",
+            )
+        }
+        counts = self.engine.counts()
+        for target in config.targets:
+            rc = config.remediation_for(target)
+            if not rc.enabled:
+                continue
+            # Every configured action x outcome from zero, so rate() sees the first decision.
+            for action in _configured_actions(config, target):
+                for outcome in OUTCOMES:
+                    actions_total.add_metric(
+                        [target.name, action, outcome],
+                        counts.get((target.name, action, outcome), 0),
+                    )
+            leader = self.engine.is_leader(target.name)
+            if target.postgres is not None and leader is not None:
+                gauges["drwatch_remediation_leader"].add_metric([target.name], float(leader))
+            gauges["drwatch_remediation_dry_run"].add_metric([target.name], float(rc.dry_run))
+            engaged = self.engine.kill_switch.why(rc) is not None
+            gauges["drwatch_remediation_kill_switch"].add_metric([target.name], float(engaged))
+        yield actions_total
+        yield from gauges.values()

@@ -1,0 +1,91 @@
+"""The `remediation:` config section: off unless enabled, dry-run unless told otherwise.
+
+A per-target `remediation:` block overrides the global one key by key (`merge_remediation`).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from exporter.durations import Duration
+
+# The advisory-lock key every drwatch agrees on (b"drwatch" as a number); only the instance
+# holding it on a target's PostgreSQL acts on that target.
+DEFAULT_LOCK_KEY = int.from_bytes(b"drwatch", "big")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SessionFilters(_Strict):
+    users: list[str] = []  # allowlist of role names; empty: any
+    exclude_users: list[str] = []
+    applications: list[str] = []  # allowlist of application_name; empty: any
+    exclude_applications: list[str] = []
+    # A superuser's session is often the DBA fixing things: touching it needs saying so (and a
+    # superuser drwatch role: pg_signal_backend cannot signal a superuser's backend).
+    allow_superuser: bool = False
+
+
+class TerminateIdleOptions(_SessionFilters):
+    enabled: bool = True
+    when_utilization_above: float | None = Field(0.8, gt=0, le=1)
+    always: bool = False  # act whatever the utilisation
+    idle_for: Duration = 600.0  # the runbook: idle for longer than 10 minutes
+    max_per_run: int = Field(20, ge=1)
+    cooldown: Duration = 300.0
+    # Only as many as bring utilisation back under the ratio; false: every candidate up to
+    # max_per_run.
+    only_as_needed: bool = True
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> TerminateIdleOptions:
+        if not self.always and self.when_utilization_above is None:
+            raise ValueError("set when_utilization_above or always: true")
+        return self
+
+
+class TerminateIdleInTransactionOptions(_SessionFilters):
+    enabled: bool = True
+    idle_for: Duration = 900.0
+    max_per_run: int = Field(5, ge=1)
+    cooldown: Duration = 300.0
+
+
+class RedisBgsaveOptions(_Strict):
+    enabled: bool = True
+    cooldown: Duration = 1800.0
+
+
+class RemediationActions(_Strict):
+    terminate_idle_connections: TerminateIdleOptions | None = None
+    terminate_idle_in_transaction: TerminateIdleInTransactionOptions | None = None
+    redis_bgsave: RedisBgsaveOptions | None = None
+
+
+class RemediationConfig(_Strict):
+    enabled: bool = False
+    dry_run: bool = True
+    # While this file exists nothing is executed; SIGUSR1 engages the same switch, SIGUSR2
+    # releases it. (Not `*_file`: that suffix means "read the value from this file".)
+    kill_switch_path: str | None = None
+    lock_key: int = Field(DEFAULT_LOCK_KEY, ge=-(2**63), lt=2**63)
+    actions: RemediationActions = RemediationActions()
+
+
+def merge_remediation(base: M, override: M) -> M:
+    """`override`'s explicitly written keys over `base`, recursively."""
+    update: dict[str, object] = {}
+    for key in override.model_fields_set:
+        below, value = getattr(base, key), getattr(override, key)
+        if isinstance(below, BaseModel) and isinstance(value, BaseModel):
+            update[key] = merge_remediation(below, value)
+        else:
+            update[key] = value
+    return base.model_copy(update=update)
