@@ -8,9 +8,7 @@ import argparse
 import os
 import signal
 import socket
-import sys
 import threading
-import time
 from pathlib import Path
 
 from exporter.cli import DEFAULT_LISTEN_ADDRESS
@@ -18,14 +16,11 @@ from exporter.config import load_config
 from exporter.daemon import Daemon
 from exporter.logs import setup_logging
 from sandbox import alerting
-from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
-from sandbox.redisserver import RedisServer
-from sandbox.seed import seed
+from sandbox.estate import Estate
+from sandbox.pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "aragora.yml"
-TRAFFIC_INTERVAL = 20.0  # a new debate this often, so freshness and archiving have work
-SEGMENT_SWITCH_INTERVAL = 60.0  # stands in for archive_timeout on a quiet demo server
 
 
 def _listen_address() -> str:
@@ -38,19 +33,6 @@ def _listen_address() -> str:
     return f"127.0.0.1:{port}"
 
 
-def _traffic(cluster: PgCluster, cache: RedisServer, stop: threading.Event) -> None:
-    ticks = 0
-    while not stop.wait(TRAFFIC_INTERVAL):
-        ticks += 1
-        try:
-            cluster.execute("INSERT INTO debates (title) VALUES ('live debate')", "aragora")
-            cache.client().incr("sandbox:debates")
-            if ticks * TRAFFIC_INTERVAL % SEGMENT_SWITCH_INTERVAL == 0:
-                cluster.execute("SELECT pg_switch_wal()")
-        except Exception as exc:  # the demo goes on; drwatch will show what broke
-            print(f"sandbox traffic: {exc}", file=sys.stderr)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -59,34 +41,16 @@ def main() -> int:
         help="also start prometheus (with the shipped rules) and alertmanager (example routing)",
     )
     args = parser.parse_args()
-    print("drwatch sandbox: starting PostgreSQL ...", flush=True)
-    cluster = PgCluster().init(ARCHIVE_COPY, archive_timeout="60").start()
+    print("drwatch sandbox: starting PostgreSQL, its standby and Redis ...", flush=True)
     stop = threading.Event()
     daemon: Daemon | None = None
-    cache: RedisServer | None = None
-    standby: PgCluster | None = None
     alerts: alerting.Alerting | None = None
+    estate = Estate().start()
     try:
-        # A synchronous standby, as the runbook's "Primary failover, RPO 0" assumes.
-        standby = cluster.create_standby().start()
-        cluster.set(synchronous_standby_names="*")
-        print("drwatch sandbox: starting Redis ...", flush=True)
-        cache = RedisServer(cluster.root / "redis")
-        cache.dir = cluster.backups / "redis"  # RDB snapshots land in the backup directory
-        cache.start(save="60 1")
-        cache.client().set("sandbox:started", time.time())
-        cache.client().save()
-        cluster.execute("CREATE DATABASE aragora")
-        with cluster.connect("aragora") as conn:
-            seeded = seed(conn)
-        dump = cluster.dump("aragora", cluster.backups / "postgres")
-        cluster.execute("SELECT pg_switch_wal()")
-        os.environ["DATABASE_URL"] = cluster.dsn("aragora")
-        os.environ["BACKUP_STORE"] = f"file://{cluster.backups}/postgres/"
-        os.environ["WAL_STORE"] = f"file://{cluster.archive}/"
-        os.environ["DRWATCH_STATE_DIR"] = str(cluster.root / "state")
-        os.environ["REDIS_URL"] = cache.url
-        os.environ["REDIS_SNAPSHOT_STORE"] = f"file://{cache.dir}/"
+        cluster, standby, cache = estate.cluster, estate.standby, estate.cache
+        assert standby is not None and cache is not None and estate.seeded and estate.dump
+        seeded, dump = estate.seeded, estate.dump
+        os.environ.update(estate.env())
         setup_logging("info", "logfmt")
         loaded = load_config(EXAMPLE)
         address = _listen_address()
@@ -100,7 +64,9 @@ drwatch is running against a sandbox PostgreSQL ({cluster.dsn("aragora")}).
   status page    {base}/
   metrics        {base}/metrics
   readiness      {base}/-/ready
-  backups        {cluster.backups}  (WAL archive in wal/, first dump {dump.name})
+  backups        {cluster.backups}  (WAL archive in wal/, first dump {dump.name},
+                 its cross-region copy in replica/)
+  remediation    enabled, dry run: decisions in the log, nothing touched
   standby        {standby.dsn()}  (synchronous streaming replica)
   redis          {cache.url}  (RDB snapshots in {cache.dir})
   seed data      {seeded.debates} debates over 10 days with a {seeded.gap_hours:g}-hour gap,
@@ -123,7 +89,7 @@ Ctrl-C stops drwatch and the sandbox.""",
 """,
                 flush=True,
             )
-        threading.Thread(target=_traffic, args=(cluster, cache, stop), daemon=True).start()
+        estate.start_traffic()
         # Handlers, not KeyboardInterrupt: a shell's background job inherits SIGINT ignored.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
@@ -136,11 +102,7 @@ Ctrl-C stops drwatch and the sandbox.""",
             alerts.stop()
         if daemon is not None:
             daemon.stop()
-        if cache is not None:
-            cache.destroy()
-        if standby is not None:
-            standby.destroy()
-        cluster.destroy()
+        estate.stop()
         print("drwatch sandbox: stopped", flush=True)
     return 0
 

@@ -43,6 +43,8 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
                 in metrics
             )
             assert 'drwatch_redis_snapshot_newest_verified{target="aragora-prod"} 1.0' in metrics
+            assert 'drwatch_check_up{check="replica_copy",target="aragora-prod"} 1.0' in metrics
+            assert 'drwatch_remediation_dry_run{target="aragora-prod"} 1.0' in metrics
             assert list((backups / "postgres").glob("aragora-*.dump"))
             assert list((backups / "wal").iterdir())
         finally:
