@@ -4,7 +4,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 
-.PHONY: run run-alerting test lint docs rules bench system-deps clean
+.PHONY: run run-alerting test lint docs rules dashboards bench system-deps clean
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -33,6 +33,9 @@ docs: $(STAMP)
 
 rules: $(STAMP)
 	$(VENV)/bin/python -m exporter.prometheusrule > alerts/kubernetes/prometheusrule.yaml
+
+dashboards: $(STAMP)
+	$(VENV)/bin/python -m dashboards.build
 
 bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/verification_queries.py

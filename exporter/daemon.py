@@ -6,11 +6,13 @@ import logging
 import signal
 import threading
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
@@ -83,11 +85,22 @@ class Daemon:
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)
         self.store.put(result)
+        self._run_followers(job)
         if job.check in REMEDIATION_INPUTS:
             config = self._current.config
             target = next((t for t in config.targets if t.name == job.target), None)
             if target is not None:
                 self.remediation.run_in_background(config, target, result)
+
+    def _run_followers(self, job: Job) -> None:
+        """Runs now the checks that read what `job` just recorded."""
+        scheduler = self._scheduler
+        for follower in self._current.jobs:
+            if follower.target == job.target and follower.after == job.check and scheduler:
+                with suppress(JobLookupError):  # a reload replaced the scheduler meanwhile
+                    scheduler.modify_job(
+                        f"{follower.target}/{follower.check}", next_run_time=datetime.now(UTC)
+                    )
 
     def _schedule(self, jobs: tuple[Job, ...]) -> None:
         # A waiting thread per job: one stuck target never delays another's schedule.

@@ -138,7 +138,7 @@ def _store_jobs(config: Config, target: Target) -> list[Job]:
                 copy.metrics,
                 ("cross_region",),
                 copy.collect,
-                phase=1,
+                after=check.name,
             )
         )
     if backups.wal_store:

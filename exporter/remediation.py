@@ -209,7 +209,7 @@ class RemediationEngine:
         self._leaders: dict[str, LeaderLock] = {}
         self._is_leader: dict[str, bool] = {}
         self._last_acted: dict[tuple[str, str], float] = {}
-        self._busy: set[str] = set()
+        self._busy: set[tuple[str, str]] = set()
 
     # -- passes ---------------------------------------------------------------------------
 
@@ -230,11 +230,14 @@ class RemediationEngine:
             execute = False
         elif not rc.enabled:
             return []
+        # PostgreSQL actions decide from `connections`, Redis' from `redis_persistence`: one
+        # pass at a time per target and input, so a stuck server never piles passes up.
+        busy = (target.name, ",".join(sorted(results)))
         with self._lock:
-            if target.name in self._busy:
+            if busy in self._busy:
                 log.debug("remediation pass still running", extra={"target": target.name})
                 return []
-            self._busy.add(target.name)
+            self._busy.add(busy)
         try:
             if not preview and not self._lead(target, rc):
                 return []
@@ -242,7 +245,7 @@ class RemediationEngine:
             decisions = self._decide(config, target, rc, results, dry_run)
         finally:
             with self._lock:
-                self._busy.discard(target.name)
+                self._busy.discard(busy)
         for d in decisions:
             self._record(d, dry_run)
         return decisions

@@ -9,6 +9,7 @@ session, never a drwatch session, never a session that is not in the state decid
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -153,15 +154,20 @@ class LeaderLock:
         self.pg = pg
         self.key = key
         self._conn: psycopg.Connection[Row] | None = None
+        self._mutex = threading.Lock()  # passes of one target's inputs may ask at once
 
     def hold(self) -> bool:
         """True while this instance holds the lock; tries to take it when it does not."""
+        with self._mutex:
+            return self._hold()
+
+    def _hold(self) -> bool:
         if self._conn is not None:
             try:
                 self._conn.execute("SELECT 1")
                 return True
             except psycopg.Error:
-                self.release()  # the session is gone, and the lock with it
+                self._close()  # the session is gone, and the lock with it
         try:
             conn = psycopg.connect(
                 self.pg.dsn,
@@ -193,6 +199,10 @@ class LeaderLock:
         return True
 
     def release(self) -> None:
+        with self._mutex:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             with suppress(psycopg.Error):
                 self._conn.close()

@@ -26,8 +26,7 @@ def run_once(
     runner = DeadlineRunner()
     by_key = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
-        for phase in sorted({j.phase for j in jobs}):
-            batch = [j for j in jobs if j.phase == phase]
+        for batch in ([j for j in jobs if j.after is None], [j for j in jobs if j.after]):
             by_key.update({r.key: r for r in pool.map(runner.run, batch)})
     return jobs, [by_key[j.key] for j in jobs]
 

@@ -32,9 +32,10 @@ class Job:
     metrics: tuple[MetricSpec, ...]
     scenarios: tuple[Scenario, ...]  # recovery scenarios whose exposure this check measures
     collect: Callable[[], Observation]
-    # A one-shot run starts phase 1 after phase 0 is done (the replica check reads the verdicts
-    # the backups check records); the daemon just runs them on their intervals.
-    phase: int = 0
+    # The check of the same target whose results this one reads (the replica check reads the
+    # verdicts the backups check records): it runs after that one, in a one-shot run and each
+    # time that one finishes in the daemon, besides its own interval.
+    after: str | None = None
     # How a failure to measure rates: an unreachable database is CRITICAL, a broken check UNKNOWN.
     down_status: Callable[[CheckError], Status] = lambda err: (
         Status.CRITICAL if err.reason in ("connect", "timeout") else Status.UNKNOWN

@@ -1,0 +1,1 @@
+"""Grafana dashboards for drwatch, generated from code: `python -m dashboards.build`."""

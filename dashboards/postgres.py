@@ -1,0 +1,201 @@
+"""PostgreSQL: connections, archiving, replication and the data checks, over time."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.panels import (
+    GREEN_RED,
+    TARGET,
+    new_dashboard,
+    q,
+    row,
+    stat_panel,
+    timeseries_panel,
+)
+
+
+def build() -> Dashboard:
+    return (
+        new_dashboard(
+            "drwatch-postgres",
+            "drwatch / PostgreSQL",
+            "The runbook's PostgreSQL checks over time: connection states and saturation, WAL "
+            "archiving, replication, data freshness, gaps, orphans and group counts.",
+        )
+        .with_row(row("Connections"))
+        .with_panel(
+            timeseries_panel(
+                "Sessions by state",
+                "Client sessions by pg_stat_activity state (drwatch's own excluded).",
+                q(f"drwatch_pg_connections{{{TARGET}}}", "{{target}} {{state}}"),
+                stacked=True,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Utilisation vs saturation ratio",
+                "Sessions over the slots open to non-superusers; dashed: the configured ratio "
+                "(remediation's trigger when it is enabled).",
+                q(f"drwatch_pg_connection_utilization_ratio{{{TARGET}}}", "{{target}}"),
+                q(
+                    f"drwatch_pg_connection_saturation_threshold_ratio{{{TARGET}}}",
+                    "{{target}} ratio",
+                    ref="B",
+                ),
+                unit="percentunit",
+                dashed_refs=("B",),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Idle sessions",
+                "Sessions idle for longer than the idle threshold (the runbook's kill "
+                "candidates), and sessions idle in a transaction (they hold locks and block "
+                "vacuum).",
+                q(
+                    f"drwatch_pg_idle_connections_over_threshold{{{TARGET}}}",
+                    "{{target}} idle over threshold",
+                ),
+                q(
+                    f'drwatch_pg_connections{{{TARGET}, state=~"idle in transaction.*"}}',
+                    "{{target}} {{state}}",
+                    ref="B",
+                ),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Oldest transaction and idle-in-transaction",
+                "Age of the longest open transaction, and of the longest idle-in-transaction wait.",
+                q(f"drwatch_pg_oldest_transaction_seconds{{{TARGET}}}", "{{target}} transaction"),
+                q(
+                    f"drwatch_pg_oldest_idle_in_transaction_seconds{{{TARGET}}}",
+                    "{{target}} idle in transaction",
+                    ref="B",
+                ),
+                unit="s",
+            )
+        )
+        .with_row(row("WAL archiving"))
+        .with_panel(
+            timeseries_panel(
+                "Archiver throughput and failures",
+                "Segments archived and archive_command failures per second (pg_stat_archiver).",
+                q(
+                    f"rate(drwatch_pg_archiver_archived_total{{{TARGET}}}[$__rate_interval])",
+                    "{{target}} archived",
+                ),
+                q(
+                    f"rate(drwatch_pg_archiver_failed_total{{{TARGET}}}[$__rate_interval])",
+                    "{{target}} failed",
+                    ref="B",
+                ),
+                unit="ops",
+                w=8,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Unarchived WAL",
+                "WAL written but not yet archived: PITR's data at risk, in bytes.",
+                q(f"drwatch_pg_unarchived_wal_bytes{{{TARGET}}}", "{{target}}"),
+                unit="bytes",
+                w=8,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Segments waiting (.ready)",
+                "Segments waiting in archive_status, and how long the oldest has waited.",
+                q(f"drwatch_pg_archive_ready_files{{{TARGET}}}", "{{target}} files"),
+                q(
+                    f"drwatch_pg_archive_oldest_ready_age_seconds{{{TARGET}}}",
+                    "{{target}} oldest (s)",
+                    ref="B",
+                ),
+                w=8,
+            )
+        )
+        .with_row(row("Replication"))
+        .with_panel(
+            timeseries_panel(
+                "Replication lag",
+                "Per standby: replay lag as pg_stat_replication reports it.",
+                q(f"drwatch_pg_replication_lag_seconds{{{TARGET}}}", "{{target}} {{standby}}"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Standbys",
+                "Connected standbys by sync state; primary_failover's RPO 0 needs a streaming "
+                "synchronous one.",
+                q(f"drwatch_pg_replication_standbys{{{TARGET}}}", "{{target}} {{sync_state}}"),
+                w=12,
+                h=8,
+            )
+        )
+        .with_row(row("Data"))
+        .with_panel(
+            timeseries_panel(
+                "Newest row age vs allowed",
+                "Age of each watched table's newest row; dashed: its configured max_age.",
+                q(f"drwatch_table_newest_row_age_seconds{{{TARGET}}}", "{{target}} {{table}}"),
+                q(
+                    f"drwatch_table_max_age_seconds{{{TARGET}}}",
+                    "{{target}} {{table}} max",
+                    ref="B",
+                ),
+                unit="s",
+                dashed_refs=("B",),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Rows per day",
+                "Rows created per day (daily_counts): a day far below its neighbours is lost or "
+                "unwritten data.",
+                q(f"drwatch_table_rows{{{TARGET}}}", "{{target}} {{table}} {{window}}"),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Gaps",
+                "Intervals longer than the configured threshold with no rows, within the lookback.",
+                q(f"drwatch_table_gaps{{{TARGET}}}", "{{target}} {{table}}"),
+                steps=GREEN_RED,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Largest gap",
+                "The longest interval without rows within the lookback.",
+                q(f"drwatch_table_largest_gap_seconds{{{TARGET}}}", "{{target}} {{table}}"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Orphan rows",
+                "Child rows whose parent is missing (referential integrity).",
+                q(
+                    f"drwatch_table_orphan_rows{{{TARGET}}}",
+                    "{{target}} {{table}}.{{column}}",
+                ),
+                steps=GREEN_RED,
+                w=12,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Rows per group",
+                "Row counts per group (top N plus other), as the runbook's knowledge-mound check.",
+                q(
+                    f"drwatch_table_group_rows{{{TARGET}}}",
+                    "{{target}} {{table}} {{group}}",
+                ),
+                w=24,
+            )
+        )
+    )

@@ -1,0 +1,220 @@
+"""Recovery overview: per target, is every scenario within its objective, and why not."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.panels import (
+    GREEN_RED,
+    TARGET,
+    new_dashboard,
+    q,
+    row,
+    stat_panel,
+    states,
+    table_panel,
+    thresholds,
+    timeseries_panel,
+)
+
+FLAG_OK = states({"1": ("yes", "green"), "0": ("NO", "red")})
+FLAG_BAD = states({"0": ("no", "green"), "1": ("YES", "red")})
+
+# Per scenario: 0 within its RPO, 1 breached, 2 not measurable (objective with no exposure).
+OBJECTIVE_MET = f"""
+(drwatch_rpo_exposure_seconds{{{TARGET}}} > bool on(target, scenario) drwatch_rpo_objective_seconds)
+or on(target, scenario) (drwatch_rpo_objective_seconds{{{TARGET}}} * 0 + 2)
+""".strip()
+
+
+def build() -> Dashboard:
+    return (
+        new_dashboard(
+            "drwatch-recovery",
+            "drwatch / Recovery overview",
+            "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
+            "WAL archive, cross-region copy and Redis persistence behind it.",
+        )
+        .with_row(row("Recovery objectives"))
+        .with_panel(
+            stat_panel(
+                "RPO per scenario",
+                "Green: the data at risk is within the scenario's RPO. Red: breached. Orange: "
+                "drwatch cannot measure it right now (see the drwatch dashboard).",
+                q(OBJECTIVE_MET, "{{target}} {{scenario}}"),
+                mappings=states(
+                    {
+                        "0": ("within RPO", "green"),
+                        "1": ("RPO BREACHED", "red"),
+                        "2": ("unmeasured", "orange"),
+                    }
+                ),
+                w=12,
+                h=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Data at risk now",
+                "drwatch_rpo_exposure_seconds: how much data (in time) a recovery through each "
+                "scenario would lose if it had to start now.",
+                q(f"drwatch_rpo_exposure_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
+                unit="s",
+                w=12,
+                h=6,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Data at risk vs objective",
+                "Solid: data at risk per scenario. Dashed red: that scenario's RPO; a solid line "
+                "above its dashed one is a breach.",
+                q(f"drwatch_rpo_exposure_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
+                q(
+                    f"drwatch_rpo_objective_seconds{{{TARGET}}}",
+                    "{{target}} {{scenario}} RPO",
+                    ref="B",
+                ),
+                unit="s",
+                dashed_refs=("B",),
+                w=16,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "drwatch alerts",
+                "Alerts of the shipped rules for these targets, pending and firing.",
+                q(f"ALERTS{{{TARGET}}}"),
+                w=8,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Restore read time vs RTO",
+                "How long the last full verification of a backup took (a streamed pg_restore: a "
+                "lower bound of a real restore), against the full_restore RTO.",
+                q(f"drwatch_backup_verification_duration_seconds{{{TARGET}}}", "{{target}} read"),
+                q(
+                    f'drwatch_rto_objective_seconds{{{TARGET}, scenario="full_restore"}}',
+                    "{{target}} RTO",
+                    ref="B",
+                ),
+                unit="s",
+                w=8,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "RTO objectives",
+                "The configured recovery time objective per scenario.",
+                q(f"drwatch_rto_objective_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
+                unit="s",
+                w=16,
+            )
+        )
+        .with_row(row("Backups"))
+        .with_panel(
+            stat_panel(
+                "Newest backup age",
+                "Time since the newest backup in the store was taken.",
+                q(f"time() - drwatch_backup_newest_timestamp_seconds{{{TARGET}}}", "{{target}}"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Newest backup verified",
+                "Whether the newest backup passed drwatch's integrity verification.",
+                q(f"drwatch_backup_newest_verified{{{TARGET}}}", "{{target}}"),
+                mappings=FLAG_OK,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Last verified backup",
+                "Time since the newest backup that passed verification was taken.",
+                q(
+                    f"time() - drwatch_backup_last_verified_timestamp_seconds{{{TARGET}}}",
+                    "{{target}}",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Backups in retention",
+                "Backups within the retention window; fewer than one per day of it is a shortfall.",
+                q(f"drwatch_backups_in_retention{{{TARGET}}}", "{{target}}"),
+            )
+        )
+        .with_row(row("WAL archive and cross-region copy"))
+        .with_panel(
+            stat_panel(
+                "WAL archive gaps",
+                "Segments missing from the WAL archive since the newest base backup: point-in-"
+                "time recovery cannot cross them.",
+                q(f"drwatch_wal_archive_missing_segments{{{TARGET}}}", "{{target}}"),
+                steps=GREEN_RED,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Archiver failing",
+                "archive_command's last attempt failed after its last success.",
+                q(f"drwatch_pg_archiver_failing{{{TARGET}}}", "{{target}}"),
+                mappings=FLAG_BAD,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Unarchived WAL",
+                "WAL written but not yet in the archive: what PITR would lose now.",
+                q(f"drwatch_pg_unarchived_wal_bytes{{{TARGET}}}", "{{target}}"),
+                unit="bytes",
+                steps=thresholds((None, "green"), (16 * 1024 * 1024, "orange")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Cross-region copy lag",
+                "How far the cross-region copy is behind the primary backup store.",
+                q(f"drwatch_replica_copy_lag_seconds{{{TARGET}}}", "{{target}}"),
+                unit="s",
+            )
+        )
+        .with_row(row("Redis"))
+        .with_panel(
+            stat_panel(
+                "Redis last save",
+                "Time since Redis last saved a snapshot (or started, whichever is later).",
+                q(
+                    f"time() - drwatch_redis_last_save_timestamp_seconds{{{TARGET}}}",
+                    "{{target}}",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Last BGSAVE succeeded",
+                "rdb_last_bgsave_status: a failing background save means nothing new is persisted.",
+                q(f"drwatch_redis_last_bgsave_ok{{{TARGET}}}", "{{target}}"),
+                mappings=FLAG_OK,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Changes since last save",
+                "Writes Redis would lose if it restarted now.",
+                q(f"drwatch_redis_changes_since_last_save{{{TARGET}}}", "{{target}}"),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Newest snapshot verified",
+                "Whether redis-check-rdb accepted the newest copied snapshot.",
+                q(f"drwatch_redis_snapshot_newest_verified{{{TARGET}}}", "{{target}}"),
+                mappings=FLAG_OK,
+            )
+        )
+    )
