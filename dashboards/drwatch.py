@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from dashboards.panels import (
     TARGET,
     new_dashboard,
     q,
-    row,
     stat_panel,
     states,
     status_timeline,
@@ -28,7 +27,7 @@ def build() -> Dashboard:
             "Whether drwatch is measuring: check status, durations and errors, scrape health, "
             "configuration, and every remediation decision.",
         )
-        .with_row(row("Checks"))
+        .with_row(Row("Checks"))
         .with_panel(
             status_timeline(
                 "Check status",
@@ -77,7 +76,7 @@ def build() -> Dashboard:
                 h=6,
             )
         )
-        .with_row(row("Scrapes and configuration"))
+        .with_row(Row("Scrapes and configuration"))
         .with_panel(
             timeseries_panel(
                 "Scrape duration",
@@ -123,7 +122,7 @@ def build() -> Dashboard:
                 w=12,
             )
         )
-        .with_row(row("Remediation"))
+        .with_row(Row("Remediation"))
         .with_panel(
             timeseries_panel(
                 "Remediation decisions",

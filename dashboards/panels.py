@@ -206,7 +206,3 @@ def new_dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
             .keep_time(True)
         )
     )
-
-
-def row(title: str) -> dash.Row:
-    return dash.Row(title)

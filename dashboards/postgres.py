@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from dashboards.panels import (
     GREEN_RED,
     TARGET,
     new_dashboard,
     q,
-    row,
     stat_panel,
     timeseries_panel,
 )
@@ -23,7 +22,7 @@ def build() -> Dashboard:
             "The runbook's PostgreSQL checks over time: connection states and saturation, WAL "
             "archiving, replication, data freshness, gaps, orphans and group counts.",
         )
-        .with_row(row("Connections"))
+        .with_row(Row("Connections"))
         .with_panel(
             timeseries_panel(
                 "Sessions by state",
@@ -77,7 +76,7 @@ def build() -> Dashboard:
                 unit="s",
             )
         )
-        .with_row(row("WAL archiving"))
+        .with_row(Row("WAL archiving"))
         .with_panel(
             timeseries_panel(
                 "Archiver throughput and failures",
@@ -117,7 +116,7 @@ def build() -> Dashboard:
                 w=8,
             )
         )
-        .with_row(row("Replication"))
+        .with_row(Row("Replication"))
         .with_panel(
             timeseries_panel(
                 "Replication lag",
@@ -136,7 +135,7 @@ def build() -> Dashboard:
                 h=8,
             )
         )
-        .with_row(row("Data"))
+        .with_row(Row("Data"))
         .with_panel(
             timeseries_panel(
                 "Newest row age vs allowed",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from dashboards.panels import (
     GREEN_RED,
     TARGET,
     new_dashboard,
     q,
-    row,
     stat_panel,
     states,
     table_panel,
@@ -35,7 +34,7 @@ def build() -> Dashboard:
             "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
             "WAL archive, cross-region copy and Redis persistence behind it.",
         )
-        .with_row(row("Recovery objectives"))
+        .with_row(Row("Recovery objectives"))
         .with_panel(
             stat_panel(
                 "RPO per scenario",
@@ -112,7 +111,7 @@ def build() -> Dashboard:
                 w=16,
             )
         )
-        .with_row(row("Backups"))
+        .with_row(Row("Backups"))
         .with_panel(
             stat_panel(
                 "Newest backup age",
@@ -147,7 +146,7 @@ def build() -> Dashboard:
                 q(f"drwatch_backups_in_retention{{{TARGET}}}", "{{target}}"),
             )
         )
-        .with_row(row("WAL archive and cross-region copy"))
+        .with_row(Row("WAL archive and cross-region copy"))
         .with_panel(
             stat_panel(
                 "WAL archive gaps",
@@ -182,7 +181,7 @@ def build() -> Dashboard:
                 unit="s",
             )
         )
-        .with_row(row("Redis"))
+        .with_row(Row("Redis"))
         .with_panel(
             stat_panel(
                 "Redis last save",

@@ -165,13 +165,9 @@ def plan_terminations(
             decisions.append(Decision(target, action, "skipped", why, s))
             continue
         chosen += 1
-        idle = f"{state_word(s.state)} for {s.idle_seconds:.0f}s (over {opts.idle_for:g}s)"
+        idle = f"{s.state} for {s.idle_seconds:.0f}s (over {opts.idle_for:g}s)"
         decisions.append(Decision(target, action, "planned", idle, s))
     return decisions
-
-
-def state_word(state: str) -> str:
-    return state.replace(" ", "_")
 
 
 def carry_out(

@@ -8,21 +8,16 @@ session, never a drwatch session, never a session that is not in the state decid
 
 from __future__ import annotations
 
-import logging
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg.rows import dict_row
 
-from checks.pg import APPLICATION_NAME, Row, fetch_all, fetch_one, query_error
+from checks.pg import APPLICATION_NAME, Row, connect, fetch_all, fetch_one, query_error
 from exporter.errors import CheckError
-from exporter.redact import redact
 from exporter.schema import PostgresConfig
-
-log = logging.getLogger("drwatch.remediation")
 
 IDLE = ("idle",)
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
@@ -168,25 +163,10 @@ class LeaderLock:
                 return True
             except psycopg.Error:
                 self._close()  # the session is gone, and the lock with it
-        try:
-            conn = psycopg.connect(
-                self.pg.dsn,
-                connect_timeout=max(1, int(self.pg.connect_timeout)),
-                application_name=APPLICATION_NAME,
-                options=f"-c statement_timeout={max(1, int(self.pg.statement_timeout * 1000))}",
-                autocommit=True,
-                keepalives=1,
-                keepalives_idle=10,
-                keepalives_interval=5,
-                keepalives_count=3,
-                row_factory=dict_row,
-            )
-        except psycopg.Error as exc:
-            log.warning(
-                "remediation leader lock: cannot connect",
-                extra={"error": redact(str(exc).strip().splitlines()[0])},
-            )
-            return False
+        conn = connect(self.pg)  # a CheckError names what failed
+        # Autocommit: an open transaction would sit "idle in transaction" and be cut off by the
+        # session's idle_in_transaction_session_timeout, and the lock with it.
+        conn.autocommit = True
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (self.key,)).fetchone()
         except psycopg.Error as exc:
