@@ -40,6 +40,7 @@ dashboards: $(STAMP)
 bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/verification_queries.py
 	$(VENV)/bin/python bench/backup_analysis.py
+	$(VENV)/bin/python bench/remediation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
