@@ -195,7 +195,8 @@ def carry_out(
 
 
 class RemediationEngine:
-    """Per-target passes, at most one at a time per target; cooldowns and counts in memory."""
+    """Passes per target and input, one at a time each; cooldowns and counts in memory (a restart
+    starts them afresh, and the leader lock keeps another instance from doubling up meanwhile)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
