@@ -22,7 +22,8 @@ from exporter.errors import ConfigError
 from exporter.http import HttpServer, make_app
 from exporter.jobs import Instances, build_jobs
 from exporter.redact import redact
-from exporter.remediation import REMEDIATION_INPUTS, RemediationCollector, RemediationEngine
+from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
+from exporter.remediation_metrics import RemediationCollector
 from exporter.results import ResultStore
 from exporter.runner import DeadlineRunner, Job
 

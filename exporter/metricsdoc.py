@@ -17,7 +17,7 @@ from checks import (
     wal_archiving,
 )
 from checks.base import MetricSpec
-from exporter import remediation
+from exporter import remediation_metrics
 from exporter.collector import SELF_METRICS
 
 SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
@@ -34,7 +34,7 @@ SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("redis_replication", "check", redis_replication.METRICS),
     ("redis_snapshots", "check", redis_snapshots.METRICS),
     ("elasticache", "check", elasticache.METRICS),
-    ("remediation", "", remediation.METRICS),
+    ("remediation", "", remediation_metrics.METRICS),
 )
 
 

@@ -7,7 +7,8 @@ import sys
 from exporter.config import load_config
 from exporter.errors import ConfigError
 from exporter.redact import redact
-from exporter.remediation import REMEDIATION_INPUTS, Decision, RemediationEngine
+from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
+from exporter.remediation_decision import Decision
 from exporter.report import run_once
 
 _HEADER = ("TARGET", "ACTION", "OUTCOME", "PID", "USER", "APPLICATION", "CLIENT", "IDLE", "REASON")

@@ -9,27 +9,20 @@ on `drwatch.remediation` and a count in `drwatch_remediation_actions_total`.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
 
-import psycopg
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from checks.base import MetricSpec
-from checks.pg import Row, session
-from exporter import remediation_pg as pg
+from checks.pg import session
 from exporter import remediation_redis
 from exporter.errors import CheckError
-from exporter.remediation_pg import LeaderLock, Session
+from exporter.remediation_decision import Decision
+from exporter.remediation_pg import LeaderLock, carry_out, plan_terminations
 from exporter.results import CheckResult
 from exporter.schema import Config, Target
 from exporter.schema_remediation import (
+    Action,
     RemediationConfig,
     TerminateIdleInTransactionOptions,
     TerminateIdleOptions,
@@ -37,67 +30,8 @@ from exporter.schema_remediation import (
 
 log = logging.getLogger("drwatch.remediation")
 
-Action = Literal["terminate_idle_connections", "terminate_idle_in_transaction", "redis_bgsave"]
-Outcome = Literal["planned", "executed", "dry_run", "skipped", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("executed", "dry_run", "skipped", "failed")
 # The checks whose results remediation decides from.
 REMEDIATION_INPUTS = frozenset({"connections", "redis_persistence"})
-
-METRICS = (
-    MetricSpec(
-        "drwatch_remediation_actions_total",
-        "counter",
-        "Remediation decisions by outcome: executed, dry_run, skipped (a guard, limit, cooldown "
-        "or the kill switch said no), failed.",
-        ("target", "action", "outcome"),
-    ),
-    MetricSpec(
-        "drwatch_remediation_leader",
-        "gauge",
-        "1 if this drwatch holds the target's remediation lock (only the leader acts).",
-        ("target",),
-    ),
-    MetricSpec(
-        "drwatch_remediation_dry_run",
-        "gauge",
-        "1 if remediation on the target only decides and reports; 0 if it acts.",
-        ("target",),
-    ),
-    MetricSpec(
-        "drwatch_remediation_kill_switch",
-        "gauge",
-        "1 while the kill switch (file or SIGUSR1) stops every remediation on the target.",
-        ("target",),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Decision:
-    target: str
-    action: Action
-    outcome: Outcome
-    reason: str
-    session: Session | None = None
-
-    def audit_fields(self) -> dict[str, object]:
-        fields: dict[str, object] = {
-            "action": self.action,
-            "target": self.target,
-            "outcome": self.outcome,
-            "reason": self.reason,
-        }
-        s = self.session
-        if s is not None:
-            fields.update(
-                pid=s.pid,
-                user=s.user,
-                application=s.application,
-                client_addr=s.client_addr,
-                state=s.state,
-                idle_seconds=round(s.idle_seconds, 1),
-            )
-        return fields
 
 
 class KillSwitch:
@@ -118,80 +52,6 @@ class KillSwitch:
         if rc.kill_switch_path and Path(rc.kill_switch_path).exists():
             return f"kill switch engaged ({rc.kill_switch_path} exists)"
         return None
-
-
-def _filtered(s: Session, opts: TerminateIdleOptions | TerminateIdleInTransactionOptions) -> str:
-    """Why a candidate is left alone by the configured filters ('' when it is not)."""
-    if s.superuser and not opts.allow_superuser:
-        return f"user {s.user} is a superuser (allow_superuser is off)"
-    if opts.users and s.user not in opts.users:
-        return f"user {s.user} is not in users"
-    if s.user in opts.exclude_users:
-        return f"user {s.user} is in exclude_users"
-    if opts.applications and s.application not in opts.applications:
-        return f"application {s.application!r} is not in applications"
-    if s.application in opts.exclude_applications:
-        return f"application {s.application!r} is in exclude_applications"
-    return ""
-
-
-def plan_terminations(
-    conn: psycopg.Connection[Row],
-    target: str,
-    action: Action,
-    opts: TerminateIdleOptions | TerminateIdleInTransactionOptions,
-) -> list[Decision]:
-    """One decision per session matching the action's condition, oldest first."""
-    pg.check_privileges(conn)
-    states = pg.IDLE if action == "terminate_idle_connections" else pg.IDLE_IN_TRANSACTION
-    wanted = opts.max_per_run
-    if isinstance(opts, TerminateIdleOptions) and opts.only_as_needed and not opts.always:
-        assert opts.when_utilization_above is not None  # the schema requires a trigger
-        now = pg.usage(conn)
-        # Utilisation must end strictly under the ratio that triggered the action.
-        allowed = math.ceil(opts.when_utilization_above * now.available) - 1
-        wanted = min(wanted, max(0, now.in_use - allowed))
-    decisions = []
-    chosen = 0
-    for s in pg.candidates(conn, states, opts.idle_for):
-        why = _filtered(s, opts)
-        if not why and chosen >= wanted:
-            why = (
-                f"max_per_run ({opts.max_per_run}) reached"
-                if chosen >= opts.max_per_run
-                else "not needed: utilisation is back under the ratio without it"
-            )
-        if why:
-            decisions.append(Decision(target, action, "skipped", why, s))
-            continue
-        chosen += 1
-        idle = f"{s.state} for {s.idle_seconds:.0f}s (over {opts.idle_for:g}s)"
-        decisions.append(Decision(target, action, "planned", idle, s))
-    return decisions
-
-
-def carry_out(
-    conn: psycopg.Connection[Row], decisions: list[Decision], dry_run: bool
-) -> list[Decision]:
-    """Executes the planned decisions; each terminate re-verifies its condition as it acts."""
-    done = []
-    for d in decisions:
-        if d.outcome != "planned" or d.session is None:
-            done.append(d)
-        elif dry_run:
-            done.append(replace(d, outcome="dry_run"))
-        else:
-            try:
-                terminated = pg.terminate(conn, d.session)
-            except CheckError as exc:
-                done.append(replace(d, outcome="failed", reason=str(exc)))
-                continue
-            if terminated:
-                done.append(replace(d, outcome="executed"))
-            else:
-                why = "no longer matches the decision (it ran something or ended since)"
-                done.append(replace(d, outcome="skipped", reason=why))
-    return done
 
 
 class RemediationEngine:
@@ -403,61 +263,3 @@ class RemediationEngine:
 
     def close(self) -> None:
         self.forget(set())
-
-
-def _configured_actions(config: Config, target: Target) -> list[Action]:
-    actions = config.remediation_for(target).actions
-    out: list[Action] = []
-    if target.postgres is not None:
-        for name, opts in (
-            ("terminate_idle_connections", actions.terminate_idle_connections),
-            ("terminate_idle_in_transaction", actions.terminate_idle_in_transaction),
-        ):
-            if opts is not None and opts.enabled:
-                out.append(name)  # type: ignore[arg-type]
-    if target.redis is not None and actions.redis_bgsave and actions.redis_bgsave.enabled:
-        out.append("redis_bgsave")
-    return out
-
-
-class RemediationCollector(Collector):
-    def __init__(self, engine: RemediationEngine, config: Callable[[], Config]) -> None:
-        self.engine = engine
-        self.config = config
-
-    def collect(self) -> Iterator[Metric]:
-        config = self.config()
-        specs = {s.name: s for s in METRICS}
-        actions_total = CounterMetricFamily(
-            "drwatch_remediation_actions_total",
-            specs["drwatch_remediation_actions_total"].help,
-            labels=("target", "action", "outcome"),
-        )
-        gauges = {
-            name: GaugeMetricFamily(name, specs[name].help, labels=("target",))
-            for name in (
-                "drwatch_remediation_leader",
-                "drwatch_remediation_dry_run",
-                "drwatch_remediation_kill_switch",
-            )
-        }
-        counts = self.engine.counts()
-        for target in config.targets:
-            rc = config.remediation_for(target)
-            if not rc.enabled:
-                continue
-            # Every configured action x outcome from zero, so rate() sees the first decision.
-            for action in _configured_actions(config, target):
-                for outcome in OUTCOMES:
-                    actions_total.add_metric(
-                        [target.name, action, outcome],
-                        counts.get((target.name, action, outcome), 0),
-                    )
-            leader = self.engine.is_leader(target.name)
-            if target.postgres is not None and leader is not None:
-                gauges["drwatch_remediation_leader"].add_metric([target.name], float(leader))
-            gauges["drwatch_remediation_dry_run"].add_metric([target.name], float(rc.dry_run))
-            engaged = self.engine.kill_switch.why(rc) is not None
-            gauges["drwatch_remediation_kill_switch"].add_metric([target.name], float(engaged))
-        yield actions_total
-        yield from gauges.values()

@@ -1,4 +1,5 @@
-"""PostgreSQL side of remediation: the leader lock, candidate sessions, and the guarded terminate.
+"""PostgreSQL side of remediation: the leader lock, which sessions to terminate (guards, filters,
+limits, oldest first) and the terminate itself.
 
 Guards no configuration can turn off live in the SQL, both where candidates are listed and in
 the statement that terminates (which re-verifies the candidate's state and `state_change`, so a
@@ -8,16 +9,22 @@ session, never a drwatch session, never a session that is not in the state decid
 
 from __future__ import annotations
 
+import math
 import threading
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 
 import psycopg
 
 from checks.pg import APPLICATION_NAME, Row, connect, fetch_all, fetch_one, query_error
 from exporter.errors import CheckError
+from exporter.remediation_decision import Decision, Session
 from exporter.schema import PostgresConfig
+from exporter.schema_remediation import (
+    Action,
+    TerminateIdleInTransactionOptions,
+    TerminateIdleOptions,
+)
 
 IDLE = ("idle",)
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
@@ -62,18 +69,6 @@ SELECT current_user AS role, r.rolsuper AS superuser,
        pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AS can_see
 FROM pg_roles r WHERE r.rolname = current_user
 """
-
-
-@dataclass(frozen=True)
-class Session:
-    pid: int
-    user: str
-    application: str
-    client_addr: str
-    state: str
-    state_change: datetime
-    idle_seconds: float
-    superuser: bool
 
 
 @dataclass(frozen=True)
@@ -136,6 +131,80 @@ def terminate(conn: psycopg.Connection[Row], session: Session) -> bool:
     if rows and not rows[0]["terminated"]:
         raise CheckError("query", f"pg_terminate_backend({session.pid}) returned false")
     return bool(rows)
+
+
+def _filtered(s: Session, opts: TerminateIdleOptions | TerminateIdleInTransactionOptions) -> str:
+    """Why a candidate is left alone by the configured filters ('' when it is not)."""
+    if s.superuser and not opts.allow_superuser:
+        return f"user {s.user} is a superuser (allow_superuser is off)"
+    if opts.users and s.user not in opts.users:
+        return f"user {s.user} is not in users"
+    if s.user in opts.exclude_users:
+        return f"user {s.user} is in exclude_users"
+    if opts.applications and s.application not in opts.applications:
+        return f"application {s.application!r} is not in applications"
+    if s.application in opts.exclude_applications:
+        return f"application {s.application!r} is in exclude_applications"
+    return ""
+
+
+def plan_terminations(
+    conn: psycopg.Connection[Row],
+    target: str,
+    action: Action,
+    opts: TerminateIdleOptions | TerminateIdleInTransactionOptions,
+) -> list[Decision]:
+    """One decision per session matching the action's condition, oldest first."""
+    check_privileges(conn)
+    states = IDLE if action == "terminate_idle_connections" else IDLE_IN_TRANSACTION
+    wanted = opts.max_per_run
+    if isinstance(opts, TerminateIdleOptions) and opts.only_as_needed and not opts.always:
+        assert opts.when_utilization_above is not None  # the schema requires a trigger
+        now = usage(conn)
+        # Utilisation must end strictly under the ratio that triggered the action.
+        allowed = math.ceil(opts.when_utilization_above * now.available) - 1
+        wanted = min(wanted, max(0, now.in_use - allowed))
+    decisions = []
+    chosen = 0
+    for s in candidates(conn, states, opts.idle_for):
+        why = _filtered(s, opts)
+        if not why and chosen >= wanted:
+            why = (
+                f"max_per_run ({opts.max_per_run}) reached"
+                if chosen >= opts.max_per_run
+                else "not needed: utilisation is back under the ratio without it"
+            )
+        if why:
+            decisions.append(Decision(target, action, "skipped", why, s))
+            continue
+        chosen += 1
+        idle = f"{s.state} for {s.idle_seconds:.0f}s (over {opts.idle_for:g}s)"
+        decisions.append(Decision(target, action, "planned", idle, s))
+    return decisions
+
+
+def carry_out(
+    conn: psycopg.Connection[Row], decisions: list[Decision], dry_run: bool
+) -> list[Decision]:
+    """Executes the planned decisions; each terminate re-verifies its condition as it acts."""
+    done = []
+    for d in decisions:
+        if d.outcome != "planned" or d.session is None:
+            done.append(d)
+        elif dry_run:
+            done.append(replace(d, outcome="dry_run"))
+        else:
+            try:
+                terminated = terminate(conn, d.session)
+            except CheckError as exc:
+                done.append(replace(d, outcome="failed", reason=str(exc)))
+                continue
+            if terminated:
+                done.append(replace(d, outcome="executed"))
+            else:
+                why = "no longer matches the decision (it ran something or ended since)"
+                done.append(replace(d, outcome="skipped", reason=why))
+    return done
 
 
 class LeaderLock:

@@ -5,7 +5,7 @@ A per-target `remediation:` block overrides the global one key by key (`merge_re
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,7 @@ DEFAULT_LOCK_KEY = int.from_bytes(b"drwatch", "big")
 
 
 M = TypeVar("M", bound=BaseModel)
+Action = Literal["terminate_idle_connections", "terminate_idle_in_transaction", "redis_bgsave"]
 
 
 class _Strict(BaseModel):

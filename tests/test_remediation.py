@@ -20,13 +20,10 @@ import yaml
 from psycopg.rows import dict_row
 
 from exporter.config import LoadedConfig, load_config
-from exporter.remediation import (
-    Decision,
-    RemediationCollector,
-    RemediationEngine,
-    carry_out,
-    plan_terminations,
-)
+from exporter.remediation import RemediationEngine
+from exporter.remediation_decision import Decision
+from exporter.remediation_metrics import RemediationCollector
+from exporter.remediation_pg import carry_out, plan_terminations
 from exporter.results import CheckResult
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, wait_until
 from tests.daemon import DaemonProcess
