@@ -175,6 +175,8 @@ def parse_config(
     secrets = set(interp.secrets)
     if config.aws.secret_access_key:
         secrets.add(config.aws.secret_access_key)
+    if config.remediation.webhook is not None:
+        secrets.add(config.remediation.webhook.token)
     for target in config.targets:
         if target.redis is not None:
             for secret in (target.redis.password, urlparse(target.redis.url).password):

@@ -24,6 +24,7 @@ from exporter.jobs import Instances, build_jobs
 from exporter.redact import redact
 from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation_metrics import RemediationCollector
+from exporter.remediation_webhook import WEBHOOK_PATH, webhook_app
 from exporter.results import ResultStore
 from exporter.runner import DeadlineRunner, Job
 
@@ -60,7 +61,11 @@ class Daemon:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
-        self.http = HttpServer(listen_address, make_app(registry, self.store, self.current))
+        webhook = webhook_app(self.remediation, lambda: self._current.config)
+        self.http = HttpServer(
+            listen_address,
+            make_app(registry, self.store, self.current, {WEBHOOK_PATH: webhook}),
+        )
         self._wake = threading.Event()
         self._stop = False
         self._reload_requested = False
@@ -91,7 +96,7 @@ class Daemon:
             config = self._current.config
             target = next((t for t in config.targets if t.name == job.target), None)
             if target is not None:
-                self.remediation.run_in_background(config, target, result)
+                self.remediation.run_in_background(config, target, {job.check: result})
 
     def _run_followers(self, job: Job) -> None:
         """Runs now the checks that read what `job` just recorded."""

@@ -1,4 +1,5 @@
-"""HTTP endpoints: /metrics, /-/healthy, /-/ready, the status page at / and /status.json."""
+"""HTTP endpoints: /metrics, /-/healthy, /-/ready, the status page at / and /status.json, and
+the remediation webhook (exporter.remediation_webhook) when the daemon passes it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from exporter.results import ResultStore
 from exporter.statuspage import render, status_document
 
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -36,8 +38,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def make_app(
-    registry: CollectorRegistry, store: ResultStore, current: Callable[[], Current]
-) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    registry: CollectorRegistry,
+    store: ResultStore,
+    current: Callable[[], Current],
+    routes: dict[str, WsgiApp] | None = None,
+) -> WsgiApp:
     metrics_app = make_wsgi_app(registry)
 
     def document() -> dict[str, Any]:
@@ -47,6 +52,8 @@ def make_app(
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if routes and path in routes:
+            return routes[path](environ, start_response)
         if path == "/-/healthy":
             return _text(start_response, "200 OK", "Healthy.\n")
         if path == "/-/ready":
@@ -84,9 +91,7 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 
 
 class HttpServer:
-    def __init__(
-        self, address: str, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-    ) -> None:
+    def __init__(self, address: str, app: WsgiApp) -> None:
         host, port = parse_listen_address(address)
         server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
         self.server = make_server(

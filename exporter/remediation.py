@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from checks.pg import session
@@ -77,9 +78,12 @@ class RemediationEngine:
         results: Mapping[str, CheckResult],
         execute: bool | None = None,
         preview: bool = False,
+        requested: Mapping[Action, str] | None = None,
     ) -> list[Decision]:
         """One pass over the target's actions; `execute` overrides the configured dry_run.
 
+        `requested` (action -> why, e.g. an alert) sets actions off whatever their own trigger
+        says; every guard, filter, limit, cooldown, the lock and the kill switch still apply.
         A preview decides as if remediation were enabled, in dry-run, without the leader lock.
         """
         rc = config.remediation_for(target)
@@ -87,45 +91,126 @@ class RemediationEngine:
             execute = False
         elif not rc.enabled:
             return []
-        # PostgreSQL actions decide from `connections`, Redis' from `redis_persistence`: one
-        # pass at a time per target and input, so a stuck server never piles passes up.
-        busy = (target.name, ",".join(sorted(results)))
+        # Every pass (triggered or not) renews leadership, so a standby instance says so.
+        if not preview and not self._lead(target, rc):
+            return []
+        triggers = self._triggers(config, target, rc, results)
+        for action, why in (requested or {}).items():
+            if action in configured_actions(config, target):
+                triggers.setdefault(action, why)
+        if not triggers:
+            return []
+        # One pass at a time per target and system, so a stuck server never piles passes up.
+        systems = {"redis" if action == "redis_bgsave" else "postgres" for action in triggers}
+        busy = {(target.name, system) for system in systems}
         with self._lock:
-            if busy in self._busy:
+            if busy & self._busy:
                 log.debug("remediation pass still running", extra={"target": target.name})
                 return []
-            self._busy.add(busy)
+            self._busy |= busy
         try:
-            if not preview and not self._lead(target, rc):
-                return []
             dry_run = rc.dry_run if execute is None else not execute
-            decisions = self._decide(config, target, rc, results, dry_run)
+            decisions = [
+                replace(d, trigger=why)
+                for action, why in triggers.items()
+                for d in self._act(target, rc, action, dry_run)
+            ]
         finally:
             with self._lock:
-                self._busy.discard(busy)
+                self._busy -= busy
         for d in decisions:
             self._record(d, dry_run)
         return decisions
 
-    def run_in_background(self, config: Config, target: Target, result: CheckResult) -> None:
+    def run_in_background(
+        self,
+        config: Config,
+        target: Target,
+        results: Mapping[str, CheckResult],
+        requested: Mapping[Action, str] | None = None,
+    ) -> None:
         """For the daemon: a stuck database costs this target's remediation, not a check."""
         if not config.remediation_for(target).enabled:
             return
         thread = threading.Thread(
             target=self._run_safely,
-            args=(config, target, {result.check: result}),
+            args=(config, target, results, requested),
             name=f"remediation-{target.name}",
             daemon=True,
         )
         thread.start()
 
     def _run_safely(
-        self, config: Config, target: Target, results: Mapping[str, CheckResult]
+        self,
+        config: Config,
+        target: Target,
+        results: Mapping[str, CheckResult],
+        requested: Mapping[Action, str] | None,
     ) -> None:
         try:
-            self.run(config, target, results)
+            self.run(config, target, results, requested=requested)
         except Exception:
             log.exception("remediation pass failed", extra={"target": target.name})
+
+    @staticmethod
+    def _triggers(
+        config: Config, target: Target, rc: RemediationConfig, results: Mapping[str, CheckResult]
+    ) -> dict[Action, str]:
+        """The configured actions whose own condition the check results meet, and why."""
+        out: dict[Action, str] = {}
+        actions = rc.actions
+        configured = configured_actions(config, target)
+        connections = results.get("connections")
+        if connections is not None and connections.up:
+            idle = actions.terminate_idle_connections
+            ratio = connections.values.get("utilization_ratio")
+            if idle and "terminate_idle_connections" in configured:
+                threshold = idle.when_utilization_above
+                if idle.always:
+                    out["terminate_idle_connections"] = "always: true"
+                elif isinstance(ratio, float | int) and threshold and ratio >= threshold:
+                    out["terminate_idle_connections"] = (
+                        f"utilisation {ratio:.0%} reached {threshold:.0%}"
+                    )
+            iit = actions.terminate_idle_in_transaction
+            oldest = connections.values.get("oldest_idle_in_transaction_seconds")
+            if (
+                iit
+                and "terminate_idle_in_transaction" in configured
+                and isinstance(oldest, float | int)
+                and oldest > iit.idle_for
+            ):
+                out["terminate_idle_in_transaction"] = (
+                    f"a session idle in transaction for {oldest:.0f}s (over {iit.idle_for:g}s)"
+                )
+        persistence = results.get("redis_persistence")
+        if persistence is not None and "redis_bgsave" in configured:
+            rpo = config.objective(target, "redis").rpo
+            exposure = persistence.exposures.get("redis")
+            if rpo is not None and exposure is not None and exposure > rpo:
+                out["redis_bgsave"] = f"redis exposure {exposure:.0f}s over its objective {rpo:g}s"
+        return out
+
+    def _act(
+        self, target: Target, rc: RemediationConfig, action: Action, dry_run: bool
+    ) -> list[Decision]:
+        actions = rc.actions
+        if action == "redis_bgsave":
+            assert target.redis is not None and actions.redis_bgsave is not None
+            blocked = self._gate(target.name, action, rc, actions.redis_bgsave.cooldown)
+            if blocked is not None:
+                return [blocked]
+            outcome, reason = remediation_redis.bgsave(target.redis, dry_run)
+            decision = Decision(target.name, action, outcome, reason)
+            self._started(target.name, decision)
+            return [decision]
+        opts = (
+            actions.terminate_idle_connections
+            if action == "terminate_idle_connections"
+            else actions.terminate_idle_in_transaction
+        )
+        assert opts is not None
+        return self._terminations(target, rc, action, opts, dry_run)
 
     def _lead(self, target: Target, rc: RemediationConfig) -> bool:
         if target.postgres is None:
@@ -150,51 +235,6 @@ class RemediationEngine:
             )
         self._is_leader[target.name] = leader
         return leader
-
-    def _decide(
-        self,
-        config: Config,
-        target: Target,
-        rc: RemediationConfig,
-        results: Mapping[str, CheckResult],
-        dry_run: bool,
-    ) -> list[Decision]:
-        actions = rc.actions
-        decisions: list[Decision] = []
-        connections = results.get("connections")
-        idle = actions.terminate_idle_connections
-        if target.postgres and idle and idle.enabled and connections and connections.up:
-            ratio = connections.values.get("utilization_ratio")
-            threshold = idle.when_utilization_above
-            if idle.always or (
-                isinstance(ratio, float | int) and threshold is not None and ratio >= threshold
-            ):
-                decisions += self._terminations(
-                    target, rc, "terminate_idle_connections", idle, dry_run
-                )
-        iit = actions.terminate_idle_in_transaction
-        if target.postgres and iit and iit.enabled and connections and connections.up:
-            oldest = connections.values.get("oldest_idle_in_transaction_seconds")
-            if isinstance(oldest, float | int) and oldest > iit.idle_for:
-                decisions += self._terminations(
-                    target, rc, "terminate_idle_in_transaction", iit, dry_run
-                )
-        bgsave = actions.redis_bgsave
-        persistence = results.get("redis_persistence")
-        if target.redis and bgsave and bgsave.enabled and persistence is not None:
-            rpo = config.objective(target, "redis").rpo
-            exposure = persistence.exposures.get("redis")
-            if rpo is not None and exposure is not None and exposure > rpo:
-                why = f"redis exposure {exposure:.0f}s is over its objective {rpo:g}s"
-                blocked = self._gate(target.name, "redis_bgsave", rc, bgsave.cooldown)
-                if blocked is not None:
-                    decisions.append(blocked)
-                else:
-                    outcome, reason = remediation_redis.bgsave(target.redis, why, dry_run)
-                    decision = Decision(target.name, "redis_bgsave", outcome, reason)
-                    decisions.append(decision)
-                    self._started(target.name, decision)
-        return decisions
 
     def _terminations(
         self,
@@ -263,3 +303,19 @@ class RemediationEngine:
 
     def close(self) -> None:
         self.forget(set())
+
+
+def configured_actions(config: Config, target: Target) -> list[Action]:
+    """The actions configured, enabled and applicable to what the target has."""
+    actions = config.remediation_for(target).actions
+    out: list[Action] = []
+    if target.postgres is not None:
+        for name, opts in (
+            ("terminate_idle_connections", actions.terminate_idle_connections),
+            ("terminate_idle_in_transaction", actions.terminate_idle_in_transaction),
+        ):
+            if opts is not None and opts.enabled:
+                out.append(name)  # type: ignore[arg-type]
+    if target.redis is not None and actions.redis_bgsave and actions.redis_bgsave.enabled:
+        out.append("redis_bgsave")
+    return out

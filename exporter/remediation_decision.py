@@ -33,6 +33,7 @@ class Decision:
     outcome: Outcome
     reason: str
     session: Session | None = None
+    trigger: str = ""  # what set the action off: a measurement, `always`, or an alert
 
     def audit_fields(self) -> dict[str, object]:
         fields: dict[str, object] = {
@@ -40,6 +41,7 @@ class Decision:
             "target": self.target,
             "outcome": self.outcome,
             "reason": self.reason,
+            "trigger": self.trigger,
         }
         s = self.session
         if s is not None:

@@ -8,10 +8,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
-from exporter.remediation import RemediationEngine
+from exporter.remediation import RemediationEngine, configured_actions
 from exporter.remediation_decision import OUTCOMES
-from exporter.schema import Config, Target
-from exporter.schema_remediation import Action
+from exporter.schema import Config
 
 METRICS = (
     MetricSpec(
@@ -42,21 +41,6 @@ METRICS = (
 )
 
 
-def _configured_actions(config: Config, target: Target) -> list[Action]:
-    actions = config.remediation_for(target).actions
-    out: list[Action] = []
-    if target.postgres is not None:
-        for name, opts in (
-            ("terminate_idle_connections", actions.terminate_idle_connections),
-            ("terminate_idle_in_transaction", actions.terminate_idle_in_transaction),
-        ):
-            if opts is not None and opts.enabled:
-                out.append(name)  # type: ignore[arg-type]
-    if target.redis is not None and actions.redis_bgsave and actions.redis_bgsave.enabled:
-        out.append("redis_bgsave")
-    return out
-
-
 class RemediationCollector(Collector):
     def __init__(self, engine: RemediationEngine, config: Callable[[], Config]) -> None:
         self.engine = engine
@@ -84,7 +68,7 @@ class RemediationCollector(Collector):
             if not rc.enabled:
                 continue
             # Every configured action x outcome from zero, so rate() sees the first decision.
-            for action in _configured_actions(config, target):
+            for action in configured_actions(config, target):
                 for outcome in OUTCOMES:
                     actions_total.add_metric(
                         [target.name, action, outcome],

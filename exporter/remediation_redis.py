@@ -13,7 +13,7 @@ from exporter.schema import RedisConfig
 BgsaveOutcome = Literal["executed", "dry_run", "skipped", "failed"]
 
 
-def bgsave(config: RedisConfig, why: str, dry_run: bool) -> tuple[BgsaveOutcome, str]:
+def bgsave(config: RedisConfig, dry_run: bool) -> tuple[BgsaveOutcome, str]:
     """Starts a background save unless one is running; (outcome, reason)."""
     try:
         with connection(config) as client:
@@ -23,7 +23,7 @@ def bgsave(config: RedisConfig, why: str, dry_run: bool) -> tuple[BgsaveOutcome,
             if persistence.get("aof_rewrite_in_progress"):
                 return "skipped", "an AOF rewrite is in progress"
             if dry_run:
-                return "dry_run", why
+                return "dry_run", "would start a background save"
             try:
                 client.bgsave()
             except rexc.ResponseError as exc:
@@ -35,4 +35,4 @@ def bgsave(config: RedisConfig, why: str, dry_run: bool) -> tuple[BgsaveOutcome,
                 raise redis_error(exc, "BGSAVE") from None
     except CheckError as exc:
         return "failed", str(exc)
-    return "executed", why
+    return "executed", "background save started"

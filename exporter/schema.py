@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from exporter.durations import Duration
-from exporter.schema_remediation import RemediationConfig, merge_remediation
+from exporter.schema_remediation import RemediationConfig, RemediationOverride, merge_remediation
 
 Scenario = Literal["primary_failover", "pitr", "full_restore", "cross_region", "redis"]
 SCENARIOS: tuple[Scenario, ...] = (
@@ -313,7 +313,7 @@ class Target(_Strict):
     backups: BackupsConfig | None = None
     rds: RdsConfig | None = None
     redis: RedisConfig | None = None
-    remediation: RemediationConfig | None = None  # overrides the global section key by key
+    remediation: RemediationOverride | None = None  # overrides the global section key by key
 
     @field_validator("name")
     @classmethod

@@ -70,7 +70,9 @@ class RemediationActions(_Strict):
     redis_bgsave: RedisBgsaveOptions | None = None
 
 
-class RemediationConfig(_Strict):
+class RemediationOverride(_Strict):
+    """What a target's own `remediation:` may set."""
+
     enabled: bool = False
     dry_run: bool = True
     # While this file exists nothing is executed; SIGUSR1 engages the same switch, SIGUSR2
@@ -80,7 +82,20 @@ class RemediationConfig(_Strict):
     actions: RemediationActions = RemediationActions()
 
 
-def merge_remediation(base: M, override: M) -> M:
+class WebhookConfig(_Strict):
+    """Alertmanager's webhook as a trigger: POST /webhook/alertmanager maps alert names to
+    actions; the alert replaces the action's own trigger, every other rule still applies."""
+
+    # Alertmanager sends it as `Authorization: Bearer ...` (http_config.authorization).
+    token: str = Field(min_length=16, repr=False)  # or token_file
+    alerts: dict[str, Action] = Field(min_length=1)  # alertname -> action
+
+
+class RemediationConfig(RemediationOverride):
+    webhook: WebhookConfig | None = None  # global only: one daemon, one endpoint
+
+
+def merge_remediation(base: M, override: BaseModel) -> M:
     """`override`'s explicitly written keys over `base`, recursively."""
     update: dict[str, object] = {}
     for key in override.model_fields_set:

@@ -135,3 +135,33 @@ def test_zero_max_per_run_in_a_target_override() -> None:
 def test_kill_switch_path_is_a_path_not_a_secret_file() -> None:
     config = _load({"kill_switch_path": "/run/drwatch/stop"}).config
     assert config.remediation.kill_switch_path == "/run/drwatch/stop"
+
+
+def test_webhook_maps_alert_names_to_known_actions() -> None:
+    config = _load(
+        {
+            "webhook": {
+                "token": "0123456789abcdef",
+                "alerts": {"DrwatchConnectionPoolSaturation": "terminate_idle_connections"},
+            }
+        }
+    ).config
+    assert config.remediation.webhook is not None
+    assert "0123456789abcdef" not in repr(config.remediation.webhook)
+    problems = _problems(
+        {"webhook": {"token": "0123456789abcdef", "alerts": {"DrwatchDataGap": "restore_backup"}}}
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("remediation.webhook.alerts.DrwatchDataGap: Input should be")
+
+
+def test_webhook_token_too_short() -> None:
+    problems = _problems({"webhook": {"token": "short", "alerts": {"A": "redis_bgsave"}}})
+    assert problems == ["remediation.webhook.token: String should have at least 16 characters"]
+
+
+def test_webhook_only_in_the_global_section() -> None:
+    problems = _problems(
+        {}, {"webhook": {"token": "0123456789abcdef", "alerts": {"A": "redis_bgsave"}}}
+    )
+    assert problems == ["targets[0].remediation.webhook: unknown key"]
