@@ -210,6 +210,17 @@ def metric(engine: RemediationEngine, loaded: LoadedConfig, name: str, **labels:
     raise KeyError((name, labels))
 
 
+def counted(engine: RemediationEngine, loaded: LoadedConfig) -> dict[str, float]:
+    """drwatch_remediation_actions_total of terminate_idle_connections by outcome."""
+    labels = {"target": "db", "action": "terminate_idle_connections"}
+    return {
+        outcome: metric(
+            engine, loaded, "drwatch_remediation_actions_total", **labels, outcome=outcome
+        )
+        for outcome in ("executed", "dry_run", "skipped", "failed")
+    }
+
+
 def audit(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.getMessage() == "remediation decision"]
 
@@ -261,19 +272,7 @@ def test_execute_terminates_exactly_the_allowed_old_idle_sessions(
         assert r.user and r.application and r.client_addr == "127.0.0.1"
         assert r.state == "idle" and r.idle_seconds > IDLE_FOR
         assert r.trigger.startswith("utilisation ")
-    labels = {"target": "db", "action": "terminate_idle_connections"}
-    assert (
-        metric(engine, loaded, "drwatch_remediation_actions_total", **labels, outcome="executed")
-        == 5
-    )
-    assert (
-        metric(engine, loaded, "drwatch_remediation_actions_total", **labels, outcome="skipped")
-        == 5
-    )
-    assert (
-        metric(engine, loaded, "drwatch_remediation_actions_total", **labels, outcome="dry_run")
-        == 0
-    )
+    assert counted(engine, loaded) == {"executed": 5, "dry_run": 0, "skipped": 5, "failed": 0}
 
 
 def test_dry_run_is_the_default_and_terminates_nothing(
@@ -299,15 +298,7 @@ def test_dry_run_is_the_default_and_terminates_nothing(
         estate.allowed_old[:5]
     )
     assert all(r.dry_run is True for r in audit(caplog))
-    labels = {"target": "db", "action": "terminate_idle_connections"}
-    assert (
-        metric(engine, loaded, "drwatch_remediation_actions_total", **labels, outcome="dry_run")
-        == 5
-    )
-    assert (
-        metric(engine, loaded, "drwatch_remediation_actions_total", **labels, outcome="executed")
-        == 0
-    )
+    assert counted(engine, loaded) == {"executed": 0, "dry_run": 5, "skipped": 5, "failed": 0}
     assert metric(engine, loaded, "drwatch_remediation_dry_run", target="db") == 1
 
 
