@@ -68,6 +68,7 @@ class RemediationEngine:
         self._is_leader: dict[str, bool] = {}
         self._last_acted: dict[tuple[str, str], float] = {}
         self._busy: set[tuple[str, str]] = set()
+        self._in_flight: set[tuple[str, str]] = set()
 
     # -- passes ---------------------------------------------------------------------------
 
@@ -100,7 +101,7 @@ class RemediationEngine:
                 triggers.setdefault(action, why)
         if not triggers:
             return []
-        # One pass at a time per target and system, so a stuck server never piles passes up.
+        # No two passes (a check's, the webhook's) act on one target's system at once.
         systems = {"redis" if action == "redis_bgsave" else "postgres" for action in triggers}
         busy = {(target.name, system) for system in systems}
         with self._lock:
@@ -129,12 +130,22 @@ class RemediationEngine:
         results: Mapping[str, CheckResult],
         requested: Mapping[Action, str] | None = None,
     ) -> None:
-        """For the daemon: a stuck database costs this target's remediation, not a check."""
+        """For the daemon: a stuck database costs this target's remediation, not a check.
+
+        At most one thread per target and source (each input check, the webhook): a frozen
+        server blocks one pass, and later ones are skipped until it returns, never piled up.
+        """
         if not config.remediation_for(target).enabled:
             return
+        source = (target.name, ",".join(sorted(results)) or "webhook")
+        with self._lock:
+            if source in self._in_flight:
+                log.debug("remediation pass still running", extra={"target": target.name})
+                return
+            self._in_flight.add(source)
         thread = threading.Thread(
             target=self._run_safely,
-            args=(config, target, results, requested),
+            args=(source, config, target, results, requested),
             name=f"remediation-{target.name}",
             daemon=True,
         )
@@ -142,6 +153,7 @@ class RemediationEngine:
 
     def _run_safely(
         self,
+        source: tuple[str, str],
         config: Config,
         target: Target,
         results: Mapping[str, CheckResult],
@@ -151,6 +163,9 @@ class RemediationEngine:
             self.run(config, target, results, requested=requested)
         except Exception:
             log.exception("remediation pass failed", extra={"target": target.name})
+        finally:
+            with self._lock:
+                self._in_flight.discard(source)
 
     @staticmethod
     def _triggers(

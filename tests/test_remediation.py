@@ -11,6 +11,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -658,3 +659,33 @@ def test_alertmanager_webhook_triggers_an_action_under_every_guard(
         assert token not in daemon.log()
     finally:
         daemon.stop()
+
+
+def test_a_frozen_server_blocks_one_pass_and_never_piles_threads_up(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    cluster.execute("CREATE ROLE drwatch LOGIN; GRANT pg_monitor, pg_signal_backend TO drwatch")
+    loaded = loaded_config(
+        tmp_path, cluster, {"enabled": True, "actions": {"terminate_idle_connections": {}}}
+    )
+    config, target = loaded.config, loaded.config.targets[0]
+    results = connections_result(loaded)
+    engine = RemediationEngine()
+
+    def passes() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "remediation-db" and t.is_alive()]
+
+    try:
+        engine.run(config, target, results)  # leader: the next pass starts on the lock's session
+        cluster.signal_all(signal.SIGSTOP)  # frozen: the kernel still ACKs, nothing answers
+        try:
+            for _ in range(5):
+                engine.run_in_background(config, target, results)
+            assert len(passes()) == 1
+        finally:
+            cluster.signal_all(signal.SIGCONT)
+        wait_until(lambda: not passes(), 30, what="the stuck pass returns once the server does")
+        engine.run_in_background(config, target, results)  # and passes run again
+        wait_until(lambda: engine.is_leader("db") is True and not passes(), 30, what="a pass")
+    finally:
+        engine.close()
