@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from sandbox.pgcluster import PgCluster, free_port
 from tests.conftest import write_config
+from tests.helpers import drwatch
 
 
 def _check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return drwatch("check", "--config", str(config), *args)
 
 
 def test_unreachable_database_is_critical_with_a_reason(tmp_path: Path) -> None:

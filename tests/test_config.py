@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from exporter.config import load_config, parse_config
 from exporter.durations import format_duration, parse_duration
 from exporter.errors import ConfigError
+from tests.helpers import drwatch
 
 ROOT = Path(__file__).resolve().parent.parent
 DSN = "postgresql://drwatch@127.0.0.1:5999/app"
@@ -230,12 +229,7 @@ targets:
         gaps: [{{table: debates, column: created_at}}]
 """
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "exporter", "config", "validate", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = drwatch("config", "validate", str(bad))
     assert proc.returncode == 1
     assert "targets[0].postgres.interval: " in proc.stderr
     assert "targets[0].postgres.connections.idle_treshold: unknown key" in proc.stderr
@@ -261,11 +255,10 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
             "DRWATCH_STATE_DIR",
         )
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "exporter", "config", "validate", str(example)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = drwatch(
+        "config",
+        "validate",
+        str(example),
         env={
             **env,
             "DATABASE_URL": DSN,
@@ -292,13 +285,7 @@ def test_example_config_validates_with_and_without_its_environment() -> None:
         "redis_snapshots",
     ):
         assert f"aragora-prod: {check} every" in proc.stdout
-    unset = subprocess.run(
-        [sys.executable, "-m", "exporter", "config", "validate", str(example)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    unset = drwatch("config", "validate", str(example), env=env)
     assert unset.returncode == 0, unset.stderr
     assert (
         "off: aragora-prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"

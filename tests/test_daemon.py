@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.conftest import AWS, write_config
 from tests.daemon import DaemonProcess
+from tests.helpers import drwatch
 
 CHECKS = ("wal_archiving", "replication", "connections")
 
@@ -224,24 +224,14 @@ def test_dsn_password_never_appears_anywhere(cluster: PgCluster, tmp_path: Path)
     finally:
         d.stop()
     texts.append(d.log())
-    check = subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--config", str(config), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    check = drwatch("check", "--config", str(config), "--format", "json")
     assert check.returncode == 2  # the database refuses drwatch: CRITICAL
     texts += [check.stdout, check.stderr]
     broken = tmp_path / "broken.yml"
     broken.write_text(
         config.read_text().replace(f"{cluster.port}/postgres", "notaport/postgres x=y")
     )
-    validate = subprocess.run(
-        [sys.executable, "-m", "exporter", "config", "validate", str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    validate = drwatch("config", "validate", str(broken))
     assert validate.returncode == 1 and "targets[0].postgres.dsn" in validate.stderr
     texts += [validate.stdout, validate.stderr]
     for text in texts:

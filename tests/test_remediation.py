@@ -10,7 +10,6 @@ import json
 import logging
 import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -31,7 +30,7 @@ from exporter.remediation_pg import carry_out, plan_terminations
 from exporter.results import CheckResult
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, wait_until
 from tests.daemon import DaemonProcess
-from tests.helpers import CheckHarness
+from tests.helpers import CheckHarness, drwatch
 
 IDLE_FOR = 4.0  # seconds a session must be idle to be a candidate
 
@@ -538,12 +537,7 @@ def test_two_daemons_one_leader_and_the_lock_moves_when_it_dies(
 
 
 def _remediate(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "remediate", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return drwatch("remediate", "--config", str(config), *args)
 
 
 def test_remediate_command_previews_and_executes_only_when_allowed(

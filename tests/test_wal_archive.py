@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from checks.base import Status
@@ -12,7 +10,7 @@ from checks.stores import StoredObject
 from checks.wal_archive import analyse, segment_name
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.conftest import make_config, write_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import CheckHarness, drwatch, sample
 
 SEG = 16 * 1024 * 1024
 
@@ -72,12 +70,7 @@ def test_continuous_archive_then_one_segment_deleted(cluster: PgCluster, tmp_pat
     assert broken.exposures["pitr"] > 0  # recovery stops at the gap
 
     config = write_config(tmp_path / "c.yml", [_target(cluster)], state_dir=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--config", str(config), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = drwatch("check", "--config", str(config), "--format", "json", timeout=120)
     doc = json.loads(proc.stdout)
     row = next(r for r in doc["results"] if r["check"] == "wal_archive")
     assert row["status"] == "CRITICAL" and victim in row["summary"]

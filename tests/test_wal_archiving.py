@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from checks.wal_archiving import UnarchivedClock
 from checks.walnames import archived_end_lsn, parse_wal_name
 from sandbox.pgcluster import ARCHIVE_FAIL, ARCHIVE_HANG, PgCluster, wait_until
 from tests.conftest import make_config, write_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import CheckHarness, drwatch, sample
 
 RPO = "2s"
 
@@ -55,12 +54,7 @@ def _catch_up(cluster: PgCluster) -> None:
 
 
 def _drwatch_check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--config", str(config), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return drwatch("check", "--config", str(config), "--format", "json")
 
 
 def test_idle_healthy_archiver_exposure_stays_zero_past_the_objective(
