@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> LoadedConfig | None:
+def load_or_report(path: str) -> LoadedConfig | None:
+    """The config, or None after printing every problem in it to stderr."""
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -74,7 +75,7 @@ def _load(path: str) -> LoadedConfig | None:
 
 
 def _validate(path: str) -> int:
-    loaded = _load(path)
+    loaded = load_or_report(path)
     if loaded is None:
         return 1
     jobs, _ = build_jobs(loaded.config)
@@ -91,7 +92,7 @@ def _check(path: str, fmt: str, target: str | None) -> int:
     from exporter.report import as_json, as_table, overall, run_once
 
     setup_logging("error")
-    loaded = _load(path)
+    loaded = load_or_report(path)
     if loaded is None:
         return int(Status.UNKNOWN)
     if target is not None and target not in {t.name for t in loaded.config.targets}:
@@ -114,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    loaded = _load(args.config)
+    loaded = load_or_report(args.config)
     if loaded is None:
         return 1
     try:

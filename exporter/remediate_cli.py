@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from exporter.config import load_config
-from exporter.errors import ConfigError
+from exporter.cli import load_or_report
 from exporter.redact import redact
 from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation_decision import Decision
-from exporter.report import run_once
+from exporter.report import columns, run_once
 
 _HEADER = ("TARGET", "ACTION", "OUTCOME", "PID", "USER", "APPLICATION", "CLIENT", "IDLE", "REASON")
 
@@ -32,12 +31,7 @@ def _row(d: Decision) -> tuple[str, ...]:
 
 
 def table(decisions: list[Decision]) -> str:
-    rows = [_HEADER, *(_row(d) for d in decisions)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER) - 1)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
-        for r in rows
-    )
+    return "\n".join(columns([_HEADER, *(_row(d) for d in decisions)]))
 
 
 def remediate(path: str, target_name: str | None, execute: bool) -> int:
@@ -46,12 +40,8 @@ def remediate(path: str, target_name: str | None, execute: bool) -> int:
     from exporter.logs import setup_logging
 
     setup_logging("warning")
-    try:
-        loaded = load_config(path)
-    except ConfigError as exc:
-        print(f"{path}: invalid configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {redact(problem)}", file=sys.stderr)
+    loaded = load_or_report(path)
+    if loaded is None:
         return 2
     config = loaded.config
     redact.set_secrets(loaded.secrets)

@@ -81,16 +81,21 @@ def as_json(loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]) -
     return json.dumps(doc, indent=2)
 
 
+def columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned text columns; the last column (free text) is left unpadded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]
+        ).rstrip()
+        for row in rows
+    ]
+
+
 def as_table(loaded: LoadedConfig, results: list[CheckResult]) -> str:
     header = ("TARGET", "CHECK", "STATUS", "SUMMARY")
     rows = [(r.target, r.check, r.status.name, r.summary) for r in results]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    lines = [
-        "  ".join(
-            [*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3]]
-        ).rstrip()
-        for row in [header, *rows]
-    ]
+    lines = columns([header, *rows])
     lines += [f"off: {off}" for off in loaded.off]
     if not rows:
         lines.append("no check is configured")
