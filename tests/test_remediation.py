@@ -198,6 +198,16 @@ class Estate:
         self.idle_in_transaction = [s.idle_in_transaction("app_a", "web") for _ in range(2)]
 
 
+def one_pass(loaded: LoadedConfig) -> tuple[RemediationEngine, list[Decision]]:
+    """One engine pass on the first target, from a fresh connections check; lock released."""
+    engine = RemediationEngine()
+    try:
+        target = loaded.config.targets[0]
+        return engine, engine.run(loaded.config, target, connections_result(loaded))
+    finally:
+        engine.close()
+
+
 def by_outcome(decisions: list[Decision], outcome: str) -> list[int]:
     return [d.session.pid for d in decisions if d.outcome == outcome and d.session]
 
@@ -285,12 +295,8 @@ def test_dry_run_is_the_default_and_terminates_nothing(
         {"enabled": True, "actions": {"terminate_idle_connections": idle_action(max_per_run=5)}},
     )
     before = all_pids(primary)
-    engine = RemediationEngine()
     caplog.set_level(logging.INFO, logger="drwatch.remediation")
-    try:
-        decisions = engine.run(loaded.config, loaded.config.targets[0], connections_result(loaded))
-    finally:
-        engine.close()
+    engine, decisions = one_pass(loaded)
     assert by_outcome(decisions, "dry_run") == estate.allowed_old[:5]
     assert not by_outcome(decisions, "executed")
     assert set(before) <= set(all_pids(primary)), "a dry run terminated something"
@@ -315,11 +321,7 @@ def test_only_as_many_as_bring_utilisation_under_the_ratio(
             "actions": {"terminate_idle_connections": idle_action(when_utilization_above=0.6)},
         },
     )
-    engine = RemediationEngine()
-    try:
-        decisions = engine.run(loaded.config, loaded.config.targets[0], connections_result(loaded))
-    finally:
-        engine.close()
+    _engine, decisions = one_pass(loaded)
     executed = by_outcome(decisions, "executed")
     assert 0 < len(executed) < len(estate.allowed_old)
     assert executed == estate.allowed_old[: len(executed)], "oldest first"
@@ -471,11 +473,7 @@ def test_idle_in_transaction_is_its_own_action(
             },
         },
     )
-    engine = RemediationEngine()
-    try:
-        decisions = engine.run(loaded.config, loaded.config.targets[0], connections_result(loaded))
-    finally:
-        engine.close()
+    _engine, decisions = one_pass(loaded)
     assert sorted(by_outcome(decisions, "executed")) == sorted(stuck)
     wait_gone(primary, set(stuck))
     assert idle in all_pids(primary)
