@@ -27,7 +27,9 @@ from checks.stores import FileStore, StoredObject, open_store
 from checks.verdicts import VerdictCache
 from checks.verify_dump import verify_dump
 from checks.wal_archive import analyse, segment_name
-from exporter.schema import AwsConfig, BackupsConfig, ObjectiveSpec
+from core.config.aws import AwsConfig
+from core.config.schema import ObjectiveSpec
+from core.config.stores import BackupsConfig
 from sandbox.pgcluster import PgCluster, free_port
 
 SEG = 16 * 1024 * 1024

@@ -22,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.config import parse_config
+from core.config.loading import parse_config
 from exporter.remediation import RemediationEngine
 from exporter.remediation_pg import LeaderLock
 from sandbox.pgcluster import PgCluster, wait_until

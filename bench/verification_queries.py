@@ -19,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.config import parse_config
+from core.config.loading import parse_config
 from sandbox.pgcluster import PgCluster
 from tests.helpers import CheckHarness
 

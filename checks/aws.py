@@ -16,8 +16,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from exporter.errors import CheckError
-from exporter.schema import AwsConfig
+from core.config.aws import AwsConfig
+from core.errors import CheckError
 
 
 def aws_client(service: str, aws: AwsConfig, region: str | None, where: str) -> Any:

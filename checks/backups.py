@@ -15,8 +15,9 @@ from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store, StoredObject
 from checks.verdicts import VerdictCache
 from checks.verify_dump import Verdict, VerificationBusy, verify_dump
-from exporter.durations import format_duration
-from exporter.schema import BackupsConfig, ObjectiveSpec
+from core.config.schema import ObjectiveSpec
+from core.config.stores import BackupsConfig
+from core.durations import format_duration
 
 NAME = "backups"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
 
-from exporter.errors import CheckError
+from core.errors import CheckError
 
 
 class Status(IntEnum):

@@ -12,7 +12,7 @@ import psycopg
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
-from exporter.schema import ConnectionsOptions
+from core.config.postgres import ConnectionsOptions
 
 NAME = "connections"
 

@@ -9,8 +9,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.aws import aws_client, aws_error
 from checks.base import MetricSpec, Observation, Status
-from exporter.durations import format_duration
-from exporter.schema import AwsConfig, ElastiCacheConfig
+from core.config.aws import AwsConfig
+from core.config.redis import ElastiCacheConfig
+from core.durations import format_duration
 
 NAME = "elasticache"
 

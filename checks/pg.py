@@ -11,9 +11,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.rows import dict_row
 
-from exporter.errors import CheckError
-from exporter.redact import redact
-from exporter.schema import PostgresConfig
+from core.config.postgres import PostgresConfig
+from core.errors import CheckError
+from core.redact import redact
 
 APPLICATION_NAME = "drwatch"
 

@@ -14,8 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.aws import aws_client, aws_error
 from checks.base import MetricSpec, Observation, Status
-from exporter.durations import format_duration
-from exporter.schema import AwsConfig, ObjectiveSpec, RdsConfig
+from core.config.aws import AwsConfig, RdsConfig
+from core.config.schema import ObjectiveSpec
+from core.durations import format_duration
 
 NAME = "rds"
 

@@ -12,8 +12,9 @@ import time
 
 from checks.base import MetricSpec, Observation, Status
 from checks.redisconn import config_get, connection, info
-from exporter.durations import format_duration
-from exporter.schema import ObjectiveSpec, RedisConfig
+from core.config.redis import RedisConfig
+from core.config.schema import ObjectiveSpec
+from core.durations import format_duration
 
 NAME = "redis_persistence"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from checks.base import MetricSpec, Observation, Status
 from checks.redisconn import connection, info
-from exporter.durations import format_duration
-from exporter.schema import RedisConfig
+from core.config.redis import RedisConfig
+from core.durations import format_duration
 
 NAME = "redis_replication"
 

@@ -9,8 +9,9 @@ from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store
 from checks.verdicts import VerdictCache
 from checks.verify_dump import VerificationBusy, verify_rdb
-from exporter.durations import format_duration
-from exporter.schema import ObjectiveSpec, RedisConfig
+from core.config.redis import RedisConfig
+from core.config.schema import ObjectiveSpec
+from core.durations import format_duration
 
 NAME = "redis_snapshots"
 

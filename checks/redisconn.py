@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from redis import exceptions as rexc
 
-from exporter.errors import CheckError
-from exporter.redact import redact
-from exporter.schema import RedisConfig
+from core.config.redis import RedisConfig
+from core.errors import CheckError
+from core.redact import redact
 
 
 def redis_error(exc: Exception, what: str) -> CheckError:

@@ -12,8 +12,9 @@ from checks.backups import is_backup
 from checks.base import MetricSpec, Observation, Status
 from checks.stores import Store, StoredObject
 from checks.verdicts import VerdictCache
-from exporter.durations import format_duration
-from exporter.schema import BackupsConfig, ObjectiveSpec
+from core.config.schema import ObjectiveSpec
+from core.config.stores import BackupsConfig
+from core.durations import format_duration
 
 NAME = "replica_copy"
 

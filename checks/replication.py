@@ -8,8 +8,9 @@ import psycopg
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_all, fetch_one
-from exporter.durations import format_duration
-from exporter.schema import ObjectiveSpec, ReplicationOptions
+from core.config.postgres import ReplicationOptions
+from core.config.schema import ObjectiveSpec
+from core.durations import format_duration
 
 NAME = "replication"
 

@@ -20,8 +20,8 @@ from botocore.exceptions import (
 )
 
 from checks.aws import aws_client, aws_error
-from exporter.errors import CheckError
-from exporter.schema import AwsConfig
+from core.config.aws import AwsConfig
+from core.errors import CheckError
 
 CHUNK = 1024 * 1024
 

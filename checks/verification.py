@@ -17,9 +17,7 @@ from psycopg import sql
 
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_all, query_error
-from exporter.durations import format_duration
-from exporter.errors import CheckError
-from exporter.schema import (
+from core.config.postgres import (
     CustomQuery,
     DailyCounts,
     Freshness,
@@ -28,6 +26,8 @@ from exporter.schema import (
     Orphans,
     VerificationOptions,
 )
+from core.durations import format_duration
+from core.errors import CheckError
 
 NAME = "verification"
 OTHER_GROUP = "other"

@@ -18,9 +18,10 @@ from checks.base import MetricSpec, Observation, Status
 from checks.pg import fetch_one, session
 from checks.stores import Store, StoredObject
 from checks.walnames import WalName, parse_wal_name
-from exporter.durations import format_duration
-from exporter.errors import CheckError
-from exporter.schema import BackupsConfig, PostgresConfig
+from core.config.postgres import PostgresConfig
+from core.config.stores import BackupsConfig
+from core.durations import format_duration
+from core.errors import CheckError
 
 NAME = "wal_archive"
 # What archive tools append to WAL file names when they compress.

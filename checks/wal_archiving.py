@@ -19,8 +19,9 @@ import psycopg
 from checks.base import MetricSpec, Observation, Status
 from checks.pg import Row, fetch_one, query_error, timestamp
 from checks.walnames import archived_end_lsn, parse_wal_name
-from exporter.durations import format_duration
-from exporter.schema import ObjectiveSpec, WalArchivingOptions
+from core.config.postgres import WalArchivingOptions
+from core.config.schema import ObjectiveSpec
+from core.durations import format_duration
 
 NAME = "wal_archiving"
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from checks.base import Status
+from core.config.loading import LoadedConfig, load_config
+from core.errors import ConfigError
+from core.redact import redact
 from exporter import __version__
-from exporter.config import LoadedConfig, load_config
-from exporter.errors import ConfigError
 from exporter.jobs import build_jobs
-from exporter.redact import redact
 
 DEFAULT_LISTEN_ADDRESS = ":9839"
 

@@ -11,11 +11,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
+from core.config.schema import Config
 from exporter import __version__
 from exporter.exposures import combine, last_measured
 from exporter.results import CheckResult, JobKey, ResultStore, Snapshot
 from exporter.runner import Job
-from exporter.schema import Config
 
 JOB_LABELS = ("target", "check")
 

@@ -16,12 +16,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
+from core.config.loading import LoadedConfig, load_config
+from core.errors import ConfigError
+from core.redact import redact
 from exporter.collector import Current, DrwatchCollector, ReloadState
-from exporter.config import LoadedConfig, load_config
-from exporter.errors import ConfigError
 from exporter.http import HttpServer, make_app
 from exporter.jobs import Instances, build_jobs
-from exporter.redact import redact
 from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation_metrics import RemediationCollector
 from exporter.remediation_webhook import WEBHOOK_PATH, webhook_app

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from core.config.schema import SCENARIOS, Scenario
 from exporter.results import CheckResult, JobKey, Snapshot
 from exporter.runner import Job
-from exporter.schema import SCENARIOS, Scenario
 
 Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> seconds
 

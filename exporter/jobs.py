@@ -24,8 +24,10 @@ from checks.verdicts import VerdictCache
 from checks.verification import VerificationCheck
 from checks.wal_archive import WalArchiveCheck
 from checks.wal_archiving import WalArchivingCheck
+from core.config.base import CheckOptions
+from core.config.postgres import PostgresConfig
+from core.config.schema import Config, Scenario, Target
 from exporter.runner import Job
-from exporter.schema import CheckOptions, Config, PostgresConfig, Scenario, Target
 
 
 class PgCheck(Protocol):

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from exporter.redact import redact
+from core.redact import redact
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and becomes a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from core.redact import redact
 from exporter.cli import load_or_report
-from exporter.redact import redact
 from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation_decision import Decision
 from exporter.report import columns, run_once

@@ -16,18 +16,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from checks.pg import session
-from exporter import remediation_redis
-from exporter.errors import CheckError
-from exporter.remediation_decision import Decision
-from exporter.remediation_pg import LeaderLock, carry_out, plan_terminations
-from exporter.results import CheckResult
-from exporter.schema import Config, Target
-from exporter.schema_remediation import (
+from core.config.remediation import (
     Action,
     RemediationConfig,
     TerminateIdleInTransactionOptions,
     TerminateIdleOptions,
 )
+from core.config.schema import Config, Target
+from core.errors import CheckError
+from exporter import remediation_redis
+from exporter.remediation_decision import Decision
+from exporter.remediation_pg import LeaderLock, carry_out, plan_terminations
+from exporter.results import CheckResult
 
 log = logging.getLogger("drwatch.remediation")
 

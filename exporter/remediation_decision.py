@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from exporter.schema_remediation import Action
+from core.config.remediation import Action
 
 Outcome = Literal["planned", "executed", "dry_run", "skipped", "failed"]
 OUTCOMES: tuple[Outcome, ...] = ("executed", "dry_run", "skipped", "failed")

@@ -8,9 +8,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
+from core.config.schema import Config
 from exporter.remediation import RemediationEngine, configured_actions
 from exporter.remediation_decision import OUTCOMES
-from exporter.schema import Config
 
 METRICS = (
     MetricSpec(

@@ -17,14 +17,14 @@ from dataclasses import dataclass, replace
 import psycopg
 
 from checks.pg import APPLICATION_NAME, Row, connect, fetch_all, fetch_one, query_error
-from exporter.errors import CheckError
-from exporter.remediation_decision import Decision, Session
-from exporter.schema import PostgresConfig
-from exporter.schema_remediation import (
+from core.config.postgres import PostgresConfig
+from core.config.remediation import (
     Action,
     TerminateIdleInTransactionOptions,
     TerminateIdleOptions,
 )
+from core.errors import CheckError
+from exporter.remediation_decision import Decision, Session
 
 IDLE = ("idle",)
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")

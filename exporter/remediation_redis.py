@@ -7,8 +7,8 @@ from typing import Literal
 from redis import exceptions as rexc
 
 from checks.redisconn import connection, info, redis_error
-from exporter.errors import CheckError
-from exporter.schema import RedisConfig
+from core.config.redis import RedisConfig
+from core.errors import CheckError
 
 BgsaveOutcome = Literal["executed", "dry_run", "skipped", "failed"]
 

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core.config.remediation import Action
+from core.config.schema import Config
 from exporter.remediation import RemediationEngine, configured_actions
-from exporter.schema import Config
-from exporter.schema_remediation import Action
 
 log = logging.getLogger("drwatch.remediation")
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from checks.base import Status, worst
-from exporter.config import LoadedConfig
+from core.config.loading import LoadedConfig
 from exporter.exposures import combine
 from exporter.jobs import build_jobs
 from exporter.results import CheckResult

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from checks.base import Sample, Status, Value
-from exporter.errors import CheckError
+from core.errors import CheckError
 
 JobKey = tuple[str, str]  # (target, check)
 

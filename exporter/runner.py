@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from checks.base import MetricSpec, Observation, Status
-from exporter.errors import CheckError, CheckTimeout
-from exporter.redact import redact
+from core.config.schema import Scenario
+from core.errors import CheckError, CheckTimeout
+from core.redact import redact
 from exporter.results import CheckResult, JobKey
-from exporter.schema import Scenario
 
 log = logging.getLogger("drwatch.runner")
 

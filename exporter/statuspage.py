@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 from checks.base import worst
+from core.durations import format_duration
 from exporter import __version__
 from exporter.collector import Current
-from exporter.durations import format_duration
 from exporter.exposures import combine
 from exporter.report import json_number
 from exporter.results import Snapshot

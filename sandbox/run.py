@@ -11,8 +11,8 @@ import socket
 import threading
 from pathlib import Path
 
+from core.config.loading import load_config
 from exporter.cli import DEFAULT_LISTEN_ADDRESS
-from exporter.config import load_config
 from exporter.daemon import Daemon
 from exporter.logs import setup_logging
 from sandbox import alerting

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import LoadedConfig, parse_config
+from core.config.loading import LoadedConfig, parse_config
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from checks.base import Observation
-from exporter.config import LoadedConfig
+from core.config.loading import LoadedConfig
 from exporter.jobs import build_jobs
 from exporter.results import CheckResult
 from exporter.runner import DeadlineRunner, Job

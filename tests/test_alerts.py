@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from core.config.schema import SCENARIOS
 from exporter.metricsdoc import all_metrics
-from exporter.schema import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import load_config, parse_config
-from exporter.durations import format_duration, parse_duration
-from exporter.errors import ConfigError
+from core.config.loading import load_config, parse_config
+from core.durations import format_duration, parse_duration
+from core.errors import ConfigError
 from tests.helpers import drwatch
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-from exporter.config import LoadedConfig, load_config
+from core.config.loading import LoadedConfig, load_config
 from exporter.remediation import RemediationEngine
 from exporter.remediation_decision import Decision
 from exporter.remediation_metrics import RemediationCollector

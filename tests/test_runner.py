@@ -6,7 +6,7 @@ import threading
 import time
 
 from checks.base import Observation, Status
-from exporter.errors import CheckError
+from core.errors import CheckError
 from exporter.results import ResultStore
 from exporter.runner import DeadlineRunner, Job
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from exporter.config import parse_config
-from exporter.errors import ConfigError
+from core.config.loading import parse_config
+from core.errors import ConfigError
 
 DSN = "postgresql://drwatch@127.0.0.1:5999/app"
 

@@ -1,7 +1,7 @@
 """Loading the config: YAML, `${VAR}` interpolation, `*_file` secrets, every problem at once.
 
 Every problem is reported with its YAML path (`targets[0].postgres.dsn: ...`). The schema itself
-is in `exporter.schema`.
+is in `core.config.schema`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
 
-from exporter.errors import ConfigError
-from exporter.schema import Config
+from core.config.schema import Config
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from exporter.durations import Duration
+from core.config.base import Strict
+from core.durations import Duration
 
 # The advisory-lock key every drwatch agrees on (b"drwatch" as a number); only the instance
 # holding it on a target's PostgreSQL acts on that target.
@@ -20,11 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 Action = Literal["terminate_idle_connections", "terminate_idle_in_transaction", "redis_bgsave"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _SessionFilters(_Strict):
+class _SessionFilters(Strict):
     users: list[str] = []  # allowlist of role names; empty: any
     exclude_users: list[str] = []
     applications: list[str] = []  # allowlist of application_name; empty: any
@@ -59,18 +56,18 @@ class TerminateIdleInTransactionOptions(_SessionFilters):
     cooldown: Duration = 300.0
 
 
-class RedisBgsaveOptions(_Strict):
+class RedisBgsaveOptions(Strict):
     enabled: bool = True
     cooldown: Duration = 1800.0
 
 
-class RemediationActions(_Strict):
+class RemediationActions(Strict):
     terminate_idle_connections: TerminateIdleOptions | None = None
     terminate_idle_in_transaction: TerminateIdleInTransactionOptions | None = None
     redis_bgsave: RedisBgsaveOptions | None = None
 
 
-class RemediationOverride(_Strict):
+class RemediationOverride(Strict):
     """What a target's own `remediation:` may set."""
 
     enabled: bool = False
@@ -82,7 +79,7 @@ class RemediationOverride(_Strict):
     actions: RemediationActions = RemediationActions()
 
 
-class WebhookConfig(_Strict):
+class WebhookConfig(Strict):
     """Alertmanager's webhook as a trigger: POST /webhook/alertmanager maps alert names to
     actions; the alert replaces the action's own trigger, every other rule still applies."""
 

@@ -1,0 +1,113 @@
+"""The config schema: what users may write, validated up front (`extra="forbid"`, units on
+every duration). Each section has its module beside this one; loading, interpolation and error
+reporting are in `core.config.loading`."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from core.config.aws import AwsConfig, RdsConfig
+from core.config.base import Strict
+from core.config.postgres import PostgresConfig
+from core.config.redis import RedisConfig
+from core.config.remediation import RemediationConfig, RemediationOverride, merge_remediation
+from core.config.stores import BackupsConfig
+from core.durations import Duration
+
+Scenario = Literal["primary_failover", "pitr", "full_restore", "cross_region", "redis"]
+SCENARIOS: tuple[Scenario, ...] = (
+    "primary_failover",
+    "pitr",
+    "full_restore",
+    "cross_region",
+    "redis",
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+class ObjectiveSpec(Strict):
+    rto: Duration | None = None
+    rpo: Duration | None = None
+
+
+# The runbook's "Recovery Time Objectives" table; Redis: hourly snapshots.
+DEFAULT_OBJECTIVES: dict[Scenario, ObjectiveSpec] = {
+    "primary_failover": ObjectiveSpec.model_construct(rto=300.0, rpo=0.0),
+    "pitr": ObjectiveSpec.model_construct(rto=1800.0, rpo=300.0),
+    "full_restore": ObjectiveSpec.model_construct(rto=7200.0, rpo=3600.0),
+    "cross_region": ObjectiveSpec.model_construct(rto=14400.0, rpo=3600.0),
+    "redis": ObjectiveSpec.model_construct(rto=None, rpo=3600.0),
+}
+
+
+class Target(Strict):
+    name: str
+    objectives: dict[Scenario, ObjectiveSpec] = {}
+    postgres: PostgresConfig | None = None
+    backups: BackupsConfig | None = None
+    rds: RdsConfig | None = None
+    redis: RedisConfig | None = None
+    remediation: RemediationOverride | None = None  # overrides the global section key by key
+
+    @field_validator("name")
+    @classmethod
+    def _label_safe(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r}: use letters, digits and _ . : - (it becomes a label value)")
+        return v
+
+
+class Config(Strict):
+    objectives: dict[Scenario, ObjectiveSpec] = {}
+    targets: list[Target] = Field(min_length=1)
+    aws: AwsConfig = AwsConfig()
+    # Integrity verdicts survive restarts here (each backup is verified once).
+    state_dir: str = "/var/lib/drwatch"
+    remediation: RemediationConfig = RemediationConfig()
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, v: list[Target]) -> list[Target]:
+        seen: set[str] = set()
+        for t in v:
+            if t.name in seen:
+                raise ValueError(f"target name {t.name!r} repeats")
+            seen.add(t.name)
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _custom_metrics_agree(cls, v: list[Target]) -> list[Target]:
+        # One metric name is one family on /metrics: every target must declare it alike.
+        shapes: dict[str, tuple[str, tuple[str, ...], str]] = {}
+        for t in v:
+            for q in t.postgres.verification.custom if t.postgres else []:
+                shape = (q.type, tuple(q.labels), q.help)
+                if shapes.setdefault(q.name, shape) != shape:
+                    raise ValueError(
+                        f"custom metric {q.name!r} is declared with a different type, labels or "
+                        "help in another target"
+                    )
+        return v
+
+    def objective(self, target: Target, scenario: Scenario) -> ObjectiveSpec:
+        """The objective in force: per-target over global over the runbook's defaults."""
+        merged = DEFAULT_OBJECTIVES[scenario].model_dump()
+        for layer in (self.objectives, target.objectives):
+            if scenario in layer:
+                merged.update(layer[scenario].model_dump(exclude_unset=True))
+        return ObjectiveSpec.model_construct(**merged)
+
+    def remediation_for(self, target: Target) -> RemediationConfig:
+        if target.remediation is None:
+            return self.remediation
+        return merge_remediation(self.remediation, target.remediation)
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)

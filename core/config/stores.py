@@ -1,0 +1,49 @@
+"""The `backups:` section: the dump store, the WAL store and the cross-region copy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from core.config.base import Strict
+from core.durations import Duration
+
+
+def _store_url(v: str | None) -> str | None:
+    if v is None or v == "":
+        return v
+    parsed = urlparse(v)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return v
+    if parsed.scheme == "file" and parsed.path.startswith("/") and not parsed.netloc:
+        return v
+    raise ValueError("expected s3://bucket/prefix/ or file:///absolute/path/")
+
+
+StoreUrl = Annotated[str, BeforeValidator(_store_url)]
+
+
+class BackupsConfig(Strict):
+    store: StoreUrl  # where the dumps are
+    wal_store: StoreUrl | None = None  # where archive_command puts WAL
+    replica_store: StoreUrl | None = None  # the cross-region copy of `store`
+    patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
+    retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
+    verify: Literal["full", "toc", "none"] = "full"
+    # The newest dump is suspect when smaller than this share of the median of recent ones.
+    size_anomaly_ratio: float = Field(0.5, gt=0, lt=1)
+    size_anomaly_window: int = Field(7, ge=2, le=100)
+    wal_segment_size: int | None = Field(None, ge=1024 * 1024)  # else asked of PostgreSQL
+    interval: Duration = 300.0
+    timeout: Duration = 1800.0  # a full read of a big dump takes a while
+    listing_timeout: Duration = 120.0  # wal_archive and replica_copy only list stores
+
+    @field_validator("wal_segment_size")
+    @classmethod
+    def _power_of_two(cls, v: int | None) -> int | None:
+        if v is not None and v & (v - 1):
+            raise ValueError("wal_segment_size must be a power of two (bytes)")
+        return v
+
