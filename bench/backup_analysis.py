@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from checks.backups import BackupsCheck
-from checks.stores import FileStore, StoredObject, open_store
-from checks.verdicts import VerdictCache
-from checks.verify_dump import verify_dump
+from checks.support.stores import FileStore, StoredObject, open_store
+from checks.support.verdicts import VerdictCache
+from checks.support.verify import verify_dump
 from checks.wal_archive import analyse, segment_name
 from core.config.aws import AwsConfig
 from core.config.schema import ObjectiveSpec

@@ -6,15 +6,14 @@ exposure counts from the newest backup that passed a full read, not the newest f
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import statistics
 import time
 
 from checks.base import MetricSpec, Observation, Status
-from checks.stores import Store, StoredObject
-from checks.verdicts import VerdictCache
-from checks.verify_dump import Verdict, VerificationBusy, verify_dump
+from checks.support.stores import Store, StoredObject, listed_backups
+from checks.support.verdicts import VerdictCache
+from checks.support.verify import Verdict, VerificationBusy, verify_dump
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
@@ -91,17 +90,6 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"  # pragma: no cover
-
-
-def is_backup(key: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
-
-
-def listed_backups(store: Store, patterns: list[str]) -> list[StoredObject]:
-    """The store's keys matching `patterns`, oldest first."""
-    return sorted(
-        (o for o in store.list() if is_backup(o.key, patterns)), key=lambda o: (o.modified, o.key)
-    )
 
 
 class BackupsCheck:

@@ -11,7 +11,7 @@ import re
 import psycopg
 
 from checks.base import MetricSpec, Observation, Status
-from checks.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
+from checks.support.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
 from core.config.postgres import ConnectionsOptions
 
 NAME = "connections"

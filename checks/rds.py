@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.aws import aws_client, aws_error
 from checks.base import MetricSpec, Observation, Status
+from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from checks.base import MetricSpec, Observation, Status
-from checks.redisconn import config_get, connection, info
+from checks.support.redisconn import config_get, connection, info
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checks.base import MetricSpec, Observation, Status
-from checks.redisconn import connection, info
+from checks.support.redisconn import connection, info
 from core.config.redis import RedisConfig
 from core.durations import format_duration
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
-from checks.backups import listed_backups
 from checks.base import MetricSpec, Observation, Status
-from checks.stores import Store
-from checks.verdicts import VerdictCache
-from checks.verify_dump import VerificationBusy, verify_rdb
+from checks.support.stores import Store, listed_backups
+from checks.support.verdicts import VerdictCache
+from checks.support.verify import VerificationBusy, verify_rdb
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 
-from checks.backups import is_backup
 from checks.base import MetricSpec, Observation, Status
-from checks.stores import Store, StoredObject
-from checks.verdicts import VerdictCache
+from checks.support.stores import Store, StoredObject, is_backup
+from checks.support.verdicts import VerdictCache
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration

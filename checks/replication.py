@@ -7,7 +7,7 @@ import math
 import psycopg
 
 from checks.base import MetricSpec, Observation, Status
-from checks.pg import Row, fetch_all, fetch_one
+from checks.support.pg import Row, fetch_all, fetch_one
 from core.config.postgres import ReplicationOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from checks.base import MetricSpec, Observation, Status
-from checks.pg import Row, fetch_all, query_error
+from checks.support.pg import Row, fetch_all, query_error
 from core.config.postgres import (
     CustomQuery,
     DailyCounts,

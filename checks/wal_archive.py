@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 
 from checks.base import MetricSpec, Observation, Status
-from checks.pg import fetch_one, session
-from checks.stores import Store, StoredObject
-from checks.walnames import WalName, parse_wal_name
+from checks.support.pg import fetch_one, session
+from checks.support.stores import Store, StoredObject
+from checks.support.walnames import WalName, parse_wal_name
 from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import format_duration

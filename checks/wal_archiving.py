@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 
 from checks.base import MetricSpec, Observation, Status
-from checks.pg import Row, fetch_one, query_error, timestamp
-from checks.walnames import archived_end_lsn, parse_wal_name
+from checks.support.pg import Row, fetch_one, query_error, timestamp
+from checks.support.walnames import archived_end_lsn, parse_wal_name
 from core.config.postgres import WalArchivingOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -12,15 +12,15 @@ from checks.backups import BackupsCheck
 from checks.base import MetricSpec, Observation
 from checks.connections import ConnectionsCheck
 from checks.elasticache import ElastiCacheCheck
-from checks.pg import Row, session
 from checks.rds import RdsCheck
 from checks.redis_persistence import RedisPersistenceCheck
 from checks.redis_replication import RedisReplicationCheck
 from checks.redis_snapshots import RedisSnapshotsCheck
 from checks.replica_copy import ReplicaCopyCheck
 from checks.replication import ReplicationCheck
-from checks.stores import open_store
-from checks.verdicts import VerdictCache
+from checks.support.pg import Row, session
+from checks.support.stores import open_store
+from checks.support.verdicts import VerdictCache
 from checks.verification import VerificationCheck
 from checks.wal_archive import WalArchiveCheck
 from checks.wal_archiving import WalArchivingCheck

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from checks.pg import session
+from checks.support.pg import session
 from core.config.remediation import (
     Action,
     RemediationConfig,

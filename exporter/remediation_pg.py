@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
-from checks.pg import APPLICATION_NAME, Row, connect, fetch_all, fetch_one, query_error
+from checks.support.pg import APPLICATION_NAME, Row, connect, fetch_all, fetch_one, query_error
 from core.config.postgres import PostgresConfig
 from core.config.remediation import (
     Action,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from redis import exceptions as rexc
 
-from checks.redisconn import connection, info, redis_error
+from checks.support.redisconn import connection, info, redis_error
 from core.config.redis import RedisConfig
 from core.errors import CheckError
 

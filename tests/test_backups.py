@@ -16,8 +16,8 @@ import pytest
 from freezegun import freeze_time
 
 from checks.base import Status
-from checks.stores import FileStore
-from checks.verify_dump import VerificationBusy, pg_restore_binary, verify_dump
+from checks.support.stores import FileStore
+from checks.support.verify import VerificationBusy, pg_restore_binary, verify_dump
 from sandbox.pgcluster import PgCluster
 from tests.conftest import AWS, make_config, s3_client
 from tests.helpers import CheckHarness, sample

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from checks.base import Status
-from checks.stores import StoredObject
+from checks.support.stores import StoredObject
 from checks.wal_archive import analyse, segment_name
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.conftest import make_config, write_config

@@ -9,8 +9,8 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from checks.stores import StoredObject
-from checks.verify_dump import Verdict
+from checks.support.stores import StoredObject
+from checks.support.verify import Verdict
 
 log = logging.getLogger("drwatch.verdicts")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from checks.stores import Store
+from checks.support.stores import Store
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
 _ONE_AT_A_TIME = threading.Lock()

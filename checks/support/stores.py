@@ -7,6 +7,7 @@ CheckErrors that name the store, never a credential.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from checks.aws import aws_client, aws_error
+from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig
 from core.errors import CheckError
 
@@ -139,6 +140,17 @@ class S3Store:
             obj["LastModified"].timestamp(),
             obj.get("ETag", "").strip('"') or None,
         )
+
+
+def is_backup(key: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def listed_backups(store: Store, patterns: list[str]) -> list[StoredObject]:
+    """The store's keys matching `patterns`, oldest first."""
+    return sorted(
+        (o for o in store.list() if is_backup(o.key, patterns)), key=lambda o: (o.modified, o.key)
+    )
 
 
 def open_store(url: str, aws: AwsConfig) -> Store:
