@@ -29,10 +29,10 @@ test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest
 
 docs: $(STAMP)
-	$(VENV)/bin/python -m exporter.metricsdoc > docs/metrics.md
+	$(VENV)/bin/python -m docs.metricsdoc > docs/metrics.md
 
 rules: $(STAMP)
-	$(VENV)/bin/python -m exporter.prometheusrule > alerts/kubernetes/prometheusrule.yaml
+	$(VENV)/bin/python -m alerts.prometheusrule > alerts/kubernetes/prometheusrule.yaml
 
 dashboards: $(STAMP)
 	$(VENV)/bin/python -m dashboards.build

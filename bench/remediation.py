@@ -23,8 +23,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config.loading import parse_config
-from exporter.remediation import RemediationEngine
-from exporter.remediation_pg import LeaderLock
+from exporter.remediation.engine import RemediationEngine
+from exporter.remediation.postgres import LeaderLock
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.helpers import CheckHarness
 

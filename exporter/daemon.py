@@ -6,45 +6,27 @@ import logging
 import signal
 import threading
 import time
-from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from core.config.loading import LoadedConfig, load_config
 from core.errors import ConfigError
 from core.redact import redact
-from exporter.collector import Current, DrwatchCollector, ReloadState
-from exporter.http import HttpServer, make_app
-from exporter.jobs import Instances, build_jobs
-from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
-from exporter.remediation_metrics import RemediationCollector
-from exporter.remediation_webhook import WEBHOOK_PATH, webhook_app
-from exporter.results import ResultStore
-from exporter.runner import DeadlineRunner, Job
+from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
+from exporter.remediation.metrics import RemediationCollector
+from exporter.remediation.webhook import WEBHOOK_PATH, webhook_app
+from exporter.runtime.current import Current, ReloadState, sections
+from exporter.runtime.jobs import Instances, build_jobs
+from exporter.runtime.results import ResultStore
+from exporter.runtime.runner import DeadlineRunner, Job
+from exporter.runtime.scheduler import Scheduler
+from exporter.web.app import make_app
+from exporter.web.metrics import DrwatchCollector
+from exporter.web.server import HttpServer
 
 log = logging.getLogger("drwatch.daemon")
-
-
-def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:
-    out = [
-        (t.name, section, True)
-        for t in loaded.config.targets
-        for section, body in (
-            ("postgres", t.postgres),
-            ("backups", t.backups),
-            ("rds", t.rds),
-            ("redis", t.redis),
-        )
-        if body is not None
-    ]
-    out += [(off.target, off.section, False) for off in loaded.off]
-    return tuple(out)
 
 
 class Daemon:
@@ -57,7 +39,7 @@ class Daemon:
         self.remediation = RemediationEngine()
         self._current = self._apply(loaded)
         self._reload = ReloadState(True, time.time())
-        self._scheduler: BackgroundScheduler | None = None
+        self.scheduler = Scheduler(self._run_job)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
@@ -91,50 +73,15 @@ class Daemon:
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)
         self.store.put(result)
-        self._run_followers(job)
         if job.check in REMEDIATION_INPUTS:
             config = self._current.config
             target = next((t for t in config.targets if t.name == job.target), None)
             if target is not None:
                 self.remediation.run_in_background(config, target, {job.check: result})
 
-    def _run_followers(self, job: Job) -> None:
-        """Runs now the checks that read what `job` just recorded."""
-        scheduler = self._scheduler
-        for follower in self._current.jobs:
-            if follower.target == job.target and follower.after == job.check and scheduler:
-                with suppress(JobLookupError):  # a reload replaced the scheduler meanwhile
-                    scheduler.modify_job(
-                        f"{follower.target}/{follower.check}", next_run_time=datetime.now(UTC)
-                    )
-
-    def _schedule(self, jobs: tuple[Job, ...]) -> None:
-        # A waiting thread per job: one stuck target never delays another's schedule.
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(jobs)))},
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-        now = datetime.now(UTC)
-        for job in jobs:
-            scheduler.add_job(
-                self._run_job,
-                "interval",
-                args=(job,),
-                seconds=job.interval,
-                next_run_time=now,
-                id=f"{job.target}/{job.check}",
-                max_instances=1,
-                coalesce=True,
-            )
-        old, self._scheduler = self._scheduler, scheduler
-        if old is not None:
-            old.shutdown(wait=False)  # its running checks finish; the store refuses stale keys
-        scheduler.start()
-
     def start(self) -> None:
         self.http.start()
-        self._schedule(self._current.jobs)
+        self.scheduler.schedule(self._current.jobs)
         log.info(
             "drwatch started",
             extra={"listen_port": self.http.port, "checks": len(self._current.jobs)},
@@ -152,14 +99,13 @@ class Daemon:
             return False
         with self._lock:
             self._current = self._apply(loaded)
-            self._schedule(self._current.jobs)
+            self.scheduler.schedule(self._current.jobs)
         self._reload = ReloadState(True, time.time())
         log.info("config reloaded", extra={"checks": len(self._current.jobs)})
         return True
 
     def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+        self.scheduler.shutdown()
         self.http.stop()
         self.remediation.close()
         log.info("drwatch stopped")

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from core.config.loading import load_config
-from exporter.cli import DEFAULT_LISTEN_ADDRESS
+from exporter.cli.main import DEFAULT_LISTEN_ADDRESS
 from exporter.daemon import Daemon
 from exporter.logs import setup_logging
 from sandbox import alerting

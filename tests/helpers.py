@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from checks.base import Observation
 from core.config.loading import LoadedConfig
-from exporter.jobs import build_jobs
-from exporter.results import CheckResult
-from exporter.runner import DeadlineRunner, Job
+from exporter.runtime.jobs import build_jobs
+from exporter.runtime.results import CheckResult
+from exporter.runtime.runner import DeadlineRunner, Job
 
 
 class CheckHarness:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from core.config.schema import SCENARIOS
-from exporter.metricsdoc import all_metrics
+from docs.metricsdoc import all_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
@@ -96,7 +96,7 @@ def test_alertmanager_example_is_valid() -> None:
 
 
 def test_prometheusrule_manifest_is_generated_from_the_rule_files() -> None:
-    from exporter.prometheusrule import render, rule_files
+    from alerts.prometheusrule import render, rule_files
 
     committed = (ALERTS / "kubernetes" / "prometheusrule.yaml").read_text()
     assert committed == render(rule_files()), "stale: run `make rules`"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dashboards.build import DASHBOARDS, OUT, render, text
-from exporter.metricsdoc import all_metrics
+from docs.metricsdoc import all_metrics
 from sandbox import alerting
 from sandbox.estate import Estate
 from sandbox.pgcluster import wait_until

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from checks.base import Observation, Status
-from exporter.exposures import combine
-from exporter.results import CheckResult
-from exporter.runner import Job
+from exporter.runtime.exposures import combine
+from exporter.runtime.results import CheckResult
+from exporter.runtime.runner import Job
 
 
 def _job(check: str, scenarios: tuple[str, ...]) -> Job:
@@ -40,8 +40,8 @@ def test_two_measuring_checks_take_the_larger() -> None:
 
 
 def test_last_measured_is_the_oldest_measuring_check_or_the_start() -> None:
-    from exporter.exposures import last_measured
-    from exporter.results import Snapshot
+    from exporter.runtime.exposures import last_measured
+    from exporter.runtime.results import Snapshot
 
     jobs = [_job("wal_archiving", ("pitr",)), _job("rds", ("pitr", "primary_failover"))]
     snap = Snapshot(

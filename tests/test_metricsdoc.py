@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter.metricsdoc import all_metrics, render
+from docs.metricsdoc import all_metrics, render
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,11 +23,11 @@ import yaml
 from psycopg.rows import dict_row
 
 from core.config.loading import LoadedConfig, load_config
-from exporter.remediation import RemediationEngine
-from exporter.remediation_decision import Decision
-from exporter.remediation_metrics import RemediationCollector
-from exporter.remediation_pg import carry_out, plan_terminations
-from exporter.results import CheckResult
+from exporter.remediation.decision import Decision
+from exporter.remediation.engine import RemediationEngine
+from exporter.remediation.metrics import RemediationCollector
+from exporter.remediation.postgres import carry_out, plan_terminations
+from exporter.runtime.results import CheckResult
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, wait_until
 from tests.daemon import DaemonProcess
 from tests.helpers import CheckHarness, drwatch

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from exporter.remediation import RemediationEngine
-from exporter.results import CheckResult
+from exporter.remediation.engine import RemediationEngine
+from exporter.runtime.results import CheckResult
 from sandbox.pgcluster import wait_until
 from sandbox.redisserver import RedisServer
 from tests.conftest import make_config

@@ -7,8 +7,8 @@ import time
 
 from checks.base import Observation, Status
 from core.errors import CheckError
-from exporter.results import ResultStore
-from exporter.runner import DeadlineRunner, Job
+from exporter.runtime.results import ResultStore
+from exporter.runtime.runner import DeadlineRunner, Job
 
 
 def _job(collect, timeout: float = 0.3) -> Job:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.statuspage import render
+from exporter.web.statuspage import render
 from sandbox.pgcluster import PgCluster, free_port, wait_until
 from tests.conftest import write_config
 from tests.daemon import DaemonProcess

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from core.redact import redact
-from exporter.cli import load_or_report
-from exporter.remediation import REMEDIATION_INPUTS, RemediationEngine
-from exporter.remediation_decision import Decision
-from exporter.report import columns, run_once
+from exporter.cli.load import load_or_report
+from exporter.cli.table import columns
+from exporter.remediation.decision import Decision
+from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
+from exporter.runtime.oneshot import run_once
 
 _HEADER = ("TARGET", "ACTION", "OUTCOME", "PID", "USER", "APPLICATION", "CLIENT", "IDLE", "REASON")
 

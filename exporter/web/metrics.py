@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 import platform
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
-from core.config.schema import Config
 from exporter import __version__
-from exporter.exposures import combine, last_measured
-from exporter.results import CheckResult, JobKey, ResultStore, Snapshot
-from exporter.runner import Job
+from exporter.runtime.current import Current, ReloadState
+from exporter.runtime.exposures import combine, last_measured
+from exporter.runtime.results import CheckResult, JobKey, ResultStore, Snapshot
+from exporter.runtime.runner import Job
 
 JOB_LABELS = ("target", "check")
 
@@ -94,21 +93,6 @@ SELF_METRICS = (
         ("version", "python_version"),
     ),
 )
-
-
-@dataclass(frozen=True)
-class ReloadState:
-    successful: bool
-    last_success: float
-
-
-@dataclass(frozen=True)
-class Current:
-    """What the collector reads: swapped whole on reload."""
-
-    config: Config
-    jobs: tuple[Job, ...]
-    sections: tuple[tuple[str, str, bool], ...]  # (target, section, enabled)
 
 
 def _family(spec: MetricSpec, labels: tuple[str, ...]) -> GaugeMetricFamily | CounterMetricFamily:

@@ -16,7 +16,8 @@ from typing import Any
 
 from core.config.remediation import Action
 from core.config.schema import Config
-from exporter.remediation import RemediationEngine, configured_actions
+from exporter.remediation.engine import RemediationEngine
+from exporter.remediation.triggers import configured_actions
 
 log = logging.getLogger("drwatch.remediation")
 

@@ -6,11 +6,10 @@ import argparse
 import sys
 
 from checks.base import Status
-from core.config.loading import LoadedConfig, load_config
-from core.errors import ConfigError
 from core.redact import redact
 from exporter import __version__
-from exporter.jobs import build_jobs
+from exporter.cli.load import load_or_report
+from exporter.runtime.jobs import build_jobs
 
 DEFAULT_LISTEN_ADDRESS = ":9839"
 
@@ -63,17 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_or_report(path: str) -> LoadedConfig | None:
-    """The config, or None after printing every problem in it to stderr."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"{path}: invalid configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {redact(problem)}", file=sys.stderr)
-        return None
-
-
 def _validate(path: str) -> int:
     loaded = load_or_report(path)
     if loaded is None:
@@ -88,8 +76,9 @@ def _validate(path: str) -> int:
 
 
 def _check(path: str, fmt: str, target: str | None) -> int:
+    from exporter.cli.check import as_json, as_table, overall
     from exporter.logs import setup_logging
-    from exporter.report import as_json, as_table, overall, run_once
+    from exporter.runtime.oneshot import run_once
 
     setup_logging("error")
     loaded = load_or_report(path)
@@ -106,8 +95,8 @@ def _check(path: str, fmt: str, target: str | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from exporter.daemon import Daemon
-    from exporter.http import parse_listen_address
     from exporter.logs import setup_logging
+    from exporter.web.server import parse_listen_address
 
     setup_logging(args.log_level, args.log_format)
     try:
@@ -134,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(args.config, args.format, args.target)
     if args.command == "remediate":
-        from exporter.remediate_cli import remediate
+        from exporter.cli.remediate import remediate
 
         return remediate(args.config, args.target, args.execute)
     return _validate(args.file)

@@ -1,4 +1,4 @@
-"""Generates docs/metrics.md from the metric declarations: `python -m exporter.metricsdoc`."""
+"""Generates docs/metrics.md from the metric declarations: `python -m docs.metricsdoc`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from checks import (
     wal_archiving,
 )
 from checks.base import MetricSpec
-from exporter import remediation_metrics
-from exporter.collector import SELF_METRICS
+from exporter.remediation import metrics as remediation_metrics
+from exporter.web.metrics import SELF_METRICS
 
 SECTIONS: tuple[tuple[str, str, tuple[MetricSpec, ...]], ...] = (
     ("drwatch itself, objectives and exposures", "", SELF_METRICS),
@@ -46,7 +46,7 @@ def render() -> str:
     lines = [
         "# Metrics reference",
         "",
-        "Generated from the metric declarations by `make docs` (`python -m exporter.metricsdoc`);",
+        "Generated from the metric declarations by `make docs` (`python -m docs.metricsdoc`);",
         "a test fails when this file and the code disagree. Every metric about a monitored system",
         "also carries the `target` label. Counters are exposed with the `_total` suffix shown.",
         "Custom SQL metrics (`verification.custom`) are named `drwatch_custom_<name>` and carry",

@@ -9,11 +9,13 @@ measuring check is down it is unknown (None): an unmeasured objective is an unpr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
-from core.config.schema import SCENARIOS, Scenario
-from exporter.results import CheckResult, JobKey, Snapshot
-from exporter.runner import Job
+from core.config.schema import SCENARIOS, Config, Scenario
+from exporter.runtime.results import CheckResult, JobKey, Snapshot
+from exporter.runtime.runner import Job
 
 Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> seconds
 
@@ -60,3 +62,29 @@ def combine(jobs: Iterable[Job], results: dict[JobKey, CheckResult]) -> Exposure
                 continue
             out[key] = max(value, out[key] or 0.0)
     return {key: None if key in unknown else value for key, value in out.items()}
+
+
+def json_number(value: float | None) -> float | str | None:
+    # JSON has no infinity; "+Inf" is how Prometheus spells it.
+    if value is not None and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+def exposure_rows(
+    config: Config, jobs: Iterable[Job], results: dict[JobKey, CheckResult]
+) -> list[dict[str, Any]]:
+    """Each scenario's exposure against its objective, as `check --format json` and
+    /status.json show them."""
+    rows = []
+    for (target, scenario), exposure in combine(jobs, results).items():
+        objective = config.objective(config.target(target), scenario).rpo
+        rows.append(
+            {
+                "target": target,
+                "scenario": scenario,
+                "exposure_seconds": json_number(exposure),
+                "objective_seconds": objective,
+            }
+        )
+    return rows

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from checks.support.pg import session
 from core.config.remediation import (
@@ -24,35 +23,17 @@ from core.config.remediation import (
 )
 from core.config.schema import Config, Target
 from core.errors import CheckError
-from exporter import remediation_redis
-from exporter.remediation_decision import Decision
-from exporter.remediation_pg import LeaderLock, carry_out, plan_terminations
-from exporter.results import CheckResult
+from exporter.remediation import redis as remediation_redis
+from exporter.remediation.decision import Decision
+from exporter.remediation.killswitch import KillSwitch
+from exporter.remediation.postgres import LeaderLock, carry_out, plan_terminations
+from exporter.remediation.triggers import configured_actions, triggers_met
+from exporter.runtime.results import CheckResult
 
 log = logging.getLogger("drwatch.remediation")
 
 # The checks whose results remediation decides from.
 REMEDIATION_INPUTS = frozenset({"connections", "redis_persistence"})
-
-
-class KillSwitch:
-    """Engaged by SIGUSR1 (released by SIGUSR2) or while the configured file exists."""
-
-    def __init__(self) -> None:
-        self.engaged_by_signal = False
-
-    def engage(self) -> None:
-        self.engaged_by_signal = True
-
-    def release(self) -> None:
-        self.engaged_by_signal = False
-
-    def why(self, rc: RemediationConfig) -> str | None:
-        if self.engaged_by_signal:
-            return "kill switch engaged (SIGUSR1; SIGUSR2 releases it)"
-        if rc.kill_switch_path and Path(rc.kill_switch_path).exists():
-            return f"kill switch engaged ({rc.kill_switch_path} exists)"
-        return None
 
 
 class RemediationEngine:
@@ -95,7 +76,7 @@ class RemediationEngine:
         # Every pass (triggered or not) renews leadership, so a standby instance says so.
         if not preview and not self._lead(target, rc):
             return []
-        triggers = self._triggers(config, target, rc, results)
+        triggers = triggers_met(config, target, rc, results)
         for action, why in (requested or {}).items():
             if action in configured_actions(config, target):
                 triggers.setdefault(action, why)
@@ -166,45 +147,6 @@ class RemediationEngine:
         finally:
             with self._lock:
                 self._in_flight.discard(source)
-
-    @staticmethod
-    def _triggers(
-        config: Config, target: Target, rc: RemediationConfig, results: Mapping[str, CheckResult]
-    ) -> dict[Action, str]:
-        """The configured actions whose own condition the check results meet, and why."""
-        out: dict[Action, str] = {}
-        actions = rc.actions
-        configured = configured_actions(config, target)
-        connections = results.get("connections")
-        if connections is not None and connections.up:
-            idle = actions.terminate_idle_connections
-            ratio = connections.values.get("utilization_ratio")
-            if idle and "terminate_idle_connections" in configured:
-                threshold = idle.when_utilization_above
-                if idle.always:
-                    out["terminate_idle_connections"] = "always: true"
-                elif isinstance(ratio, float | int) and threshold and ratio >= threshold:
-                    out["terminate_idle_connections"] = (
-                        f"utilisation {ratio:.0%} reached {threshold:.0%}"
-                    )
-            iit = actions.terminate_idle_in_transaction
-            oldest = connections.values.get("oldest_idle_in_transaction_seconds")
-            if (
-                iit
-                and "terminate_idle_in_transaction" in configured
-                and isinstance(oldest, float | int)
-                and oldest > iit.idle_for
-            ):
-                out["terminate_idle_in_transaction"] = (
-                    f"a session idle in transaction for {oldest:.0f}s (over {iit.idle_for:g}s)"
-                )
-        persistence = results.get("redis_persistence")
-        if persistence is not None and "redis_bgsave" in configured:
-            rpo = config.objective(target, "redis").rpo
-            exposure = persistence.exposures.get("redis")
-            if rpo is not None and exposure is not None and exposure > rpo:
-                out["redis_bgsave"] = f"redis exposure {exposure:.0f}s over its objective {rpo:g}s"
-        return out
 
     def _act(
         self, target: Target, rc: RemediationConfig, action: Action, dry_run: bool
@@ -318,19 +260,3 @@ class RemediationEngine:
 
     def close(self) -> None:
         self.forget(set())
-
-
-def configured_actions(config: Config, target: Target) -> list[Action]:
-    """The actions configured, enabled and applicable to what the target has."""
-    actions = config.remediation_for(target).actions
-    out: list[Action] = []
-    if target.postgres is not None:
-        for name, opts in (
-            ("terminate_idle_connections", actions.terminate_idle_connections),
-            ("terminate_idle_in_transaction", actions.terminate_idle_in_transaction),
-        ):
-            if opts is not None and opts.enabled:
-                out.append(name)  # type: ignore[arg-type]
-    if target.redis is not None and actions.redis_bgsave and actions.redis_bgsave.enabled:
-        out.append("redis_bgsave")
-    return out

@@ -18,7 +18,7 @@ from checks.base import MetricSpec, Observation, Status
 from core.config.schema import Scenario
 from core.errors import CheckError, CheckTimeout
 from core.redact import redact
-from exporter.results import CheckResult, JobKey
+from exporter.runtime.results import CheckResult, JobKey
 
 log = logging.getLogger("drwatch.runner")
 

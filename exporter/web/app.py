@@ -1,40 +1,23 @@
-"""HTTP endpoints: /metrics, /-/healthy, /-/ready, the status page at / and /status.json, and
-the remediation webhook (exporter.remediation_webhook) when the daemon passes it."""
+"""The daemon's routes: /metrics, /-/healthy, /-/ready, the status page at / and /status.json,
+and whatever the daemon adds (the remediation webhook)."""
 
 from __future__ import annotations
 
 import json
-import socket
-import socketserver
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import make_wsgi_app
 
-from exporter.collector import Current
-from exporter.results import ResultStore
-from exporter.statuspage import render, status_document
+from exporter.runtime.current import Current
+from exporter.runtime.results import ResultStore
+from exporter.web.statuspage import render, status_document
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # access logs stay out of the daemon's structured log
 
 
 def make_app(
@@ -81,31 +64,3 @@ def make_app(
 def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:
     start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
     return [text.encode()]
-
-
-def parse_listen_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--web.listen-address {address!r}: expected [host]:port")
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an exporter listens on all by default
-
-
-class HttpServer:
-    def __init__(self, address: str, app: WsgiApp) -> None:
-        host, port = parse_listen_address(address)
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self.server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
-        )
-        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_port)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

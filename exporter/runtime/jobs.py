@@ -27,7 +27,7 @@ from checks.wal_archiving import WalArchivingCheck
 from core.config.base import CheckOptions
 from core.config.postgres import PostgresConfig
 from core.config.schema import Config, Scenario, Target
-from exporter.runner import Job
+from exporter.runtime.runner import Job
 
 
 class PgCheck(Protocol):

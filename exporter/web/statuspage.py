@@ -10,10 +10,9 @@ from typing import Any
 from checks.base import worst
 from core.durations import format_duration
 from exporter import __version__
-from exporter.collector import Current
-from exporter.exposures import combine
-from exporter.report import json_number
-from exporter.results import Snapshot
+from exporter.runtime.current import Current
+from exporter.runtime.exposures import exposure_rows
+from exporter.runtime.results import Snapshot
 
 RUNBOOK = "https://github.com/drwatch/drwatch/blob/main/docs/runbook.md"
 _COLOURS = {"OK": "#1a7f37", "WARNING": "#9a6700", "CRITICAL": "#cf222e", "UNKNOWN": "#6e7781"}
@@ -41,17 +40,11 @@ def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, A
                 "last_success_seconds_ago": now - last_success if last_success else None,
             }
         )
-    exposures = []
-    for (target, scenario), exposure in combine(current.jobs, snap.results).items():
-        objective = current.config.objective(current.config.target(target), scenario).rpo
-        exposures.append(
-            {
-                "target": target,
-                "scenario": scenario,
-                "exposure_seconds": json_number(exposure),
-                "objective_seconds": objective,
-                "breached": None if exposure is None or objective is None else exposure > objective,
-            }
+    exposures = exposure_rows(current.config, current.jobs, snap.results)
+    for row in exposures:
+        exposure, objective = row["exposure_seconds"], row["objective_seconds"]
+        row["breached"] = (
+            None if exposure is None or objective is None else float(exposure) > objective
         )
     results = list(snap.results.values())
     return {

@@ -24,7 +24,7 @@ from core.config.remediation import (
     TerminateIdleOptions,
 )
 from core.errors import CheckError
-from exporter.remediation_decision import Decision, Session
+from exporter.remediation.decision import Decision, Session
 
 IDLE = ("idle",)
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")

@@ -9,8 +9,9 @@ from prometheus_client.registry import Collector
 
 from checks.base import MetricSpec
 from core.config.schema import Config
-from exporter.remediation import RemediationEngine, configured_actions
-from exporter.remediation_decision import OUTCOMES
+from exporter.remediation.decision import OUTCOMES
+from exporter.remediation.engine import RemediationEngine
+from exporter.remediation.triggers import configured_actions
 
 METRICS = (
     MetricSpec(

@@ -1,0 +1,1 @@
+"""Build-time generators for the documentation (not part of the installed package)."""

@@ -1,0 +1,1 @@
+"""The `drwatch` command line: run, check, config validate, remediate."""

@@ -1,0 +1,27 @@
+"""Every configured check once, synchronously: what `drwatch check` and `drwatch remediate` run."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from core.config.loading import LoadedConfig
+from exporter.runtime.jobs import build_jobs
+from exporter.runtime.results import CheckResult
+from exporter.runtime.runner import DeadlineRunner, Job
+
+
+def run_once(
+    loaded: LoadedConfig, target: str | None = None, checks: frozenset[str] | None = None
+) -> tuple[list[Job], list[CheckResult]]:
+    jobs, _ = build_jobs(loaded.config)
+    if target is not None:
+        jobs = [j for j in jobs if j.target == target]
+    if checks is not None:
+        jobs = [j for j in jobs if j.check in checks]
+    runner = DeadlineRunner()
+    by_key = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+        # A check that reads what another records runs after it.
+        for batch in ([j for j in jobs if j.after is None], [j for j in jobs if j.after]):
+            by_key.update({r.key: r for r in pool.map(runner.run, batch)})
+    return jobs, [by_key[j.key] for j in jobs]

@@ -1,0 +1,62 @@
+"""Runs every job on its own interval (APScheduler), one at a time per job, and a job's followers
+(checks that read what it records) right after it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from exporter.runtime.runner import Job
+
+
+def _job_id(job: Job) -> str:
+    return f"{job.target}/{job.check}"
+
+
+class Scheduler:
+    def __init__(self, run: Callable[[Job], None]) -> None:
+        self._run = run
+        self._scheduler: BackgroundScheduler | None = None
+        self._jobs: tuple[Job, ...] = ()
+
+    def schedule(self, jobs: tuple[Job, ...]) -> None:
+        """Replaces the running schedule with `jobs`, each due now."""
+        # A waiting thread per job: one stuck target never delays another's schedule.
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(jobs)))},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        for job in jobs:
+            scheduler.add_job(
+                self._run_and_follow,
+                "interval",
+                args=(job,),
+                seconds=job.interval,
+                next_run_time=now,
+                id=_job_id(job),
+                max_instances=1,
+                coalesce=True,
+            )
+        old, self._scheduler, self._jobs = self._scheduler, scheduler, jobs
+        if old is not None:
+            old.shutdown(wait=False)  # its running checks finish; the store refuses stale keys
+        scheduler.start()
+
+    def _run_and_follow(self, job: Job) -> None:
+        self._run(job)
+        scheduler = self._scheduler
+        for follower in self._jobs:
+            if follower.target == job.target and follower.after == job.check and scheduler:
+                with suppress(JobLookupError):  # a reload replaced the scheduler meanwhile
+                    scheduler.modify_job(_job_id(follower), next_run_time=datetime.now(UTC))
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
