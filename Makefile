@@ -29,7 +29,7 @@ test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest
 
 docs: $(STAMP)
-	$(VENV)/bin/python -m docs.metricsdoc > docs/metrics.md
+	$(VENV)/bin/python -m docs.metricsdoc
 
 rules: $(STAMP)
 	$(VENV)/bin/python -m alerts.prometheusrule > alerts/kubernetes/prometheusrule.yaml

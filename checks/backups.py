@@ -10,77 +10,118 @@ import math
 import statistics
 import time
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.stores import Store, StoredObject, listed_backups
 from checks.support.verdicts import VerdictCache
-from checks.support.verify import Verdict, VerificationBusy, verify_dump
+from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "backups"
 
+BACKUPS = MetricSpec(
+    "drwatch_backups", "gauge", "Backups in the store (keys matching the configured patterns)."
+)
+
+BACKUPS_SIZE_BYTES = MetricSpec(
+    "drwatch_backups_size_bytes", "gauge", "Total size of the backups in the store."
+)
+
+BACKUPS_IN_RETENTION = MetricSpec(
+    "drwatch_backups_in_retention",
+    "gauge",
+    "Backups made inside the configured retention window.",
+)
+
+BACKUP_RETENTION_SECONDS = MetricSpec(
+    "drwatch_backup_retention_seconds", "gauge", "The configured retention window."
+)
+
+BACKUP_NEWEST_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_backup_newest_timestamp_seconds", "gauge", "When the newest backup was written."
+)
+
+BACKUP_NEWEST_SIZE_BYTES = MetricSpec(
+    "drwatch_backup_newest_size_bytes", "gauge", "Size of the newest backup."
+)
+
+BACKUP_OLDEST_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_backup_oldest_timestamp_seconds", "gauge", "When the oldest backup was written."
+)
+
+BACKUP_OLDEST_SIZE_BYTES = MetricSpec(
+    "drwatch_backup_oldest_size_bytes", "gauge", "Size of the oldest backup."
+)
+
+BACKUP_RECENT_MEDIAN_SIZE_BYTES = MetricSpec(
+    "drwatch_backup_recent_median_size_bytes",
+    "gauge",
+    "Median size of the backups before the newest (the configured window).",
+)
+
+BACKUP_SIZE_ANOMALY = MetricSpec(
+    "drwatch_backup_size_anomaly",
+    "gauge",
+    "1 if the newest backup is smaller than the configured share of the recent median.",
+)
+
+BACKUP_NEWEST_VERIFIED = MetricSpec(
+    "drwatch_backup_newest_verified",
+    "gauge",
+    "1 if the newest backup passed integrity verification, 0 if it failed (absent: not verified).",
+)
+
+BACKUP_LAST_VERIFIED_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_backup_last_verified_timestamp_seconds",
+    "gauge",
+    "When the newest backup that passed integrity verification was written.",
+)
+
+BACKUP_VERIFICATION_DURATION_SECONDS = MetricSpec(
+    "drwatch_backup_verification_duration_seconds",
+    "gauge",
+    "How long the newest backup's verification took.",
+)
+
+BACKUP_VERIFICATION_READ_BYTES = MetricSpec(
+    "drwatch_backup_verification_read_bytes",
+    "gauge",
+    "Bytes read from the store to verify the newest backup.",
+)
+
+BACKUP_TOC_ENTRIES = MetricSpec(
+    "drwatch_backup_toc_entries",
+    "gauge",
+    "Table-of-contents entries in the newest backup (pg_restore --list).",
+)
+
+BACKUP_VERIFICATIONS_TOTAL = MetricSpec(
+    "drwatch_backup_verifications_total",
+    "counter",
+    "Integrity verifications run by this drwatch, by result.",
+    ("result",),
+)
+
 METRICS = (
-    MetricSpec(
-        "drwatch_backups", "gauge", "Backups in the store (keys matching the configured patterns)."
-    ),
-    MetricSpec("drwatch_backups_size_bytes", "gauge", "Total size of the backups in the store."),
-    MetricSpec(
-        "drwatch_backups_in_retention",
-        "gauge",
-        "Backups made inside the configured retention window.",
-    ),
-    MetricSpec("drwatch_backup_retention_seconds", "gauge", "The configured retention window."),
-    MetricSpec(
-        "drwatch_backup_newest_timestamp_seconds", "gauge", "When the newest backup was written."
-    ),
-    MetricSpec("drwatch_backup_newest_size_bytes", "gauge", "Size of the newest backup."),
-    MetricSpec(
-        "drwatch_backup_oldest_timestamp_seconds", "gauge", "When the oldest backup was written."
-    ),
-    MetricSpec("drwatch_backup_oldest_size_bytes", "gauge", "Size of the oldest backup."),
-    MetricSpec(
-        "drwatch_backup_recent_median_size_bytes",
-        "gauge",
-        "Median size of the backups before the newest (the configured window).",
-    ),
-    MetricSpec(
-        "drwatch_backup_size_anomaly",
-        "gauge",
-        "1 if the newest backup is smaller than the configured share of the recent median.",
-    ),
-    MetricSpec(
-        "drwatch_backup_newest_verified",
-        "gauge",
-        "1 if the newest backup passed integrity verification, 0 if it failed "
-        "(absent: not verified).",
-    ),
-    MetricSpec(
-        "drwatch_backup_last_verified_timestamp_seconds",
-        "gauge",
-        "When the newest backup that passed integrity verification was written.",
-    ),
-    MetricSpec(
-        "drwatch_backup_verification_duration_seconds",
-        "gauge",
-        "How long the newest backup's verification took.",
-    ),
-    MetricSpec(
-        "drwatch_backup_verification_read_bytes",
-        "gauge",
-        "Bytes read from the store to verify the newest backup.",
-    ),
-    MetricSpec(
-        "drwatch_backup_toc_entries",
-        "gauge",
-        "Table-of-contents entries in the newest backup (pg_restore --list).",
-    ),
-    MetricSpec(
-        "drwatch_backup_verifications_total",
-        "counter",
-        "Integrity verifications run by this drwatch, by result.",
-        ("result",),
-    ),
+    BACKUPS,
+    BACKUPS_SIZE_BYTES,
+    BACKUPS_IN_RETENTION,
+    BACKUP_RETENTION_SECONDS,
+    BACKUP_NEWEST_TIMESTAMP_SECONDS,
+    BACKUP_NEWEST_SIZE_BYTES,
+    BACKUP_OLDEST_TIMESTAMP_SECONDS,
+    BACKUP_OLDEST_SIZE_BYTES,
+    BACKUP_RECENT_MEDIAN_SIZE_BYTES,
+    BACKUP_SIZE_ANOMALY,
+    BACKUP_NEWEST_VERIFIED,
+    BACKUP_LAST_VERIFIED_TIMESTAMP_SECONDS,
+    BACKUP_VERIFICATION_DURATION_SECONDS,
+    BACKUP_VERIFICATION_READ_BYTES,
+    BACKUP_TOC_ENTRIES,
+    BACKUP_VERIFICATIONS_TOTAL,
 )
 
 
@@ -92,9 +133,8 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-class BackupsCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
+class BackupsCheck(Check[dict[str, int]]):
+    """Its state: verifications run by this drwatch, by result (a counter across reloads)."""
 
     def __init__(
         self,
@@ -103,22 +143,22 @@ class BackupsCheck:
         cache: VerdictCache,
         full_restore: ObjectiveSpec,
     ) -> None:
+        super().__init__({"ok": 0, "failed": 0})
         self.config = config
         self.store = store
         self.cache = cache
         self.rpo = full_restore.rpo
-        self.verifications = {"ok": 0, "failed": 0}
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
         backups = listed_backups(self.store, self.config.patterns)
         now = time.time()
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_backups", len(backups))
-        obs.add("drwatch_backups_size_bytes", sum(o.size for o in backups))
+        obs.add(BACKUPS, len(backups))
+        obs.add(BACKUPS_SIZE_BYTES, sum(o.size for o in backups))
         in_retention = sum(1 for o in backups if o.modified >= now - self.config.retention)
-        obs.add("drwatch_backups_in_retention", in_retention)
-        obs.add("drwatch_backup_retention_seconds", self.config.retention)
+        obs.add(BACKUPS_IN_RETENTION, in_retention)
+        obs.add(BACKUP_RETENTION_SECONDS, self.config.retention)
         if not backups:
             obs.status = Status.CRITICAL
             obs.summary = (
@@ -127,27 +167,33 @@ class BackupsCheck:
             obs.exposures["full_restore"] = math.inf
             self._count_verifications(obs)
             return obs
+        obs.values.update(backups=len(backups), in_retention=in_retention)
+        self._judge(obs, backups, deadline, now)
+        return obs
+
+    def _judge(
+        self, obs: Observation, backups: list[StoredObject], deadline: float, now: float
+    ) -> None:
+        """Newest and oldest, size anomaly, integrity and the `full_restore` exposure."""
         newest, oldest = backups[-1], backups[0]
-        obs.add("drwatch_backup_newest_timestamp_seconds", newest.modified)
-        obs.add("drwatch_backup_newest_size_bytes", newest.size)
-        obs.add("drwatch_backup_oldest_timestamp_seconds", oldest.modified)
-        obs.add("drwatch_backup_oldest_size_bytes", oldest.size)
+        obs.add(BACKUP_NEWEST_TIMESTAMP_SECONDS, newest.modified)
+        obs.add(BACKUP_NEWEST_SIZE_BYTES, newest.size)
+        obs.add(BACKUP_OLDEST_TIMESTAMP_SECONDS, oldest.modified)
+        obs.add(BACKUP_OLDEST_SIZE_BYTES, oldest.size)
         problems = self._size_anomaly(backups, obs)
         verified, newest_verdict, note = self._verify(backups, deadline)
         self.cache.retain({o.key for o in backups})
         self._count_verifications(obs)
         if newest_verdict is not None:
-            obs.add("drwatch_backup_newest_verified", newest_verdict.ok)
-            obs.add("drwatch_backup_verification_duration_seconds", newest_verdict.duration_seconds)
-            obs.add("drwatch_backup_verification_read_bytes", newest_verdict.bytes_read)
-            obs.add("drwatch_backup_toc_entries", newest_verdict.toc_entries)
+            obs.add(BACKUP_NEWEST_VERIFIED, newest_verdict.ok)
+            obs.add(BACKUP_VERIFICATION_DURATION_SECONDS, newest_verdict.duration_seconds)
+            obs.add(BACKUP_VERIFICATION_READ_BYTES, newest_verdict.bytes_read)
+            obs.add(BACKUP_TOC_ENTRIES, newest_verdict.toc_entries)
             if not newest_verdict.ok:
                 problems.append(
                     f"newest backup {newest.key} failed verification: {newest_verdict.reason}"
                 )
         obs.values.update(
-            backups=len(backups),
-            in_retention=in_retention,
             newest_key=newest.key,
             newest_age_seconds=now - newest.modified,
             newest_verified=None if newest_verdict is None else newest_verdict.ok,
@@ -157,7 +203,7 @@ class BackupsCheck:
         if self.config.verify == "none":
             exposure = now - newest.modified
         elif verified is not None:
-            obs.add("drwatch_backup_last_verified_timestamp_seconds", verified.modified)
+            obs.add(BACKUP_LAST_VERIFIED_TIMESTAMP_SECONDS, verified.modified)
             exposure = now - verified.modified
         elif note:
             exposure = None  # verification could not run: unknown, not fine
@@ -166,20 +212,19 @@ class BackupsCheck:
             problems.append("no backup passes verification")
         obs.exposures["full_restore"] = exposure
         obs.status, obs.summary = self._verdict(backups, newest, exposure, problems, note, now)
-        return obs
 
     def _count_verifications(self, obs: Observation) -> None:
-        for result, count in self.verifications.items():
-            obs.add("drwatch_backup_verifications_total", count, result=result)
+        for result, count in self.state.items():
+            obs.add(BACKUP_VERIFICATIONS_TOTAL, count, result=result)
 
     def _size_anomaly(self, backups: list[StoredObject], obs: Observation) -> list[str]:
         previous = backups[-1 - self.config.size_anomaly_window : -1]
         if len(previous) < 2:
             return []
         median = statistics.median(o.size for o in previous)
-        obs.add("drwatch_backup_recent_median_size_bytes", median)
+        obs.add(BACKUP_RECENT_MEDIAN_SIZE_BYTES, median)
         anomaly = backups[-1].size < self.config.size_anomaly_ratio * median
-        obs.add("drwatch_backup_size_anomaly", anomaly)
+        obs.add(BACKUP_SIZE_ANOMALY, anomaly)
         if not anomaly:
             return []
         return [
@@ -205,11 +250,8 @@ class BackupsCheck:
             if verdict is None:
                 try:
                     verdict = self._read(obj, deadline)
-                except VerificationBusy as exc:
+                except VerificationIncomplete as exc:
                     return newest_ok, newest_verdict, "" if newest_ok else str(exc)
-                if verdict is None:
-                    note = f"verification of {obj.key} timed out"
-                    return newest_ok, newest_verdict, "" if newest_ok else note
                 if newest_ok is not None:
                     break  # the one older backup this run reads
             if obj is backups[-1]:
@@ -218,13 +260,11 @@ class BackupsCheck:
                 newest_ok = obj
         return newest_ok, newest_verdict, ""
 
-    def _read(self, obj: StoredObject, deadline: float) -> Verdict | None:
-        """Verifies and records one backup; None when it ran out of time (not a verdict)."""
+    def _read(self, obj: StoredObject, deadline: float) -> Verdict:
+        """Verifies and records one backup; VerificationIncomplete when there is no verdict."""
         verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
-        if verdict.reason == "verification timed out":
-            return None
         self.cache.put(obj, verdict)
-        self.verifications["ok" if verdict.ok else "failed"] += 1
+        self.state["ok" if verdict.ok else "failed"] += 1
         return verdict
 
     def _verdict(
@@ -252,3 +292,30 @@ class BackupsCheck:
         if exposure is not None and self.rpo is not None and exposure > self.rpo:
             status = Status.CRITICAL
         return status, "; ".join(parts)
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    backups = context.target.backups
+    if backups is None:
+        return None
+    check = BackupsCheck(
+        backups,
+        context.store(backups.store),
+        context.verdicts("verdicts"),
+        context.objective("full_restore"),
+    )
+    return Planned(check, backups.interval, backups.timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="backups",
+    source="the backup store (`s3://` or `file://`)",
+    tells="count, total size, newest and oldest backup, backups inside the retention window, a "
+    "size anomaly (newest dump much smaller than the recent median), and **integrity**: each dump "
+    "read back in full once, newest first; the **`full_restore` exposure** counts from the newest "
+    "backup that passed",
+    metrics=METRICS,
+    scenarios=("full_restore",),
+    plan=_plan,
+)

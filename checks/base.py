@@ -1,12 +1,18 @@
-"""What every check produces, and how its metrics are declared (once, here or in its module)."""
+"""What a check is and what one run of it produces."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Literal
+from typing import Any, Generic, TypeVar
 
+import psycopg
+
+from checks.support.pg import Row, session
+from core.config.base import CheckOptions
+from core.config.postgres import PostgresConfig
 from core.errors import CheckError
+from core.metrics import MetricSpec, Sample
 
 
 class Status(IntEnum):
@@ -24,27 +30,12 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=order.__getitem__, default=Status.OK)
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """The one declaration of a metric: the collector, docs and tests read it from here.
-
-    `labels` are those beyond `target`, which every check metric carries.
-    """
-
-    name: str
-    type: Literal["gauge", "counter"]
-    help: str
-    labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    value: float
-    labels: tuple[tuple[str, str], ...] = ()
-
-
 Value = float | int | str | bool | None
+
+
+class Facts:
+    """Typed findings of a check that other parts of drwatch act on (remediation reads the
+    connections check's), so `values`, which are output, never double as an interface."""
 
 
 @dataclass
@@ -63,9 +54,53 @@ class Observation:
     exposures: dict[str, float | None] = field(default_factory=dict)
     # Parts that could not be measured while the rest was: the check counts as down.
     errors: list[CheckError] = field(default_factory=list)
+    facts: Facts | None = None
 
-    def add(self, name: str, value: float | int | bool | None, **labels: str) -> None:
-        """Adds a sample; None means "not measured" and adds nothing (absent, never stale)."""
+    def add(self, spec: MetricSpec, value: float | bool | None, /, **labels: str) -> None:
+        """Adds a sample; None means "not measured" and adds nothing (absent, never stale).
+
+        Labels must be exactly the declared ones (LabelMismatch otherwise).
+        """
         if value is None:
             return
-        self.samples.append(Sample(name, float(value), tuple(sorted(labels.items()))))
+        self.samples.append(spec.sample(value, **labels))
+
+
+S = TypeVar("S")
+
+
+class Check(Generic[S]):
+    """One check of one target. `run()` measures once. Everything a check remembers between
+    runs lives in `state`, which a config reload hands to the check that replaces it."""
+
+    def __init__(self, state: S) -> None:
+        self.state = state
+
+    def run(self) -> Observation:
+        raise NotImplementedError
+
+    def adopt(self, previous: Check[Any]) -> None:
+        """Takes over the state of the check this one replaces on a reload."""
+        if type(previous) is type(self):
+            self.state = previous.state
+
+
+class PostgresCheck(Check[S]):
+    """A check that reads one PostgreSQL server: each run on a fresh read-only session."""
+
+    def __init__(self, pg: PostgresConfig, options: CheckOptions, state: S) -> None:
+        super().__init__(state)
+        self.pg = pg
+        # The server cancels a query before drwatch's deadline gives up on it, so no query
+        # outlives its check; a check with its own timeout gets room to match.
+        if options.timeout is not None:
+            self.statement_timeout = options.timeout * 0.9
+        else:
+            self.statement_timeout = min(pg.statement_timeout, pg.timeout * 0.9)
+
+    def run(self) -> Observation:
+        with session(self.pg, self.statement_timeout) as conn:
+            return self.collect(conn)
+
+    def collect(self, conn: psycopg.Connection[Row]) -> Observation:
+        raise NotImplementedError

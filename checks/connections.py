@@ -7,12 +7,15 @@ own sessions, so the figures are the application's.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import psycopg
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Facts, Observation, PostgresCheck, Status
+from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
-from core.config.postgres import ConnectionsOptions
+from core.config.postgres import ConnectionsOptions, PostgresConfig
+from core.metrics import MetricSpec
 
 NAME = "connections"
 
@@ -27,54 +30,75 @@ STATES = (
     "disabled",
 )
 
+PG_CONNECTIONS = MetricSpec(
+    "drwatch_pg_connections",
+    "gauge",
+    "Client sessions by state (drwatch's own excluded).",
+    ("state",),
+)
+
+PG_DATABASE_CONNECTIONS = MetricSpec(
+    "drwatch_pg_database_connections",
+    "gauge",
+    "Client sessions per database (drwatch's own excluded).",
+    ("database",),
+)
+
+PG_MAX_CONNECTIONS = MetricSpec(
+    "drwatch_pg_max_connections", "gauge", "The server's max_connections."
+)
+
+PG_SUPERUSER_RESERVED_CONNECTIONS = MetricSpec(
+    "drwatch_pg_superuser_reserved_connections",
+    "gauge",
+    "Slots reserved for superusers (superuser_reserved_connections).",
+)
+
+PG_CONNECTION_UTILIZATION_RATIO = MetricSpec(
+    "drwatch_pg_connection_utilization_ratio",
+    "gauge",
+    "Client sessions (drwatch's included: they take slots) over the slots open to non-superusers.",
+)
+
+PG_CONNECTION_SATURATION_THRESHOLD_RATIO = MetricSpec(
+    "drwatch_pg_connection_saturation_threshold_ratio",
+    "gauge",
+    "The configured utilisation ratio above which the pool counts as saturating.",
+)
+
+PG_IDLE_CONNECTIONS_OVER_THRESHOLD = MetricSpec(
+    "drwatch_pg_idle_connections_over_threshold",
+    "gauge",
+    "Sessions idle for longer than the configured idle threshold.",
+)
+
+PG_IDLE_THRESHOLD_SECONDS = MetricSpec(
+    "drwatch_pg_idle_threshold_seconds", "gauge", "The configured idle threshold in seconds."
+)
+
+PG_OLDEST_IDLE_IN_TRANSACTION_SECONDS = MetricSpec(
+    "drwatch_pg_oldest_idle_in_transaction_seconds",
+    "gauge",
+    "How long the longest idle-in-transaction session has been idle; 0 when none.",
+)
+
+PG_OLDEST_TRANSACTION_SECONDS = MetricSpec(
+    "drwatch_pg_oldest_transaction_seconds",
+    "gauge",
+    "Age of the longest-running open transaction of a client session; 0 when none.",
+)
+
 METRICS = (
-    MetricSpec(
-        "drwatch_pg_connections",
-        "gauge",
-        "Client sessions by state (drwatch's own excluded).",
-        ("state",),
-    ),
-    MetricSpec(
-        "drwatch_pg_database_connections",
-        "gauge",
-        "Client sessions per database (drwatch's own excluded).",
-        ("database",),
-    ),
-    MetricSpec("drwatch_pg_max_connections", "gauge", "The server's max_connections."),
-    MetricSpec(
-        "drwatch_pg_superuser_reserved_connections",
-        "gauge",
-        "Slots reserved for superusers (superuser_reserved_connections).",
-    ),
-    MetricSpec(
-        "drwatch_pg_connection_utilization_ratio",
-        "gauge",
-        "Client sessions (drwatch's included: they take slots) over the slots open to "
-        "non-superusers.",
-    ),
-    MetricSpec(
-        "drwatch_pg_connection_saturation_threshold_ratio",
-        "gauge",
-        "The configured utilisation ratio above which the pool counts as saturating.",
-    ),
-    MetricSpec(
-        "drwatch_pg_idle_connections_over_threshold",
-        "gauge",
-        "Sessions idle for longer than the configured idle threshold.",
-    ),
-    MetricSpec(
-        "drwatch_pg_idle_threshold_seconds", "gauge", "The configured idle threshold in seconds."
-    ),
-    MetricSpec(
-        "drwatch_pg_oldest_idle_in_transaction_seconds",
-        "gauge",
-        "How long the longest idle-in-transaction session has been idle; 0 when none.",
-    ),
-    MetricSpec(
-        "drwatch_pg_oldest_transaction_seconds",
-        "gauge",
-        "Age of the longest-running open transaction of a client session; 0 when none.",
-    ),
+    PG_CONNECTIONS,
+    PG_DATABASE_CONNECTIONS,
+    PG_MAX_CONNECTIONS,
+    PG_SUPERUSER_RESERVED_CONNECTIONS,
+    PG_CONNECTION_UTILIZATION_RATIO,
+    PG_CONNECTION_SATURATION_THRESHOLD_RATIO,
+    PG_IDLE_CONNECTIONS_OVER_THRESHOLD,
+    PG_IDLE_THRESHOLD_SECONDS,
+    PG_OLDEST_IDLE_IN_TRANSACTION_SECONDS,
+    PG_OLDEST_TRANSACTION_SECONDS,
 )
 
 _ACTIVITY_SQL = """
@@ -98,11 +122,17 @@ SELECT current_setting('max_connections')::int AS max_connections,
 """
 
 
-class ConnectionsCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
+@dataclass(frozen=True)
+class ConnectionUsage(Facts):
+    """What remediation decides from: how full the server is and the oldest idle transaction."""
 
-    def __init__(self, options: ConnectionsOptions) -> None:
+    utilization_ratio: float
+    oldest_idle_in_transaction_seconds: float
+
+
+class ConnectionsCheck(PostgresCheck[None]):
+    def __init__(self, pg: PostgresConfig, options: ConnectionsOptions) -> None:
+        super().__init__(pg, options, None)
         self.options = options
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
@@ -130,17 +160,17 @@ class ConnectionsCheck:
 
         obs = Observation(Status.OK, "")
         for state, count in by_state.items():
-            obs.add("drwatch_pg_connections", count, state=state)
+            obs.add(PG_CONNECTIONS, count, state=state)
         for database, count in by_database.items():
-            obs.add("drwatch_pg_database_connections", count, database=database)
-        obs.add("drwatch_pg_max_connections", limits["max_connections"])
-        obs.add("drwatch_pg_superuser_reserved_connections", limits["reserved"])
-        obs.add("drwatch_pg_connection_utilization_ratio", utilization)
-        obs.add("drwatch_pg_connection_saturation_threshold_ratio", self.options.saturation_ratio)
-        obs.add("drwatch_pg_idle_connections_over_threshold", idle_over)
-        obs.add("drwatch_pg_idle_threshold_seconds", self.options.idle_threshold)
-        obs.add("drwatch_pg_oldest_idle_in_transaction_seconds", oldest_iit)
-        obs.add("drwatch_pg_oldest_transaction_seconds", oldest_xact)
+            obs.add(PG_DATABASE_CONNECTIONS, count, database=database)
+        obs.add(PG_MAX_CONNECTIONS, limits["max_connections"])
+        obs.add(PG_SUPERUSER_RESERVED_CONNECTIONS, limits["reserved"])
+        obs.add(PG_CONNECTION_UTILIZATION_RATIO, utilization)
+        obs.add(PG_CONNECTION_SATURATION_THRESHOLD_RATIO, self.options.saturation_ratio)
+        obs.add(PG_IDLE_CONNECTIONS_OVER_THRESHOLD, idle_over)
+        obs.add(PG_IDLE_THRESHOLD_SECONDS, self.options.idle_threshold)
+        obs.add(PG_OLDEST_IDLE_IN_TRANSACTION_SECONDS, oldest_iit)
+        obs.add(PG_OLDEST_TRANSACTION_SECONDS, oldest_xact)
         obs.values.update(
             {
                 "sessions_" + re.sub(r"\W+", "_", state).strip("_"): n
@@ -154,6 +184,7 @@ class ConnectionsCheck:
             oldest_idle_in_transaction_seconds=oldest_iit,
             oldest_transaction_seconds=oldest_xact,
         )
+        obs.facts = ConnectionUsage(utilization, oldest_iit)
         if utilization >= self.options.critical_ratio:
             obs.status = Status.CRITICAL
         elif utilization >= self.options.saturation_ratio:
@@ -165,3 +196,23 @@ class ConnectionsCheck:
             "transaction"
         )
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    pg = context.target.postgres
+    if pg is None or not pg.connections.enabled:
+        return None
+    return scheduled(ConnectionsCheck(pg, pg.connections), pg.connections, pg.interval, pg.timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="postgres",
+    source="`pg_stat_activity`",
+    tells="client sessions by state (all states, zeros included) and database, utilisation of "
+    "the slots open to non-superusers, sessions idle past a threshold, oldest idle-in-transaction "
+    "and oldest transaction",
+    metrics=METRICS,
+    scenarios=(),
+    plan=_plan,
+)

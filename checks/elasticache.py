@@ -7,34 +7,42 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig
 from core.config.redis import ElastiCacheConfig
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "elasticache"
 
+ELASTICACHE_SNAPSHOTS = MetricSpec(
+    "drwatch_elasticache_snapshots", "gauge", "Available snapshots of the cache."
+)
+
+ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_elasticache_newest_snapshot_timestamp_seconds",
+    "gauge",
+    "When the newest available snapshot was taken (its node snapshots' creation time).",
+)
+
+ELASTICACHE_SNAPSHOT_MAX_AGE_SECONDS = MetricSpec(
+    "drwatch_elasticache_snapshot_max_age_seconds",
+    "gauge",
+    "The configured maximum age of the newest snapshot.",
+)
+
 METRICS = (
-    MetricSpec("drwatch_elasticache_snapshots", "gauge", "Available snapshots of the cache."),
-    MetricSpec(
-        "drwatch_elasticache_newest_snapshot_timestamp_seconds",
-        "gauge",
-        "When the newest available snapshot was taken (its node snapshots' creation time).",
-    ),
-    MetricSpec(
-        "drwatch_elasticache_snapshot_max_age_seconds",
-        "gauge",
-        "The configured maximum age of the newest snapshot.",
-    ),
+    ELASTICACHE_SNAPSHOTS,
+    ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS,
+    ELASTICACHE_SNAPSHOT_MAX_AGE_SECONDS,
 )
 
 
-class ElastiCacheCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
+class ElastiCacheCheck(Check[None]):
     def __init__(self, config: ElastiCacheConfig, aws: AwsConfig) -> None:
+        super().__init__(None)
         self.config = config
         self.aws = aws
         source = config.replication_group or config.cluster
@@ -57,7 +65,7 @@ class ElastiCacheCheck:
             raise aws_error(self.where, exc, "describe snapshots") from None
         return [s for s in snapshots if s.get("SnapshotStatus") == "available"]
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         snapshots = self._snapshots()
         created = [
             node["SnapshotCreateTime"].timestamp()
@@ -66,8 +74,8 @@ class ElastiCacheCheck:
             if node.get("SnapshotCreateTime")
         ]
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_elasticache_snapshots", len(snapshots))
-        obs.add("drwatch_elasticache_snapshot_max_age_seconds", self.config.max_age)
+        obs.add(ELASTICACHE_SNAPSHOTS, len(snapshots))
+        obs.add(ELASTICACHE_SNAPSHOT_MAX_AGE_SECONDS, self.config.max_age)
         obs.values["snapshots"] = len(snapshots)
         if not snapshots:
             obs.status = Status.CRITICAL
@@ -79,10 +87,30 @@ class ElastiCacheCheck:
             return obs
         newest = max(created)
         age = time.time() - newest
-        obs.add("drwatch_elasticache_newest_snapshot_timestamp_seconds", newest)
+        obs.add(ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS, newest)
         obs.values["newest_age_seconds"] = age
         obs.summary = f"{len(snapshots)} snapshot(s), newest {format_duration(age)} old"
         if age > self.config.max_age:
             obs.status = Status.CRITICAL
             obs.summary += f", over the {format_duration(self.config.max_age)} allowed"
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    redis = context.target.redis
+    if redis is None or redis.elasticache is None:
+        return None
+    elasticache = redis.elasticache
+    check = ElastiCacheCheck(elasticache, context.config.aws)
+    return Planned(check, elasticache.interval, elasticache.timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="redis",
+    source="the ElastiCache API",
+    tells="available snapshots of a replication group or cluster and the newest one's age",
+    metrics=METRICS,
+    scenarios=(),
+    plan=_plan,
+)

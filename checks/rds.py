@@ -12,48 +12,66 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "rds"
 
+RDS_AVAILABLE = MetricSpec(
+    "drwatch_rds_available", "gauge", "1 if the instance status is `available`."
+)
+
+RDS_MULTI_AZ = MetricSpec("drwatch_rds_multi_az", "gauge", "1 if the instance is Multi-AZ.")
+
+RDS_BACKUP_RETENTION_SECONDS = MetricSpec(
+    "drwatch_rds_backup_retention_seconds",
+    "gauge",
+    "The instance's BackupRetentionPeriod, in seconds.",
+)
+
+RDS_REQUIRED_RETENTION_SECONDS = MetricSpec(
+    "drwatch_rds_required_retention_seconds",
+    "gauge",
+    "The retention drwatch's config requires of the instance.",
+)
+
+RDS_LATEST_RESTORABLE_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_rds_latest_restorable_timestamp_seconds",
+    "gauge",
+    "LatestRestorableTime: the newest point-in-time restore target.",
+)
+
+RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_rds_newest_snapshot_timestamp_seconds",
+    "gauge",
+    "When the newest automated snapshot was created.",
+)
+
+RDS_AUTOMATED_SNAPSHOTS = MetricSpec(
+    "drwatch_rds_automated_snapshots", "gauge", "Automated snapshots of the instance."
+)
+
 METRICS = (
-    MetricSpec("drwatch_rds_available", "gauge", "1 if the instance status is `available`."),
-    MetricSpec("drwatch_rds_multi_az", "gauge", "1 if the instance is Multi-AZ."),
-    MetricSpec(
-        "drwatch_rds_backup_retention_seconds",
-        "gauge",
-        "The instance's BackupRetentionPeriod, in seconds.",
-    ),
-    MetricSpec(
-        "drwatch_rds_required_retention_seconds",
-        "gauge",
-        "The retention drwatch's config requires of the instance.",
-    ),
-    MetricSpec(
-        "drwatch_rds_latest_restorable_timestamp_seconds",
-        "gauge",
-        "LatestRestorableTime: the newest point-in-time restore target.",
-    ),
-    MetricSpec(
-        "drwatch_rds_newest_snapshot_timestamp_seconds",
-        "gauge",
-        "When the newest automated snapshot was created.",
-    ),
-    MetricSpec("drwatch_rds_automated_snapshots", "gauge", "Automated snapshots of the instance."),
+    RDS_AVAILABLE,
+    RDS_MULTI_AZ,
+    RDS_BACKUP_RETENTION_SECONDS,
+    RDS_REQUIRED_RETENTION_SECONDS,
+    RDS_LATEST_RESTORABLE_TIMESTAMP_SECONDS,
+    RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS,
+    RDS_AUTOMATED_SNAPSHOTS,
 )
 
 
-class RdsCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
+class RdsCheck(Check[None]):
     def __init__(
         self, config: RdsConfig, aws: AwsConfig, pitr: ObjectiveSpec, failover: ObjectiveSpec
     ) -> None:
+        super().__init__(None)
         self.config = config
         self.pitr_rpo = pitr.rpo
         self.failover_rpo = failover.rpo
@@ -82,7 +100,7 @@ class RdsCheck:
             raise aws_error(self.where, exc, "describe") from None
         return instance, snapshots
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         instance, snapshots = self._describe()
         now = time.time()
         obs = Observation(Status.OK, "")
@@ -93,16 +111,16 @@ class RdsCheck:
         created = [
             s["SnapshotCreateTime"].timestamp() for s in snapshots if s.get("SnapshotCreateTime")
         ]
-        obs.add("drwatch_rds_available", status == "available")
-        obs.add("drwatch_rds_multi_az", multi_az)
-        obs.add("drwatch_rds_backup_retention_seconds", retention)
-        obs.add("drwatch_rds_required_retention_seconds", self.config.retention)
+        obs.add(RDS_AVAILABLE, status == "available")
+        obs.add(RDS_MULTI_AZ, multi_az)
+        obs.add(RDS_BACKUP_RETENTION_SECONDS, retention)
+        obs.add(RDS_REQUIRED_RETENTION_SECONDS, self.config.retention)
         obs.add(
-            "drwatch_rds_latest_restorable_timestamp_seconds",
+            RDS_LATEST_RESTORABLE_TIMESTAMP_SECONDS,
             restorable.timestamp() if restorable else None,
         )
-        obs.add("drwatch_rds_newest_snapshot_timestamp_seconds", max(created) if created else None)
-        obs.add("drwatch_rds_automated_snapshots", len(snapshots))
+        obs.add(RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS, max(created) if created else None)
+        obs.add(RDS_AUTOMATED_SNAPSHOTS, len(snapshots))
         obs.exposures["primary_failover"] = 0.0 if multi_az else math.inf
         # No restorable time: automated backups are off (retention 0) or not yet taken.
         obs.exposures["pitr"] = now - restorable.timestamp() if restorable else math.inf
@@ -135,3 +153,29 @@ class RdsCheck:
         )
         obs.summary = "; ".join([f"{status}, PITR exposure {pitr_text}", *problems])
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    rds = context.target.rds
+    if rds is None:
+        return None
+    check = RdsCheck(
+        rds,
+        context.config.aws,
+        context.objective("pitr"),
+        context.objective("primary_failover"),
+    )
+    return Planned(check, rds.interval, rds.timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="rds",
+    source="the RDS API",
+    tells="status, Multi-AZ (the **`primary_failover` exposure** on RDS), "
+    "`BackupRetentionPeriod` against the required retention, `LatestRestorableTime` (the "
+    "**`pitr` exposure** on RDS), the newest automated snapshot",
+    metrics=METRICS,
+    scenarios=("pitr", "primary_failover"),
+    plan=_plan,
+)

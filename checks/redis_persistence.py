@@ -10,62 +10,92 @@ from __future__ import annotations
 
 import time
 
-from checks.base import MetricSpec, Observation, Status
-from checks.support.redisconn import config_get, connection, info
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned, scheduled
+from checks.support.redisconn import config_get, connection, info, run_deadline
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "redis_persistence"
 
+REDIS_LAST_SAVE_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_redis_last_save_timestamp_seconds",
+    "gauge",
+    "When the last successful RDB save finished (absent until one has since the start).",
+)
+
+REDIS_START_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_redis_start_timestamp_seconds",
+    "gauge",
+    "When the server started (Redis reports it as the last save before any real one).",
+)
+
+REDIS_CHANGES_SINCE_LAST_SAVE = MetricSpec(
+    "drwatch_redis_changes_since_last_save",
+    "gauge",
+    "Writes since the last save (rdb_changes_since_last_save).",
+)
+
+REDIS_SAVES = MetricSpec(
+    "drwatch_redis_saves", "gauge", "RDB saves since the server started (rdb_saves)."
+)
+
+REDIS_LAST_BGSAVE_OK = MetricSpec(
+    "drwatch_redis_last_bgsave_ok", "gauge", "1 if the last background save succeeded."
+)
+
+REDIS_BGSAVE_IN_PROGRESS = MetricSpec(
+    "drwatch_redis_bgsave_in_progress", "gauge", "1 while a background save runs."
+)
+
+REDIS_AOF_ENABLED = MetricSpec(
+    "drwatch_redis_aof_enabled", "gauge", "1 if the append-only file is on."
+)
+
+REDIS_AOF_LAST_WRITE_OK = MetricSpec(
+    "drwatch_redis_aof_last_write_ok", "gauge", "1 if the last AOF write succeeded."
+)
+
+REDIS_AOF_LAST_REWRITE_OK = MetricSpec(
+    "drwatch_redis_aof_last_rewrite_ok", "gauge", "1 if the last AOF rewrite succeeded."
+)
+
+REDIS_PERSISTENCE_CONFIGURED = MetricSpec(
+    "drwatch_redis_persistence_configured",
+    "gauge",
+    "1 if RDB save points or AOF are configured (absent when CONFIG is not allowed).",
+)
+
 METRICS = (
-    MetricSpec(
-        "drwatch_redis_last_save_timestamp_seconds",
-        "gauge",
-        "When the last successful RDB save finished (absent until one has since the start).",
-    ),
-    MetricSpec(
-        "drwatch_redis_start_timestamp_seconds",
-        "gauge",
-        "When the server started (Redis reports it as the last save before any real one).",
-    ),
-    MetricSpec(
-        "drwatch_redis_changes_since_last_save",
-        "gauge",
-        "Writes since the last save (rdb_changes_since_last_save).",
-    ),
-    MetricSpec("drwatch_redis_saves", "gauge", "RDB saves since the server started (rdb_saves)."),
-    MetricSpec("drwatch_redis_last_bgsave_ok", "gauge", "1 if the last background save succeeded."),
-    MetricSpec("drwatch_redis_bgsave_in_progress", "gauge", "1 while a background save runs."),
-    MetricSpec("drwatch_redis_aof_enabled", "gauge", "1 if the append-only file is on."),
-    MetricSpec("drwatch_redis_aof_last_write_ok", "gauge", "1 if the last AOF write succeeded."),
-    MetricSpec(
-        "drwatch_redis_aof_last_rewrite_ok", "gauge", "1 if the last AOF rewrite succeeded."
-    ),
-    MetricSpec(
-        "drwatch_redis_persistence_configured",
-        "gauge",
-        "1 if RDB save points or AOF are configured (absent when CONFIG is not allowed).",
-    ),
+    REDIS_LAST_SAVE_TIMESTAMP_SECONDS,
+    REDIS_START_TIMESTAMP_SECONDS,
+    REDIS_CHANGES_SINCE_LAST_SAVE,
+    REDIS_SAVES,
+    REDIS_LAST_BGSAVE_OK,
+    REDIS_BGSAVE_IN_PROGRESS,
+    REDIS_AOF_ENABLED,
+    REDIS_AOF_LAST_WRITE_OK,
+    REDIS_AOF_LAST_REWRITE_OK,
+    REDIS_PERSISTENCE_CONFIGURED,
 )
 
 
-class RedisPersistenceCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
+class RedisPersistenceCheck(Check[tuple[str, float] | None]):
+    """Its state: (run_id, rdb_last_save_time) of a save it saw succeed; once a later bgsave
+    fails, that time is still a real save, whatever the heuristics below would say."""
 
     def __init__(self, config: RedisConfig, objective: ObjectiveSpec) -> None:
+        super().__init__(None)
         self.config = config
         self.rpo = objective.rpo
-        # (run_id, rdb_last_save_time) of a save this check saw succeed: once a later bgsave
-        # fails, that time is still a real save, whatever the heuristics below would say.
-        self.seen_save: tuple[str, float] | None = None
 
     def _really_saved(
         self, run_id: str, last_save: float, started_before: float, saves: object, bgsave_ok: bool
     ) -> bool:
         """Whether rdb_last_save_time is a save, not the start Redis counts as one."""
-        if self.seen_save == (run_id, last_save):
+        if self.state == (run_id, last_save):
             return True
         # The start is at most one second before `started_before` (uptime is whole seconds),
         # so a save time two seconds past it cannot be the start.
@@ -73,10 +103,10 @@ class RedisPersistenceCheck:
             saves is not None and int(str(saves)) > 0 and bgsave_ok
         )
         if saved and bgsave_ok:
-            self.seen_save = (run_id, last_save)
+            self.state = (run_id, last_save)
         return saved
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         with connection(self.config) as client:
             persistence = info(client, "persistence")
             server = info(client, "server")
@@ -100,18 +130,16 @@ class RedisPersistenceCheck:
             )
 
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_redis_last_save_timestamp_seconds", last_save if really_saved else None)
-        obs.add("drwatch_redis_start_timestamp_seconds", started)
-        obs.add("drwatch_redis_changes_since_last_save", changes)
-        obs.add("drwatch_redis_saves", None if saves is None else int(saves))
-        obs.add("drwatch_redis_last_bgsave_ok", bgsave_ok)
-        obs.add(
-            "drwatch_redis_bgsave_in_progress", int(persistence.get("rdb_bgsave_in_progress", 0))
-        )
-        obs.add("drwatch_redis_aof_enabled", aof)
-        obs.add("drwatch_redis_aof_last_write_ok", aof_write_ok)
-        obs.add("drwatch_redis_aof_last_rewrite_ok", aof_rewrite_ok)
-        obs.add("drwatch_redis_persistence_configured", configured)
+        obs.add(REDIS_LAST_SAVE_TIMESTAMP_SECONDS, last_save if really_saved else None)
+        obs.add(REDIS_START_TIMESTAMP_SECONDS, started)
+        obs.add(REDIS_CHANGES_SINCE_LAST_SAVE, changes)
+        obs.add(REDIS_SAVES, None if saves is None else int(saves))
+        obs.add(REDIS_LAST_BGSAVE_OK, bgsave_ok)
+        obs.add(REDIS_BGSAVE_IN_PROGRESS, int(persistence.get("rdb_bgsave_in_progress", 0)))
+        obs.add(REDIS_AOF_ENABLED, aof)
+        obs.add(REDIS_AOF_LAST_WRITE_OK, aof_write_ok)
+        obs.add(REDIS_AOF_LAST_REWRITE_OK, aof_rewrite_ok)
+        obs.add(REDIS_PERSISTENCE_CONFIGURED, configured)
         # With AOF on, every write is on disk within a second (appendfsync everysec).
         exposure = 0.0 if changes == 0 or (aof and aof_write_ok) else max(0.0, now - last_save)
         obs.exposures["redis"] = exposure
@@ -147,3 +175,24 @@ class RedisPersistenceCheck:
         if self.rpo is not None and exposure > self.rpo:
             obs.status = Status.CRITICAL
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    redis = context.target.redis
+    if redis is None or not redis.persistence.enabled:
+        return None
+    check = RedisPersistenceCheck(redis, context.objective("redis"))
+    return scheduled(check, redis.persistence, redis.interval, run_deadline(redis))
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="redis",
+    source="`INFO persistence`, `CONFIG GET save appendonly`",
+    tells="last real save (Redis counts its start as one; drwatch does not), last bgsave and AOF "
+    'status, changes since the save, whether persistence is configured at all ("unknown" where '
+    "CONFIG is forbidden, as on ElastiCache); the **`redis` exposure**",
+    metrics=METRICS,
+    scenarios=("redis",),
+    plan=_plan,
+)

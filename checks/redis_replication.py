@@ -2,64 +2,82 @@
 
 from __future__ import annotations
 
-from checks.base import MetricSpec, Observation, Status
-from checks.support.redisconn import connection, info
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned, scheduled
+from checks.support.redisconn import connection, info, run_deadline
 from core.config.redis import RedisConfig
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "redis_replication"
 
+REDIS_IS_MASTER = MetricSpec(
+    "drwatch_redis_is_master", "gauge", "1 if the server's role is master."
+)
+
+REDIS_CONNECTED_REPLICAS = MetricSpec(
+    "drwatch_redis_connected_replicas", "gauge", "Replicas connected to this master."
+)
+
+REDIS_REPLICA_LAG_SECONDS = MetricSpec(
+    "drwatch_redis_replica_lag_seconds",
+    "gauge",
+    "Seconds since the master last heard from a replica (INFO replication lag).",
+    ("replica",),
+)
+
+REDIS_REPLICA_OFFSET_LAG_BYTES = MetricSpec(
+    "drwatch_redis_replica_offset_lag_bytes",
+    "gauge",
+    "Replication stream bytes a replica has not acknowledged.",
+    ("replica",),
+)
+
+REDIS_MASTER_LINK_UP = MetricSpec(
+    "drwatch_redis_master_link_up",
+    "gauge",
+    "On a replica: 1 if the link to its master is up.",
+)
+
+REDIS_MASTER_LAST_IO_SECONDS = MetricSpec(
+    "drwatch_redis_master_last_io_seconds",
+    "gauge",
+    "On a replica: seconds since the last interaction with its master.",
+)
+
+REDIS_MASTER_LINK_DOWN_SECONDS = MetricSpec(
+    "drwatch_redis_master_link_down_seconds",
+    "gauge",
+    "On a replica: how long the link to its master has been down; 0 while up.",
+)
+
 METRICS = (
-    MetricSpec("drwatch_redis_is_master", "gauge", "1 if the server's role is master."),
-    MetricSpec("drwatch_redis_connected_replicas", "gauge", "Replicas connected to this master."),
-    MetricSpec(
-        "drwatch_redis_replica_lag_seconds",
-        "gauge",
-        "Seconds since the master last heard from a replica (INFO replication lag).",
-        ("replica",),
-    ),
-    MetricSpec(
-        "drwatch_redis_replica_offset_lag_bytes",
-        "gauge",
-        "Replication stream bytes a replica has not acknowledged.",
-        ("replica",),
-    ),
-    MetricSpec(
-        "drwatch_redis_master_link_up",
-        "gauge",
-        "On a replica: 1 if the link to its master is up.",
-    ),
-    MetricSpec(
-        "drwatch_redis_master_last_io_seconds",
-        "gauge",
-        "On a replica: seconds since the last interaction with its master.",
-    ),
-    MetricSpec(
-        "drwatch_redis_master_link_down_seconds",
-        "gauge",
-        "On a replica: how long the link to its master has been down; 0 while up.",
-    ),
+    REDIS_IS_MASTER,
+    REDIS_CONNECTED_REPLICAS,
+    REDIS_REPLICA_LAG_SECONDS,
+    REDIS_REPLICA_OFFSET_LAG_BYTES,
+    REDIS_MASTER_LINK_UP,
+    REDIS_MASTER_LAST_IO_SECONDS,
+    REDIS_MASTER_LINK_DOWN_SECONDS,
 )
 
 
-class RedisReplicationCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
+class RedisReplicationCheck(Check[None]):
     def __init__(self, config: RedisConfig) -> None:
+        super().__init__(None)
         self.config = config
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         with connection(self.config) as client:
             replication = info(client, "replication")
         role = str(replication.get("role"))
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_redis_is_master", role == "master")
+        obs.add(REDIS_IS_MASTER, role == "master")
         obs.values["role"] = role
         if role == "master":
             connected = int(replication.get("connected_slaves", 0))
             offset = int(replication.get("master_repl_offset", 0))
-            obs.add("drwatch_redis_connected_replicas", connected)
+            obs.add(REDIS_CONNECTED_REPLICAS, connected)
             lags = []
             for i in range(connected):
                 replica = replication.get(f"slave{i}")
@@ -67,9 +85,9 @@ class RedisReplicationCheck:
                     continue
                 name = f"{replica.get('ip')}:{replica.get('port')}"
                 lag = float(replica.get("lag", 0))
-                obs.add("drwatch_redis_replica_lag_seconds", lag, replica=name)
+                obs.add(REDIS_REPLICA_LAG_SECONDS, lag, replica=name)
                 obs.add(
-                    "drwatch_redis_replica_offset_lag_bytes",
+                    REDIS_REPLICA_OFFSET_LAG_BYTES,
                     max(0, offset - int(replica.get("offset", 0))),
                     replica=name,
                 )
@@ -83,11 +101,9 @@ class RedisReplicationCheck:
         down_for = float(replication.get("master_link_down_since_seconds", 0) or 0)
         if link_up:
             down_for = 0.0
-        obs.add("drwatch_redis_master_link_up", link_up)
-        obs.add(
-            "drwatch_redis_master_last_io_seconds", replication.get("master_last_io_seconds_ago")
-        )
-        obs.add("drwatch_redis_master_link_down_seconds", down_for)
+        obs.add(REDIS_MASTER_LINK_UP, link_up)
+        obs.add(REDIS_MASTER_LAST_IO_SECONDS, replication.get("master_last_io_seconds_ago"))
+        obs.add(REDIS_MASTER_LINK_DOWN_SECONDS, down_for)
         master = f"{replication.get('master_host')}:{replication.get('master_port')}"
         obs.values.update(master=master, master_link_up=link_up, link_down_seconds=down_for)
         if link_up:
@@ -96,3 +112,23 @@ class RedisReplicationCheck:
             obs.status = Status.CRITICAL
             obs.summary = f"replica of {master}, link down for {format_duration(down_for)}"
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    redis = context.target.redis
+    if redis is None or not redis.replication.enabled:
+        return None
+    check = RedisReplicationCheck(redis)
+    return scheduled(check, redis.replication, redis.interval, run_deadline(redis))
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="redis",
+    source="`INFO replication`",
+    tells="role, connected replicas with lag and unacknowledged bytes; on a replica, the master "
+    "link, last I/O and how long the link has been down",
+    metrics=METRICS,
+    scenarios=(),
+    plan=_plan,
+)

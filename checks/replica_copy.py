@@ -8,33 +8,45 @@ from __future__ import annotations
 
 import time
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.stores import Store, StoredObject, is_backup
 from checks.support.verdicts import VerdictCache
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "replica_copy"
 
+REPLICA_BACKUPS = MetricSpec(
+    "drwatch_replica_backups", "gauge", "Backups in the replica (cross-region) store."
+)
+
+REPLICA_NEWEST_VERIFIED_PRESENT = MetricSpec(
+    "drwatch_replica_newest_verified_present",
+    "gauge",
+    "1 if the newest verified backup is in the replica store with the same size (and ETag).",
+)
+
+REPLICA_LAST_COPIED_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_replica_last_copied_timestamp_seconds",
+    "gauge",
+    "When the newest verified backup that the replica holds intact was written.",
+)
+
+REPLICA_COPY_LAG_SECONDS = MetricSpec(
+    "drwatch_replica_copy_lag_seconds",
+    "gauge",
+    "How far the replica's newest intact verified backup trails the primary store's newest "
+    "verified backup.",
+)
+
 METRICS = (
-    MetricSpec("drwatch_replica_backups", "gauge", "Backups in the replica (cross-region) store."),
-    MetricSpec(
-        "drwatch_replica_newest_verified_present",
-        "gauge",
-        "1 if the newest verified backup is in the replica store with the same size (and ETag).",
-    ),
-    MetricSpec(
-        "drwatch_replica_last_copied_timestamp_seconds",
-        "gauge",
-        "When the newest verified backup that the replica holds intact was written.",
-    ),
-    MetricSpec(
-        "drwatch_replica_copy_lag_seconds",
-        "gauge",
-        "How far the replica's newest intact verified backup trails the primary store's newest "
-        "verified backup.",
-    ),
+    REPLICA_BACKUPS,
+    REPLICA_NEWEST_VERIFIED_PRESENT,
+    REPLICA_LAST_COPIED_TIMESTAMP_SECONDS,
+    REPLICA_COPY_LAG_SECONDS,
 )
 
 
@@ -47,10 +59,7 @@ def same_object(original: StoredObject, copy: StoredObject | None) -> bool:
     return True
 
 
-class ReplicaCopyCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
+class ReplicaCopyCheck(Check[None]):
     def __init__(
         self,
         config: BackupsConfig,
@@ -59,6 +68,7 @@ class ReplicaCopyCheck:
         verdicts: VerdictCache,
         cross_region: ObjectiveSpec,
     ) -> None:
+        super().__init__(None)
         self.config = config
         self.primary = primary
         self.replica = replica
@@ -71,7 +81,7 @@ class ReplicaCopyCheck:
         verdict = self.verdicts.get(obj)
         return verdict is not None and verdict.ok
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         verified = sorted(
             (
                 o
@@ -83,7 +93,7 @@ class ReplicaCopyCheck:
         copies = {o.key: o for o in self.replica.list() if is_backup(o.key, self.config.patterns)}
         now = time.time()
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_replica_backups", len(copies))
+        obs.add(REPLICA_BACKUPS, len(copies))
         if not verified:
             obs.status = Status.WARNING
             obs.summary = "no verified backup yet in the primary store (see the backups check)"
@@ -91,7 +101,7 @@ class ReplicaCopyCheck:
             return obs
         newest = verified[-1]
         present = next((o for o in reversed(verified) if same_object(o, copies.get(o.key))), None)
-        obs.add("drwatch_replica_newest_verified_present", present is newest)
+        obs.add(REPLICA_NEWEST_VERIFIED_PRESENT, present is newest)
         obs.values.update(
             newest_verified=newest.key, newest_copied=present.key if present else None
         )
@@ -102,8 +112,8 @@ class ReplicaCopyCheck:
             obs.summary = f"no verified backup is intact in {self.replica.url}"
             return obs
         exposure = now - present.modified
-        obs.add("drwatch_replica_last_copied_timestamp_seconds", present.modified)
-        obs.add("drwatch_replica_copy_lag_seconds", newest.modified - present.modified)
+        obs.add(REPLICA_LAST_COPIED_TIMESTAMP_SECONDS, present.modified)
+        obs.add(REPLICA_COPY_LAG_SECONDS, newest.modified - present.modified)
         obs.exposures["cross_region"] = exposure
         parts = [f"cross_region exposure {format_duration(exposure)}{objective}"]
         if present is not newest:
@@ -117,3 +127,30 @@ class ReplicaCopyCheck:
             obs.status = Status.CRITICAL
         obs.summary = "; ".join(parts)
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    backups = context.target.backups
+    if backups is None or not backups.replica_store:
+        return None
+    check = ReplicaCopyCheck(
+        backups,
+        context.store(backups.store),
+        context.store(backups.replica_store),
+        context.verdicts("verdicts"),  # the backups check's
+        context.objective("cross_region"),
+    )
+    return Planned(check, backups.interval, backups.listing_timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="backups",
+    source="the cross-region store",
+    tells="whether the newest verified backup is there, whole; the copy lag and the "
+    "**`cross_region` exposure**",
+    metrics=METRICS,
+    scenarios=("cross_region",),
+    plan=_plan,
+    after="backups",  # it reads the verdicts the backups check records
+)

@@ -6,48 +6,62 @@ import math
 
 import psycopg
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Observation, PostgresCheck, Status
+from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.pg import Row, fetch_all, fetch_one
-from core.config.postgres import ReplicationOptions
+from core.config.postgres import PostgresConfig, ReplicationOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.metrics import MetricSpec
 
 NAME = "replication"
 
+PG_REPLICATION_STANDBYS = MetricSpec(
+    "drwatch_pg_replication_standbys",
+    "gauge",
+    "Standbys connected to this primary, by pg_stat_replication.sync_state.",
+    ("sync_state",),
+)
+
+PG_REPLICATION_LAG_SECONDS = MetricSpec(
+    "drwatch_pg_replication_lag_seconds",
+    "gauge",
+    "Replay lag of a standby as seen by the primary (0 when caught up).",
+    ("standby",),
+)
+
+PG_REPLICATION_LAG_BYTES = MetricSpec(
+    "drwatch_pg_replication_lag_bytes",
+    "gauge",
+    "WAL the standby has not replayed yet, in bytes.",
+    ("standby",),
+)
+
+PG_WAL_RECEIVER_STREAMING = MetricSpec(
+    "drwatch_pg_wal_receiver_streaming",
+    "gauge",
+    "On a standby: 1 if the WAL receiver is streaming from its primary.",
+)
+
+PG_LAST_REPLAY_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_pg_last_replay_timestamp_seconds",
+    "gauge",
+    "On a standby: commit time of the last transaction replayed.",
+)
+
+PG_REPLAY_PENDING_BYTES = MetricSpec(
+    "drwatch_pg_replay_pending_bytes",
+    "gauge",
+    "On a standby: WAL received but not yet replayed, in bytes.",
+)
+
 METRICS = (
-    MetricSpec(
-        "drwatch_pg_replication_standbys",
-        "gauge",
-        "Standbys connected to this primary, by pg_stat_replication.sync_state.",
-        ("sync_state",),
-    ),
-    MetricSpec(
-        "drwatch_pg_replication_lag_seconds",
-        "gauge",
-        "Replay lag of a standby as seen by the primary (0 when caught up).",
-        ("standby",),
-    ),
-    MetricSpec(
-        "drwatch_pg_replication_lag_bytes",
-        "gauge",
-        "WAL the standby has not replayed yet, in bytes.",
-        ("standby",),
-    ),
-    MetricSpec(
-        "drwatch_pg_wal_receiver_streaming",
-        "gauge",
-        "On a standby: 1 if the WAL receiver is streaming from its primary.",
-    ),
-    MetricSpec(
-        "drwatch_pg_last_replay_timestamp_seconds",
-        "gauge",
-        "On a standby: commit time of the last transaction replayed.",
-    ),
-    MetricSpec(
-        "drwatch_pg_replay_pending_bytes",
-        "gauge",
-        "On a standby: WAL received but not yet replayed, in bytes.",
-    ),
+    PG_REPLICATION_STANDBYS,
+    PG_REPLICATION_LAG_SECONDS,
+    PG_REPLICATION_LAG_BYTES,
+    PG_WAL_RECEIVER_STREAMING,
+    PG_LAST_REPLAY_TIMESTAMP_SECONDS,
+    PG_REPLAY_PENDING_BYTES,
 )
 
 SYNC_STATES = ("sync", "async", "potential", "quorum")
@@ -77,11 +91,11 @@ def failover_exposure(standbys: list[Row]) -> float:
     return min((float(s["flush_lag_seconds"]) for s in streaming), default=math.inf)
 
 
-class ReplicationCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
-    def __init__(self, options: ReplicationOptions, failover: ObjectiveSpec) -> None:
+class ReplicationCheck(PostgresCheck[None]):
+    def __init__(
+        self, pg: PostgresConfig, options: ReplicationOptions, failover: ObjectiveSpec
+    ) -> None:
+        super().__init__(pg, options, None)
         self.options = options
         self.rpo = failover.rpo
 
@@ -96,14 +110,12 @@ class ReplicationCheck:
         lagging: list[str] = []
         for row in rows:
             counts[row["sync_state"]] = counts.get(row["sync_state"], 0) + 1
-            obs.add(
-                "drwatch_pg_replication_lag_seconds", row["lag_seconds"], standby=row["standby"]
-            )
-            obs.add("drwatch_pg_replication_lag_bytes", row["lag_bytes"], standby=row["standby"])
+            obs.add(PG_REPLICATION_LAG_SECONDS, row["lag_seconds"], standby=row["standby"])
+            obs.add(PG_REPLICATION_LAG_BYTES, row["lag_bytes"], standby=row["standby"])
             if row["lag_seconds"] > self.options.max_lag:
                 lagging.append(f"{row['standby']} {format_duration(row['lag_seconds'])} behind")
         for state, n in counts.items():
-            obs.add("drwatch_pg_replication_standbys", n, sync_state=state)
+            obs.add(PG_REPLICATION_STANDBYS, n, sync_state=state)
         exposure = failover_exposure(rows)
         obs.exposures["primary_failover"] = exposure
         obs.values.update(
@@ -133,9 +145,9 @@ class ReplicationCheck:
         row = fetch_one(conn, _STANDBY_SQL, what="WAL receiver")
         streaming = row["receiver_status"] == "streaming"
         obs = Observation(Status.OK if streaming else Status.CRITICAL, "")
-        obs.add("drwatch_pg_wal_receiver_streaming", streaming)
-        obs.add("drwatch_pg_last_replay_timestamp_seconds", row["last_replay"])
-        obs.add("drwatch_pg_replay_pending_bytes", row["pending"])
+        obs.add(PG_WAL_RECEIVER_STREAMING, streaming)
+        obs.add(PG_LAST_REPLAY_TIMESTAMP_SECONDS, row["last_replay"])
+        obs.add(PG_REPLAY_PENDING_BYTES, row["pending"])
         obs.values.update(role="standby", receiver_status=row["receiver_status"])
         obs.summary = (
             "standby, WAL receiver streaming"
@@ -143,3 +155,25 @@ class ReplicationCheck:
             else f"standby, WAL receiver {row['receiver_status'] or 'not running'}"
         )
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    pg = context.target.postgres
+    if pg is None or not pg.replication.enabled:
+        return None
+    check = ReplicationCheck(pg, pg.replication, context.objective("primary_failover"))
+    return scheduled(check, pg.replication, pg.interval, pg.timeout)
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="postgres",
+    source="`pg_stat_replication` / `pg_stat_wal_receiver`",
+    tells="standbys by sync state and their lag, and the **`primary_failover` exposure**: 0 with "
+    "a streaming synchronous standby, else the least flush lag of an asynchronous one, else +Inf; "
+    "on a standby, whether it streams (and no failover judgement). A single-node database has no "
+    "failover scenario: set `replication: {enabled: false}`",
+    metrics=METRICS,
+    scenarios=("primary_failover",),
+    plan=_plan,
+)

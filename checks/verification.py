@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from checks.base import MetricSpec, Observation, Status
-from checks.support.pg import Row, fetch_all, query_error
+from checks.base import Observation, PostgresCheck, Status
+from checks.definition import BuildContext, CheckDef, Planned, scheduled
+from checks.support.custom_sql import custom_specs, measure_custom
+from checks.support.pg import Row, fetch_all
 from core.config.postgres import (
     CustomQuery,
     DailyCounts,
@@ -24,70 +25,89 @@ from core.config.postgres import (
     Gaps,
     GroupCounts,
     Orphans,
+    PostgresConfig,
     VerificationOptions,
 )
 from core.durations import format_duration
 from core.errors import CheckError
+from core.metrics import MetricSpec
 
 NAME = "verification"
 OTHER_GROUP = "other"
-MAX_CUSTOM_SERIES = 1000
+
+TABLE_NEWEST_ROW_AGE_SECONDS = MetricSpec(
+    "drwatch_table_newest_row_age_seconds",
+    "gauge",
+    "Age of the newest row by the configured timestamp column; +Inf for an empty table.",
+    ("table",),
+)
+
+TABLE_MAX_AGE_SECONDS = MetricSpec(
+    "drwatch_table_max_age_seconds",
+    "gauge",
+    "The configured maximum age of the newest row.",
+    ("table",),
+)
+
+TABLE_ROWS = MetricSpec(
+    "drwatch_table_rows",
+    "gauge",
+    'Rows per 24-hour window counted back from now (window="0-24h" is the last day).',
+    ("table", "window"),
+)
+
+TABLE_GAPS = MetricSpec(
+    "drwatch_table_gaps",
+    "gauge",
+    "Gaps between consecutive rows longer than the configured threshold, inside the lookback.",
+    ("table",),
+)
+
+TABLE_LARGEST_GAP_SECONDS = MetricSpec(
+    "drwatch_table_largest_gap_seconds",
+    "gauge",
+    "The longest time between consecutive rows inside the lookback window.",
+    ("table",),
+)
+
+TABLE_GAP_THRESHOLD_SECONDS = MetricSpec(
+    "drwatch_table_gap_threshold_seconds",
+    "gauge",
+    "The configured gap threshold.",
+    ("table",),
+)
+
+TABLE_ORPHAN_ROWS = MetricSpec(
+    "drwatch_table_orphan_rows",
+    "gauge",
+    "Rows whose foreign-key column points at no parent row.",
+    ("table", "column", "parent_table"),
+)
+
+TABLE_GROUP_ROWS = MetricSpec(
+    "drwatch_table_group_rows",
+    "gauge",
+    'Rows per group of the configured column, top-N groups and the rest as group="other".',
+    ("table", "column", "group"),
+)
+
+TABLE_GROUPS = MetricSpec(
+    "drwatch_table_groups",
+    "gauge",
+    "Distinct groups of the configured column.",
+    ("table", "column"),
+)
 
 METRICS = (
-    MetricSpec(
-        "drwatch_table_newest_row_age_seconds",
-        "gauge",
-        "Age of the newest row by the configured timestamp column; +Inf for an empty table.",
-        ("table",),
-    ),
-    MetricSpec(
-        "drwatch_table_max_age_seconds",
-        "gauge",
-        "The configured maximum age of the newest row.",
-        ("table",),
-    ),
-    MetricSpec(
-        "drwatch_table_rows",
-        "gauge",
-        'Rows per 24-hour window counted back from now (window="0-24h" is the last day).',
-        ("table", "window"),
-    ),
-    MetricSpec(
-        "drwatch_table_gaps",
-        "gauge",
-        "Gaps between consecutive rows longer than the configured threshold, inside the lookback.",
-        ("table",),
-    ),
-    MetricSpec(
-        "drwatch_table_largest_gap_seconds",
-        "gauge",
-        "The longest time between consecutive rows inside the lookback window.",
-        ("table",),
-    ),
-    MetricSpec(
-        "drwatch_table_gap_threshold_seconds",
-        "gauge",
-        "The configured gap threshold.",
-        ("table",),
-    ),
-    MetricSpec(
-        "drwatch_table_orphan_rows",
-        "gauge",
-        "Rows whose foreign-key column points at no parent row.",
-        ("table", "column", "parent_table"),
-    ),
-    MetricSpec(
-        "drwatch_table_group_rows",
-        "gauge",
-        'Rows per group of the configured column, top-N groups and the rest as group="other".',
-        ("table", "column", "group"),
-    ),
-    MetricSpec(
-        "drwatch_table_groups",
-        "gauge",
-        "Distinct groups of the configured column.",
-        ("table", "column"),
-    ),
+    TABLE_NEWEST_ROW_AGE_SECONDS,
+    TABLE_MAX_AGE_SECONDS,
+    TABLE_ROWS,
+    TABLE_GAPS,
+    TABLE_LARGEST_GAP_SECONDS,
+    TABLE_GAP_THRESHOLD_SECONDS,
+    TABLE_ORPHAN_ROWS,
+    TABLE_GROUP_ROWS,
+    TABLE_GROUPS,
 )
 
 
@@ -101,16 +121,6 @@ def _label(schema: str | None, table: str) -> str:
     return f"{schema}.{table}" if schema else table
 
 
-def custom_metric_name(query: CustomQuery) -> str:
-    return f"drwatch_custom_{query.name}"
-
-
-def custom_specs(options: VerificationOptions) -> tuple[MetricSpec, ...]:
-    return tuple(
-        MetricSpec(custom_metric_name(q), q.type, q.help, tuple(q.labels)) for q in options.custom
-    )
-
-
 @dataclass
 class _Findings:
     problems: list[str] = field(default_factory=list)  # data findings: the check warns
@@ -118,12 +128,10 @@ class _Findings:
     notes: list[str] = field(default_factory=list)
 
 
-class VerificationCheck:
-    name: str = NAME
-
-    def __init__(self, options: VerificationOptions) -> None:
+class VerificationCheck(PostgresCheck[None]):
+    def __init__(self, pg: PostgresConfig, options: VerificationOptions) -> None:
+        super().__init__(pg, options, None)
         self.options = options
-        self.metrics = METRICS + custom_specs(options)
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         obs = Observation(Status.OK, "")
@@ -141,7 +149,7 @@ class VerificationCheck:
         items += [
             (f"group_counts[{i}]", self._group_counts, c) for i, c in enumerate(o.group_counts)
         ]
-        items += [(f"custom[{i}]", self._custom, c) for i, c in enumerate(o.custom)]
+        items += [(f"custom[{i}]", _custom, c) for i, c in enumerate(o.custom)]
         for where, measure, item in items:
             try:
                 measure(conn, item, obs, found)
@@ -167,8 +175,8 @@ class VerificationCheck:
         age = fetch_all(conn, query, what=f"freshness of {c.table}")[0]["age"]
         label = _label(c.schema_name, c.table)
         age_s = math.inf if age is None else max(0.0, float(age))
-        obs.add("drwatch_table_newest_row_age_seconds", age_s, table=label)
-        obs.add("drwatch_table_max_age_seconds", c.max_age, table=label)
+        obs.add(TABLE_NEWEST_ROW_AGE_SECONDS, age_s, table=label)
+        obs.add(TABLE_MAX_AGE_SECONDS, c.max_age, table=label)
         obs.values[f"{label}.newest_row_age_seconds"] = None if age is None else age_s
         if age is None:
             f.problems.append(f"{label} is empty")
@@ -197,7 +205,7 @@ class VerificationCheck:
         label = _label(c.schema_name, c.table)
         for days_ago, n in counts.items():
             obs.add(
-                "drwatch_table_rows",
+                TABLE_ROWS,
                 n,
                 table=label,
                 window=f"{days_ago * 24}-{(days_ago + 1) * 24}h",
@@ -222,9 +230,9 @@ class VerificationCheck:
         label = _label(c.schema_name, c.table)
         gaps = int(row["gaps"])
         largest = float(row["largest"] or 0.0)
-        obs.add("drwatch_table_gaps", gaps, table=label)
-        obs.add("drwatch_table_largest_gap_seconds", largest, table=label)
-        obs.add("drwatch_table_gap_threshold_seconds", c.threshold, table=label)
+        obs.add(TABLE_GAPS, gaps, table=label)
+        obs.add(TABLE_LARGEST_GAP_SECONDS, largest, table=label)
+        obs.add(TABLE_GAP_THRESHOLD_SECONDS, c.threshold, table=label)
         obs.values[f"{label}.gaps"] = gaps
         obs.values[f"{label}.largest_gap_seconds"] = largest
         if gaps:
@@ -250,7 +258,7 @@ class VerificationCheck:
         n = int(fetch_all(conn, query, what=f"orphans in {c.table}")[0]["n"])
         label = _label(c.schema_name, c.table)
         parent = _label(c.parent_schema, c.parent_table)
-        obs.add("drwatch_table_orphan_rows", n, table=label, column=c.column, parent_table=parent)
+        obs.add(TABLE_ORPHAN_ROWS, n, table=label, column=c.column, parent_table=parent)
         obs.values[f"{label}.{c.column}.orphans"] = n
         if n:
             f.problems.append(f"{label}.{c.column}: {n} orphan row(s) without a {parent} parent")
@@ -276,40 +284,32 @@ class VerificationCheck:
                 if row["named"]
                 else OTHER_GROUP
             )
-            obs.add(
-                "drwatch_table_group_rows", int(row["n"]), table=label, column=c.by, group=group
-            )
+            obs.add(TABLE_GROUP_ROWS, int(row["n"]), table=label, column=c.by, group=group)
             total_groups += int(row["groups"])
-        obs.add("drwatch_table_groups", total_groups, table=label, column=c.by)
+        obs.add(TABLE_GROUPS, total_groups, table=label, column=c.by)
         obs.values[f"{label}.{c.by}.groups"] = total_groups
 
-    def _custom(
-        self, conn: psycopg.Connection[Row], c: CustomQuery, obs: Observation, f: _Findings
-    ) -> None:
-        name = custom_metric_name(c)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(c.sql.encode())  # the user's SQL, as is (bytes: not a LiteralString)
-                columns = [d.name for d in cur.description or ()]
-                missing = [col for col in (c.value, *c.labels) if col not in columns]
-                if missing:
-                    raise CheckError(
-                        "config",
-                        f"custom metric {c.name}: the query returns no column(s) "
-                        f"{', '.join(missing)} (it returns {', '.join(columns) or 'nothing'})",
-                    )
-                rows = cur.fetchmany(MAX_CUSTOM_SERIES + 1)
-        except psycopg.Error as exc:
-            raise query_error(exc, f"custom metric {c.name}") from None
-        if len(rows) > MAX_CUSTOM_SERIES:
-            raise CheckError(
-                "config", f"custom metric {c.name}: more than {MAX_CUSTOM_SERIES} rows"
-            )
-        for row in rows:
-            value = row[c.value]
-            if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-                raise CheckError(
-                    "config", f"custom metric {c.name}: column {c.value} is not numeric ({value!r})"
-                )
-            obs.add(name, float(value), **{label: str(row[label]) for label in c.labels})
-        obs.values[f"custom.{c.name}.series"] = len(rows)
+
+def _custom(conn: psycopg.Connection[Row], c: CustomQuery, obs: Observation, f: _Findings) -> None:
+    measure_custom(conn, c, obs)
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    pg = context.target.postgres
+    if pg is None or not pg.verification.enabled or pg.verification.is_empty():
+        return None
+    check = VerificationCheck(pg, pg.verification)
+    planned = scheduled(check, pg.verification, pg.interval, pg.timeout)
+    return replace(planned, metrics=custom_specs(pg.verification))
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="postgres",
+    source="your tables",
+    tells="newest-row age, rows per day, gaps over a threshold, foreign-key orphans, top-N group "
+    "counts, custom SQL metrics",
+    metrics=METRICS,
+    scenarios=(),
+    plan=_plan,
+)

@@ -14,7 +14,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
 from checks.support.walnames import WalName, parse_wal_name
@@ -22,41 +23,60 @@ from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.errors import CheckError
+from core.metrics import MetricSpec
 
 NAME = "wal_archive"
 # What archive tools append to WAL file names when they compress.
 COMPRESSION_SUFFIXES = (".gz", ".lz4", ".zst", ".br", ".bz2", ".xz", ".lzma")
 MAX_NAMED_GAPS = 5
 
+WAL_ARCHIVE_SEGMENTS = MetricSpec(
+    "drwatch_wal_archive_segments", "gauge", "WAL segments in the archive store."
+)
+
+WAL_ARCHIVE_MISSING_SEGMENTS = MetricSpec(
+    "drwatch_wal_archive_missing_segments",
+    "gauge",
+    "Segments missing between the newest base backup's start and the newest archived segment.",
+)
+
+WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_wal_archive_newest_segment_timestamp_seconds",
+    "gauge",
+    "When the newest archived segment was written to the store.",
+)
+
+WAL_ARCHIVE_TIMELINE = MetricSpec(
+    "drwatch_wal_archive_timeline", "gauge", "Timeline of the newest archived segment."
+)
+
+WAL_ARCHIVE_BASE_BACKUPS = MetricSpec(
+    "drwatch_wal_archive_base_backups",
+    "gauge",
+    "Base backup labels (.backup files) in the archive store.",
+)
+
+WAL_ARCHIVE_LAST_ARCHIVED_PRESENT = MetricSpec(
+    "drwatch_wal_archive_last_archived_present",
+    "gauge",
+    "1 if pg_stat_archiver.last_archived_wal is in the store, 0 if the archiver reported a "
+    "file that is not there.",
+)
+
+WAL_SEGMENT_SIZE_BYTES_USED = MetricSpec(
+    "drwatch_wal_segment_size_bytes_used",
+    "gauge",
+    "The wal_segment_size the names were parsed with (from PostgreSQL, config or the files).",
+)
+
 METRICS = (
-    MetricSpec("drwatch_wal_archive_segments", "gauge", "WAL segments in the archive store."),
-    MetricSpec(
-        "drwatch_wal_archive_missing_segments",
-        "gauge",
-        "Segments missing between the newest base backup's start and the newest archived segment.",
-    ),
-    MetricSpec(
-        "drwatch_wal_archive_newest_segment_timestamp_seconds",
-        "gauge",
-        "When the newest archived segment was written to the store.",
-    ),
-    MetricSpec("drwatch_wal_archive_timeline", "gauge", "Timeline of the newest archived segment."),
-    MetricSpec(
-        "drwatch_wal_archive_base_backups",
-        "gauge",
-        "Base backup labels (.backup files) in the archive store.",
-    ),
-    MetricSpec(
-        "drwatch_wal_archive_last_archived_present",
-        "gauge",
-        "1 if pg_stat_archiver.last_archived_wal is in the store, 0 if the archiver reported a "
-        "file that is not there.",
-    ),
-    MetricSpec(
-        "drwatch_wal_segment_size_bytes_used",
-        "gauge",
-        "The wal_segment_size the names were parsed with (from PostgreSQL, config or the files).",
-    ),
+    WAL_ARCHIVE_SEGMENTS,
+    WAL_ARCHIVE_MISSING_SEGMENTS,
+    WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS,
+    WAL_ARCHIVE_TIMELINE,
+    WAL_ARCHIVE_BASE_BACKUPS,
+    WAL_ARCHIVE_LAST_ARCHIVED_PRESENT,
+    WAL_SEGMENT_SIZE_BYTES_USED,
 )
 
 
@@ -150,16 +170,14 @@ def infer_segment_size(objects: list[StoredObject]) -> int | None:
     return statistics.mode(sizes) if sizes else None
 
 
-class WalArchiveCheck:
-    name: str = NAME
-    metrics: tuple[MetricSpec, ...] = METRICS
-
+class WalArchiveCheck(Check[None]):
     def __init__(
         self,
         config: BackupsConfig,
         store: Store,
         pg: PostgresConfig | None,
     ) -> None:
+        super().__init__(None)
         self.config = config
         self.store = store
         self.pg = pg
@@ -176,7 +194,7 @@ class WalArchiveCheck:
             )
         return int(row["size"]), row["last_archived_wal"], bool(row["standby"])
 
-    def collect(self) -> Observation:
+    def run(self) -> Observation:
         # PostgreSQL first, then the store: a file archived in between is then in the listing.
         pg_size, last_archived, standby = self._ask_postgres()
         objects = list(self.store.list())
@@ -190,18 +208,18 @@ class WalArchiveCheck:
         result = analyse(objects, segment_size)
         now = time.time()
         obs = Observation(Status.OK, "")
-        obs.add("drwatch_wal_archive_segments", result.segments)
-        obs.add("drwatch_wal_archive_missing_segments", result.missing)
-        obs.add("drwatch_wal_archive_base_backups", result.base_backups)
-        obs.add("drwatch_wal_segment_size_bytes_used", segment_size)
+        obs.add(WAL_ARCHIVE_SEGMENTS, result.segments)
+        obs.add(WAL_ARCHIVE_MISSING_SEGMENTS, result.missing)
+        obs.add(WAL_ARCHIVE_BASE_BACKUPS, result.base_backups)
+        obs.add(WAL_SEGMENT_SIZE_BYTES_USED, segment_size)
         obs.values.update(segments=result.segments, missing_segments=result.missing)
         if result.newest is None:
             obs.status = Status.CRITICAL
             obs.summary = f"no WAL segment in {self.store.url}"
             return obs
         newest = result.newest
-        obs.add("drwatch_wal_archive_newest_segment_timestamp_seconds", newest.obj.modified)
-        obs.add("drwatch_wal_archive_timeline", newest.wal.timeline)
+        obs.add(WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS, newest.obj.modified)
+        obs.add(WAL_ARCHIVE_TIMELINE, newest.wal.timeline)
         obs.values.update(
             newest_segment=newest.name, newest_segment_age_seconds=now - newest.obj.modified
         )
@@ -229,7 +247,7 @@ class WalArchiveCheck:
                 obs.exposures["pitr"] = now - cap
         if last_archived and not standby:
             present = any(wal_name(o.key) == last_archived for o in objects)
-            obs.add("drwatch_wal_archive_last_archived_present", present)
+            obs.add(WAL_ARCHIVE_LAST_ARCHIVED_PRESENT, present)
             obs.values["last_archived_present"] = present
             if not present:
                 problems.append(
@@ -245,3 +263,26 @@ class WalArchiveCheck:
             ]
         )
         return obs
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    backups = context.target.backups
+    if backups is None or not backups.wal_store:
+        return None
+    check = WalArchiveCheck(backups, context.store(backups.wal_store), context.target.postgres)
+    # Listing is cheap next to a dump's verification: a tighter deadline, same interval.
+    return Planned(check, backups.interval, min(backups.timeout, backups.interval))
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="backups",
+    source="the WAL store",
+    tells="segments missing between the newest base backup's start and the newest segment "
+    "(timelines, `.partial`, `.history`, `.backup`, compressed names understood), the newest "
+    "segment's age, whether the archiver's `last_archived_wal` really is in the store; a gap caps "
+    "PITR",
+    metrics=METRICS,
+    scenarios=(),
+    plan=_plan,
+)

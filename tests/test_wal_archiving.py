@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from checks.base import Status
+from checks.support.archiver import UnarchivedClock
 from checks.support.walnames import archived_end_lsn, parse_wal_name
-from checks.wal_archiving import UnarchivedClock
 from sandbox.pgcluster import ARCHIVE_FAIL, ARCHIVE_HANG, PgCluster, wait_until
 from tests.conftest import make_config, write_config
 from tests.helpers import CheckHarness, drwatch, sample

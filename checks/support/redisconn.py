@@ -63,3 +63,10 @@ def config_get(client: redis.Redis, *names: str) -> dict[str, str] | None:
         return None
     except (rexc.ConnectionError, rexc.TimeoutError) as exc:
         raise redis_error(exc, "CONFIG GET") from None
+
+
+def run_deadline(config: RedisConfig) -> float:
+    """drwatch's deadline for a Redis check run: each command may wait `timeout` on its socket,
+    and the socket's own timeout should be the one that reports, naming the command it waited
+    for."""
+    return config.timeout * 1.5

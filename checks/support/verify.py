@@ -32,8 +32,20 @@ class Verdict:
     duration_seconds: float
 
 
-class VerificationBusy(Exception):
+class VerificationIncomplete(Exception):
+    """No verdict: the verification could not finish, which says nothing about the backup."""
+
+
+class VerificationBusy(VerificationIncomplete):
     """Another verification holds the slot for longer than this run can wait."""
+
+    def __init__(self) -> None:
+        super().__init__("another verification is still running")
+
+
+class VerificationTimedOut(VerificationIncomplete):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"verification of {key} timed out")
 
 
 def pg_restore_binary() -> str:
@@ -54,7 +66,7 @@ def verify_dump(store: Store, key: str, mode: str, deadline: float) -> Verdict:
     """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC."""
     wait = max(0.0, deadline - time.monotonic())
     if not _ONE_AT_A_TIME.acquire(timeout=wait):
-        raise VerificationBusy("another verification is still running")
+        raise VerificationBusy
     try:
         return _verify(store, key, mode, deadline)
     finally:
@@ -106,9 +118,7 @@ def _verify(store: Store, key: str, mode: str, deadline: float) -> Verdict:
                 if p is not None:
                     p.kill()
                     p.wait()
-            return Verdict(
-                False, "verification timed out", None, bytes_read, time.monotonic() - started
-            )
+            raise VerificationTimedOut(key) from None
         except BaseException:
             for p in (lister, full):
                 if p is not None:
@@ -142,7 +152,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
     redis-check-rdb on it: it checks every record and the trailing CRC64."""
     wait = max(0.0, deadline - time.monotonic())
     if not _ONE_AT_A_TIME.acquire(timeout=wait):
-        raise VerificationBusy("another verification is still running")
+        raise VerificationBusy
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="drwatch-rdb-") as scratch:
@@ -153,13 +163,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
                     sink.write(block)
                     bytes_read += len(block)
                     if time.monotonic() > deadline:
-                        return Verdict(
-                            False,
-                            "verification timed out",
-                            None,
-                            bytes_read,
-                            time.monotonic() - started,
-                        )
+                        raise VerificationTimedOut(key)
             try:
                 proc = subprocess.run(
                     ["redis-check-rdb", str(path)],
@@ -168,9 +172,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
                     timeout=max(1.0, deadline - time.monotonic()),
                 )
             except subprocess.TimeoutExpired:
-                return Verdict(
-                    False, "verification timed out", None, bytes_read, time.monotonic() - started
-                )
+                raise VerificationTimedOut(key) from None
         duration = time.monotonic() - started
         if proc.returncode == 0:
             return Verdict(True, "redis-check-rdb ok", None, bytes_read, duration)

@@ -28,5 +28,3 @@ class AwsConfig(Strict):
     connect_timeout: Duration = 5.0
     read_timeout: Duration = 30.0
     max_attempts: int = Field(3, ge=1, le=10)
-
-

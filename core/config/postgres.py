@@ -165,4 +165,3 @@ class PostgresConfig(Strict):
         if v < 1:
             raise ValueError("libpq's connect_timeout has a resolution of whole seconds, >= 1s")
         return v
-

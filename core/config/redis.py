@@ -53,5 +53,3 @@ class RedisConfig(Strict):
             # Never echo the value: it may hold a password.
             raise ValueError("expected redis://host:port/db, rediss://... (TLS) or unix:///path")
         return v
-
-

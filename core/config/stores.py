@@ -46,4 +46,3 @@ class BackupsConfig(Strict):
         if v is not None and v & (v - 1):
             raise ValueError("wal_segment_size must be a power of two (bytes)")
         return v
-

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from checks import connections, redis_persistence
 from checks.support.pg import session
 from core.config.remediation import (
     Action,
@@ -33,7 +34,7 @@ from exporter.runtime.results import CheckResult
 log = logging.getLogger("drwatch.remediation")
 
 # The checks whose results remediation decides from.
-REMEDIATION_INPUTS = frozenset({"connections", "redis_persistence"})
+REMEDIATION_INPUTS = frozenset({connections.NAME, redis_persistence.NAME})
 
 
 class RemediationEngine:

@@ -4,41 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from checks.base import MetricSpec
 from core.config.schema import Config
+from core.metrics import Families, MetricSpec
 from exporter.remediation.decision import OUTCOMES
 from exporter.remediation.engine import RemediationEngine
 from exporter.remediation.triggers import configured_actions
 
+REMEDIATION_ACTIONS_TOTAL = MetricSpec(
+    "drwatch_remediation_actions_total",
+    "counter",
+    "Remediation decisions by outcome: executed, dry_run, skipped (a guard, limit, cooldown "
+    "or the kill switch said no), failed.",
+    ("target", "action", "outcome"),
+)
+
+REMEDIATION_LEADER = MetricSpec(
+    "drwatch_remediation_leader",
+    "gauge",
+    "1 if this drwatch holds the target's remediation lock (only the leader acts).",
+    ("target",),
+)
+
+REMEDIATION_DRY_RUN = MetricSpec(
+    "drwatch_remediation_dry_run",
+    "gauge",
+    "1 if remediation on the target only decides and reports; 0 if it acts.",
+    ("target",),
+)
+
+REMEDIATION_KILL_SWITCH = MetricSpec(
+    "drwatch_remediation_kill_switch",
+    "gauge",
+    "1 while the kill switch (file or SIGUSR1) stops every remediation on the target.",
+    ("target",),
+)
+
 METRICS = (
-    MetricSpec(
-        "drwatch_remediation_actions_total",
-        "counter",
-        "Remediation decisions by outcome: executed, dry_run, skipped (a guard, limit, cooldown "
-        "or the kill switch said no), failed.",
-        ("target", "action", "outcome"),
-    ),
-    MetricSpec(
-        "drwatch_remediation_leader",
-        "gauge",
-        "1 if this drwatch holds the target's remediation lock (only the leader acts).",
-        ("target",),
-    ),
-    MetricSpec(
-        "drwatch_remediation_dry_run",
-        "gauge",
-        "1 if remediation on the target only decides and reports; 0 if it acts.",
-        ("target",),
-    ),
-    MetricSpec(
-        "drwatch_remediation_kill_switch",
-        "gauge",
-        "1 while the kill switch (file or SIGUSR1) stops every remediation on the target.",
-        ("target",),
-    ),
+    REMEDIATION_ACTIONS_TOTAL,
+    REMEDIATION_LEADER,
+    REMEDIATION_DRY_RUN,
+    REMEDIATION_KILL_SWITCH,
 )
 
 
@@ -47,39 +55,33 @@ class RemediationCollector(Collector):
         self.engine = engine
         self.config = config
 
+    def describe(self) -> Iterator[Metric]:
+        yield from Families(METRICS)
+
     def collect(self) -> Iterator[Metric]:
         config = self.config()
-        specs = {s.name: s for s in METRICS}
-        actions_total = CounterMetricFamily(
-            "drwatch_remediation_actions_total",
-            specs["drwatch_remediation_actions_total"].help,
-            labels=("target", "action", "outcome"),
-        )
-        gauges = {
-            name: GaugeMetricFamily(name, specs[name].help, labels=("target",))
-            for name in (
-                "drwatch_remediation_leader",
-                "drwatch_remediation_dry_run",
-                "drwatch_remediation_kill_switch",
-            )
-        }
+        families = Families(METRICS)
         counts = self.engine.counts()
         for target in config.targets:
             rc = config.remediation_for(target)
             if not rc.enabled:
                 continue
+            name = target.name
             # Every configured action x outcome from zero, so rate() sees the first decision.
             for action in configured_actions(config, target):
                 for outcome in OUTCOMES:
-                    actions_total.add_metric(
-                        [target.name, action, outcome],
-                        counts.get((target.name, action, outcome), 0),
+                    count = counts.get((name, action, outcome), 0)
+                    families.add(
+                        REMEDIATION_ACTIONS_TOTAL,
+                        count,
+                        target=name,
+                        action=action,
+                        outcome=outcome,
                     )
-            leader = self.engine.is_leader(target.name)
+            leader = self.engine.is_leader(name)
             if target.postgres is not None and leader is not None:
-                gauges["drwatch_remediation_leader"].add_metric([target.name], float(leader))
-            gauges["drwatch_remediation_dry_run"].add_metric([target.name], float(rc.dry_run))
+                families.add(REMEDIATION_LEADER, float(leader), target=name)
+            families.add(REMEDIATION_DRY_RUN, float(rc.dry_run), target=name)
             engaged = self.engine.kill_switch.why(rc) is not None
-            gauges["drwatch_remediation_kill_switch"].add_metric([target.name], float(engaged))
-        yield actions_total
-        yield from gauges.values()
+            families.add(REMEDIATION_KILL_SWITCH, float(engaged), target=name)
+        yield from families

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from checks import connections, redis_persistence
+from checks.connections import ConnectionUsage
 from core.config.remediation import Action, RemediationConfig
 from core.config.schema import Config, Target
 from exporter.runtime.results import CheckResult
@@ -32,30 +34,26 @@ def triggers_met(
     out: dict[Action, str] = {}
     actions = rc.actions
     configured = configured_actions(config, target)
-    connections = results.get("connections")
-    if connections is not None and connections.up:
+    activity = results.get(connections.NAME)
+    usage = activity.facts if activity is not None and activity.up else None
+    if isinstance(usage, ConnectionUsage):
         idle = actions.terminate_idle_connections
-        ratio = connections.values.get("utilization_ratio")
+        ratio = usage.utilization_ratio
         if idle and "terminate_idle_connections" in configured:
             threshold = idle.when_utilization_above
             if idle.always:
                 out["terminate_idle_connections"] = "always: true"
-            elif isinstance(ratio, float | int) and threshold and ratio >= threshold:
+            elif threshold and ratio >= threshold:
                 out["terminate_idle_connections"] = (
                     f"utilisation {ratio:.0%} reached {threshold:.0%}"
                 )
         iit = actions.terminate_idle_in_transaction
-        oldest = connections.values.get("oldest_idle_in_transaction_seconds")
-        if (
-            iit
-            and "terminate_idle_in_transaction" in configured
-            and isinstance(oldest, float | int)
-            and oldest > iit.idle_for
-        ):
+        oldest = usage.oldest_idle_in_transaction_seconds
+        if iit and "terminate_idle_in_transaction" in configured and oldest > iit.idle_for:
             out["terminate_idle_in_transaction"] = (
                 f"a session idle in transaction for {oldest:.0f}s (over {iit.idle_for:g}s)"
             )
-    persistence = results.get("redis_persistence")
+    persistence = results.get(redis_persistence.NAME)
     if persistence is not None and "redis_bgsave" in configured:
         rpo = config.objective(target, "redis").rpo
         exposure = persistence.exposures.get("redis")

@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from checks.base import Sample, Status, Value
+from checks.base import Facts, Status, Value
 from core.errors import CheckError
+from core.metrics import Sample
 
 JobKey = tuple[str, str]  # (target, check)
 
@@ -26,6 +27,7 @@ class CheckResult:
     samples: tuple[Sample, ...] = ()
     exposures: dict[str, float | None] = field(default_factory=dict)
     error_reasons: tuple[str, ...] = ()
+    facts: Facts | None = None  # typed findings other parts act on (remediation)
 
     @property
     def key(self) -> JobKey:

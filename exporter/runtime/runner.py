@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checks.base import MetricSpec, Observation, Status
+from checks.base import Observation, Status
 from core.config.schema import Scenario
 from core.errors import CheckError, CheckTimeout
+from core.metrics import MetricSpec
 from core.redact import redact
 from exporter.runtime.results import CheckResult, JobKey
 
@@ -89,6 +90,13 @@ class DeadlineRunner:
             )
             err = CheckError("internal", f"internal error: {type(result).__name__}: {result}")
             return self._down(job, err, duration)
+        undeclared = {s.name for s in result.samples if s.spec not in job.metrics}
+        if undeclared:
+            # A bug, caught here so it costs this check's run and never a scrape.
+            err = CheckError(
+                "internal", f"internal error: undeclared metric(s) {sorted(undeclared)}"
+            )
+            return self._down(job, err, duration)
         return self._up(job, result, duration)
 
     def _up(self, job: Job, obs: Observation, duration: float) -> CheckResult:
@@ -105,6 +113,7 @@ class DeadlineRunner:
             samples=tuple(obs.samples),
             exposures=obs.exposures,
             error_reasons=reasons,
+            facts=obs.facts,
         )
 
     def _down(self, job: Job, err: CheckError, duration: float) -> CheckResult:

@@ -6,10 +6,10 @@ import math
 import platform
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from checks.base import MetricSpec
+from core.metrics import Families, MetricSpec
 from exporter import __version__
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
@@ -18,87 +18,109 @@ from exporter.runtime.runner import Job
 
 JOB_LABELS = ("target", "check")
 
-SELF_METRICS = (
-    MetricSpec(
-        "drwatch_check_up", "gauge", "1 if the check's last run measured everything.", JOB_LABELS
-    ),
-    MetricSpec(
-        "drwatch_check_status",
-        "gauge",
-        "Status of the check's last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-        JOB_LABELS,
-    ),
-    MetricSpec(
-        "drwatch_check_duration_seconds", "gauge", "How long the check's last run took.", JOB_LABELS
-    ),
-    MetricSpec(
-        "drwatch_check_interval_seconds", "gauge", "The check's configured interval.", JOB_LABELS
-    ),
-    MetricSpec(
-        "drwatch_check_last_success_timestamp_seconds",
-        "gauge",
-        "When the check last measured everything (absent until it has).",
-        JOB_LABELS,
-    ),
-    MetricSpec(
-        "drwatch_check_errors_total",
-        "counter",
-        "Failed check runs by reason (connect, query, permission, timeout, config, internal).",
-        (*JOB_LABELS, "reason"),
-    ),
-    MetricSpec(
-        "drwatch_rpo_exposure_seconds",
-        "gauge",
-        "Data at risk right now per recovery scenario, in seconds (absent while unmeasurable).",
-        ("target", "scenario"),
-    ),
-    MetricSpec(
-        "drwatch_rpo_exposure_last_measured_timestamp_seconds",
-        "gauge",
-        "When the scenario's exposure was last measured (the daemon's start if never).",
-        ("target", "scenario"),
-    ),
-    MetricSpec(
-        "drwatch_rpo_objective_seconds",
-        "gauge",
-        "The configured recovery point objective per scenario.",
-        ("target", "scenario"),
-    ),
-    MetricSpec(
-        "drwatch_rto_objective_seconds",
-        "gauge",
-        "The configured recovery time objective per scenario.",
-        ("target", "scenario"),
-    ),
-    MetricSpec(
-        "drwatch_config_section_enabled",
-        "gauge",
-        "1 if a configured section is monitored, 0 if it is off (its connection string is empty).",
-        ("target", "section"),
-    ),
-    MetricSpec(
-        "drwatch_config_last_reload_successful",
-        "gauge",
-        "1 if the last configuration load succeeded.",
-    ),
-    MetricSpec(
-        "drwatch_config_last_reload_success_timestamp_seconds",
-        "gauge",
-        "When the configuration was last loaded successfully.",
-    ),
-    MetricSpec(
-        "drwatch_build_info",
-        "gauge",
-        "Always 1; labels say which drwatch this is.",
-        ("version", "python_version"),
-    ),
+CHECK_UP = MetricSpec(
+    "drwatch_check_up", "gauge", "1 if the check's last run measured everything.", JOB_LABELS
 )
 
+CHECK_STATUS = MetricSpec(
+    "drwatch_check_status",
+    "gauge",
+    "Status of the check's last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    JOB_LABELS,
+)
 
-def _family(spec: MetricSpec, labels: tuple[str, ...]) -> GaugeMetricFamily | CounterMetricFamily:
-    if spec.type == "counter":
-        return CounterMetricFamily(spec.name, spec.help, labels=labels)
-    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
+CHECK_DURATION_SECONDS = MetricSpec(
+    "drwatch_check_duration_seconds", "gauge", "How long the check's last run took.", JOB_LABELS
+)
+
+CHECK_INTERVAL_SECONDS = MetricSpec(
+    "drwatch_check_interval_seconds", "gauge", "The check's configured interval.", JOB_LABELS
+)
+
+CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_check_last_success_timestamp_seconds",
+    "gauge",
+    "When the check last measured everything (absent until it has).",
+    JOB_LABELS,
+)
+
+CHECK_ERRORS_TOTAL = MetricSpec(
+    "drwatch_check_errors_total",
+    "counter",
+    "Failed check runs by reason (connect, query, permission, timeout, config, internal).",
+    (*JOB_LABELS, "reason"),
+)
+
+RPO_EXPOSURE_SECONDS = MetricSpec(
+    "drwatch_rpo_exposure_seconds",
+    "gauge",
+    "Data at risk right now per recovery scenario, in seconds (absent while unmeasurable).",
+    ("target", "scenario"),
+)
+
+RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_rpo_exposure_last_measured_timestamp_seconds",
+    "gauge",
+    "When the scenario's exposure was last measured (the daemon's start if never).",
+    ("target", "scenario"),
+)
+
+RPO_OBJECTIVE_SECONDS = MetricSpec(
+    "drwatch_rpo_objective_seconds",
+    "gauge",
+    "The configured recovery point objective per scenario.",
+    ("target", "scenario"),
+)
+
+RTO_OBJECTIVE_SECONDS = MetricSpec(
+    "drwatch_rto_objective_seconds",
+    "gauge",
+    "The configured recovery time objective per scenario.",
+    ("target", "scenario"),
+)
+
+CONFIG_SECTION_ENABLED = MetricSpec(
+    "drwatch_config_section_enabled",
+    "gauge",
+    "1 if a configured section is monitored, 0 if it is off (its connection string is empty).",
+    ("target", "section"),
+)
+
+CONFIG_LAST_RELOAD_SUCCESSFUL = MetricSpec(
+    "drwatch_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration load succeeded.",
+)
+
+CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = MetricSpec(
+    "drwatch_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "When the configuration was last loaded successfully.",
+)
+
+BUILD_INFO = MetricSpec(
+    "drwatch_build_info",
+    "gauge",
+    "Always 1; labels say which drwatch this is.",
+    ("version", "python_version"),
+)
+
+SELF_METRICS = (
+    CHECK_UP,
+    CHECK_STATUS,
+    CHECK_DURATION_SECONDS,
+    CHECK_INTERVAL_SECONDS,
+    CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    CHECK_ERRORS_TOTAL,
+    RPO_EXPOSURE_SECONDS,
+    RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS,
+    RPO_OBJECTIVE_SECONDS,
+    RTO_OBJECTIVE_SECONDS,
+    CONFIG_SECTION_ENABLED,
+    CONFIG_LAST_RELOAD_SUCCESSFUL,
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+    BUILD_INFO,
+)
 
 
 class DrwatchCollector(Collector):
@@ -112,6 +134,10 @@ class DrwatchCollector(Collector):
         self.current = current
         self.reload_state = reload_state
 
+    def describe(self) -> Iterator[Metric]:
+        yield from Families(_check_specs(self.current().jobs), ("target",))
+        yield from Families(SELF_METRICS)
+
     def collect(self) -> Iterator[Metric]:
         current = self.current()
         snap = self.store.snapshot()
@@ -121,64 +147,59 @@ class DrwatchCollector(Collector):
     def _check_metrics(
         self, jobs: Iterable[Job], results: dict[JobKey, CheckResult]
     ) -> Iterator[Metric]:
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-        specs: dict[str, MetricSpec] = {}
-        for job in jobs:
-            for spec in job.metrics:
-                specs.setdefault(spec.name, spec)
+        jobs = list(jobs)
+        families = Families(_check_specs(jobs), ("target",))
         for job in jobs:
             result = results.get(job.key)
-            if result is None:
-                continue
-            for sample in result.samples:
-                spec = specs[sample.name]
-                family = families.get(sample.name)
-                if family is None:
-                    family = families[sample.name] = _family(spec, ("target", *spec.labels))
-                labels = dict(sample.labels)
-                family.add_metric(
-                    [job.target, *(labels.get(k, "") for k in spec.labels)], sample.value
-                )
-        yield from families.values()
+            for sample in result.samples if result else ():
+                families.add_sample(sample, job.target)
+        yield from families.with_samples()
 
     def _self_metrics(self, current: Current, snap: Snapshot) -> Iterator[Metric]:
-        by_name = {s.name: s for s in SELF_METRICS}
-        fam = {name: _family(spec, spec.labels) for name, spec in by_name.items()}
+        families = Families(SELF_METRICS)
+        add = families.add
         for job in current.jobs:
-            jl = [job.target, job.check]
-            fam["drwatch_check_interval_seconds"].add_metric(jl, job.interval)
+            labels = {"target": job.target, "check": job.check}
+            add(CHECK_INTERVAL_SECONDS, job.interval, **labels)
             result = snap.results.get(job.key)
             if result is not None:
-                fam["drwatch_check_up"].add_metric(jl, float(result.up))
-                fam["drwatch_check_status"].add_metric(jl, float(result.status))
-                fam["drwatch_check_duration_seconds"].add_metric(jl, result.duration_seconds)
+                add(CHECK_UP, float(result.up), **labels)
+                add(CHECK_STATUS, float(result.status), **labels)
+                add(CHECK_DURATION_SECONDS, result.duration_seconds, **labels)
             if job.key in snap.last_success:
-                fam["drwatch_check_last_success_timestamp_seconds"].add_metric(
-                    jl, snap.last_success[job.key]
-                )
+                add(CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS, snap.last_success[job.key], **labels)
         for (target, check, reason), count in sorted(snap.errors.items()):
-            fam["drwatch_check_errors_total"].add_metric([target, check, reason], count)
+            add(CHECK_ERRORS_TOTAL, count, target=target, check=check, reason=reason)
+        self._objectives(families, current, snap)
+        for target_name, section, enabled in current.sections:
+            add(CONFIG_SECTION_ENABLED, float(enabled), target=target_name, section=section)
+        reload = self.reload_state()
+        add(CONFIG_LAST_RELOAD_SUCCESSFUL, float(reload.successful))
+        add(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, reload.last_success)
+        add(BUILD_INFO, 1.0, version=__version__, python_version=platform.python_version())
+        yield from families
+
+    @staticmethod
+    def _objectives(families: Families, current: Current, snap: Snapshot) -> None:
         exposures = combine(current.jobs, snap.results)
         for (target, scenario), exposure in exposures.items():
             objective = current.config.objective(current.config.target(target), scenario)
-            labels = [target, scenario]
+            labels = {"target": target, "scenario": scenario}
             if objective.rpo is not None:
-                fam["drwatch_rpo_objective_seconds"].add_metric(labels, objective.rpo)
+                families.add(RPO_OBJECTIVE_SECONDS, objective.rpo, **labels)
             if objective.rto is not None:
-                fam["drwatch_rto_objective_seconds"].add_metric(labels, objective.rto)
+                families.add(RTO_OBJECTIVE_SECONDS, objective.rto, **labels)
             if exposure is not None and not math.isnan(exposure):
-                fam["drwatch_rpo_exposure_seconds"].add_metric(labels, exposure)
+                families.add(RPO_EXPOSURE_SECONDS, exposure, **labels)
         for (target, scenario), when in last_measured(current.jobs, snap).items():
             if (target, scenario) in exposures:
-                fam["drwatch_rpo_exposure_last_measured_timestamp_seconds"].add_metric(
-                    [target, scenario], when
+                families.add(
+                    RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS,
+                    when,
+                    target=target,
+                    scenario=scenario,
                 )
-        for target_name, section, enabled in current.sections:
-            fam["drwatch_config_section_enabled"].add_metric([target_name, section], float(enabled))
-        reload = self.reload_state()
-        fam["drwatch_config_last_reload_successful"].add_metric([], float(reload.successful))
-        fam["drwatch_config_last_reload_success_timestamp_seconds"].add_metric(
-            [], reload.last_success
-        )
-        fam["drwatch_build_info"].add_metric([__version__, platform.python_version()], 1.0)
-        yield from fam.values()
+
+
+def _check_specs(jobs: Iterable[Job]) -> list[MetricSpec]:
+    return [spec for job in jobs for spec in job.metrics]
