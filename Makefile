@@ -24,6 +24,7 @@ run-alerting: system-deps $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest

@@ -6,11 +6,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
-import psycopg
-
-from checks.support.pg import Row, session
-from core.config.base import CheckOptions
-from core.config.postgres import PostgresConfig
 from core.errors import CheckError
 from core.metrics import MetricSpec, Sample
 
@@ -83,24 +78,3 @@ class Check(Generic[S]):
         """Takes over the state of the check this one replaces on a reload."""
         if type(previous) is type(self):
             self.state = previous.state
-
-
-class PostgresCheck(Check[S]):
-    """A check that reads one PostgreSQL server: each run on a fresh read-only session."""
-
-    def __init__(self, pg: PostgresConfig, options: CheckOptions, state: S) -> None:
-        super().__init__(state)
-        self.pg = pg
-        # The server cancels a query before drwatch's deadline gives up on it, so no query
-        # outlives its check; a check with its own timeout gets room to match.
-        if options.timeout is not None:
-            self.statement_timeout = options.timeout * 0.9
-        else:
-            self.statement_timeout = min(pg.statement_timeout, pg.timeout * 0.9)
-
-    def run(self) -> Observation:
-        with session(self.pg, self.statement_timeout) as conn:
-            return self.collect(conn)
-
-    def collect(self, conn: psycopg.Connection[Row]) -> Observation:
-        raise NotImplementedError

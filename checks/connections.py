@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from checks.base import Facts, Observation, PostgresCheck, Status
+from checks.base import Facts, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
-from checks.support.pg import APPLICATION_NAME, Row, fetch_all, fetch_one
+from checks.support.pg import APPLICATION_NAME, PostgresCheck, Row, fetch_all, fetch_one
 from core.config.postgres import ConnectionsOptions, PostgresConfig
 from core.metrics import MetricSpec
 

@@ -6,9 +6,9 @@ import math
 
 import psycopg
 
-from checks.base import Observation, PostgresCheck, Status
+from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
-from checks.support.pg import Row, fetch_all, fetch_one
+from checks.support.pg import PostgresCheck, Row, fetch_all, fetch_one
 from core.config.postgres import PostgresConfig, ReplicationOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from checks.base import Observation, PostgresCheck, Status
+from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.custom_sql import custom_specs, measure_custom
-from checks.support.pg import Row, fetch_all
+from checks.support.pg import PostgresCheck, Row, fetch_all
 from core.config.postgres import (
     CustomQuery,
     DailyCounts,

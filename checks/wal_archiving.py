@@ -15,10 +15,10 @@ from datetime import datetime
 
 import psycopg
 
-from checks.base import Observation, PostgresCheck, Status
+from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.archiver import ReadyFiles, UnarchivedClock, ready_files
-from checks.support.pg import Row, fetch_one, timestamp
+from checks.support.pg import PostgresCheck, Row, fetch_one, timestamp
 from checks.support.walnames import archived_end_lsn, parse_wal_name
 from core.config.postgres import PostgresConfig, WalArchivingOptions
 from core.config.schema import ObjectiveSpec

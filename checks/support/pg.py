@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg.rows import dict_row
 
+from checks.base import Check, Observation
+from core.config.base import CheckOptions
 from core.config.postgres import PostgresConfig
 from core.errors import CheckError
 from core.redact import redact
 
 APPLICATION_NAME = "drwatch"
+
+S = TypeVar("S")
 
 Row = dict[str, Any]
 
@@ -107,3 +111,24 @@ def _rollback_quietly(conn: psycopg.Connection[Row]) -> None:
 
 def timestamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
+
+
+class PostgresCheck(Check[S]):
+    """A check that reads one PostgreSQL server: each run on a fresh read-only session."""
+
+    def __init__(self, pg: PostgresConfig, options: CheckOptions, state: S) -> None:
+        super().__init__(state)
+        self.pg = pg
+        # The server cancels a query before drwatch's deadline gives up on it, so no query
+        # outlives its check; a check with its own timeout gets room to match.
+        if options.timeout is not None:
+            self.statement_timeout = options.timeout * 0.9
+        else:
+            self.statement_timeout = min(pg.statement_timeout, pg.timeout * 0.9)
+
+    def run(self) -> Observation:
+        with session(self.pg, self.statement_timeout) as conn:
+            return self.collect(conn)
+
+    def collect(self, conn: psycopg.Connection[Row]) -> Observation:
+        raise NotImplementedError
