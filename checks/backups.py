@@ -18,91 +18,58 @@ from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import counter, gauge
 
 NAME = "backups"
 
-BACKUPS = MetricSpec(
-    "drwatch_backups", "gauge", "Backups in the store (keys matching the configured patterns)."
+BACKUPS = gauge("drwatch_backups", "Backups in the store (keys matching the configured patterns).")
+BACKUPS_SIZE_BYTES = gauge("drwatch_backups_size_bytes", "Total size of the backups in the store.")
+BACKUPS_IN_RETENTION = gauge(
+    "drwatch_backups_in_retention", "Backups made inside the configured retention window."
 )
-
-BACKUPS_SIZE_BYTES = MetricSpec(
-    "drwatch_backups_size_bytes", "gauge", "Total size of the backups in the store."
+BACKUP_RETENTION_SECONDS = gauge(
+    "drwatch_backup_retention_seconds", "The configured retention window."
 )
-
-BACKUPS_IN_RETENTION = MetricSpec(
-    "drwatch_backups_in_retention",
-    "gauge",
-    "Backups made inside the configured retention window.",
+BACKUP_NEWEST_TIMESTAMP_SECONDS = gauge(
+    "drwatch_backup_newest_timestamp_seconds", "When the newest backup was written."
 )
-
-BACKUP_RETENTION_SECONDS = MetricSpec(
-    "drwatch_backup_retention_seconds", "gauge", "The configured retention window."
+BACKUP_NEWEST_SIZE_BYTES = gauge("drwatch_backup_newest_size_bytes", "Size of the newest backup.")
+BACKUP_OLDEST_TIMESTAMP_SECONDS = gauge(
+    "drwatch_backup_oldest_timestamp_seconds", "When the oldest backup was written."
 )
-
-BACKUP_NEWEST_TIMESTAMP_SECONDS = MetricSpec(
-    "drwatch_backup_newest_timestamp_seconds", "gauge", "When the newest backup was written."
-)
-
-BACKUP_NEWEST_SIZE_BYTES = MetricSpec(
-    "drwatch_backup_newest_size_bytes", "gauge", "Size of the newest backup."
-)
-
-BACKUP_OLDEST_TIMESTAMP_SECONDS = MetricSpec(
-    "drwatch_backup_oldest_timestamp_seconds", "gauge", "When the oldest backup was written."
-)
-
-BACKUP_OLDEST_SIZE_BYTES = MetricSpec(
-    "drwatch_backup_oldest_size_bytes", "gauge", "Size of the oldest backup."
-)
-
-BACKUP_RECENT_MEDIAN_SIZE_BYTES = MetricSpec(
+BACKUP_OLDEST_SIZE_BYTES = gauge("drwatch_backup_oldest_size_bytes", "Size of the oldest backup.")
+BACKUP_RECENT_MEDIAN_SIZE_BYTES = gauge(
     "drwatch_backup_recent_median_size_bytes",
-    "gauge",
     "Median size of the backups before the newest (the configured window).",
 )
-
-BACKUP_SIZE_ANOMALY = MetricSpec(
+BACKUP_SIZE_ANOMALY = gauge(
     "drwatch_backup_size_anomaly",
-    "gauge",
     "1 if the newest backup is smaller than the configured share of the recent median.",
 )
-
-BACKUP_NEWEST_VERIFIED = MetricSpec(
+BACKUP_NEWEST_VERIFIED = gauge(
     "drwatch_backup_newest_verified",
-    "gauge",
     "1 if the newest backup passed integrity verification, 0 if it failed (absent: not verified).",
 )
-
-BACKUP_LAST_VERIFIED_TIMESTAMP_SECONDS = MetricSpec(
+BACKUP_LAST_VERIFIED_TIMESTAMP_SECONDS = gauge(
     "drwatch_backup_last_verified_timestamp_seconds",
-    "gauge",
     "When the newest backup that passed integrity verification was written.",
 )
-
-BACKUP_VERIFICATION_DURATION_SECONDS = MetricSpec(
+BACKUP_VERIFICATION_DURATION_SECONDS = gauge(
     "drwatch_backup_verification_duration_seconds",
-    "gauge",
     "How long the newest backup's verification took.",
 )
-
-BACKUP_VERIFICATION_READ_BYTES = MetricSpec(
+BACKUP_VERIFICATION_READ_BYTES = gauge(
     "drwatch_backup_verification_read_bytes",
-    "gauge",
     "Bytes read from the store to verify the newest backup.",
 )
-
-BACKUP_TOC_ENTRIES = MetricSpec(
+BACKUP_TOC_ENTRIES = gauge(
     "drwatch_backup_toc_entries",
-    "gauge",
     "Table-of-contents entries in the newest backup (pg_restore --list).",
 )
-
-BACKUP_VERIFICATIONS_TOTAL = MetricSpec(
+BACKUP_VERIFICATIONS_TOTAL = counter(
     "drwatch_backup_verifications_total",
-    "counter",
     "Integrity verifications run by this drwatch, by result.",
-    ("result",),
+    "result",
 )
 
 METRICS = (

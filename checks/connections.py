@@ -15,7 +15,7 @@ from checks.base import Facts, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.pg import APPLICATION_NAME, PostgresCheck, Row, fetch_all, fetch_one
 from core.config.postgres import ConnectionsOptions, PostgresConfig
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "connections"
 
@@ -30,61 +30,40 @@ STATES = (
     "disabled",
 )
 
-PG_CONNECTIONS = MetricSpec(
-    "drwatch_pg_connections",
-    "gauge",
-    "Client sessions by state (drwatch's own excluded).",
-    ("state",),
+PG_CONNECTIONS = gauge(
+    "drwatch_pg_connections", "Client sessions by state (drwatch's own excluded).", "state"
 )
-
-PG_DATABASE_CONNECTIONS = MetricSpec(
+PG_DATABASE_CONNECTIONS = gauge(
     "drwatch_pg_database_connections",
-    "gauge",
     "Client sessions per database (drwatch's own excluded).",
-    ("database",),
+    "database",
 )
-
-PG_MAX_CONNECTIONS = MetricSpec(
-    "drwatch_pg_max_connections", "gauge", "The server's max_connections."
-)
-
-PG_SUPERUSER_RESERVED_CONNECTIONS = MetricSpec(
+PG_MAX_CONNECTIONS = gauge("drwatch_pg_max_connections", "The server's max_connections.")
+PG_SUPERUSER_RESERVED_CONNECTIONS = gauge(
     "drwatch_pg_superuser_reserved_connections",
-    "gauge",
     "Slots reserved for superusers (superuser_reserved_connections).",
 )
-
-PG_CONNECTION_UTILIZATION_RATIO = MetricSpec(
+PG_CONNECTION_UTILIZATION_RATIO = gauge(
     "drwatch_pg_connection_utilization_ratio",
-    "gauge",
     "Client sessions (drwatch's included: they take slots) over the slots open to non-superusers.",
 )
-
-PG_CONNECTION_SATURATION_THRESHOLD_RATIO = MetricSpec(
+PG_CONNECTION_SATURATION_THRESHOLD_RATIO = gauge(
     "drwatch_pg_connection_saturation_threshold_ratio",
-    "gauge",
     "The configured utilisation ratio above which the pool counts as saturating.",
 )
-
-PG_IDLE_CONNECTIONS_OVER_THRESHOLD = MetricSpec(
+PG_IDLE_CONNECTIONS_OVER_THRESHOLD = gauge(
     "drwatch_pg_idle_connections_over_threshold",
-    "gauge",
     "Sessions idle for longer than the configured idle threshold.",
 )
-
-PG_IDLE_THRESHOLD_SECONDS = MetricSpec(
-    "drwatch_pg_idle_threshold_seconds", "gauge", "The configured idle threshold in seconds."
+PG_IDLE_THRESHOLD_SECONDS = gauge(
+    "drwatch_pg_idle_threshold_seconds", "The configured idle threshold in seconds."
 )
-
-PG_OLDEST_IDLE_IN_TRANSACTION_SECONDS = MetricSpec(
+PG_OLDEST_IDLE_IN_TRANSACTION_SECONDS = gauge(
     "drwatch_pg_oldest_idle_in_transaction_seconds",
-    "gauge",
     "How long the longest idle-in-transaction session has been idle; 0 when none.",
 )
-
-PG_OLDEST_TRANSACTION_SECONDS = MetricSpec(
+PG_OLDEST_TRANSACTION_SECONDS = gauge(
     "drwatch_pg_oldest_transaction_seconds",
-    "gauge",
     "Age of the longest-running open transaction of a client session; 0 when none.",
 )
 

@@ -13,23 +13,17 @@ from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig
 from core.config.redis import ElastiCacheConfig
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "elasticache"
 
-ELASTICACHE_SNAPSHOTS = MetricSpec(
-    "drwatch_elasticache_snapshots", "gauge", "Available snapshots of the cache."
-)
-
-ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = MetricSpec(
+ELASTICACHE_SNAPSHOTS = gauge("drwatch_elasticache_snapshots", "Available snapshots of the cache.")
+ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = gauge(
     "drwatch_elasticache_newest_snapshot_timestamp_seconds",
-    "gauge",
     "When the newest available snapshot was taken (its node snapshots' creation time).",
 )
-
-ELASTICACHE_SNAPSHOT_MAX_AGE_SECONDS = MetricSpec(
+ELASTICACHE_SNAPSHOT_MAX_AGE_SECONDS = gauge(
     "drwatch_elasticache_snapshot_max_age_seconds",
-    "gauge",
     "The configured maximum age of the newest snapshot.",
 )
 

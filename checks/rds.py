@@ -18,42 +18,29 @@ from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "rds"
 
-RDS_AVAILABLE = MetricSpec(
-    "drwatch_rds_available", "gauge", "1 if the instance status is `available`."
+RDS_AVAILABLE = gauge("drwatch_rds_available", "1 if the instance status is `available`.")
+RDS_MULTI_AZ = gauge("drwatch_rds_multi_az", "1 if the instance is Multi-AZ.")
+RDS_BACKUP_RETENTION_SECONDS = gauge(
+    "drwatch_rds_backup_retention_seconds", "The instance's BackupRetentionPeriod, in seconds."
 )
-
-RDS_MULTI_AZ = MetricSpec("drwatch_rds_multi_az", "gauge", "1 if the instance is Multi-AZ.")
-
-RDS_BACKUP_RETENTION_SECONDS = MetricSpec(
-    "drwatch_rds_backup_retention_seconds",
-    "gauge",
-    "The instance's BackupRetentionPeriod, in seconds.",
-)
-
-RDS_REQUIRED_RETENTION_SECONDS = MetricSpec(
+RDS_REQUIRED_RETENTION_SECONDS = gauge(
     "drwatch_rds_required_retention_seconds",
-    "gauge",
     "The retention drwatch's config requires of the instance.",
 )
-
-RDS_LATEST_RESTORABLE_TIMESTAMP_SECONDS = MetricSpec(
+RDS_LATEST_RESTORABLE_TIMESTAMP_SECONDS = gauge(
     "drwatch_rds_latest_restorable_timestamp_seconds",
-    "gauge",
     "LatestRestorableTime: the newest point-in-time restore target.",
 )
-
-RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = MetricSpec(
+RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS = gauge(
     "drwatch_rds_newest_snapshot_timestamp_seconds",
-    "gauge",
     "When the newest automated snapshot was created.",
 )
-
-RDS_AUTOMATED_SNAPSHOTS = MetricSpec(
-    "drwatch_rds_automated_snapshots", "gauge", "Automated snapshots of the instance."
+RDS_AUTOMATED_SNAPSHOTS = gauge(
+    "drwatch_rds_automated_snapshots", "Automated snapshots of the instance."
 )
 
 METRICS = (

@@ -9,6 +9,7 @@ as anything is written.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
@@ -16,55 +17,38 @@ from checks.support.redisconn import config_get, connection, info, run_deadline
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "redis_persistence"
 
-REDIS_LAST_SAVE_TIMESTAMP_SECONDS = MetricSpec(
+REDIS_LAST_SAVE_TIMESTAMP_SECONDS = gauge(
     "drwatch_redis_last_save_timestamp_seconds",
-    "gauge",
     "When the last successful RDB save finished (absent until one has since the start).",
 )
-
-REDIS_START_TIMESTAMP_SECONDS = MetricSpec(
+REDIS_START_TIMESTAMP_SECONDS = gauge(
     "drwatch_redis_start_timestamp_seconds",
-    "gauge",
     "When the server started (Redis reports it as the last save before any real one).",
 )
-
-REDIS_CHANGES_SINCE_LAST_SAVE = MetricSpec(
+REDIS_CHANGES_SINCE_LAST_SAVE = gauge(
     "drwatch_redis_changes_since_last_save",
-    "gauge",
     "Writes since the last save (rdb_changes_since_last_save).",
 )
-
-REDIS_SAVES = MetricSpec(
-    "drwatch_redis_saves", "gauge", "RDB saves since the server started (rdb_saves)."
+REDIS_SAVES = gauge("drwatch_redis_saves", "RDB saves since the server started (rdb_saves).")
+REDIS_LAST_BGSAVE_OK = gauge(
+    "drwatch_redis_last_bgsave_ok", "1 if the last background save succeeded."
 )
-
-REDIS_LAST_BGSAVE_OK = MetricSpec(
-    "drwatch_redis_last_bgsave_ok", "gauge", "1 if the last background save succeeded."
+REDIS_BGSAVE_IN_PROGRESS = gauge(
+    "drwatch_redis_bgsave_in_progress", "1 while a background save runs."
 )
-
-REDIS_BGSAVE_IN_PROGRESS = MetricSpec(
-    "drwatch_redis_bgsave_in_progress", "gauge", "1 while a background save runs."
+REDIS_AOF_ENABLED = gauge("drwatch_redis_aof_enabled", "1 if the append-only file is on.")
+REDIS_AOF_LAST_WRITE_OK = gauge(
+    "drwatch_redis_aof_last_write_ok", "1 if the last AOF write succeeded."
 )
-
-REDIS_AOF_ENABLED = MetricSpec(
-    "drwatch_redis_aof_enabled", "gauge", "1 if the append-only file is on."
+REDIS_AOF_LAST_REWRITE_OK = gauge(
+    "drwatch_redis_aof_last_rewrite_ok", "1 if the last AOF rewrite succeeded."
 )
-
-REDIS_AOF_LAST_WRITE_OK = MetricSpec(
-    "drwatch_redis_aof_last_write_ok", "gauge", "1 if the last AOF write succeeded."
-)
-
-REDIS_AOF_LAST_REWRITE_OK = MetricSpec(
-    "drwatch_redis_aof_last_rewrite_ok", "gauge", "1 if the last AOF rewrite succeeded."
-)
-
-REDIS_PERSISTENCE_CONFIGURED = MetricSpec(
+REDIS_PERSISTENCE_CONFIGURED = gauge(
     "drwatch_redis_persistence_configured",
-    "gauge",
     "1 if RDB save points or AOF are configured (absent when CONFIG is not allowed).",
 )
 
@@ -80,6 +64,13 @@ METRICS = (
     REDIS_AOF_LAST_REWRITE_OK,
     REDIS_PERSISTENCE_CONFIGURED,
 )
+
+
+@dataclass(frozen=True)
+class _Health:
+    bgsave_ok: bool
+    aof_write_failing: bool  # only with AOF on
+    aof_rewrite_failing: bool
 
 
 class RedisPersistenceCheck(Check[tuple[str, float] | None]):
@@ -121,14 +112,16 @@ class RedisPersistenceCheck(Check[tuple[str, float] | None]):
             str(server.get("run_id")), last_save, started, saves, bgsave_ok
         )
         aof = bool(int(persistence.get("aof_enabled", 0)))
-        aof_write_ok = persistence.get("aof_last_write_status", "ok") == "ok"
-        aof_rewrite_ok = persistence.get("aof_last_bgrewrite_status", "ok") == "ok"
+        health = _Health(
+            bgsave_ok=bgsave_ok,
+            aof_write_failing=aof and persistence.get("aof_last_write_status", "ok") != "ok",
+            aof_rewrite_failing=aof and persistence.get("aof_last_bgrewrite_status", "ok") != "ok",
+        )
         configured: bool | None = None
         if settings is not None:
             configured = (
                 bool(settings.get("save", "").strip()) or settings.get("appendonly") == "yes"
             )
-
         obs = Observation(Status.OK, "")
         obs.add(REDIS_LAST_SAVE_TIMESTAMP_SECONDS, last_save if really_saved else None)
         obs.add(REDIS_START_TIMESTAMP_SECONDS, started)
@@ -137,11 +130,17 @@ class RedisPersistenceCheck(Check[tuple[str, float] | None]):
         obs.add(REDIS_LAST_BGSAVE_OK, bgsave_ok)
         obs.add(REDIS_BGSAVE_IN_PROGRESS, int(persistence.get("rdb_bgsave_in_progress", 0)))
         obs.add(REDIS_AOF_ENABLED, aof)
-        obs.add(REDIS_AOF_LAST_WRITE_OK, aof_write_ok)
-        obs.add(REDIS_AOF_LAST_REWRITE_OK, aof_rewrite_ok)
+        obs.add(REDIS_AOF_LAST_WRITE_OK, persistence.get("aof_last_write_status", "ok") == "ok")
+        obs.add(
+            REDIS_AOF_LAST_REWRITE_OK, persistence.get("aof_last_bgrewrite_status", "ok") == "ok"
+        )
         obs.add(REDIS_PERSISTENCE_CONFIGURED, configured)
         # With AOF on, every write is on disk within a second (appendfsync everysec).
-        exposure = 0.0 if changes == 0 or (aof and aof_write_ok) else max(0.0, now - last_save)
+        exposure = (
+            0.0
+            if changes == 0 or (aof and not health.aof_write_failing)
+            else max(0.0, now - last_save)
+        )
         obs.exposures["redis"] = exposure
         obs.values.update(
             last_save_age_seconds=now - last_save if really_saved else None,
@@ -151,30 +150,41 @@ class RedisPersistenceCheck(Check[tuple[str, float] | None]):
             persistence_configured="unknown" if configured is None else configured,
             redis_exposure_seconds=exposure,
         )
-        problems = []
-        if not bgsave_ok:
-            problems.append("the last background save failed")
-        if aof and not aof_write_ok:
-            problems.append("AOF writes are failing")
-        if aof and not aof_rewrite_ok:
-            problems.append("the last AOF rewrite failed")
-        if configured is False:
-            problems.append("persistence is off (no save points, no AOF)")
         saved = (
             f"last save {format_duration(now - last_save)} ago"
             if really_saved
             else f"no save since the start {format_duration(now - started)} ago"
         )
+        self._judge(obs, health, exposure, saved, configured)
+        return obs
+
+    def _judge(
+        self,
+        obs: Observation,
+        health: _Health,
+        exposure: float,
+        saved: str,
+        configured: bool | None,
+    ) -> None:
+        problems = []
+        if not health.bgsave_ok:
+            problems.append("the last background save failed")
+        if health.aof_write_failing:
+            problems.append("AOF writes are failing")
+        if health.aof_rewrite_failing:
+            problems.append("the last AOF rewrite failed")
+        if configured is False:
+            problems.append("persistence is off (no save points, no AOF)")
         objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
+        changes = obs.values["changes_since_last_save"]
         headline = f"redis exposure {format_duration(exposure)}{objective}, {changes} changes"
         obs.summary = "; ".join([f"{headline}, {saved}", *problems])
-        if (not bgsave_ok) or (aof and not aof_write_ok):
+        if not health.bgsave_ok or health.aof_write_failing:
             obs.status = Status.CRITICAL
         elif problems:
             obs.status = Status.WARNING
         if self.rpo is not None and exposure > self.rpo:
             obs.status = Status.CRITICAL
-        return obs
 
 
 def _plan(context: BuildContext) -> Planned | None:

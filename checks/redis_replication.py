@@ -7,47 +7,33 @@ from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.redisconn import connection, info, run_deadline
 from core.config.redis import RedisConfig
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "redis_replication"
 
-REDIS_IS_MASTER = MetricSpec(
-    "drwatch_redis_is_master", "gauge", "1 if the server's role is master."
+REDIS_IS_MASTER = gauge("drwatch_redis_is_master", "1 if the server's role is master.")
+REDIS_CONNECTED_REPLICAS = gauge(
+    "drwatch_redis_connected_replicas", "Replicas connected to this master."
 )
-
-REDIS_CONNECTED_REPLICAS = MetricSpec(
-    "drwatch_redis_connected_replicas", "gauge", "Replicas connected to this master."
-)
-
-REDIS_REPLICA_LAG_SECONDS = MetricSpec(
+REDIS_REPLICA_LAG_SECONDS = gauge(
     "drwatch_redis_replica_lag_seconds",
-    "gauge",
     "Seconds since the master last heard from a replica (INFO replication lag).",
-    ("replica",),
+    "replica",
 )
-
-REDIS_REPLICA_OFFSET_LAG_BYTES = MetricSpec(
+REDIS_REPLICA_OFFSET_LAG_BYTES = gauge(
     "drwatch_redis_replica_offset_lag_bytes",
-    "gauge",
     "Replication stream bytes a replica has not acknowledged.",
-    ("replica",),
+    "replica",
 )
-
-REDIS_MASTER_LINK_UP = MetricSpec(
-    "drwatch_redis_master_link_up",
-    "gauge",
-    "On a replica: 1 if the link to its master is up.",
+REDIS_MASTER_LINK_UP = gauge(
+    "drwatch_redis_master_link_up", "On a replica: 1 if the link to its master is up."
 )
-
-REDIS_MASTER_LAST_IO_SECONDS = MetricSpec(
+REDIS_MASTER_LAST_IO_SECONDS = gauge(
     "drwatch_redis_master_last_io_seconds",
-    "gauge",
     "On a replica: seconds since the last interaction with its master.",
 )
-
-REDIS_MASTER_LINK_DOWN_SECONDS = MetricSpec(
+REDIS_MASTER_LINK_DOWN_SECONDS = gauge(
     "drwatch_redis_master_link_down_seconds",
-    "gauge",
     "On a replica: how long the link to its master has been down; 0 while up.",
 )
 

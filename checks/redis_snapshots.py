@@ -13,37 +13,26 @@ from checks.support.verify import VerificationIncomplete, verify_rdb
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "redis_snapshots"
 
-REDIS_SNAPSHOTS = MetricSpec(
-    "drwatch_redis_snapshots", "gauge", "RDB snapshots in the snapshot store."
+REDIS_SNAPSHOTS = gauge("drwatch_redis_snapshots", "RDB snapshots in the snapshot store.")
+REDIS_SNAPSHOTS_IN_RETENTION = gauge(
+    "drwatch_redis_snapshots_in_retention", "Snapshots made inside the configured retention window."
 )
-
-REDIS_SNAPSHOTS_IN_RETENTION = MetricSpec(
-    "drwatch_redis_snapshots_in_retention",
-    "gauge",
-    "Snapshots made inside the configured retention window.",
+REDIS_SNAPSHOT_RETENTION_SECONDS = gauge(
+    "drwatch_redis_snapshot_retention_seconds", "The configured retention window."
 )
-
-REDIS_SNAPSHOT_RETENTION_SECONDS = MetricSpec(
-    "drwatch_redis_snapshot_retention_seconds", "gauge", "The configured retention window."
-)
-
-REDIS_SNAPSHOT_NEWEST_TIMESTAMP_SECONDS = MetricSpec(
+REDIS_SNAPSHOT_NEWEST_TIMESTAMP_SECONDS = gauge(
     "drwatch_redis_snapshot_newest_timestamp_seconds",
-    "gauge",
     "When the newest snapshot was written to the store.",
 )
-
-REDIS_SNAPSHOT_NEWEST_SIZE_BYTES = MetricSpec(
-    "drwatch_redis_snapshot_newest_size_bytes", "gauge", "Size of the newest snapshot."
+REDIS_SNAPSHOT_NEWEST_SIZE_BYTES = gauge(
+    "drwatch_redis_snapshot_newest_size_bytes", "Size of the newest snapshot."
 )
-
-REDIS_SNAPSHOT_NEWEST_VERIFIED = MetricSpec(
+REDIS_SNAPSHOT_NEWEST_VERIFIED = gauge(
     "drwatch_redis_snapshot_newest_verified",
-    "gauge",
     "1 if redis-check-rdb accepts the newest snapshot, 0 if not (absent: not verified).",
 )
 

@@ -15,29 +15,21 @@ from checks.support.verdicts import VerdictCache
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "replica_copy"
 
-REPLICA_BACKUPS = MetricSpec(
-    "drwatch_replica_backups", "gauge", "Backups in the replica (cross-region) store."
-)
-
-REPLICA_NEWEST_VERIFIED_PRESENT = MetricSpec(
+REPLICA_BACKUPS = gauge("drwatch_replica_backups", "Backups in the replica (cross-region) store.")
+REPLICA_NEWEST_VERIFIED_PRESENT = gauge(
     "drwatch_replica_newest_verified_present",
-    "gauge",
     "1 if the newest verified backup is in the replica store with the same size (and ETag).",
 )
-
-REPLICA_LAST_COPIED_TIMESTAMP_SECONDS = MetricSpec(
+REPLICA_LAST_COPIED_TIMESTAMP_SECONDS = gauge(
     "drwatch_replica_last_copied_timestamp_seconds",
-    "gauge",
     "When the newest verified backup that the replica holds intact was written.",
 )
-
-REPLICA_COPY_LAG_SECONDS = MetricSpec(
+REPLICA_COPY_LAG_SECONDS = gauge(
     "drwatch_replica_copy_lag_seconds",
-    "gauge",
     "How far the replica's newest intact verified backup trails the primary store's newest "
     "verified backup.",
 )

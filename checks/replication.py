@@ -12,47 +12,33 @@ from checks.support.pg import PostgresCheck, Row, fetch_all, fetch_one
 from core.config.postgres import PostgresConfig, ReplicationOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "replication"
 
-PG_REPLICATION_STANDBYS = MetricSpec(
+PG_REPLICATION_STANDBYS = gauge(
     "drwatch_pg_replication_standbys",
-    "gauge",
     "Standbys connected to this primary, by pg_stat_replication.sync_state.",
-    ("sync_state",),
+    "sync_state",
 )
-
-PG_REPLICATION_LAG_SECONDS = MetricSpec(
+PG_REPLICATION_LAG_SECONDS = gauge(
     "drwatch_pg_replication_lag_seconds",
-    "gauge",
     "Replay lag of a standby as seen by the primary (0 when caught up).",
-    ("standby",),
+    "standby",
 )
-
-PG_REPLICATION_LAG_BYTES = MetricSpec(
-    "drwatch_pg_replication_lag_bytes",
-    "gauge",
-    "WAL the standby has not replayed yet, in bytes.",
-    ("standby",),
+PG_REPLICATION_LAG_BYTES = gauge(
+    "drwatch_pg_replication_lag_bytes", "WAL the standby has not replayed yet, in bytes.", "standby"
 )
-
-PG_WAL_RECEIVER_STREAMING = MetricSpec(
+PG_WAL_RECEIVER_STREAMING = gauge(
     "drwatch_pg_wal_receiver_streaming",
-    "gauge",
     "On a standby: 1 if the WAL receiver is streaming from its primary.",
 )
-
-PG_LAST_REPLAY_TIMESTAMP_SECONDS = MetricSpec(
+PG_LAST_REPLAY_TIMESTAMP_SECONDS = gauge(
     "drwatch_pg_last_replay_timestamp_seconds",
-    "gauge",
     "On a standby: commit time of the last transaction replayed.",
 )
-
-PG_REPLAY_PENDING_BYTES = MetricSpec(
-    "drwatch_pg_replay_pending_bytes",
-    "gauge",
-    "On a standby: WAL received but not yet replayed, in bytes.",
+PG_REPLAY_PENDING_BYTES = gauge(
+    "drwatch_pg_replay_pending_bytes", "On a standby: WAL received but not yet replayed, in bytes."
 )
 
 METRICS = (

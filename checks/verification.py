@@ -30,72 +30,54 @@ from core.config.postgres import (
 )
 from core.durations import format_duration
 from core.errors import CheckError
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "verification"
 OTHER_GROUP = "other"
 
-TABLE_NEWEST_ROW_AGE_SECONDS = MetricSpec(
+TABLE_NEWEST_ROW_AGE_SECONDS = gauge(
     "drwatch_table_newest_row_age_seconds",
-    "gauge",
     "Age of the newest row by the configured timestamp column; +Inf for an empty table.",
-    ("table",),
+    "table",
 )
-
-TABLE_MAX_AGE_SECONDS = MetricSpec(
-    "drwatch_table_max_age_seconds",
-    "gauge",
-    "The configured maximum age of the newest row.",
-    ("table",),
+TABLE_MAX_AGE_SECONDS = gauge(
+    "drwatch_table_max_age_seconds", "The configured maximum age of the newest row.", "table"
 )
-
-TABLE_ROWS = MetricSpec(
+TABLE_ROWS = gauge(
     "drwatch_table_rows",
-    "gauge",
     'Rows per 24-hour window counted back from now (window="0-24h" is the last day).',
-    ("table", "window"),
+    "table",
+    "window",
 )
-
-TABLE_GAPS = MetricSpec(
+TABLE_GAPS = gauge(
     "drwatch_table_gaps",
-    "gauge",
     "Gaps between consecutive rows longer than the configured threshold, inside the lookback.",
-    ("table",),
+    "table",
 )
-
-TABLE_LARGEST_GAP_SECONDS = MetricSpec(
+TABLE_LARGEST_GAP_SECONDS = gauge(
     "drwatch_table_largest_gap_seconds",
-    "gauge",
     "The longest time between consecutive rows inside the lookback window.",
-    ("table",),
+    "table",
 )
-
-TABLE_GAP_THRESHOLD_SECONDS = MetricSpec(
-    "drwatch_table_gap_threshold_seconds",
-    "gauge",
-    "The configured gap threshold.",
-    ("table",),
+TABLE_GAP_THRESHOLD_SECONDS = gauge(
+    "drwatch_table_gap_threshold_seconds", "The configured gap threshold.", "table"
 )
-
-TABLE_ORPHAN_ROWS = MetricSpec(
+TABLE_ORPHAN_ROWS = gauge(
     "drwatch_table_orphan_rows",
-    "gauge",
     "Rows whose foreign-key column points at no parent row.",
-    ("table", "column", "parent_table"),
+    "table",
+    "column",
+    "parent_table",
 )
-
-TABLE_GROUP_ROWS = MetricSpec(
+TABLE_GROUP_ROWS = gauge(
     "drwatch_table_group_rows",
-    "gauge",
     'Rows per group of the configured column, top-N groups and the rest as group="other".',
-    ("table", "column", "group"),
+    "table",
+    "column",
+    "group",
 )
-
-TABLE_GROUPS = MetricSpec(
-    "drwatch_table_groups",
-    "gauge",
-    "Distinct groups of the configured column.",
-    ("table", "column"),
+TABLE_GROUPS = gauge(
+    "drwatch_table_groups", "Distinct groups of the configured column.", "table", "column"
 )
 
 METRICS = (

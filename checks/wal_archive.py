@@ -23,49 +23,35 @@ from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.errors import CheckError
-from core.metrics import MetricSpec
+from core.metrics import gauge
 
 NAME = "wal_archive"
 # What archive tools append to WAL file names when they compress.
 COMPRESSION_SUFFIXES = (".gz", ".lz4", ".zst", ".br", ".bz2", ".xz", ".lzma")
 MAX_NAMED_GAPS = 5
 
-WAL_ARCHIVE_SEGMENTS = MetricSpec(
-    "drwatch_wal_archive_segments", "gauge", "WAL segments in the archive store."
-)
-
-WAL_ARCHIVE_MISSING_SEGMENTS = MetricSpec(
+WAL_ARCHIVE_SEGMENTS = gauge("drwatch_wal_archive_segments", "WAL segments in the archive store.")
+WAL_ARCHIVE_MISSING_SEGMENTS = gauge(
     "drwatch_wal_archive_missing_segments",
-    "gauge",
     "Segments missing between the newest base backup's start and the newest archived segment.",
 )
-
-WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS = MetricSpec(
+WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS = gauge(
     "drwatch_wal_archive_newest_segment_timestamp_seconds",
-    "gauge",
     "When the newest archived segment was written to the store.",
 )
-
-WAL_ARCHIVE_TIMELINE = MetricSpec(
-    "drwatch_wal_archive_timeline", "gauge", "Timeline of the newest archived segment."
+WAL_ARCHIVE_TIMELINE = gauge(
+    "drwatch_wal_archive_timeline", "Timeline of the newest archived segment."
 )
-
-WAL_ARCHIVE_BASE_BACKUPS = MetricSpec(
-    "drwatch_wal_archive_base_backups",
-    "gauge",
-    "Base backup labels (.backup files) in the archive store.",
+WAL_ARCHIVE_BASE_BACKUPS = gauge(
+    "drwatch_wal_archive_base_backups", "Base backup labels (.backup files) in the archive store."
 )
-
-WAL_ARCHIVE_LAST_ARCHIVED_PRESENT = MetricSpec(
+WAL_ARCHIVE_LAST_ARCHIVED_PRESENT = gauge(
     "drwatch_wal_archive_last_archived_present",
-    "gauge",
     "1 if pg_stat_archiver.last_archived_wal is in the store, 0 if the archiver reported a "
     "file that is not there.",
 )
-
-WAL_SEGMENT_SIZE_BYTES_USED = MetricSpec(
+WAL_SEGMENT_SIZE_BYTES_USED = gauge(
     "drwatch_wal_segment_size_bytes_used",
-    "gauge",
     "The wal_segment_size the names were parsed with (from PostgreSQL, config or the files).",
 )
 
@@ -223,28 +209,7 @@ class WalArchiveCheck(Check[None]):
         obs.values.update(
             newest_segment=newest.name, newest_segment_age_seconds=now - newest.obj.modified
         )
-        problems: list[str] = []
-        if result.gaps:
-            names = [
-                segment_name(newest.wal.timeline, first, segment_size)
-                + (
-                    ""
-                    if last == first
-                    else f"..{segment_name(newest.wal.timeline, last, segment_size)}"
-                )
-                for first, last in result.gaps[:MAX_NAMED_GAPS]
-            ]
-            more = (
-                f" and {len(result.gaps) - MAX_NAMED_GAPS} more gaps"
-                if len(result.gaps) > MAX_NAMED_GAPS
-                else ""
-            )
-            problems.append(f"{result.missing} segment(s) missing: {', '.join(names)}{more}")
-            obs.values["missing"] = ", ".join(names)
-            # Recovery replays up to the gap: what came after it is at risk.
-            cap = result.before_first_gap.obj.modified if result.before_first_gap else None
-            if cap is not None:
-                obs.exposures["pitr"] = now - cap
+        problems = self._gaps(obs, result, segment_size, now)
         if last_archived and not standby:
             present = any(wal_name(o.key) == last_archived for o in objects)
             obs.add(WAL_ARCHIVE_LAST_ARCHIVED_PRESENT, present)
@@ -263,6 +228,27 @@ class WalArchiveCheck(Check[None]):
             ]
         )
         return obs
+
+    @staticmethod
+    def _gaps(obs: Observation, result: Continuity, segment_size: int, now: float) -> list[str]:
+        """Names the gaps (a few of them) and caps PITR at the last segment before the first."""
+        if not result.gaps or result.newest is None:
+            return []
+        timeline = result.newest.wal.timeline
+        names = [
+            segment_name(timeline, first, segment_size)
+            + ("" if last == first else f"..{segment_name(timeline, last, segment_size)}")
+            for first, last in result.gaps[:MAX_NAMED_GAPS]
+        ]
+        more = len(result.gaps) - MAX_NAMED_GAPS
+        obs.values["missing"] = ", ".join(names)
+        # Recovery replays up to the gap: what came after it is at risk.
+        if result.before_first_gap is not None:
+            obs.exposures["pitr"] = now - result.before_first_gap.obj.modified
+        return [
+            f"{result.missing} segment(s) missing: {', '.join(names)}"
+            + (f" and {more} more gaps" if more > 0 else "")
+        ]
 
 
 def _plan(context: BuildContext) -> Planned | None:

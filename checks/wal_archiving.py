@@ -23,76 +23,53 @@ from checks.support.walnames import archived_end_lsn, parse_wal_name
 from core.config.postgres import PostgresConfig, WalArchivingOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
-from core.metrics import MetricSpec
+from core.metrics import counter, gauge
 
 NAME = "wal_archiving"
 
-PG_IN_RECOVERY = MetricSpec(
-    "drwatch_pg_in_recovery", "gauge", "1 if the server is a standby (in recovery)."
-)
-
-PG_ARCHIVE_MODE = MetricSpec(
+PG_IN_RECOVERY = gauge("drwatch_pg_in_recovery", "1 if the server is a standby (in recovery).")
+PG_ARCHIVE_MODE = gauge(
     "drwatch_pg_archive_mode",
-    "gauge",
     "The server's archive_mode setting (1 for the mode in force).",
-    ("mode",),
+    "mode",
 )
-
-PG_WAL_SEGMENT_SIZE_BYTES = MetricSpec(
-    "drwatch_pg_wal_segment_size_bytes", "gauge", "The cluster's wal_segment_size in bytes."
+PG_WAL_SEGMENT_SIZE_BYTES = gauge(
+    "drwatch_pg_wal_segment_size_bytes", "The cluster's wal_segment_size in bytes."
 )
-
-PG_ARCHIVER_ARCHIVED_TOTAL = MetricSpec(
+PG_ARCHIVER_ARCHIVED_TOTAL = counter(
     "drwatch_pg_archiver_archived_total",
-    "counter",
     "WAL files archived successfully (pg_stat_archiver.archived_count).",
 )
-
-PG_ARCHIVER_FAILED_TOTAL = MetricSpec(
+PG_ARCHIVER_FAILED_TOTAL = counter(
     "drwatch_pg_archiver_failed_total",
-    "counter",
     "Failed attempts to archive WAL files (pg_stat_archiver.failed_count).",
 )
-
-PG_ARCHIVER_LAST_ARCHIVED_TIMESTAMP_SECONDS = MetricSpec(
+PG_ARCHIVER_LAST_ARCHIVED_TIMESTAMP_SECONDS = gauge(
     "drwatch_pg_archiver_last_archived_timestamp_seconds",
-    "gauge",
     "Time of the last successful archive (pg_stat_archiver.last_archived_time).",
 )
-
-PG_ARCHIVER_LAST_FAILED_TIMESTAMP_SECONDS = MetricSpec(
+PG_ARCHIVER_LAST_FAILED_TIMESTAMP_SECONDS = gauge(
     "drwatch_pg_archiver_last_failed_timestamp_seconds",
-    "gauge",
     "Time of the last failed archive attempt (pg_stat_archiver.last_failed_time).",
 )
-
-PG_ARCHIVER_STATS_RESET_TIMESTAMP_SECONDS = MetricSpec(
+PG_ARCHIVER_STATS_RESET_TIMESTAMP_SECONDS = gauge(
     "drwatch_pg_archiver_stats_reset_timestamp_seconds",
-    "gauge",
     "When pg_stat_archiver was last reset (pg_stat_archiver.stats_reset).",
 )
-
-PG_ARCHIVER_FAILING = MetricSpec(
+PG_ARCHIVER_FAILING = gauge(
     "drwatch_pg_archiver_failing",
-    "gauge",
     "1 if the last archive attempt failed (last failure newer than last success).",
 )
-
-PG_ARCHIVE_READY_FILES = MetricSpec(
+PG_ARCHIVE_READY_FILES = gauge(
     "drwatch_pg_archive_ready_files",
-    "gauge",
     "Completed WAL segments waiting to be archived (.ready files in archive_status).",
 )
-
-PG_ARCHIVE_OLDEST_READY_AGE_SECONDS = MetricSpec(
+PG_ARCHIVE_OLDEST_READY_AGE_SECONDS = gauge(
     "drwatch_pg_archive_oldest_ready_age_seconds",
-    "gauge",
     "Age of the oldest .ready file; 0 when there is none.",
 )
-
-PG_UNARCHIVED_WAL_BYTES = MetricSpec(
+PG_UNARCHIVED_WAL_BYTES = gauge(
     "drwatch_pg_unarchived_wal_bytes",
-    "gauge",
     "WAL written but not yet in the archive: current LSN minus the end of the last archived "
     "segment.",
 )

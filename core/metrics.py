@@ -90,3 +90,11 @@ class Families:
     def with_samples(self) -> Iterator[Metric]:
         """Only the families that got a sample: a metric nothing measured is absent."""
         return (f for f in self._families.values() if f.samples)
+
+
+def gauge(name: str, help: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, "gauge", help, labels)
+
+
+def counter(name: str, help: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, "counter", help, labels)

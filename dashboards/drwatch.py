@@ -20,14 +20,20 @@ DRWATCH_JOBS = "on(instance, job) group_left() max by (instance, job) (drwatch_b
 
 
 def build() -> Dashboard:
+    dashboard = new_dashboard(
+        "drwatch-self",
+        "drwatch / drwatch",
+        "Whether drwatch is measuring: check status, durations and errors, scrape health, "
+        "configuration, and every remediation decision.",
+    )
+    for row in (_checks, _scrapes_and_configuration, _remediation):
+        dashboard = row(dashboard)
+    return dashboard
+
+
+def _checks(dashboard: Dashboard) -> Dashboard:
     return (
-        new_dashboard(
-            "drwatch-self",
-            "drwatch / drwatch",
-            "Whether drwatch is measuring: check status, durations and errors, scrape health, "
-            "configuration, and every remediation decision.",
-        )
-        .with_row(Row("Checks"))
+        dashboard.with_row(Row("Checks"))
         .with_panel(
             status_timeline(
                 "Check status",
@@ -76,7 +82,12 @@ def build() -> Dashboard:
                 h=6,
             )
         )
-        .with_row(Row("Scrapes and configuration"))
+    )
+
+
+def _scrapes_and_configuration(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Scrapes and configuration"))
         .with_panel(
             timeseries_panel(
                 "Scrape duration",
@@ -122,7 +133,12 @@ def build() -> Dashboard:
                 w=12,
             )
         )
-        .with_row(Row("Remediation"))
+    )
+
+
+def _remediation(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Remediation"))
         .with_panel(
             timeseries_panel(
                 "Remediation decisions",

@@ -15,14 +15,20 @@ from dashboards.panels import (
 
 
 def build() -> Dashboard:
+    dashboard = new_dashboard(
+        "drwatch-postgres",
+        "drwatch / PostgreSQL",
+        "The runbook's PostgreSQL checks over time: connection states and saturation, WAL "
+        "archiving, replication, data freshness, gaps, orphans and group counts.",
+    )
+    for row in (_connections, _wal_archiving, _replication, _data):
+        dashboard = row(dashboard)
+    return dashboard
+
+
+def _connections(dashboard: Dashboard) -> Dashboard:
     return (
-        new_dashboard(
-            "drwatch-postgres",
-            "drwatch / PostgreSQL",
-            "The runbook's PostgreSQL checks over time: connection states and saturation, WAL "
-            "archiving, replication, data freshness, gaps, orphans and group counts.",
-        )
-        .with_row(Row("Connections"))
+        dashboard.with_row(Row("Connections"))
         .with_panel(
             timeseries_panel(
                 "Sessions by state",
@@ -76,7 +82,12 @@ def build() -> Dashboard:
                 unit="s",
             )
         )
-        .with_row(Row("WAL archiving"))
+    )
+
+
+def _wal_archiving(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("WAL archiving"))
         .with_panel(
             timeseries_panel(
                 "Archiver throughput and failures",
@@ -116,7 +127,12 @@ def build() -> Dashboard:
                 w=8,
             )
         )
-        .with_row(Row("Replication"))
+    )
+
+
+def _replication(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Replication"))
         .with_panel(
             timeseries_panel(
                 "Replication lag",
@@ -135,7 +151,12 @@ def build() -> Dashboard:
                 h=8,
             )
         )
-        .with_row(Row("Data"))
+    )
+
+
+def _data(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Data"))
         .with_panel(
             timeseries_panel(
                 "Newest row age vs allowed",

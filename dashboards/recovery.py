@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+from grafana_foundation_sdk.builders.stat import Panel as StatPanel
 
 from dashboards.panels import (
     GREEN_RED,
@@ -27,31 +28,39 @@ or on(target, scenario) (drwatch_rpo_objective_seconds{{{TARGET}}} * 0 + 2)
 
 
 def build() -> Dashboard:
+    dashboard = new_dashboard(
+        "drwatch-recovery",
+        "drwatch / Recovery overview",
+        "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
+        "WAL archive, cross-region copy and Redis persistence behind it.",
+    )
+    for row in (_recovery_objectives, _backups, _wal_archive_and_cross_region_copy, _redis):
+        dashboard = row(dashboard)
+    return dashboard
+
+
+def _rpo_per_scenario() -> StatPanel:
+    return stat_panel(
+        "RPO per scenario",
+        "Green: the data at risk is within the scenario's RPO. Red: breached. Orange: "
+        "drwatch cannot measure it right now (see the drwatch dashboard).",
+        q(OBJECTIVE_MET, "{{target}} {{scenario}}"),
+        mappings=states(
+            {
+                "0": ("within RPO", "green"),
+                "1": ("RPO BREACHED", "red"),
+                "2": ("unmeasured", "orange"),
+            }
+        ),
+        w=12,
+        h=6,
+    )
+
+
+def _recovery_objectives(dashboard: Dashboard) -> Dashboard:
     return (
-        new_dashboard(
-            "drwatch-recovery",
-            "drwatch / Recovery overview",
-            "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
-            "WAL archive, cross-region copy and Redis persistence behind it.",
-        )
-        .with_row(Row("Recovery objectives"))
-        .with_panel(
-            stat_panel(
-                "RPO per scenario",
-                "Green: the data at risk is within the scenario's RPO. Red: breached. Orange: "
-                "drwatch cannot measure it right now (see the drwatch dashboard).",
-                q(OBJECTIVE_MET, "{{target}} {{scenario}}"),
-                mappings=states(
-                    {
-                        "0": ("within RPO", "green"),
-                        "1": ("RPO BREACHED", "red"),
-                        "2": ("unmeasured", "orange"),
-                    }
-                ),
-                w=12,
-                h=6,
-            )
-        )
+        dashboard.with_row(Row("Recovery objectives"))
+        .with_panel(_rpo_per_scenario())
         .with_panel(
             stat_panel(
                 "Data at risk now",
@@ -111,7 +120,12 @@ def build() -> Dashboard:
                 w=16,
             )
         )
-        .with_row(Row("Backups"))
+    )
+
+
+def _backups(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Backups"))
         .with_panel(
             stat_panel(
                 "Newest backup age",
@@ -146,7 +160,12 @@ def build() -> Dashboard:
                 q(f"drwatch_backups_in_retention{{{TARGET}}}", "{{target}}"),
             )
         )
-        .with_row(Row("WAL archive and cross-region copy"))
+    )
+
+
+def _wal_archive_and_cross_region_copy(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("WAL archive and cross-region copy"))
         .with_panel(
             stat_panel(
                 "WAL archive gaps",
@@ -181,7 +200,12 @@ def build() -> Dashboard:
                 unit="s",
             )
         )
-        .with_row(Row("Redis"))
+    )
+
+
+def _redis(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Redis"))
         .with_panel(
             stat_panel(
                 "Redis last save",

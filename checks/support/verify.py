@@ -85,66 +85,64 @@ def _verify(store: Store, key: str, mode: str, deadline: float) -> Verdict:
             [binary, "--list"], stdin=subprocess.PIPE, stdout=toc_out, stderr=toc_err
         )
         readers = [lister]
-        full = None
         if mode == "full":
-            full = subprocess.Popen(
-                [binary, "-f", "/dev/null"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=full_err,
+            readers.append(
+                subprocess.Popen(
+                    [binary, "-f", "/dev/null"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=full_err,
+                )
             )
-            readers.append(full)
-        bytes_read = 0
         try:
-            for block in store.chunks(key):
-                bytes_read += len(block)
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-                for proc in list(readers):
-                    try:
-                        assert proc.stdin is not None
-                        proc.stdin.write(block)
-                    except BrokenPipeError:
-                        readers.remove(
-                            proc
-                        )  # --list stops after the TOC; a failed read stops early
-            for proc in readers:
-                assert proc.stdin is not None
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            codes = [p.wait(max(1.0, deadline - time.monotonic())) for p in (lister, full) if p]
+            bytes_read = _feed(store, key, readers, deadline)
+            codes = [p.wait(max(1.0, deadline - time.monotonic())) for p in readers]
         except (TimeoutError, subprocess.TimeoutExpired):
-            for p in (lister, full):
-                if p is not None:
-                    p.kill()
-                    p.wait()
+            _kill(readers)
             raise VerificationTimedOut(key) from None
         except BaseException:
-            for p in (lister, full):
-                if p is not None:
-                    p.kill()
-                    p.wait()
+            _kill(readers)
             raise
         duration = time.monotonic() - started
         if codes[0] != 0:
-            return Verdict(
-                False,
-                f"table of contents unreadable: {_first_line(toc_err)}",
-                None,
-                bytes_read,
-                duration,
-            )
+            reason = f"table of contents unreadable: {_first_line(toc_err)}"
+            return Verdict(False, reason, None, bytes_read, duration)
         toc_out.seek(0)
         entries = sum(
             1 for line in toc_out.read().splitlines() if line.strip() and not line.startswith(b";")
         )
-        if full is not None and codes[1] != 0:
-            return Verdict(
-                False, f"full read failed: {_first_line(full_err)}", entries, bytes_read, duration
-            )
-        return Verdict(
-            True, "full read ok" if full else "table of contents ok", entries, bytes_read, duration
-        )
+        if len(codes) > 1 and codes[1] != 0:
+            reason = f"full read failed: {_first_line(full_err)}"
+            return Verdict(False, reason, entries, bytes_read, duration)
+        reason = "full read ok" if len(readers) > 1 else "table of contents ok"
+        return Verdict(True, reason, entries, bytes_read, duration)
+
+
+def _feed(store: Store, key: str, readers: list[subprocess.Popen[bytes]], deadline: float) -> int:
+    """Streams `key` into every reader at once (one read of the store); the bytes read."""
+    bytes_read = 0
+    listening = list(readers)
+    for block in store.chunks(key):
+        bytes_read += len(block)
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        for proc in list(listening):
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(block)
+            except BrokenPipeError:  # --list stops after the TOC; a failed read stops early
+                listening.remove(proc)
+    for proc in listening:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    return bytes_read
+
+
+def _kill(processes: list[subprocess.Popen[bytes]]) -> None:
+    for proc in processes:
+        proc.kill()
+        proc.wait()
 
 
 def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:

@@ -8,38 +8,33 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from core.config.schema import Config
-from core.metrics import Families, MetricSpec
+from core.metrics import Families, counter, gauge
 from exporter.remediation.decision import OUTCOMES
 from exporter.remediation.engine import RemediationEngine
 from exporter.remediation.triggers import configured_actions
 
-REMEDIATION_ACTIONS_TOTAL = MetricSpec(
+REMEDIATION_ACTIONS_TOTAL = counter(
     "drwatch_remediation_actions_total",
-    "counter",
     "Remediation decisions by outcome: executed, dry_run, skipped (a guard, limit, cooldown "
     "or the kill switch said no), failed.",
-    ("target", "action", "outcome"),
+    "target",
+    "action",
+    "outcome",
 )
-
-REMEDIATION_LEADER = MetricSpec(
+REMEDIATION_LEADER = gauge(
     "drwatch_remediation_leader",
-    "gauge",
     "1 if this drwatch holds the target's remediation lock (only the leader acts).",
-    ("target",),
+    "target",
 )
-
-REMEDIATION_DRY_RUN = MetricSpec(
+REMEDIATION_DRY_RUN = gauge(
     "drwatch_remediation_dry_run",
-    "gauge",
     "1 if remediation on the target only decides and reports; 0 if it acts.",
-    ("target",),
+    "target",
 )
-
-REMEDIATION_KILL_SWITCH = MetricSpec(
+REMEDIATION_KILL_SWITCH = gauge(
     "drwatch_remediation_kill_switch",
-    "gauge",
     "1 while the kill switch (file or SIGUSR1) stops every remediation on the target.",
-    ("target",),
+    "target",
 )
 
 METRICS = (

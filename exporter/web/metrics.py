@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from core.metrics import Families, MetricSpec
+from core.metrics import Families, MetricSpec, counter, gauge
 from exporter import __version__
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
@@ -18,91 +18,68 @@ from exporter.runtime.runner import Job
 
 JOB_LABELS = ("target", "check")
 
-CHECK_UP = MetricSpec(
-    "drwatch_check_up", "gauge", "1 if the check's last run measured everything.", JOB_LABELS
-)
-
-CHECK_STATUS = MetricSpec(
+CHECK_UP = gauge("drwatch_check_up", "1 if the check's last run measured everything.", *JOB_LABELS)
+CHECK_STATUS = gauge(
     "drwatch_check_status",
-    "gauge",
     "Status of the check's last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-    JOB_LABELS,
+    *JOB_LABELS,
 )
-
-CHECK_DURATION_SECONDS = MetricSpec(
-    "drwatch_check_duration_seconds", "gauge", "How long the check's last run took.", JOB_LABELS
+CHECK_DURATION_SECONDS = gauge(
+    "drwatch_check_duration_seconds", "How long the check's last run took.", *JOB_LABELS
 )
-
-CHECK_INTERVAL_SECONDS = MetricSpec(
-    "drwatch_check_interval_seconds", "gauge", "The check's configured interval.", JOB_LABELS
+CHECK_INTERVAL_SECONDS = gauge(
+    "drwatch_check_interval_seconds", "The check's configured interval.", *JOB_LABELS
 )
-
-CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS = MetricSpec(
+CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS = gauge(
     "drwatch_check_last_success_timestamp_seconds",
-    "gauge",
     "When the check last measured everything (absent until it has).",
-    JOB_LABELS,
+    *JOB_LABELS,
 )
-
-CHECK_ERRORS_TOTAL = MetricSpec(
+CHECK_ERRORS_TOTAL = counter(
     "drwatch_check_errors_total",
-    "counter",
     "Failed check runs by reason (connect, query, permission, timeout, config, internal).",
-    (*JOB_LABELS, "reason"),
+    *JOB_LABELS,
+    "reason",
 )
-
-RPO_EXPOSURE_SECONDS = MetricSpec(
+RPO_EXPOSURE_SECONDS = gauge(
     "drwatch_rpo_exposure_seconds",
-    "gauge",
     "Data at risk right now per recovery scenario, in seconds (absent while unmeasurable).",
-    ("target", "scenario"),
+    "target",
+    "scenario",
 )
-
-RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS = MetricSpec(
+RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS = gauge(
     "drwatch_rpo_exposure_last_measured_timestamp_seconds",
-    "gauge",
     "When the scenario's exposure was last measured (the daemon's start if never).",
-    ("target", "scenario"),
+    "target",
+    "scenario",
 )
-
-RPO_OBJECTIVE_SECONDS = MetricSpec(
+RPO_OBJECTIVE_SECONDS = gauge(
     "drwatch_rpo_objective_seconds",
-    "gauge",
     "The configured recovery point objective per scenario.",
-    ("target", "scenario"),
+    "target",
+    "scenario",
 )
-
-RTO_OBJECTIVE_SECONDS = MetricSpec(
+RTO_OBJECTIVE_SECONDS = gauge(
     "drwatch_rto_objective_seconds",
-    "gauge",
     "The configured recovery time objective per scenario.",
-    ("target", "scenario"),
+    "target",
+    "scenario",
 )
-
-CONFIG_SECTION_ENABLED = MetricSpec(
+CONFIG_SECTION_ENABLED = gauge(
     "drwatch_config_section_enabled",
-    "gauge",
     "1 if a configured section is monitored, 0 if it is off (its connection string is empty).",
-    ("target", "section"),
+    "target",
+    "section",
 )
-
-CONFIG_LAST_RELOAD_SUCCESSFUL = MetricSpec(
-    "drwatch_config_last_reload_successful",
-    "gauge",
-    "1 if the last configuration load succeeded.",
+CONFIG_LAST_RELOAD_SUCCESSFUL = gauge(
+    "drwatch_config_last_reload_successful", "1 if the last configuration load succeeded."
 )
-
-CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = MetricSpec(
+CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = gauge(
     "drwatch_config_last_reload_success_timestamp_seconds",
-    "gauge",
     "When the configuration was last loaded successfully.",
 )
-
-BUILD_INFO = MetricSpec(
-    "drwatch_build_info",
-    "gauge",
-    "Always 1; labels say which drwatch this is.",
-    ("version", "python_version"),
+BUILD_INFO = gauge(
+    "drwatch_build_info", "Always 1; labels say which drwatch this is.", "version", "python_version"
 )
 
 SELF_METRICS = (
