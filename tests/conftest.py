@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from core.config.loading import LoadedConfig, parse_config
-from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port
+from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port, wait_until
+from sandbox.redisserver import RedisServer
+from tests.remediation import GRANTS, Sessions
 
 
 @pytest.fixture
@@ -32,6 +30,16 @@ def shared_cluster() -> Iterator[PgCluster]:
         c.destroy()
 
 
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of the test's own (not started: each test starts it as it needs)."""
+    r = RedisServer()
+    try:
+        yield r
+    finally:
+        r.destroy()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's standalone S3/RDS server over HTTP on a free loopback port."""
@@ -47,25 +55,52 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-AWS = {"region": "us-east-1", "access_key_id": "testing", "secret_access_key": "testing-secret"}
+@pytest.fixture(scope="module")
+def primary() -> Iterator[PgCluster]:
+    """A primary with a streaming standby (a walsender that must survive everything)."""
+    c = PgCluster().init(ARCHIVE_COPY, max_connections="40").start()
+    standby = c.create_standby().start()
+    try:
+        c.execute(GRANTS)
+        wait_until(
+            lambda: c.execute("SELECT count(*) FROM pg_stat_replication")[0][0] == 1,
+            30,
+            what="standby streaming",
+        )
+        yield c
+    finally:
+        standby.destroy()
+        c.destroy()
 
 
-def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
+@pytest.fixture
+def sessions(primary: PgCluster) -> Iterator[Sessions]:
+    s = Sessions(primary)
+    try:
+        yield s
+    finally:
+        s.close()
 
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing-secret",
+
+@pytest.fixture(scope="module")
+def dumps(shared_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A real pg_dump -Fc, the same truncated, and the same with one byte flipped in its data."""
+    shared_cluster.execute("DROP DATABASE IF EXISTS app")
+    shared_cluster.execute("CREATE DATABASE app")
+    shared_cluster.execute(
+        "CREATE TABLE debates AS SELECT g AS id, md5(g::text) AS title FROM generate_series(1, 50000) g",
+        "app",
     )
+    good = shared_cluster.dump("app", shared_cluster.backups / "dumps").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF  # the middle of the file is table data, well past the TOC
+    return {"good": good, "truncated": good[: len(good) * 2 // 3], "flipped": bytes(flipped)}
 
 
-def make_config(targets: list[dict[str, Any]], **top: Any) -> LoadedConfig:
-    return parse_config(yaml.safe_dump({"targets": targets, **top}), env={})
-
-
-def write_config(path: Path, targets: list[dict[str, Any]], **top: Any) -> Path:
-    path.write_text(yaml.safe_dump({"targets": targets, **top}))
-    return path
+@pytest.fixture
+def db(shared_cluster: PgCluster) -> Iterator[PgCluster]:
+    """A fresh database per test on the module's cluster."""
+    shared_cluster.execute("DROP DATABASE IF EXISTS verify")
+    shared_cluster.execute("CREATE DATABASE verify")
+    yield shared_cluster
+    shared_cluster.execute("DROP DATABASE IF EXISTS verify WITH (FORCE)")

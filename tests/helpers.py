@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 from checks.base import Observation
-from core.config.loading import LoadedConfig
+from core.config.loading import LoadedConfig, parse_config
+from core.errors import ConfigError
 from exporter.runtime.jobs import build_jobs
 from exporter.runtime.results import CheckResult
 from exporter.runtime.runner import DeadlineRunner, Job
+from sandbox.pgcluster import PgCluster
+from sandbox.redisserver import RedisServer
 
 
 class CheckHarness:
@@ -64,3 +74,74 @@ def sample(result: CheckResult | Observation, name: str, /, **labels: str) -> fl
         if s.name == name and (not labels or s.labels == want):
             return s.value
     return None
+
+
+def redis_harness(url: str, state_dir: Path, rpo: str = "2s", **redis: object) -> CheckHarness:
+    """The Redis checks of one target on `url`, with a redis objective of `rpo`."""
+    return CheckHarness(
+        make_config(
+            [
+                {
+                    "name": "cache",
+                    "objectives": {"redis": {"rpo": rpo}},
+                    "redis": {"url": url, **redis},
+                }
+            ],
+            state_dir=str(state_dir),
+        )
+    )
+
+
+def write_keys(server: RedisServer, n: int = 10) -> None:
+    client = server.client()
+    for i in range(n):
+        client.set(f"key{i}", time.time())
+
+
+AWS = {"region": "us-east-1", "access_key_id": "testing", "secret_access_key": "testing-secret"}
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+
+
+def make_config(targets: list[dict[str, Any]], **top: Any) -> LoadedConfig:
+    return parse_config(yaml.safe_dump({"targets": targets, **top}), env={})
+
+
+def write_config(path: Path, targets: list[dict[str, Any]], **top: Any) -> Path:
+    path.write_text(yaml.safe_dump({"targets": targets, **top}))
+    return path
+
+
+DSN = "postgresql://drwatch@127.0.0.1:5999/app"
+
+
+def config_problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env=env or {})
+    return info.value.problems
+
+
+def run_verification(db: PgCluster, **verification: object):  # type: ignore[no-untyped-def]
+    pg = {"dsn": db.dsn("verify"), "verification": verification}
+    return CheckHarness(make_config([{"name": "app", "postgres": pg}])).run("verification")
+
+
+def file_store(tmp_path: Path, files: dict[str, tuple[bytes, float]]) -> Path:
+    """A file:// store holding `files` (key -> (content, mtime)); its root."""
+    root = tmp_path / "store"
+    for key, (data, mtime) in files.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (mtime, mtime))
+    return root

@@ -93,14 +93,3 @@ def test_alertmanager_example_is_valid() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_prometheusrule_manifest_is_generated_from_the_rule_files() -> None:
-    from alerts.prometheusrule import render, rule_files
-
-    committed = (ALERTS / "kubernetes" / "prometheusrule.yaml").read_text()
-    assert committed == render(rule_files()), "stale: run `make rules`"
-    manifest = yaml.safe_load(committed)
-    assert manifest["kind"] == "PrometheusRule"
-    groups = [g for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
-    assert manifest["spec"]["groups"] == groups  # the same rules, nothing lost in rendering

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,28 +14,10 @@ import pytest
 from freezegun import freeze_time
 
 from checks.base import Status
-from checks.support.stores import FileStore
-from checks.support.verify import VerificationBusy, pg_restore_binary, verify_dump
-from sandbox.pgcluster import PgCluster
-from tests.conftest import AWS, make_config, s3_client
-from tests.helpers import CheckHarness, sample
+from checks.support.verify import pg_restore_binary
+from tests.helpers import AWS, CheckHarness, file_store, make_config, s3_client, sample
 
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def dumps(shared_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """A real pg_dump -Fc, the same truncated, and the same with one byte flipped in its data."""
-    shared_cluster.execute("DROP DATABASE IF EXISTS app")
-    shared_cluster.execute("CREATE DATABASE app")
-    shared_cluster.execute(
-        "CREATE TABLE debates AS SELECT g AS id, md5(g::text) AS title FROM generate_series(1, 50000) g",
-        "app",
-    )
-    good = shared_cluster.dump("app", shared_cluster.backups / "dumps").read_bytes()
-    flipped = bytearray(good)
-    flipped[len(good) // 2] ^= 0xFF  # the middle of the file is table data, well past the TOC
-    return {"good": good, "truncated": good[: len(good) * 2 // 3], "flipped": bytes(flipped)}
 
 
 def _toc_passes(data: bytes) -> bool:
@@ -45,16 +25,6 @@ def _toc_passes(data: bytes) -> bool:
         subprocess.run([pg_restore_binary(), "--list"], input=data, capture_output=True).returncode
         == 0
     )
-
-
-def _file_store(tmp_path: Path, files: dict[str, tuple[bytes, float]]) -> Path:
-    root = tmp_path / "store"
-    for key, (data, mtime) in files.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        os.utime(path, (mtime, mtime))
-    return root
 
 
 def _harness(store: str, state_dir: Path, **backups: object) -> CheckHarness:
@@ -78,7 +48,7 @@ def test_file_store_broken_newest_dump_fails_and_does_not_count(
     assert _toc_passes(dumps[broken]), (
         "pg_restore --list accepts it: the runbook's check would pass"
     )
-    root = _file_store(
+    root = file_store(
         tmp_path,
         {
             "postgres/app-1.dump": (dumps["good"], now - 3 * 3600),
@@ -149,7 +119,7 @@ def test_inventory_retention_and_size_anomaly_follow_frozen_time(tmp_path: Path)
     }
     files["app-40.dump"] = (b"x" * 100_000, frozen - 3600)
     files["notes.txt"] = (b"not a backup", frozen)
-    root = _file_store(tmp_path, files)
+    root = file_store(tmp_path, files)
     harness = _harness(f"file://{root}/", tmp_path / "state", verify="none", retention="30d")
     # Called in this thread: freezegun leaves threads started by `threading` on real time.
     with freeze_time(datetime.fromtimestamp(frozen, tz=UTC)):
@@ -194,40 +164,3 @@ def test_empty_store_is_critical(tmp_path: Path) -> None:
     result = _harness(f"file://{tmp_path / 'empty'}/", tmp_path / "state").run("backups")
     assert result.status == Status.CRITICAL and "no backup matching *.dump" in result.summary
     assert result.exposures["full_restore"] == float("inf")
-
-
-class _SlowStore:
-    """A store whose dump arrives only when the test says so."""
-
-    url = "slow://"
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.release = threading.Event()
-        self.reading = threading.Event()
-
-    def list(self):  # type: ignore[no-untyped-def]
-        return iter(())
-
-    def head(self, key: str) -> None:
-        return None
-
-    def chunks(self, key: str):  # type: ignore[no-untyped-def]
-        self.reading.set()
-        self.release.wait(30)
-        yield self.data
-
-
-def test_one_verification_at_a_time(dumps: dict[str, bytes]) -> None:
-    slow = _SlowStore(dumps["good"])
-    first: list[object] = []
-    worker = threading.Thread(
-        target=lambda: first.append(verify_dump(slow, "a.dump", "full", time.monotonic() + 30))
-    )
-    worker.start()
-    assert slow.reading.wait(10)
-    with pytest.raises(VerificationBusy):
-        verify_dump(FileStore("file:///", Path("/")), "b.dump", "full", time.monotonic() + 0.5)
-    slow.release.set()
-    worker.join(30)
-    assert first and first[0].ok  # type: ignore[attr-defined]

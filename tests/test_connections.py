@@ -13,8 +13,7 @@ import pytest
 from checks.base import Status
 from checks.connections import STATES
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.conftest import make_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import CheckHarness, make_config, sample
 
 
 @pytest.fixture

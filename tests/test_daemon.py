@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.conftest import AWS, write_config
 from tests.daemon import DaemonProcess
-from tests.helpers import drwatch
+from tests.helpers import AWS, drwatch, write_config
 
 CHECKS = ("wal_archiving", "replication", "connections")
 

@@ -17,8 +17,8 @@ import pytest
 
 from sandbox import alerting as alerting_stack
 from sandbox.pgcluster import ARCHIVE_COPY, ARCHIVE_FAIL, PgCluster, wait_until
-from tests.conftest import write_config
 from tests.daemon import DaemonProcess
+from tests.helpers import write_config
 
 RPO = 20  # seconds: the objective, shortened in drwatch's config for the test
 

@@ -12,8 +12,7 @@ import boto3
 import pytest
 
 from checks.base import Status
-from tests.conftest import AWS, make_config
-from tests.helpers import CheckHarness, sample, serve
+from tests.helpers import AWS, CheckHarness, make_config, sample, serve
 
 SNAPSHOT_AGE = 2 * 3600
 

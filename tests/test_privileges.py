@@ -5,8 +5,7 @@ from __future__ import annotations
 from checks.base import Status
 from sandbox.pgcluster import PgCluster
 from sandbox.seed import seed
-from tests.conftest import make_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import CheckHarness, make_config, sample
 
 # The GRANTs of README.md, "Least privilege".
 GRANTS = """

@@ -9,8 +9,7 @@ from pathlib import Path
 import boto3
 
 from checks.base import Status
-from tests.conftest import AWS, make_config
-from tests.helpers import CheckHarness, sample
+from tests.helpers import AWS, CheckHarness, make_config, sample
 
 
 def _instance(endpoint: str, multi_az: bool, retention_days: int) -> str:

@@ -14,8 +14,7 @@ from exporter.remediation.engine import RemediationEngine
 from exporter.runtime.results import CheckResult
 from sandbox.pgcluster import wait_until
 from sandbox.redisserver import RedisServer
-from tests.conftest import make_config
-from tests.helpers import CheckHarness
+from tests.helpers import CheckHarness, make_config
 
 
 @pytest.fixture

@@ -8,21 +8,19 @@ from pathlib import Path
 import pytest
 
 from checks.base import Status
-from tests.conftest import make_config
-from tests.helpers import CheckHarness, sample
-from tests.test_backups import _file_store, dumps  # noqa: F401 - the module's dump fixture
+from tests.helpers import CheckHarness, file_store, make_config, sample
 
 HOUR = 3600.0
 
 
-def test_replica_missing_the_newest_backup(dumps: dict[str, bytes], tmp_path: Path) -> None:  # noqa: F811
+def test_replica_missing_the_newest_backup(dumps: dict[str, bytes], tmp_path: Path) -> None:
     now = time.time()
-    primary = _file_store(
+    primary = file_store(
         tmp_path / "primary",
         {"app-1.dump": (dumps["good"], now - 3 * HOUR), "app-2.dump": (dumps["good"], now - 600)},
     )
     replica_files = {"app-1.dump": (dumps["good"], now - 3 * HOUR + 60)}
-    replica = _file_store(tmp_path / "replica", replica_files)
+    replica = file_store(tmp_path / "replica", replica_files)
     harness = CheckHarness(
         make_config(
             [

@@ -7,7 +7,6 @@ import time
 
 from checks.base import Observation, Status
 from core.errors import CheckError
-from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
 
 
@@ -63,24 +62,3 @@ def test_check_errors_and_crashes_are_down_with_their_reason() -> None:
     crashed_result = runner.run(_job(crashed))
     assert crashed_result.error_reasons == ("internal",)
     assert "ZeroDivisionError: boom" in crashed_result.summary
-
-
-def test_store_counts_errors_and_refuses_results_of_removed_checks() -> None:
-    store = ResultStore()
-    store.configure([("t", "c")])
-    runner = DeadlineRunner()
-
-    def fails() -> Observation:
-        raise CheckError("connect", "cannot connect")
-
-    store.put(runner.run(_job(fails)))
-    store.put(runner.run(_job(fails)))
-    snap = store.snapshot()
-    assert snap.errors[("t", "c", "connect")] == 2
-    assert snap.errors[("t", "c", "timeout")] == 0
-    assert ("t", "c") not in snap.last_success
-    assert store.complete()
-    store.configure([("t", "other")])
-    store.put(runner.run(_job(fails)))
-    assert store.snapshot().results == {}
-    assert not store.complete()

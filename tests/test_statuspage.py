@@ -11,8 +11,8 @@ import pytest
 
 from exporter.web.statuspage import render
 from sandbox.pgcluster import PgCluster, free_port, wait_until
-from tests.conftest import write_config
 from tests.daemon import DaemonProcess
+from tests.helpers import write_config
 
 HOSTILE = '<script>alert("x")</script>'
 CHROMIUM = (

@@ -11,8 +11,7 @@ import pytest
 
 from checks.base import Status
 from sandbox.pgcluster import free_port
-from tests.conftest import AWS, make_config, s3_client
-from tests.helpers import CheckHarness, serve
+from tests.helpers import AWS, CheckHarness, make_config, s3_client, serve
 
 SECRET = "wr0ng-s3cret-key-value"
 

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checks.base import Status
 from sandbox.pgcluster import PgCluster
 from sandbox.seed import seed
-from tests.conftest import make_config
-from tests.helpers import CheckHarness, sample
-
-
-@pytest.fixture
-def db(shared_cluster: PgCluster) -> Iterator[PgCluster]:
-    """A fresh database per test on the module's cluster."""
-    shared_cluster.execute("DROP DATABASE IF EXISTS verify")
-    shared_cluster.execute("CREATE DATABASE verify")
-    yield shared_cluster
-    shared_cluster.execute("DROP DATABASE IF EXISTS verify WITH (FORCE)")
-
-
-def _run(db: PgCluster, **verification: object):  # type: ignore[no-untyped-def]
-    pg = {"dsn": db.dsn("verify"), "verification": verification}
-    return CheckHarness(make_config([{"name": "app", "postgres": pg}])).run("verification")
+from tests.helpers import run_verification, sample
 
 
 def test_gaps_found_exactly_inside_the_lookback(db: PgCluster) -> None:
@@ -35,7 +18,7 @@ def test_gaps_found_exactly_inside_the_lookback(db: PgCluster) -> None:
         "verify",
     )
     # Inside 12 h: 10 -> 9 (1 h), 9 -> 6 (3 h), 6 -> 5.5, 5.5 -> 1 (4.5 h). 20 -> 10 is outside.
-    result = _run(
+    result = run_verification(
         db, gaps=[{"table": "events", "column": "at", "threshold": "2h", "lookback": "12h"}]
     )
     assert result.up, result.summary
@@ -47,7 +30,7 @@ def test_gaps_found_exactly_inside_the_lookback(db: PgCluster) -> None:
     assert result.status == Status.WARNING
     assert "2 gap(s) over 2h" in result.summary
 
-    quiet = _run(
+    quiet = run_verification(
         db, gaps=[{"table": "events", "column": "at", "threshold": "5h", "lookback": "12h"}]
     )
     assert sample(quiet, "drwatch_table_gaps", table="events") == 0
@@ -69,7 +52,7 @@ def test_orphans_counted_with_not_exists_even_when_the_parent_column_has_nulls(
         "SELECT count(*) FROM children WHERE parent_ref NOT IN (SELECT ref FROM parents)", "verify"
     )
     assert runbook[0][0] == 0
-    result = _run(
+    result = run_verification(
         db,
         orphans=[
             {
@@ -95,7 +78,7 @@ def test_orphans_counted_with_not_exists_even_when_the_parent_column_has_nulls(
 def test_seeded_runbook_schema_gap_and_orphans(db: PgCluster) -> None:
     with db.connect("verify") as conn:
         seeded = seed(conn, debates=2000, days=10, gap_hours=2, orphans=3)
-    result = _run(
+    result = run_verification(
         db,
         gaps=[{"table": "debates", "column": "created_at", "threshold": "1h", "lookback": "7d"}],
         orphans=[
@@ -144,7 +127,7 @@ def test_daily_counts_freshness_and_group_counts(db: PgCluster) -> None:
         "(1, 'a'), (2, 'a'), (3, 'a'), (25, 'b'), (26, 'b'), (49, 'c'), (50, NULL)) AS v(h, k)",
         "verify",
     )
-    result = _run(
+    result = run_verification(
         db,
         daily_counts=[{"table": "d", "column": "at", "days": 4}],
         freshness=[{"table": "d", "column": "at", "max_age": "30m"}],
@@ -169,7 +152,7 @@ def test_daily_counts_freshness_and_group_counts(db: PgCluster) -> None:
 
 def test_empty_table_is_infinitely_stale(db: PgCluster) -> None:
     db.execute("CREATE TABLE empty (at timestamptz)", "verify")
-    result = _run(db, freshness=[{"table": "empty", "column": "at", "max_age": "1h"}])
+    result = run_verification(db, freshness=[{"table": "empty", "column": "at", "max_age": "1h"}])
     assert sample(result, "drwatch_table_newest_row_age_seconds", table="empty") == float("inf")
     assert result.status == Status.WARNING and "empty is empty" in result.summary
 
@@ -182,7 +165,7 @@ def test_identifiers_from_config_are_quoted_not_executed(db: PgCluster) -> None:
         "verify",
     )
     hostile = 'debates"; DROP TABLE debates; --'
-    result = _run(
+    result = run_verification(
         db,
         freshness=[
             {"table": hostile, "column": "created_at", "max_age": "1h"},
@@ -195,43 +178,3 @@ def test_identifiers_from_config_are_quoted_not_executed(db: PgCluster) -> None:
     # The other item still ran: a real table with a quote and a semicolon in its name works.
     assert sample(result, "drwatch_table_newest_row_age_seconds", table='we;ird"name') < 60
     assert result.error_reasons == ("query",)
-
-
-def test_custom_sql_metrics(db: PgCluster) -> None:
-    db.execute(
-        "CREATE TABLE jobs (state text); INSERT INTO jobs VALUES ('queued'), ('queued'), ('failed')",
-        "verify",
-    )
-    result = _run(
-        db,
-        custom=[
-            {
-                "name": "jobs",
-                "help": "Jobs by state.",
-                "sql": "SELECT state, count(*) AS value FROM jobs GROUP BY state",
-                "labels": ["state"],
-            },
-            {"name": "broken", "help": "x", "sql": "SELECT 1 AS n"},
-        ],
-    )
-    assert sample(result, "drwatch_custom_jobs", state="queued") == 2
-    assert sample(result, "drwatch_custom_jobs", state="failed") == 1
-    assert not result.up
-    assert (
-        "custom metric broken: the query returns no column(s) value (it returns n)"
-        in result.summary
-    )
-    assert result.error_reasons == ("config",)
-
-
-def test_custom_sql_cannot_write(db: PgCluster) -> None:
-    db.execute("CREATE TABLE t (x int)", "verify")
-    result = _run(
-        db,
-        custom=[
-            {"name": "sneaky", "help": "x", "sql": "INSERT INTO t VALUES (1) RETURNING 1 AS value"}
-        ],
-    )
-    assert not result.up
-    assert "read-only transaction" in result.summary
-    assert db.execute("SELECT count(*) FROM t", "verify")[0][0] == 0

@@ -9,8 +9,7 @@ from checks.base import Status
 from checks.support.stores import StoredObject
 from checks.wal_archive import analyse, segment_name
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.conftest import make_config, write_config
-from tests.helpers import CheckHarness, drwatch, sample
+from tests.helpers import CheckHarness, drwatch, make_config, sample, write_config
 
 SEG = 16 * 1024 * 1024
 

@@ -9,14 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from checks.base import Status
-from checks.support.archiver import UnarchivedClock
-from checks.support.walnames import archived_end_lsn, parse_wal_name
 from sandbox.pgcluster import ARCHIVE_FAIL, ARCHIVE_HANG, PgCluster, wait_until
-from tests.conftest import make_config, write_config
-from tests.helpers import CheckHarness, drwatch, sample
+from tests.helpers import CheckHarness, drwatch, make_config, sample, write_config
 
 RPO = "2s"
 
@@ -171,32 +166,6 @@ def test_standby_reports_its_role_and_is_not_judged_as_primary(cluster: PgCluste
         assert "pitr" not in result.exposures  # no exposure judged from a standby
         assert sample(result, "drwatch_pg_unarchived_wal_bytes") is None
 
-        replication = harness.run("replication")
-        assert replication.values["role"] == "standby"
-        assert sample(replication, "drwatch_pg_wal_receiver_streaming") == 1
-        primary = CheckHarness(make_config([{"name": "p", "postgres": {"dsn": cluster.dsn()}}]))
-        seen = primary.run("replication")
-        assert sample(seen, "drwatch_pg_replication_standbys", sync_state="async") == 1
-        assert "primary_failover" not in replication.exposures  # the standby is not judged
-        # Asynchronous: a failover loses what the standby has not flushed (RPO 0: critical).
-        assert 0 <= seen.exposures["primary_failover"] < 5
-        cluster.set(synchronous_standby_names="*")
-        wait_until(
-            lambda: cluster.execute("SELECT sync_state FROM pg_stat_replication")[0][0] == "sync",
-            30,
-            what="synchronous standby",
-        )
-        synchronous = primary.run("replication")
-        assert synchronous.exposures["primary_failover"] == 0
-        assert synchronous.status == Status.OK, synchronous.summary
-        cluster.set(synchronous_standby_names="")
-        standby.stop("immediate")
-        wait_until(
-            lambda: primary.run("replication").exposures["primary_failover"] == float("inf"),
-            30,
-            what="no standby left",
-        )
-        assert primary.run("replication").status == Status.CRITICAL
     finally:
         standby.destroy()
 
@@ -210,51 +179,3 @@ def test_archive_mode_off_is_critical_with_infinite_exposure() -> None:
         assert sample(result, "drwatch_pg_archive_mode", mode="off") == 1
     finally:
         c.destroy()
-
-
-# --- the exposure clock and WAL names, without a server ------------------------------------------
-
-SEG = 16 * 1024 * 1024
-
-
-def test_clock_dates_exposure_from_the_first_unarchived_sample() -> None:
-    clock = UnarchivedClock(tolerance_bytes=512)
-    assert clock.observe(100.0, 10 * SEG + 100, 10 * SEG) is None  # within tolerance: idle
-    assert clock.observe(110.0, 10 * SEG + 5000, 10 * SEG) == 110.0
-    assert clock.observe(120.0, 10 * SEG + 9000, 10 * SEG) == 110.0  # still the oldest at risk
-    # The segment holding the first write got archived; the second write is the oldest at risk.
-    assert clock.observe(130.0, 11 * SEG + 100, 10 * SEG + 6000) == 120.0
-    assert clock.observe(140.0, 11 * SEG + 100, 11 * SEG) is None
-
-
-def test_clock_history_is_bounded_and_keeps_the_oldest_sample() -> None:
-    clock = UnarchivedClock(tolerance_bytes=0)
-    for i in range(20_000):
-        clock.observe(float(i), SEG + i + 1, SEG)
-    assert len(clock.samples) <= 10_000
-    assert clock.samples[0] == (0.0, SEG + 1)
-
-
-@pytest.mark.parametrize(
-    ("name", "segment_size", "kind", "segno", "end"),
-    [
-        ("000000010000000000000003", SEG, "segment", 3, 4 * SEG),
-        ("000000010000000100000002", SEG, "segment", 256 + 2, 259 * SEG),
-        # 64 MB segments: 64 per 4 GB "log file"
-        ("000000010000000100000002", 64 * 1024 * 1024, "segment", 64 + 2, 67 * 64 * 1024 * 1024),
-        ("000000020000000000000005.partial", SEG, "partial", 5, 5 * SEG),
-        ("000000010000000000000007.00000028.backup", SEG, "backup", 7, 8 * SEG),
-        ("00000002.history", SEG, "history", None, None),
-    ],
-)
-def test_wal_names(
-    name: str, segment_size: int, kind: str, segno: int | None, end: int | None
-) -> None:
-    wal = parse_wal_name(name, segment_size)
-    assert wal is not None and wal.kind == kind and wal.segno == segno
-    assert archived_end_lsn(name, segment_size) == end
-
-
-def test_not_a_wal_name() -> None:
-    assert parse_wal_name("backup_label", SEG) is None
-    assert parse_wal_name("00000001000000000000000G", SEG) is None

@@ -7,8 +7,7 @@ import subprocess
 from pathlib import Path
 
 from sandbox.pgcluster import PgCluster, free_port
-from tests.conftest import write_config
-from tests.helpers import drwatch
+from tests.helpers import drwatch, write_config
 
 
 def _check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

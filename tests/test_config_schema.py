@@ -1,0 +1,124 @@
+"""The config schema: defaults, and one test per kind of mistake, each naming its YAML path."""
+
+from __future__ import annotations
+
+from core.config.loading import parse_config
+from tests.helpers import DSN, config_problems
+
+
+def test_defaults_are_the_runbook_table_and_targets_override_one_field() -> None:
+    loaded = parse_config(
+        f"""
+objectives: {{full_restore: {{rpo: 2h}}}}
+targets:
+  - name: prod
+    objectives: {{pitr: {{rpo: 2m}}}}
+    postgres: {{dsn: "{DSN}"}}
+""",
+        env={},
+    )
+    config = loaded.config
+    prod = config.targets[0]
+    assert (config.objective(prod, "pitr").rto, config.objective(prod, "pitr").rpo) == (1800, 120)
+    assert config.objective(prod, "full_restore").rpo == 7200
+    assert config.objective(prod, "primary_failover").rpo == 0
+    assert config.objective(prod, "cross_region").rto == 4 * 3600
+    assert config.objective(prod, "redis").rpo == 3600
+    pg = prod.postgres
+    assert pg is not None and pg.interval == 15 and pg.connections.idle_threshold == 600
+    assert pg.connections.saturation_ratio == 0.8
+
+
+def test_unknown_key() -> None:
+    assert config_problems(
+        f"targets: [{{name: a, postgres: {{dsn: '{DSN}', intervall: 5s}}}}]"
+    ) == ["targets[0].postgres.intervall: unknown key"]
+
+
+def test_duration_without_unit() -> None:
+    assert config_problems(f"targets: [{{name: a, postgres: {{dsn: '{DSN}', interval: 15}}}}]") == [
+        "targets[0].postgres.interval: expected a duration with a unit, like 90s, 10m, 7d"
+    ]
+
+
+def test_ratio_out_of_range() -> None:
+    (problem,) = config_problems(
+        f"targets: [{{name: a, postgres: {{dsn: '{DSN}', connections: {{saturation_ratio: 1.5}}}}}}]"
+    )
+    assert problem.startswith("targets[0].postgres.connections.saturation_ratio: ")
+
+
+def test_unknown_scenario() -> None:
+    (problem,) = config_problems(
+        f"objectives: {{pitt: {{rpo: 5m}}}}\ntargets: [{{name: a, postgres: {{dsn: '{DSN}'}}}}]"
+    )
+    assert problem.startswith("objectives.pitt")
+
+
+def test_no_targets() -> None:
+    assert config_problems("targets: []")[0].startswith("targets: ")
+    assert config_problems("objectives: {}") == ["targets: required key is missing"]
+
+
+def test_duplicate_target_names() -> None:
+    (problem,) = config_problems(
+        f"targets: [{{name: a, postgres: {{dsn: '{DSN}'}}}}, {{name: a, postgres: {{dsn: '{DSN}'}}}}]"
+    )
+    assert problem == "targets: target name 'a' repeats"
+
+
+def test_target_name_not_label_safe() -> None:
+    (problem,) = config_problems(f"targets: [{{name: 'a b', postgres: {{dsn: '{DSN}'}}}}]")
+    assert problem.startswith("targets[0].name: ")
+
+
+def test_invalid_dsn_does_not_echo_it() -> None:
+    (problem,) = config_problems(
+        "targets: [{name: a, postgres: {dsn: 'postgresql://u:hunter22@h:notaport/x y=z'}}]"
+    )
+    assert problem == "targets[0].postgres.dsn: not a valid PostgreSQL connection string"
+
+
+def test_custom_metric_errors() -> None:
+    problems = config_problems(
+        f"""
+targets:
+  - name: a
+    postgres:
+      dsn: '{DSN}'
+      verification:
+        custom:
+          - {{name: "bad-name", help: x, sql: "SELECT 1"}}
+          - {{name: ok, help: x, sql: "SELECT 1", labels: [target]}}
+          - {{name: ok2, help: x, sql: "SELECT 1", labels: [value]}}
+"""
+    )
+    assert problems[0].startswith(
+        "targets[0].postgres.verification.custom[0].name: 'bad-name' is not a valid"
+    )
+    assert (
+        problems[1]
+        == "targets[0].postgres.verification.custom[1].labels: label 'target' is reserved by drwatch"
+    )
+    assert (
+        problems[2]
+        == "targets[0].postgres.verification.custom[2]: column 'value' cannot be both the value and a label"
+    )
+
+
+def test_verification_runs_once_a_minute_unless_told() -> None:
+    loaded = parse_config(
+        f"targets: [{{name: a, postgres: {{dsn: '{DSN}', verification: {{orphans: []}}}}}}]", env={}
+    )
+    assert loaded.config.targets[0].postgres is not None
+    assert loaded.config.targets[0].postgres.verification.interval == 60
+
+
+def test_custom_metric_declared_differently_in_two_targets() -> None:
+    custom = "{{name: m, help: h, sql: 'SELECT 1 AS value', labels: [{label}]}}"
+    targets = ", ".join(
+        f"{{name: t{i}, postgres: {{dsn: '{DSN}', verification: {{custom: [{custom.format(label=label)}]}}}}}}"
+        for i, label in enumerate(("a", "b"))
+    )
+    (problem,) = config_problems(f"targets: [{targets}]")
+    assert problem.startswith("targets: custom metric 'm' is declared with a different")
