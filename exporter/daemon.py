@@ -55,6 +55,10 @@ class Daemon:
     def current(self) -> Current:
         return self._current
 
+    def checks(self) -> Instances:
+        """The checks behind the running jobs (each keeps its state across reloads)."""
+        return dict(self._instances)
+
     def reload_state(self) -> ReloadState:
         return self._reload
 
@@ -99,7 +103,8 @@ class Daemon:
             return False
         with self._lock:
             self._current = self._apply(loaded)
-            self.scheduler.schedule(self._current.jobs)
+            if self.scheduler.running:
+                self.scheduler.schedule(self._current.jobs)
         self._reload = ReloadState(True, time.time())
         log.info("config reloaded", extra={"checks": len(self._current.jobs)})
         return True

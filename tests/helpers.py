@@ -145,3 +145,66 @@ def file_store(tmp_path: Path, files: dict[str, tuple[bytes, float]]) -> Path:
         path.write_bytes(data)
         os.utime(path, (mtime, mtime))
     return root
+
+
+def aws_services(endpoint: str, name: str) -> None:
+    """An RDS instance (Multi-AZ, 30 days of backups) and an ElastiCache cluster named `name`
+    on moto's server."""
+    import boto3
+
+    credentials = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing-secret",
+    }
+    boto3.client("rds", **credentials).create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.r5.large",
+        Engine="postgres",
+        AllocatedStorage=10,
+        MultiAZ=True,
+        BackupRetentionPeriod=30,
+        MasterUsername="postgres",
+        MasterUserPassword="not-a-real-password",
+    )
+    boto3.client("elasticache", **credentials).create_cache_cluster(
+        CacheClusterId=name, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+    )
+
+
+def every_section(
+    name: str,
+    dsn: str,
+    backups: Path,
+    archive: Path,
+    redis_url: str,
+    snapshots: Path,
+    aws_name: str,
+    **postgres: Any,
+) -> dict[str, Any]:
+    """A target with every section and every check of the registry configured: PostgreSQL with
+    a verification item, dumps in `backups` (also the replica store), the WAL archive, RDS, Redis
+    with its snapshot store, and ElastiCache (`aws_name`: see aws_services)."""
+    return {
+        "name": name,
+        "postgres": {
+            "dsn": dsn,
+            "verification": {
+                "custom": [{"name": "one", "help": "One.", "sql": "SELECT 1 AS value"}]
+            },
+            **postgres,
+        },
+        "backups": {
+            "store": f"file://{backups}/",
+            "wal_store": f"file://{archive}/",
+            "replica_store": f"file://{backups}/",
+            "interval": "3s",
+        },
+        "rds": {"instance": aws_name},
+        "redis": {
+            "url": redis_url,
+            "snapshot_store": f"file://{snapshots}/",
+            "elasticache": {"cluster": aws_name},
+        },
+    }

@@ -20,12 +20,14 @@ TEST_FILES = sorted((ALERTS / "tests").glob("*.test.yml"))
 
 
 def _rules() -> list[dict[str, object]]:
-    return [
+    rules = [
         rule
         for path in RULE_FILES
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
     ]
+    assert len(RULE_FILES) == 5 and len(rules) >= 20, "the rule files were not found"
+    return rules
 
 
 def test_promtool_check_rules() -> None:
@@ -53,6 +55,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
             for check in case.get("alert_rule_test", []):
                 (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     names = {str(rule["alert"]) for rule in _rules()}
+    assert len(TEST_FILES) >= 5 and firing and quiet, "no rule test found"
     assert names - firing == set(), "alerts never shown firing"
     assert names - quiet == set(), "alerts never shown staying quiet"
 
@@ -83,6 +86,7 @@ def test_rules_use_only_declared_metrics() -> None:
     declared = {spec.name for spec in all_metrics()}
     for rule in _rules():
         used = set(re.findall(r"\bdrwatch_[a-z0-9_]+", str(rule["expr"])))
+        assert used, (rule["alert"], "reads no drwatch metric")
         assert used <= declared, (rule["alert"], used - declared)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from checks.registry import REGISTRY
 from sandbox.pgcluster import PgCluster, wait_until
+from sandbox.redisserver import RedisServer
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, drwatch, write_config
+from tests.helpers import AWS, aws_services, drwatch, every_section, write_config, write_keys
 
 CHECKS = ("wal_archiving", "replication", "connections")
 
@@ -39,51 +42,46 @@ def _all_up(daemon: DaemonProcess, value: float) -> bool:
     return all(daemon.value("drwatch_check_up", target="db", check=c) == value for c in CHECKS)
 
 
-def test_metrics_are_promtool_clean_and_ready_after_first_round(
-    cluster: PgCluster, moto_endpoint: str, tmp_path: Path
+def test_every_section_at_once_is_up_and_promtool_clean(
+    cluster: PgCluster, redis_server: RedisServer, moto_endpoint: str, tmp_path: Path
 ) -> None:
-    """Every section at once: PostgreSQL, backup stores (file://), the WAL archive, RDS (moto)."""
-    import boto3
-
-    boto3.client(
-        "rds",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing-secret",
-    ).create_db_instance(
-        DBInstanceIdentifier="promtool",
-        DBInstanceClass="db.r5.large",
-        Engine="postgres",
-        AllocatedStorage=10,
-        MultiAZ=True,
-        BackupRetentionPeriod=30,
-        MasterUsername="postgres",
-        MasterUserPassword="not-a-real-password",
-    )
+    """Every section and every check of the registry on one target, against real services."""
+    name = f"every-{uuid.uuid4().hex[:6]}"
+    aws_services(moto_endpoint, name)
     cluster.dump("postgres", cluster.backups / "dumps")
     cluster.execute("SELECT pg_switch_wal()")
+    redis_server.start(save="3600 1")
+    write_keys(redis_server)
+    redis_server.client().save()
+    target = every_section(
+        "db",
+        cluster.dsn(),
+        cluster.backups / "dumps",
+        cluster.archive,
+        redis_server.url,
+        redis_server.dir,
+        name,
+        interval="1s",
+        timeout="2s",
+    )
     config = write_config(
         tmp_path / "all.yml",
-        [
-            {
-                "name": "db",
-                "postgres": {"dsn": cluster.dsn(), "interval": "1s", "timeout": "2s"},
-                "backups": {
-                    "store": f"file://{cluster.backups}/dumps/",
-                    "wal_store": f"file://{cluster.archive}/",
-                    "replica_store": f"file://{cluster.backups}/dumps/",
-                    "interval": "3s",
-                },
-                "rds": {"instance": "promtool"},
-            }
-        ],
+        [target],
         aws={**AWS, "endpoint_url": moto_endpoint},
         state_dir=str(tmp_path / "state"),
     )
     daemon = DaemonProcess(config, tmp_path)
     try:
         _promtool_clean(daemon)
+        up = {
+            labels["check"]: value
+            for (metric, label_pairs), value in daemon.samples().items()
+            if metric == "drwatch_check_up" and (labels := dict(label_pairs))["target"] == "db"
+        }
+        assert set(up) == {check.name for check in REGISTRY}, "a configured check is missing"
+        assert all(value == 1 for value in up.values()), (up, daemon.get("/")[1])
+        for section in ("postgres", "backups", "rds", "redis"):
+            assert daemon.value("drwatch_config_section_enabled", target="db", section=section) == 1
     finally:
         daemon.stop()
 
@@ -106,15 +104,12 @@ def _promtool_clean(daemon: DaemonProcess) -> None:
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", (
         proc.stdout + proc.stderr
     )
-    assert _all_up(daemon, 1)
     assert daemon.value("drwatch_rpo_objective_seconds", target="db", scenario="pitr") == 300
     assert daemon.value("drwatch_rto_objective_seconds", target="db", scenario="pitr") == 1800
     assert daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario="pitr") is not None
     assert daemon.value("drwatch_config_last_reload_successful") == 1
     assert 'drwatch_build_info{python_version="' in text
-    for check in ("backups", "wal_archive", "replica_copy", "rds"):
-        assert daemon.value("drwatch_check_up", target="db", check=check) == 1, daemon.get("/")[1]
-    for scenario in ("pitr", "full_restore", "cross_region", "primary_failover"):
+    for scenario in ("pitr", "full_restore", "cross_region", "primary_failover", "redis"):
         assert (
             daemon.value("drwatch_rpo_exposure_seconds", target="db", scenario=scenario) is not None
         ), (scenario, daemon.get("/")[1])

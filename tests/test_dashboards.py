@@ -28,7 +28,9 @@ PROMETHEUS_SERIES = {"ALERTS", "scrape_duration_seconds", "scrape_samples_scrape
 
 
 def _committed() -> dict[str, dict[str, Any]]:
-    return {name: json.loads((OUT / name).read_text()) for name in DASHBOARDS}
+    docs = {name: json.loads((OUT / name).read_text()) for name in DASHBOARDS}
+    assert len(docs) == 3, "the dashboards were not found"
+    return docs
 
 
 def _panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,15 +38,18 @@ def _panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for panel in doc["panels"]:
         out.append(panel)
         out.extend(panel.get("panels", []))  # a collapsed row holds its panels
+    assert len(out) >= 10, f"{doc['title']}: too few panels to be the dashboard"
     return out
 
 
 def _queries(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
+    queries = [
         (panel["title"], target["expr"])
         for panel in _panels(doc)
         for target in panel.get("targets", [])
     ]
+    assert len(queries) >= 10, f"{doc['title']}: too few queries to be the dashboard"
+    return queries
 
 
 def test_committed_json_is_what_the_code_generates() -> None:

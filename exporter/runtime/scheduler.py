@@ -24,6 +24,10 @@ class Scheduler:
         self._scheduler: BackgroundScheduler | None = None
         self._jobs: tuple[Job, ...] = ()
 
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and bool(self._scheduler.running)
+
     def schedule(self, jobs: tuple[Job, ...]) -> None:
         """Replaces the running schedule with `jobs`, each due now."""
         # A waiting thread per job: one stuck target never delays another's schedule.
