@@ -7,8 +7,9 @@ import threading
 
 MASK = "***"
 
-# user:password@ in URLs, and password=... in libpq keyword/value strings.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
+# The whole userinfo of a URL (up to its last '@' before the path), and password=... in libpq
+# keyword/value strings.
+_URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]*(?P<tail>@)")
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -25,7 +26,7 @@ class Redactor:
             self._secrets = frozenset(s for s in secrets if len(s) >= 4)
 
     def __call__(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+        text = _URL_USERINFO.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
         text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)

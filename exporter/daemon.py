@@ -95,11 +95,11 @@ class Daemon:
         try:
             loaded = load_config(self.config_path)
         except ConfigError as exc:
-            self._reload = ReloadState(False, self._reload.last_success)
-            log.error(
-                "config reload rejected; keeping the running config",
-                extra={"problems": [redact(p) for p in exc.problems]},
-            )
+            self._reload_rejected([redact(p) for p in exc.problems])
+            return False
+        except Exception as exc:  # a bug in loading must not end the daemon: keep what runs
+            log.exception("config reload failed")
+            self._reload_rejected([f"internal error: {type(exc).__name__}"])
             return False
         with self._lock:
             self._current = self._apply(loaded)
@@ -108,6 +108,12 @@ class Daemon:
         self._reload = ReloadState(True, time.time())
         log.info("config reloaded", extra={"checks": len(self._current.jobs)})
         return True
+
+    def _reload_rejected(self, problems: list[str]) -> None:
+        self._reload = ReloadState(False, self._reload.last_success)
+        log.error(
+            "config reload rejected; keeping the running config", extra={"problems": problems}
+        )
 
     def stop(self) -> None:
         self.scheduler.shutdown()

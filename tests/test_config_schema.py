@@ -122,3 +122,14 @@ def test_custom_metric_declared_differently_in_two_targets() -> None:
     )
     (problem,) = config_problems(f"targets: [{targets}]")
     assert problem.startswith("targets: custom metric 'm' is declared with a different")
+
+
+def test_an_unescaped_at_in_a_password_is_refused_without_echoing_it() -> None:
+    for url in (
+        "postgresql://app:Pw@Secret-Tail-777@127.0.0.1:5432/db",
+        "redis://:Pw@Secret-Tail-777@127.0.0.1:6379/0",
+    ):
+        section = "postgres: {dsn" if url.startswith("postgresql") else "redis: {url"
+        (problem,) = config_problems(f"targets: [{{name: a, {section}: '{url}'}}}}]")
+        assert "more than one '@' before the host: percent-encode '@'" in problem
+        assert "Secret-Tail" not in problem and "Pw" not in problem

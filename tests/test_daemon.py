@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import uuid
@@ -230,3 +231,41 @@ def test_dsn_password_never_appears_anywhere(cluster: PgCluster, tmp_path: Path)
     texts += [validate.stdout, validate.stderr]
     for text in texts:
         assert secret not in text
+
+
+def test_sighup_with_a_malformed_file_is_a_listed_problem_never_a_crash(
+    daemon: DaemonProcess, cluster: PgCluster, tmp_path: Path
+) -> None:
+    wait_until(lambda: daemon.get("/-/ready")[0] == 200, 30, what="ready")
+    config = tmp_path / "drwatch.yml"
+    good = config.read_text()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    malformed = {
+        "not UTF-8": good.encode() + b"\n# caf\xe9\n",
+        "a recursive alias": good.encode() + b"\nx: &r [*r]\n",
+        "nesting 5,000 deep": good.encode() + b"\nx: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        "a FIFO as a secret file": good.replace(
+            f"dsn: {cluster.dsn()}", f"dsn_file: {fifo}"
+        ).encode(),
+    }
+    for what, content in malformed.items():
+        config.write_bytes(content)
+        rejected_before = daemon.log().count("config reload rejected")
+        daemon.signal(signal.SIGHUP)
+        wait_until(
+            lambda n=rejected_before: daemon.log().count("config reload rejected") > n,
+            15,
+            what=f"{what} rejected",
+        )
+        assert daemon.value("drwatch_config_last_reload_successful") == 0, what
+        assert daemon.get("/-/healthy")[0] == 200, what
+    assert "Traceback" not in daemon.log()
+    check = drwatch("config", "validate", str(config))
+    assert check.returncode == 1 and "not a regular file" in check.stderr
+    assert "Traceback" not in check.stderr
+    config.write_text(good)
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        lambda: daemon.value("drwatch_config_last_reload_successful") == 1, 15, what="reloaded"
+    )

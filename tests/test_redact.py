@@ -9,9 +9,12 @@ def test_passwords_in_urls_and_keyword_strings_are_masked() -> None:
     redact = Redactor()
     assert (
         redact("postgresql://app:hunter22@db:5432/x failed")
-        == f"postgresql://app:{MASK}@db:5432/x failed"
+        == f"postgresql://{MASK}@db:5432/x failed"
     )
-    assert redact("redis://:s3cret@cache:6379/0") == f"redis://:{MASK}@cache:6379/0"
+    assert redact("redis://:s3cret@cache:6379/0") == f"redis://{MASK}@cache:6379/0"
+    # An unescaped '@' in a password: the whole userinfo goes, up to the host.
+    assert redact("postgresql://u:Pw@Tail-7@h/db") == f"postgresql://{MASK}@h/db"
+    assert redact("see https://example.org/a@b") == "see https://example.org/a@b"
     assert (
         redact(r"host=db password='it\'s a secret' user=app") == f"host=db password={MASK} user=app"
     )

@@ -8,7 +8,7 @@ from typing import Literal
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator, model_validator
 
-from core.config.base import CheckOptions, Strict
+from core.config.base import CheckOptions, Strict, single_userinfo
 from core.durations import Duration
 
 _METRIC_PART = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -152,6 +152,7 @@ class PostgresConfig(Strict):
     @field_validator("dsn")
     @classmethod
     def _valid_dsn(cls, v: str) -> str:
+        single_userinfo(v)
         try:
             conninfo_to_dict(v)
         except Exception:

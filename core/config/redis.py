@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from core.config.base import CheckOptions, Strict
+from core.config.base import CheckOptions, Strict, single_userinfo
 from core.config.stores import StoreUrl
 from core.durations import Duration
 
@@ -48,6 +48,7 @@ class RedisConfig(Strict):
     @field_validator("url")
     @classmethod
     def _redis_url(cls, v: str) -> str:
+        single_userinfo(v)
         parsed = urlparse(v)
         if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
             # Never echo the value: it may hold a password.

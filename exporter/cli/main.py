@@ -9,7 +9,6 @@ from checks.base import Status
 from core.redact import redact
 from exporter import __version__
 from exporter.cli.load import load_or_report
-from exporter.runtime.jobs import build_jobs
 
 DEFAULT_LISTEN_ADDRESS = ":9839"
 
@@ -59,20 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
     validate.add_argument("file")
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on warnings: a config that runs no check",
+    )
     return parser
-
-
-def _validate(path: str) -> int:
-    loaded = load_or_report(path)
-    if loaded is None:
-        return 1
-    jobs, _ = build_jobs(loaded.config)
-    print(f"{path}: valid: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
-    for job in jobs:
-        print(f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)")
-    for off in loaded.off:
-        print(f"  off: {off}")
-    return 0
 
 
 def _check(path: str, fmt: str, target: str | None) -> int:
@@ -126,4 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.cli.remediate import remediate
 
         return remediate(args.config, args.target, args.execute)
-    return _validate(args.file)
+    from exporter.cli.validate import validate
+
+    return validate(args.file, args.strict)

@@ -1,0 +1,138 @@
+"""`drwatch config validate`: every problem, on or off, and what would run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.helpers import DSN, drwatch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_three_mistakes_reported_together_by_config_validate(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        f"""
+targets:
+  - name: prod
+    postgres:
+      dsn: '{DSN}'
+      interval: fast
+      connections: {{idle_treshold: 10m}}
+      verification:
+        gaps: [{{table: debates, column: created_at}}]
+"""
+    )
+    proc = drwatch("config", "validate", str(bad))
+    assert proc.returncode == 1
+    assert "targets[0].postgres.interval: " in proc.stderr
+    assert "targets[0].postgres.connections.idle_treshold: unknown key" in proc.stderr
+    assert (
+        "targets[0].postgres.verification.gaps[0].threshold: required key is missing" in proc.stderr
+    )
+
+
+def test_example_config_validates_with_and_without_its_environment() -> None:
+    example = ROOT / "examples" / "aragora.yml"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "BACKUP_STORE",
+            "WAL_STORE",
+            "REPLICA_STORE",
+            "RDS_INSTANCE",
+            "REDIS_URL",
+            "REDIS_SNAPSHOT_STORE",
+            "DRWATCH_STATE_DIR",
+        )
+    }
+    proc = drwatch(
+        "config",
+        "validate",
+        str(example),
+        env={
+            **env,
+            "DATABASE_URL": DSN,
+            "BACKUP_STORE": "s3://aragora-backups/postgres/",
+            "WAL_STORE": "file:///var/lib/wal/",
+            "REPLICA_STORE": "s3://aragora-backups-dr/postgres/",
+            "RDS_INSTANCE": "aragora-prod",
+            "REDIS_URL": "redis://:not-shown@127.0.0.1:6390/0",
+            "REDIS_SNAPSHOT_STORE": "file:///var/lib/redis-snapshots/",
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    for check in (
+        "wal_archiving",
+        "replication",
+        "connections",
+        "verification",
+        "backups",
+        "wal_archive",
+        "replica_copy",
+        "rds",
+        "redis_persistence",
+        "redis_replication",
+        "redis_snapshots",
+    ):
+        assert f"aragora-prod: {check} every" in proc.stdout
+    unset = drwatch("config", "validate", str(example), env=env)
+    assert unset.returncode == 0, unset.stderr
+    assert (
+        "off: aragora-prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"
+        in unset.stdout
+    )
+    assert (
+        "off: aragora-prod: backups is off: targets[0].backups.store is empty (BACKUP_STORE not set)"
+        in unset.stdout
+    )
+
+
+OFF_BUT_BROKEN = """
+targets:
+  - name: prod
+    postgres:
+      dsn: ${DATABASE_URL:-}
+      connections: {idle_treshold: 10m}
+    backups:
+      store: ${BACKUP_STORE:-}
+      interval: 15
+    redis:
+      url: ${REDIS_URL:-}
+      retention: 7 days
+"""
+
+
+def test_sections_that_are_off_are_validated_all_the_same(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(OFF_BUT_BROKEN)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "BACKUP_STORE", "REDIS_URL")
+    }
+    proc = drwatch("config", "validate", str(config), env=env)
+    assert proc.returncode == 1, proc.stdout
+    assert "targets[0].postgres.connections.idle_treshold: unknown key" in proc.stderr
+    assert "targets[0].backups.interval: expected a duration with a unit" in proc.stderr
+    assert "targets[0].redis.retention: " in proc.stderr
+
+
+def test_a_config_that_runs_no_check_warns_and_strict_fails(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("targets: [{name: prod, postgres: {dsn: '${DATABASE_URL:-}'}}]")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    relaxed = drwatch("config", "validate", str(config), env=env)
+    assert relaxed.returncode == 0
+    assert "valid: 1 target(s), 0 check(s)" in relaxed.stdout
+    assert (
+        "off: prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"
+        in relaxed.stdout
+    )
+    assert "warning: this config runs no check (every section is off)" in relaxed.stderr
+    strict = drwatch("config", "validate", "--strict", str(config), env=env)
+    assert strict.returncode == 1 and "warning: this config runs no check" in strict.stderr
