@@ -23,13 +23,14 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, log_dir: Path) -> None:
+    def __init__(self, config: Path, log_dir: Path, wrapper: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "drwatch.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
+                *wrapper,  # e.g. prlimit, to run drwatch under systemd's descriptor limit
                 sys.executable,
                 "-m",
                 "exporter",

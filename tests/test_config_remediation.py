@@ -7,6 +7,7 @@ import yaml
 
 from core.config.loading import parse_config
 from core.errors import ConfigError
+from tests.helpers import config_problems
 
 DSN = "postgresql://drwatch@127.0.0.1:5999/app"
 
@@ -165,3 +166,11 @@ def test_webhook_only_in_the_global_section() -> None:
         {}, {"webhook": {"token": "0123456789abcdef", "alerts": {"A": "redis_bgsave"}}}
     )
     assert problems == ["targets[0].remediation.webhook: unknown key"]
+
+
+def test_webhook_token_must_be_visible_ascii() -> None:
+    (problem,) = config_problems(
+        "remediation: {webhook: {token: 'jeton-de-sécurité-0123', alerts: {A: redis_bgsave}}}\n"
+        "targets: [{name: a, redis: {url: 'redis://127.0.0.1:1/0'}}]"
+    )
+    assert problem.startswith("remediation.webhook.token: use visible ASCII characters only")

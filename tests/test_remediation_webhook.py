@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from exporter.remediation.webhook import BadRequest, RefusalLog, parse_alerts
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.daemon import DaemonProcess
 from tests.remediation import (
@@ -102,3 +107,33 @@ def test_alertmanager_webhook_triggers_an_action_under_every_guard(
         assert token not in daemon.log()
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"alerts": [1]}', "alerts[0]: expected an object"),
+        (b'["firing"]', "expected an object with an `alerts` list"),
+        (b'{"alerts": [null]}', "alerts[0]: expected an object"),
+        (b'{"alerts": [{"labels": "x"}]}', "alerts[0]: expected an object whose `labels`"),
+        (b'{"alerts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not JSON (or nested too deep)"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_a_400_naming_where(body: bytes, why: str) -> None:
+    with pytest.raises(BadRequest, match=re.escape(why)):
+        parse_alerts(body)
+
+
+def test_refusals_are_logged_once_a_minute_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    refusals = RefusalLog(every=60.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="drwatch.remediation")
+    for _ in range(1000):
+        refusals.refused()
+    now[0] = 61.0
+    refusals.refused()
+    counts = [r.refused for r in caplog.records]  # type: ignore[attr-defined]
+    assert counts == [1, 1000]  # the first at once, then how many since, a minute later

@@ -6,6 +6,7 @@ import json
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from checks.base import Observation, Status
@@ -64,3 +65,27 @@ def test_metrics_status_json_and_the_page() -> None:
     assert headers["Content-Type"].startswith("text/html")
     assert '<meta http-equiv="refresh" content="30">' in page
     assert "http-equiv" not in _call(app, "/", "refresh=soon")[2]
+
+
+def test_a_hostile_refresh_is_ignored_not_an_error() -> None:
+    app, _, _ = _app()
+    for query in ("refresh=%C2%B2", "refresh=" + "9" * 5000, "refresh=-1", "refresh=0"):
+        status, _, page = _call(app, "/", query)
+        assert status == "200 OK" and "http-equiv" not in page, query
+
+
+def test_a_bug_in_a_route_is_a_logged_500_never_a_raw_traceback(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config([{"name": "db", "postgres": {"dsn": "postgresql://127.0.0.1:1/x"}}])
+    current = Current(config.config, (), ())
+
+    def broken(environ: object, start_response: object) -> list[bytes]:
+        raise RuntimeError("postgresql://app:hunter22@db/x exploded")
+
+    app = make_app(CollectorRegistry(), ResultStore(), lambda: current, {"/broken": broken})
+    status, _, body = _call(app, "/broken")
+    assert status.startswith("500") and "hunter22" not in body
+    (record,) = [r for r in caplog.records if r.name == "drwatch.http"]
+    assert record.exc_info is not None  # the formatter (which redacts) renders it
+    assert capsys.readouterr().err == ""

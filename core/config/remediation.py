@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core.config.base import Strict
 from core.durations import Duration
@@ -86,6 +86,14 @@ class WebhookConfig(Strict):
     # Alertmanager sends it as `Authorization: Bearer ...` (http_config.authorization).
     token: str = Field(min_length=16, repr=False)  # or token_file
     alerts: dict[str, Action] = Field(min_length=1)  # alertname -> action
+
+    @field_validator("token")
+    @classmethod
+    def _visible_ascii(cls, v: str) -> str:
+        # HTTP headers carry bytes; anything else could never match what a client sends.
+        if not all("!" <= c <= "~" for c in v):
+            raise ValueError("use visible ASCII characters only (no spaces, no accents)")
+        return v
 
 
 class RemediationConfig(RemediationOverride):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,8 +36,26 @@ def _reply(
     return [json.dumps(doc).encode() + b"\n"]
 
 
+class BadRequest(ValueError):
+    """The body is not Alertmanager's webhook JSON; the message says where."""
+
+
+def parse_alerts(body: bytes) -> list[dict[str, Any]]:
+    """The alerts of Alertmanager's webhook body, each an object with `labels` an object."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise BadRequest("not JSON (or nested too deep)") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
+        raise BadRequest("expected an object with an `alerts` list")
+    for i, alert in enumerate(doc["alerts"]):
+        if not isinstance(alert, dict) or not isinstance(alert.get("labels", {}), dict):
+            raise BadRequest(f"alerts[{i}]: expected an object whose `labels` is an object")
+    return list(doc["alerts"])
+
+
 def requested_actions(
-    config: Config, alerts: list[Any]
+    config: Config, alerts: list[dict[str, Any]]
 ) -> tuple[dict[str, dict[Action, str]], int]:
     """Firing alerts → {target: {action: why}}; and how many alerts were ignored."""
     hook = config.remediation.webhook
@@ -44,8 +64,7 @@ def requested_actions(
     out: dict[str, dict[Action, str]] = {}
     ignored = 0
     for alert in alerts:
-        labels = alert.get("labels") if isinstance(alert, dict) else None
-        labels = labels if isinstance(labels, dict) else {}
+        labels = alert.get("labels", {})
         name, target_name = labels.get("alertname"), labels.get("target")
         action = hook.alerts.get(name) if isinstance(name, str) else None
         target = targets.get(target_name) if isinstance(target_name, str) else None
@@ -62,9 +81,35 @@ def requested_actions(
     return out, ignored
 
 
+class RefusalLog:
+    """One warning per `every` seconds about refused requests, however many arrive: a flood of
+    bad tokens must not flood the log."""
+
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._unlogged = 0
+
+    def refused(self) -> None:
+        with self._lock:
+            self._unlogged += 1
+            now = self.clock()
+            if self._last is not None and now - self._last < self.every:
+                return
+            count, self._unlogged, self._last = self._unlogged, 0, now
+        log.warning(
+            "remediation webhook: request(s) refused (bad or missing bearer token)",
+            extra={"refused": count},
+        )
+
+
 def webhook_app(
     engine: RemediationEngine, config: Callable[[], Config]
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    refusals = RefusalLog()
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         current = config()
         hook = current.remediation.webhook
@@ -77,9 +122,10 @@ def webhook_app(
                 {"error": "POST only"},
                 ("Allow", "POST"),
             )
-        offered = environ.get("HTTP_AUTHORIZATION", "").encode()
+        # WSGI hands headers over as latin-1 text: back to the bytes the client sent.
+        offered = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
         if not hmac.compare_digest(offered, f"Bearer {hook.token}".encode()):
-            log.warning("remediation webhook: request refused (bad or missing bearer token)")
+            refusals.refused()
             return _reply(
                 start_response,
                 "401 Unauthorized",
@@ -93,14 +139,9 @@ def webhook_app(
         if not 0 < length <= MAX_BODY_BYTES:
             return _reply(start_response, "400 Bad Request", {"error": "body length"})
         try:
-            doc = json.loads(environ["wsgi.input"].read(length))
-            alerts = doc["alerts"]
-            if not isinstance(alerts, list):
-                raise TypeError("alerts is not a list")
-        except (ValueError, KeyError, TypeError):
-            return _reply(
-                start_response, "400 Bad Request", {"error": "expected Alertmanager's webhook JSON"}
-            )
+            alerts = parse_alerts(environ["wsgi.input"].read(length))
+        except BadRequest as exc:
+            return _reply(start_response, "400 Bad Request", {"error": str(exc)})
         requested, ignored = requested_actions(current, alerts)
         for name, actions in requested.items():
             log.info(

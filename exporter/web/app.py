@@ -4,6 +4,8 @@ and whatever the daemon adds (the remediation webhook)."""
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +20,19 @@ from exporter.web.statuspage import render, status_document
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+log = logging.getLogger("drwatch.http")
+MAX_REFRESH = 86400
+
+
+def refresh_seconds(query: str) -> int | None:
+    """`?refresh=N` as whole seconds (1 to a day), or None for anything else."""
+    value = parse_qs(query).get("refresh", [""])[0]
+    if not (value.isascii() and value.isdigit() and len(value) <= 5):
+        return None
+    seconds = int(value)
+    return seconds if 0 < seconds <= MAX_REFRESH else None
 
 
 def make_app(
@@ -51,14 +66,24 @@ def make_app(
             start_response("200 OK", [("Content-Type", "application/json")])
             return [json.dumps(document(), indent=2).encode()]
         if path == "/":
-            query = parse_qs(environ.get("QUERY_STRING", ""))
-            refresh = query.get("refresh", [""])[0]
-            seconds = int(refresh) if refresh.isdigit() and int(refresh) > 0 else None
+            seconds = refresh_seconds(environ.get("QUERY_STRING", ""))
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [render(document(), seconds).encode()]
         return _text(start_response, "404 Not Found", "Not found.\n")
 
-    return app
+    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return list(app(environ, start_response))
+        except Exception:  # a bug: logged (redacted) once, answered plainly, never a traceback
+            log.exception("http: %s failed", environ.get("PATH_INFO", "?"))
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain; charset=utf-8")],
+                sys.exc_info(),
+            )
+            return [b"Internal error; see drwatch's log.\n"]
+
+    return guarded
 
 
 def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:

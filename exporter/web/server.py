@@ -1,18 +1,114 @@
-"""The HTTP server: prometheus_client's threading WSGI server and silent handler, on the address
-`--web.listen-address` names (IPv4 or IPv6)."""
+"""The HTTP server: prometheus_client's threading WSGI server and silent handler, hardened so a
+stray or hostile client cannot blind the monitor.
+
+- A listen backlog of 1024: a burst of scrapes waits in the kernel instead of being dropped.
+- At most `MAX_CONNECTIONS` connections are served at once (a thread and a descriptor each), so
+  clients can never take the descriptors the checks need. When the cap is reached, the
+  connection that has waited longest for its request (a slow or half-sent one, older than
+  `READ_GRACE`) is dropped to make room; a burst of real scrapes waits its turn in the backlog.
+- Every read and write on a connection times out after `IO_TIMEOUT`.
+- Errors are logged through the redacting logger, never printed raw to stderr.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import threading
+import time
+from typing import IO, Any
 from wsgiref.simple_server import make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from exporter.web.app import WsgiApp
 
+log = logging.getLogger("drwatch.http")
 
-class _ServerV6(ThreadingWSGIServer):
+MAX_CONNECTIONS = 64
+READ_GRACE = 0.1  # a real client's request is read well within this once its thread runs
+IO_TIMEOUT = 10.0
+SLOT_WAIT = 5.0  # how long a new connection may wait for a slot before it is refused
+
+
+class _LogStream:
+    """What wsgiref writes to its 'stderr' (an application's traceback) goes to the log."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            log.error("http: %s", text.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Handler(_SilentHandler):
+    timeout = IO_TIMEOUT  # the socket timeout of every read and write
+
+    def parse_request(self) -> bool:
+        parsed = bool(super().parse_request())
+        self.server.request_read(self.connection)  # type: ignore[attr-defined]
+        return parsed
+
+    def get_stderr(self) -> IO[str]:
+        return _LogStream()  # type: ignore[return-value]
+
+
+class _Server(ThreadingWSGIServer):
+    request_queue_size = 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.Condition()
+        self._reading: dict[socket.socket, float] = {}  # accepted, request not read yet: since
+        self._serving: set[socket.socket] = set()
+        self._closing: set[socket.socket] = set()  # dropped readers whose thread is ending
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        deadline = time.monotonic() + SLOT_WAIT
+        with self._slots:
+            while len(self._reading) + len(self._serving) >= MAX_CONNECTIONS:
+                if not self._closing:
+                    self._drop_slowest_reader()
+                self._slots.wait(min(0.02, max(0.0, deadline - time.monotonic())))
+                if time.monotonic() >= deadline:
+                    log.warning("http: connection refused: %d in use", MAX_CONNECTIONS)
+                    self.shutdown_request(request)
+                    return
+            self._reading[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def _drop_slowest_reader(self) -> None:
+        now = time.monotonic()
+        slow = [(since, s) for s, since in self._reading.items() if now - since > READ_GRACE]
+        if slow:
+            _, victim = min(slow, key=lambda pair: pair[0])
+            self._reading.pop(victim)
+            self._serving.add(victim)  # its thread still ends it and frees the slot
+            self._closing.add(victim)
+            with contextlib.suppress(OSError):
+                victim.shutdown(socket.SHUT_RDWR)  # wakes its thread out of recv()
+
+    def request_read(self, request: socket.socket) -> None:
+        with self._slots:
+            if self._reading.pop(request, None) is not None:
+                self._serving.add(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._slots:
+            self._reading.pop(request, None)
+            self._serving.discard(request)
+            self._closing.discard(request)
+            self._slots.notify()
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("http: error while serving a request")
+
+
+class _ServerV6(_Server):
     address_family = socket.AF_INET6
 
 
@@ -26,9 +122,9 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 class HttpServer:
     def __init__(self, address: str, app: WsgiApp) -> None:
         host, port = parse_listen_address(address)
-        server_class = _ServerV6 if ":" in host else ThreadingWSGIServer
+        server_class = _ServerV6 if ":" in host else _Server
         self.server = make_server(
-            host, port, app, server_class=server_class, handler_class=_SilentHandler
+            host, port, app, server_class=server_class, handler_class=_Handler
         )
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 
