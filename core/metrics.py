@@ -28,12 +28,16 @@ class MetricSpec:
 
     def sample(self, value: float, /, **labels: str) -> Sample:
         """A sample of this metric; LabelMismatch unless `labels` are exactly the declared ones."""
-        if labels.keys() != set(self.labels):
+        try:
+            values = tuple(labels[name] for name in self.labels)
+        except KeyError:
+            values = ()
+        if len(values) != len(labels) or len(values) != len(self.labels):
             raise LabelMismatch(
                 f"{self.name}: labels {sorted(labels)} do not match the declared "
                 f"{sorted(self.labels)}"
             )
-        return Sample(self, float(value), tuple(sorted(labels.items())))
+        return Sample(self, float(value), values)
 
     def family(self, leading: tuple[str, ...] = ()) -> GaugeMetricFamily | CounterMetricFamily:
         """An empty family of this metric, with `leading` labels (`target`) before the declared."""
@@ -47,16 +51,16 @@ class MetricSpec:
 class Sample:
     spec: MetricSpec
     value: float
-    labels: tuple[tuple[str, str], ...] = ()  # (name, value), sorted by name
+    values: tuple[str, ...] = ()  # the label values, in the declaration's order
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def label_values(self) -> list[str]:
-        """The label values in the declaration's order."""
-        by_name = dict(self.labels)
-        return [by_name[label] for label in self.spec.labels]
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """(name, value) pairs, sorted by name."""
+        return tuple(sorted(zip(self.spec.labels, self.values, strict=True)))
 
 
 class Families:
@@ -79,10 +83,10 @@ class Families:
         """`sample`, after the values of the leading labels (`target`)."""
         if len(leading) != len(self._leading):
             raise LabelMismatch(f"{sample.name}: expected values for {self._leading}")
-        if self._specs.get(sample.name) != sample.spec:
+        declared = self._specs.get(sample.name)
+        if declared is not sample.spec and declared != sample.spec:
             raise LabelMismatch(f"{sample.name}: not declared among this scrape's metrics")
-        family = self._families[sample.name]
-        family.add_metric([*leading, *sample.label_values()], sample.value)
+        self._families[sample.name].add_metric([*leading, *sample.values], sample.value)
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self._families.values())

@@ -14,7 +14,7 @@ DONE = counter("drwatch_test_done_total", "Done.")
 def test_a_sample_carries_exactly_the_declared_labels() -> None:
     obs = Observation(Status.OK, "")
     obs.add(ROWS, 3, table="debates")
-    assert obs.samples[0].label_values() == ["debates"]
+    assert obs.samples[0].values == ("debates",)
     with pytest.raises(LabelMismatch, match="drwatch_test_rows"):
         obs.add(ROWS, 3, tabel="debates")  # a typo fails where it is made
     with pytest.raises(LabelMismatch):
