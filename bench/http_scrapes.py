@@ -57,7 +57,7 @@ def burst(url: str, n: int) -> list[float | None]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def slowloris(port: int, url: str, held: int) -> list[float]:

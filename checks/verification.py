@@ -17,7 +17,7 @@ from psycopg import sql
 from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.custom_sql import custom_specs, measure_custom
-from checks.support.pg import PostgresCheck, Row, fetch_all
+from checks.support.pg import PostgresCheck, Row, end_transaction, fetch_all
 from core.config.postgres import (
     CustomQuery,
     DailyCounts,
@@ -136,9 +136,10 @@ class VerificationCheck(PostgresCheck[None]):
             try:
                 measure(conn, item, obs, found)
             except CheckError as exc:
+                if conn.broken or conn.closed:  # the server went away: no item can run
+                    raise CheckError("connect", f"verification.{where}: {exc}") from None
                 found.errors.append(CheckError(exc.reason, f"verification.{where}: {exc}"))
-            finally:
-                conn.rollback()  # one short transaction per item; now() fresh for each
+            end_transaction(conn)  # one short transaction per item; now() fresh for each
         obs.errors = found.errors
         if found.errors:
             obs.status = Status.UNKNOWN

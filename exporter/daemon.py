@@ -11,6 +11,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
+from checks.support.verify import terminate_all
 from core.config.loading import LoadedConfig, load_config
 from core.errors import ConfigError
 from core.redact import redact
@@ -116,7 +117,12 @@ class Daemon:
         )
 
     def stop(self) -> None:
+        """Stops within seconds whatever is running: checks in flight are abandoned (their
+        threads are daemons, their connections die with the process) and the programs they
+        run are killed, so a store that never answers cannot hold a stop for its deadline."""
+        self.runner.stop()
         self.scheduler.shutdown()
+        terminate_all()
         self.http.stop()
         self.remediation.close()
         log.info("drwatch stopped")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from checks.registry import REGISTRY
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.redisserver import RedisServer
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, aws_services, drwatch, every_section, write_config, write_keys
+from tests.helpers import AWS, aws_services, drwatch, every_section, serve, write_config, write_keys
 
 CHECKS = ("wal_archiving", "replication", "connections")
 
@@ -269,3 +272,74 @@ def test_sighup_with_a_malformed_file_is_a_listed_problem_never_a_crash(
     wait_until(
         lambda: daemon.value("drwatch_config_last_reload_successful") == 1, 15, what="reloaded"
     )
+
+
+class _StuckS3(BaseHTTPRequestHandler):
+    """An S3 endpoint that lists one dump, then sends its first bytes and never the rest."""
+
+    dump = b""
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if "list-type=2" in self.path:
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
+                "<KeyCount>1</KeyCount><IsTruncated>false</IsTruncated><Contents>"
+                "<Key>stuck.dump</Key><LastModified>2026-11-26T00:00:00.000Z</LastModified>"
+                f'<ETag>"x"</ETag><Size>{len(self.dump) * 100}</Size></Contents></ListBucketResult>'
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.dump) * 100))
+        self.end_headers()
+        self.wfile.write(self.dump[: len(self.dump) // 2])
+        self.wfile.flush()
+        self.release.wait(600)  # never answers the rest while the test runs
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_answers(
+    cluster: PgCluster, dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    _StuckS3.dump = dumps["good"]
+    with serve(_StuckS3) as endpoint:
+        config = write_config(
+            tmp_path / "stuck.yml",
+            [{"name": "db", "backups": {"store": "s3://b/", "timeout": "30m"}}],
+            aws={**AWS, "endpoint_url": endpoint, "read_timeout": "10m"},
+            state_dir=str(tmp_path / "state"),
+        )
+        daemon = DaemonProcess(config, tmp_path)
+        try:
+            readers = wait_until(
+                lambda: _children(daemon.proc.pid, "pg_restore"), 30, what="pg_restore reading"
+            )
+            started = time.monotonic()
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(10) == 0
+            assert time.monotonic() - started < 5, "stopping waited for the stuck check"
+            wait_until(lambda: not any(_alive(pid) for pid in readers), 5, what="readers gone")
+        finally:
+            _StuckS3.release.set()
+            daemon.stop()
+    assert '"drwatch stopped"' in daemon.log()
+
+
+def _children(pid: int, name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid), name], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.split(")")[-1].split()[0] != "Z"  # a zombie has ended

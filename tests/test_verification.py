@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from checks.base import Status
-from sandbox.pgcluster import PgCluster
+from exporter.runtime.results import CheckResult
+from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
-from tests.helpers import run_verification, sample
+from tests.helpers import CheckHarness, make_config, run_verification, sample
 
 
 def test_gaps_found_exactly_inside_the_lookback(db: PgCluster) -> None:
@@ -178,3 +181,34 @@ def test_identifiers_from_config_are_quoted_not_executed(db: PgCluster) -> None:
     # The other item still ran: a real table with a quote and a semicolon in its name works.
     assert sample(result, "drwatch_table_newest_row_age_seconds", table='we;ird"name') < 60
     assert result.error_reasons == ("query",)
+
+
+def test_postgres_dying_mid_verification_is_connect_critical(cluster: PgCluster) -> None:
+    verification = {
+        "timeout": "30s",
+        "custom": [
+            {"name": "slow", "help": "Slow.", "sql": "SELECT 1 AS value FROM pg_sleep(20)"},
+            {"name": "after", "help": "After.", "sql": "SELECT 1 AS value"},
+        ],
+    }
+    harness = CheckHarness(
+        make_config(
+            [{"name": "app", "postgres": {"dsn": cluster.dsn(), "verification": verification}}]
+        )
+    )
+    results: list[CheckResult] = []
+    worker = threading.Thread(target=lambda: results.append(harness.run("verification")))
+    worker.start()
+    wait_until(
+        lambda: cluster.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' "
+            "AND pid <> pg_backend_pid()"
+        )[0][0],
+        15,
+        what="the slow item running",
+    )
+    cluster.stop("immediate")
+    worker.join(30)
+    (result,) = results
+    assert not result.up and result.error_reasons == ("connect",), result.summary
+    assert result.status == Status.CRITICAL

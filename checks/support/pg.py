@@ -65,7 +65,8 @@ def session(
     try:
         yield conn
     finally:
-        conn.close()
+        with suppress(psycopg.Error):
+            conn.close()
 
 
 def _message(exc: BaseException) -> str:
@@ -109,6 +110,14 @@ def _rollback_quietly(conn: psycopg.Connection[Row]) -> None:
         conn.rollback()
 
 
+def end_transaction(conn: psycopg.Connection[Row]) -> None:
+    """Ends the current read-only transaction; CheckError("connect") if the server is gone."""
+    try:
+        conn.rollback()
+    except psycopg.Error as exc:
+        raise query_error(exc, "end of transaction") from None
+
+
 def timestamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -128,7 +137,10 @@ class PostgresCheck(Check[S]):
 
     def run(self) -> Observation:
         with session(self.pg, self.statement_timeout) as conn:
-            return self.collect(conn)
+            try:
+                return self.collect(conn)
+            except psycopg.Error as exc:  # one a check did not map: the server went away
+                raise query_error(exc, self.__class__.__name__) from None
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         raise NotImplementedError

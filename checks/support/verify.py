@@ -1,14 +1,19 @@
-"""Integrity of a custom-format dump: a full streamed read through `pg_restore -f /dev/null`.
+"""Integrity verification of backups: a custom-format dump read in full through pg_restore, an
+RDB snapshot through redis-check-rdb.
 
 `pg_restore --list` only reads the table of contents and accepts truncated or bit-flipped dumps;
-decompressing and replaying every data block catches both. The dump is streamed from its store
-into both processes at once (one read, never held in memory); their output goes to unlinked
-temporary files, so nothing is left in temp space whatever happens.
+decompressing and replaying every data block (`pg_restore -f /dev/null`) catches both. The dump
+is streamed from its store into both processes at once (one read, never held in memory) and
+their output comes back through pipes: nothing is written to temporary space. An RDB snapshot is
+copied to an unlinked temporary file that redis-check-rdb opens through /proc, so nothing is left
+behind even if drwatch is killed. A verification that cannot finish (busy, timed out, no space)
+raises VerificationIncomplete: that is never a verdict about the backup.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import subprocess
 import tempfile
 import threading
@@ -21,6 +26,9 @@ from checks.support.stores import Store
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
 _ONE_AT_A_TIME = threading.Lock()
+# The verifying processes alive right now, so a stopping daemon can end them.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,25 +56,78 @@ class VerificationTimedOut(VerificationIncomplete):
         super().__init__(f"verification of {key} timed out")
 
 
+class NoSpace(VerificationIncomplete):
+    def __init__(self, key: str, where: str) -> None:
+        super().__init__(f"no space left in {where} to verify {key}")
+
+
 def pg_restore_binary() -> str:
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_restore"), reverse=True):
         return str(candidate)
     return "pg_restore"
 
 
-def _first_line(stream: IO[bytes]) -> str:
-    stream.seek(0)
-    for line in stream.read(4096).decode(errors="replace").splitlines():
-        if line.strip():
-            return line.strip().removeprefix("pg_restore: ")
-    return ""
+def terminate_all() -> None:
+    """Kills every verifying process (the daemon is stopping)."""
+    with _RUNNING_LOCK:
+        for proc in _RUNNING:
+            with contextlib.suppress(OSError):
+                proc.kill()
+
+
+def _spawn(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, **kwargs)  # type: ignore[call-overload]
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    return proc  # type: ignore[no-any-return]
+
+
+def _reap(processes: list[subprocess.Popen[bytes]], kill: bool) -> None:
+    for proc in processes:
+        if kill:
+            proc.kill()
+        proc.wait()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+
+
+class _Drain(threading.Thread):
+    """Reads a process's output as it comes: counts its lines, keeps its first and last kB."""
+
+    KEEP = 4096
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines = 0  # not counting pg_restore's ";" comments
+        self.head = b""
+        self.tail = b""
+        self.start()
+
+    def run(self) -> None:
+        for line in self.stream:
+            if line.strip() and not line.startswith(b";"):
+                self.lines += 1
+            if len(self.head) < self.KEEP:
+                self.head += line[: self.KEEP - len(self.head)]
+            self.tail = (self.tail + line)[-self.KEEP :]
+
+    def first_line(self) -> str:
+        self.join(5)
+        for line in self.head.decode(errors="replace").splitlines():
+            if line.strip():
+                return line.strip().removeprefix("pg_restore: ")
+        return ""
+
+
+def _slot(deadline: float) -> None:
+    if not _ONE_AT_A_TIME.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        raise VerificationBusy
 
 
 def verify_dump(store: Store, key: str, mode: str, deadline: float) -> Verdict:
     """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC."""
-    wait = max(0.0, deadline - time.monotonic())
-    if not _ONE_AT_A_TIME.acquire(timeout=wait):
-        raise VerificationBusy
+    _slot(deadline)
     try:
         return _verify(store, key, mode, deadline)
     finally:
@@ -76,46 +137,32 @@ def verify_dump(store: Store, key: str, mode: str, deadline: float) -> Verdict:
 def _verify(store: Store, key: str, mode: str, deadline: float) -> Verdict:
     started = time.monotonic()
     binary = pg_restore_binary()
-    with (
-        tempfile.TemporaryFile() as toc_out,
-        tempfile.TemporaryFile() as toc_err,
-        tempfile.TemporaryFile() as full_err,
-    ):
-        lister = subprocess.Popen(
-            [binary, "--list"], stdin=subprocess.PIPE, stdout=toc_out, stderr=toc_err
-        )
-        readers = [lister]
-        if mode == "full":
-            readers.append(
-                subprocess.Popen(
-                    [binary, "-f", "/dev/null"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=full_err,
-                )
-            )
-        try:
-            bytes_read = _feed(store, key, readers, deadline)
-            codes = [p.wait(max(1.0, deadline - time.monotonic())) for p in readers]
-        except (TimeoutError, subprocess.TimeoutExpired):
-            _kill(readers)
-            raise VerificationTimedOut(key) from None
-        except BaseException:
-            _kill(readers)
-            raise
-        duration = time.monotonic() - started
-        if codes[0] != 0:
-            reason = f"table of contents unreadable: {_first_line(toc_err)}"
-            return Verdict(False, reason, None, bytes_read, duration)
-        toc_out.seek(0)
-        entries = sum(
-            1 for line in toc_out.read().splitlines() if line.strip() and not line.startswith(b";")
-        )
-        if len(codes) > 1 and codes[1] != 0:
-            reason = f"full read failed: {_first_line(full_err)}"
-            return Verdict(False, reason, entries, bytes_read, duration)
-        reason = "full read ok" if len(readers) > 1 else "table of contents ok"
-        return Verdict(True, reason, entries, bytes_read, duration)
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    readers = [_spawn([binary, "--list"], **pipes)]
+    if mode == "full":
+        readers.append(_spawn([binary, "-f", "/dev/null"], **pipes))
+    drains = [(_Drain(p.stdout), _Drain(p.stderr)) for p in readers]  # type: ignore[arg-type]
+    try:
+        bytes_read = _feed(store, key, readers, deadline)
+        codes = [p.wait(max(1.0, deadline - time.monotonic())) for p in readers]
+    except (TimeoutError, subprocess.TimeoutExpired):
+        _reap(readers, kill=True)
+        raise VerificationTimedOut(key) from None
+    except BaseException:
+        _reap(readers, kill=True)
+        raise
+    _reap(readers, kill=False)
+    duration = time.monotonic() - started
+    (toc, toc_err), *full = drains
+    if codes[0] != 0:
+        reason = f"table of contents unreadable: {toc_err.first_line()}"
+        return Verdict(False, reason, None, bytes_read, duration)
+    toc.join(5)
+    if full and codes[1] != 0:
+        reason = f"full read failed: {full[0][1].first_line()}"
+        return Verdict(False, reason, toc.lines, bytes_read, duration)
+    reason = "full read ok" if full else "table of contents ok"
+    return Verdict(True, reason, toc.lines, bytes_read, duration)
 
 
 def _feed(store: Store, key: str, readers: list[subprocess.Popen[bytes]], deadline: float) -> int:
@@ -139,50 +186,52 @@ def _feed(store: Store, key: str, readers: list[subprocess.Popen[bytes]], deadli
     return bytes_read
 
 
-def _kill(processes: list[subprocess.Popen[bytes]]) -> None:
-    for proc in processes:
-        proc.kill()
-        proc.wait()
-
-
 def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
-    """Streams an RDB snapshot to a temporary file (removed whatever happens) and runs
-    redis-check-rdb on it: it checks every record and the trailing CRC64."""
-    wait = max(0.0, deadline - time.monotonic())
-    if not _ONE_AT_A_TIME.acquire(timeout=wait):
-        raise VerificationBusy
+    """Copies an RDB snapshot to an unlinked temporary file and runs redis-check-rdb on it: it
+    checks every record and the trailing CRC64."""
+    _slot(deadline)
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="drwatch-rdb-") as scratch:
-            path = Path(scratch) / "snapshot.rdb"
-            bytes_read = 0
-            with open(path, "wb") as sink:
-                for block in store.chunks(key):
-                    sink.write(block)
-                    bytes_read += len(block)
-                    if time.monotonic() > deadline:
-                        raise VerificationTimedOut(key)
+        with tempfile.TemporaryFile(prefix="drwatch-rdb-") as copy:
+            bytes_read = _copy(store, key, copy, deadline)
+            path = f"/proc/self/fd/{copy.fileno()}"  # the child's own, inherited descriptor
+            proc = _spawn(
+                ["redis-check-rdb", path],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(copy.fileno(),),
+            )
+            output = _Drain(proc.stdout)  # type: ignore[arg-type]
             try:
-                proc = subprocess.run(
-                    ["redis-check-rdb", str(path)],
-                    capture_output=True,
-                    text=True,
-                    timeout=max(1.0, deadline - time.monotonic()),
-                )
+                code = proc.wait(max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 raise VerificationTimedOut(key) from None
+            finally:
+                _reap([proc], kill=proc.poll() is None)
+        output.join(5)
         duration = time.monotonic() - started
-        if proc.returncode == 0:
+        if code == 0:
             return Verdict(True, "redis-check-rdb ok", None, bytes_read, duration)
-        return Verdict(
-            False,
-            f"redis-check-rdb: {_rdb_problem(proc.stdout + proc.stderr)}",
-            None,
-            bytes_read,
-            duration,
-        )
+        problem = _rdb_problem(output.tail.decode(errors="replace"))
+        return Verdict(False, f"redis-check-rdb: {problem}", None, bytes_read, duration)
     finally:
         _ONE_AT_A_TIME.release()
+
+
+def _copy(store: Store, key: str, sink: IO[bytes], deadline: float) -> int:
+    bytes_read = 0
+    try:
+        for block in store.chunks(key):
+            sink.write(block)
+            bytes_read += len(block)
+            if time.monotonic() > deadline:
+                raise VerificationTimedOut(key)
+        sink.flush()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise NoSpace(key, tempfile.gettempdir()) from None
+        raise
+    return bytes_read
 
 
 def _rdb_problem(output: str) -> str:

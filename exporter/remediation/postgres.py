@@ -248,8 +248,13 @@ class LeaderLock:
         return True
 
     def release(self) -> None:
-        with self._mutex:
-            self._close()
+        # A pass stuck on a frozen server holds the mutex: leave that connection to the process
+        # exit (the server then ends the session, and the lock with it) rather than wait on it.
+        if self._mutex.acquire(timeout=1.0):
+            try:
+                self._close()
+            finally:
+                self._mutex.release()
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -52,6 +52,15 @@ class DeadlineRunner:
         self._clock = clock
         self._lock = threading.Lock()
         self._stuck: dict[JobKey, tuple[threading.Thread, float]] = {}
+        self._waiting: set[threading.Event] = set()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Stops waiting for runs in flight: they are abandoned (their threads are daemons)."""
+        with self._lock:
+            self._stopped = True
+            for done in self._waiting:
+                done.set()
 
     def run(self, job: Job) -> CheckResult:
         started = time.monotonic()
@@ -64,18 +73,29 @@ class DeadlineRunner:
             self._stuck.pop(job.key, None)
 
         outcome: list[Observation | BaseException] = []
+        done = threading.Event()
 
         def work() -> None:
             try:
                 outcome.append(job.collect())
             except BaseException as exc:  # reported by the waiting side
                 outcome.append(exc)
+            finally:
+                done.set()
 
+        with self._lock:
+            if self._stopped:
+                return self._down(job, CheckError("timeout", "drwatch is stopping"), 0.0)
+            self._waiting.add(done)
         worker = threading.Thread(target=work, name=f"check:{job.target}:{job.check}", daemon=True)
         worker.start()
-        worker.join(job.timeout)
+        done.wait(job.timeout)
+        with self._lock:
+            self._waiting.discard(done)
         duration = time.monotonic() - started
-        if worker.is_alive():
+        if not outcome and self._stopped:
+            return self._down(job, CheckError("timeout", "drwatch is stopping"), duration)
+        if not outcome:
             with self._lock:
                 self._stuck[job.key] = (worker, started)
             return self._down(job, CheckTimeout(job.timeout), duration)
