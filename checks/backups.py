@@ -12,7 +12,7 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.stores import Store, StoredObject, listed_backups
+from checks.support.stores import Store, StoredObject, listed_backups, nested_prefix
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
@@ -113,12 +113,18 @@ class BackupsCheck(Check[dict[str, int]]):
         super().__init__({"ok": 0, "failed": 0})
         self.config = config
         self.store = store
+        # The WAL store or the cross-region copy may sit inside the dump store: not dumps.
+        self.exclude = tuple(
+            prefix
+            for other in (config.wal_store, config.replica_store)
+            if (prefix := nested_prefix(config.store, other)) is not None
+        )
         self.cache = cache
         self.rpo = full_restore.rpo
 
     def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
-        backups = listed_backups(self.store, self.config.patterns)
+        backups = listed_backups(self.store, self.config.patterns, self.exclude)
         now = time.time()
         obs = Observation(Status.OK, "")
         obs.add(BACKUPS, len(backups))

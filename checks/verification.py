@@ -274,7 +274,7 @@ class VerificationCheck(PostgresCheck[None]):
 
 
 def _custom(conn: psycopg.Connection[Row], c: CustomQuery, obs: Observation, f: _Findings) -> None:
-    measure_custom(conn, c, obs)
+    f.notes.append(f"custom {c.name}: {measure_custom(conn, c, obs)} series")
 
 
 def _plan(context: BuildContext) -> Planned | None:

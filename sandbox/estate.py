@@ -26,6 +26,7 @@ class Estate:
         self.cache: RedisServer | None = None
         self.seeded: Seeded | None = None
         self.dump: Path | None = None
+        self.replica = self.cluster.root / "other-region" / "postgres"
         self._stop = threading.Event()
 
     def start(self) -> Estate:
@@ -49,10 +50,16 @@ class Estate:
         cluster.execute("CREATE DATABASE aragora")
         with cluster.connect("aragora") as conn:
             self.seeded = seed(conn)
+        # drwatch watches as the least-privileged role the README documents, never a superuser.
+        cluster.execute("CREATE ROLE drwatch LOGIN; GRANT pg_monitor, pg_signal_backend TO drwatch")
+        cluster.execute(
+            "GRANT SELECT ON debates, debate_messages, knowledge_nodes TO drwatch", "aragora"
+        )
         self.dump = cluster.dump("aragora", cluster.backups / "postgres")
-        # The cross-region copy: the same dump in another store, as S3 replication would do.
-        (cluster.backups / "replica").mkdir()
-        shutil.copy2(self.dump, cluster.backups / "replica" / self.dump.name)
+        # The cross-region copy: the same dump in another store, as S3 replication would do;
+        # outside the backup directory, as another region's bucket is.
+        self.replica.mkdir(parents=True)
+        shutil.copy2(self.dump, self.replica / self.dump.name)
         cluster.execute("SELECT pg_switch_wal()")
 
     def env(self) -> dict[str, str]:
@@ -60,10 +67,10 @@ class Estate:
         assert self.cache is not None
         backups = self.cluster.backups
         return {
-            "DATABASE_URL": self.cluster.dsn("aragora"),
+            "DATABASE_URL": self.cluster.dsn("aragora", user="drwatch"),
             "BACKUP_STORE": f"file://{backups}/postgres/",
             "WAL_STORE": f"file://{self.cluster.archive}/",
-            "REPLICA_STORE": f"file://{backups}/replica/",
+            "REPLICA_STORE": f"file://{self.replica}/",
             "DRWATCH_STATE_DIR": str(self.cluster.root / "state"),
             "REDIS_URL": self.cache.url,
             "REDIS_SNAPSHOT_STORE": f"file://{self.cache.dir}/",

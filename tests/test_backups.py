@@ -164,3 +164,25 @@ def test_empty_store_is_critical(tmp_path: Path) -> None:
     result = _harness(f"file://{tmp_path / 'empty'}/", tmp_path / "state").run("backups")
     assert result.status == Status.CRITICAL and "no backup matching *.dump" in result.summary
     assert result.exposures["full_restore"] == float("inf")
+
+
+def test_a_wal_store_or_replica_inside_the_dump_store_is_not_counted(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    now = time.time()
+    root = file_store(
+        tmp_path,
+        {
+            "postgres/a.dump": (dumps["good"], now - 60),
+            "replica/a.dump": (dumps["good"], now - 30),
+            "wal/000000010000000000000001.dump": (b"not a dump", now),
+        },
+    )
+    result = _harness(
+        f"file://{root}/",
+        tmp_path / "state",
+        wal_store=f"file://{root}/wal/",
+        replica_store=f"file://{root}/replica/",
+    ).run("backups")
+    assert sample(result, "drwatch_backups") == 1
+    assert result.values["newest_key"] == "postgres/a.dump", result.summary

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+import yaml
+
 from sandbox.pgcluster import PgCluster
-from tests.helpers import run_verification, sample
+from tests.helpers import DSN, config_problems, make_config, run_verification, sample
 
 
 def test_custom_sql_metrics(db: PgCluster) -> None:
@@ -34,13 +37,81 @@ def test_custom_sql_metrics(db: PgCluster) -> None:
 
 
 def test_custom_sql_cannot_write(db: PgCluster) -> None:
-    db.execute("CREATE TABLE t (x int)", "verify")
-    result = run_verification(
+    db.execute("CREATE TABLE t (x int); CREATE SEQUENCE s", "verify")
+    # Only a query can run in drwatch's server-side cursor: a statement that writes is refused...
+    insert = run_verification(
         db,
         custom=[
             {"name": "sneaky", "help": "x", "sql": "INSERT INTO t VALUES (1) RETURNING 1 AS value"}
         ],
     )
-    assert not result.up
-    assert "read-only transaction" in result.summary
+    assert not insert.up and 'syntax error at or near "INSERT"' in insert.summary
+    # ... and a query that would write is stopped by the read-only transaction.
+    writes = run_verification(
+        db, custom=[{"name": "sneaky", "help": "x", "sql": "SELECT nextval('s') AS value"}]
+    )
+    assert not writes.up
+    assert "cannot execute nextval() in a read-only transaction" in writes.summary
     assert db.execute("SELECT count(*) FROM t", "verify")[0][0] == 0
+    assert db.execute("SELECT last_value FROM s", "verify")[0][0] == 1  # never called
+
+
+def test_rows_are_capped_in_the_server_labels_bounded_and_repeats_refused(db: PgCluster) -> None:
+    many = run_verification(
+        db,
+        custom=[
+            {
+                "name": "many",
+                "help": "x",
+                "sql": "SELECT g AS value, g::text AS id FROM generate_series(1, 1000000) g",
+                "labels": ["id"],
+            }
+        ],
+    )
+    assert not many.up and "custom metric many: more than 1000 rows" in many.summary
+    long = run_verification(
+        db,
+        custom=[{"name": "long", "help": "x", "sql": "SELECT 1 AS value, repeat('x', 10000000) AS doc", "labels": ["doc"]}],
+    )  # fmt: skip
+    assert "custom metric long: column doc holds a value over 256 characters" in long.summary
+    repeated = run_verification(
+        db,
+        custom=[{"name": "twice", "help": "x", "sql": "SELECT 1 AS value, 'a' AS k UNION ALL SELECT 2, 'a'", "labels": ["k"]}],
+    )  # fmt: skip
+    assert "custom metric twice: two rows have the same labels {'k': 'a'}" in repeated.summary
+    assert not repeated.samples
+
+
+def test_a_verification_of_custom_items_only_says_what_it_measured(db: PgCluster) -> None:
+    result = run_verification(db, custom=[{"name": "one", "help": "x", "sql": "SELECT 1 AS value"}])
+    assert result.up and result.summary == "custom one: 1 series"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pwned'",
+        "SELECT length(pg_read_file('/etc/passwd')) AS value",
+        "SELECT lo_export(1, '/tmp/x') AS value",
+        "SELECT 1 AS value FROM dblink('host=evil', 'SELECT 1') AS t(x int)",
+        "SELECT 1 AS value; SELECT 2 AS value",
+        "DO $$ BEGIN PERFORM 1; END $$",
+    ],
+)
+def test_sql_with_side_effects_is_refused_unless_allowed(sql: str) -> None:
+    query = {"name": "q", "help": "x", "sql": sql}
+    target = {"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [query]}}}
+    (problem,) = config_problems(yaml.safe_dump({"targets": [target]}))
+    assert problem.startswith("targets[0].postgres.verification.custom[0]: custom metric q: ")
+    assert "allow_side_effects: true" in problem
+    query["allow_side_effects"] = True
+    assert make_config([target]).config.targets[0].postgres is not None
+
+
+def test_side_effect_words_in_strings_and_comments_are_not_code() -> None:
+    query = {
+        "name": "q",
+        "help": "x",
+        "sql": "SELECT 1 AS value, 'COPY x TO PROGRAM y; pg_read_file(z)' AS note -- lo_export(1)",
+    }
+    make_config([{"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [query]}}}])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from checks.base import Status
+from checks.support import pg
 from sandbox.pgcluster import PgCluster
 from sandbox.seed import seed
 from tests.helpers import CheckHarness, make_config, sample
@@ -46,12 +51,7 @@ def test_every_check_runs_with_pg_monitor_and_select_only(cluster: PgCluster) ->
         assert result.up, f"{check}: {result.summary}"
     wal = harness.run("wal_archiving")
     assert sample(wal, "drwatch_pg_archive_ready_files") is not None
-    assert (
-        "superuser"
-        not in cluster.execute("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'drwatch'")[0][
-            0
-        ]
-    )
+    assert cluster.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'drwatch'") == [(False,)]
 
 
 def test_missing_privileges_are_named(cluster: PgCluster) -> None:
@@ -66,3 +66,24 @@ def test_missing_privileges_are_named(cluster: PgCluster) -> None:
     assert not verification.up and verification.status == Status.UNKNOWN
     assert "permission denied for table debates" in verification.summary
     assert set(verification.error_reasons) == {"permission"}
+
+
+def test_a_superuser_connection_is_warned_about_once(
+    cluster: PgCluster, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "_superusers_warned", set())  # earlier tests may have warned
+    cluster.execute(
+        GRANTS.replace("GRANT SELECT ON debates, debate_messages, knowledge_nodes TO drwatch;", "")
+    )
+    caplog.set_level(logging.WARNING, logger="drwatch.postgres")
+    least = CheckHarness(
+        make_config([{"name": "db", "postgres": {"dsn": cluster.dsn(user="drwatch")}}])
+    )
+    least.run("connections")
+    assert not caplog.records
+    superuser = CheckHarness(make_config([{"name": "db", "postgres": {"dsn": cluster.dsn()}}]))
+    for check in ("connections", "replication", "wal_archiving", "connections"):
+        assert superuser.run(check).up
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith("connected as a superuser")
+    assert warning.user == "postgres"  # type: ignore[attr-defined]

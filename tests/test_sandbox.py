@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import subprocess
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from sandbox.pgcluster import wait_until
 from tests.daemon import http_get
+from tests.helpers import drwatch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +30,9 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
                 what="sandbox up",
             )
             base = match.group(1)
-            backups = Path(re.search(r"backups +(\S+)", out.read_text()).group(1))
+            printed = out.read_text()
+            dumps = Path(re.search(r"backups +(\S+)", printed).group(1))
+            archive = Path(re.search(r"wal archive +(\S+)", printed).group(1))
             wait_until(lambda: http_get(base + "/-/ready")[0] == 200, 60, what="ready")
             status, metrics = http_get(base + "/metrics")
             assert status == 200
@@ -45,11 +50,20 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
             assert 'drwatch_redis_snapshot_newest_verified{target="aragora-prod"} 1.0' in metrics
             assert 'drwatch_check_up{check="replica_copy",target="aragora-prod"} 1.0' in metrics
             assert 'drwatch_remediation_dry_run{target="aragora-prod"} 1.0' in metrics
-            assert list((backups / "postgres").glob("aragora-*.dump"))
-            assert list((backups / "wal").iterdir())
+            assert list(dumps.glob("aragora-*.dump"))
+            assert list(archive.iterdir())
+            # The one-shot command it prints runs exactly the daemon's checks.
+            env_file = Path(re.search(r"env \$\(cat (\S+)\) ", printed).group(1))
+            env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+            once = drwatch("check", "--config", "examples/aragora.yml", "--format", "json",
+                           env={**os.environ, **env}, timeout=120)  # fmt: skip
+            checks = {r["check"] for r in json.loads(once.stdout)["results"]}
+            daemon_checks = set(re.findall(r'drwatch_check_up\{check="(\w+)"', metrics))
+            assert checks == daemon_checks and len(checks) == 10, (checks, daemon_checks)
+            assert "break archiving:" in printed and "CRITICAL once the PITR exposure" in printed
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
     assert proc.returncode == 0, out.read_text()
     assert "drwatch sandbox: stopped" in out.read_text()
-    assert not backups.exists()  # everything it started and wrote is gone
+    assert not dumps.exists()  # everything it started and wrote is gone

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from checks.base import Status
+from checks.support.stores import nested_prefix
 from sandbox.pgcluster import free_port
 from tests.helpers import AWS, CheckHarness, make_config, s3_client, serve
 
@@ -125,3 +126,20 @@ def test_endpoint_down_then_back(tmp_path: Path) -> None:
         assert back.up and back.values["backups"] == 1, back.summary
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "prefix"),
+    [
+        ("file:///b/", "file:///b/replica/", "replica/"),
+        ("file:///b", "file:///b/x/y", "x/y/"),
+        ("file:///b/", "file:///bb/", None),
+        ("file:///b/", "file:///b/", None),
+        ("s3://bucket/pg/", "s3://bucket/pg/wal/", "wal/"),
+        ("s3://bucket/", "s3://bucket/wal/", "wal/"),
+        ("s3://bucket/pg/", "s3://other/pg/wal/", None),
+        ("s3://bucket/pg/", None, None),
+    ],
+)
+def test_nested_prefix(outer: str, inner: str | None, prefix: str | None) -> None:
+    assert nested_prefix(outer, inner) == prefix

@@ -201,8 +201,7 @@ def test_postgres_dying_mid_verification_is_connect_critical(cluster: PgCluster)
     worker.start()
     wait_until(
         lambda: cluster.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' "
-            "AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
         )[0][0],
         15,
         what="the slow item running",

@@ -14,6 +14,7 @@ from core.errors import CheckError
 from core.metrics import MetricSpec
 
 MAX_CUSTOM_SERIES = 1000
+MAX_LABEL_LENGTH = 256  # a label value is a name, not a document: every scrape carries it
 
 
 def custom_spec(query: CustomQuery) -> MetricSpec:
@@ -26,30 +27,47 @@ def custom_specs(options: VerificationOptions) -> tuple[MetricSpec, ...]:
 
 
 def measure_custom(conn: psycopg.Connection[Row], c: CustomQuery, obs: Observation) -> int:
-    """Runs the query and adds its series to `obs`; returns how many."""
+    """Runs the query and adds its series to `obs`; returns how many.
+
+    Through a server-side cursor, so at most MAX_CUSTOM_SERIES + 1 rows ever leave the server
+    whatever the query returns; label values are bounded, and two rows with the same labels
+    (which Prometheus would silently drop to one) are an error, not a metric.
+    """
     spec = custom_spec(c)
     try:
-        with conn.cursor() as cur:
+        with conn.cursor(name="drwatch_custom") as cur:
             cur.execute(c.sql.encode())  # the user's SQL, as is (bytes: not a LiteralString)
             columns = [d.name for d in cur.description or ()]
             missing = [col for col in (c.value, *c.labels) if col not in columns]
             if missing:
-                raise CheckError(
-                    "config",
-                    f"custom metric {c.name}: the query returns no column(s) "
-                    f"{', '.join(missing)} (it returns {', '.join(columns) or 'nothing'})",
+                raise _config(
+                    c,
+                    f"the query returns no column(s) {', '.join(missing)} "
+                    f"(it returns {', '.join(columns) or 'nothing'})",
                 )
             rows = cur.fetchmany(MAX_CUSTOM_SERIES + 1)
     except psycopg.Error as exc:
         raise query_error(exc, f"custom metric {c.name}") from None
     if len(rows) > MAX_CUSTOM_SERIES:
-        raise CheckError("config", f"custom metric {c.name}: more than {MAX_CUSTOM_SERIES} rows")
+        raise _config(c, f"more than {MAX_CUSTOM_SERIES} rows")
+    series: dict[tuple[str, ...], tuple[float, dict[str, str]]] = {}
     for row in rows:
         value = row[c.value]
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise CheckError(
-                "config", f"custom metric {c.name}: column {c.value} is not numeric ({value!r})"
-            )
-        obs.add(spec, float(value), **{label: str(row[label]) for label in c.labels})
+            raise _config(c, f"column {c.value} is not numeric ({str(value)[:40]!r})")
+        labels = {label: str(row[label]) for label in c.labels}
+        for label, text in labels.items():
+            if len(text) > MAX_LABEL_LENGTH:
+                raise _config(c, f"column {label} holds a value over {MAX_LABEL_LENGTH} characters")
+        key = tuple(labels.values())
+        if key in series:
+            raise _config(c, f"two rows have the same labels {labels}")
+        series[key] = (float(value), labels)
+    for value, labels in series.values():  # all or nothing: a broken item adds no sample
+        obs.add(spec, value, **labels)
     obs.values[f"custom.{c.name}.series"] = len(rows)
     return len(rows)
+
+
+def _config(c: CustomQuery, problem: str) -> CheckError:
+    return CheckError("config", f"custom metric {c.name}: {problem}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -18,6 +20,8 @@ from core.errors import CheckError
 from core.redact import redact
 
 APPLICATION_NAME = "drwatch"
+
+log = logging.getLogger("drwatch.postgres")
 
 S = TypeVar("S")
 
@@ -54,7 +58,29 @@ def connect(pg: PostgresConfig, statement_timeout: float | None = None) -> psyco
     except psycopg.Error as exc:
         raise CheckError("connect", f"cannot connect: {_message(exc)}") from None
     conn.read_only = True
+    _warn_if_superuser(conn)
     return conn
+
+
+_superusers_warned: set[tuple[str, int, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_if_superuser(conn: psycopg.Connection[Row]) -> None:
+    """Once per server and role: a superuser's read-only session still runs programs, reads
+    files and signals sessions; drwatch needs pg_monitor and SELECT, nothing more."""
+    if conn.info.parameter_status("is_superuser") != "on":
+        return
+    who = (conn.info.host, conn.info.port, conn.info.user)
+    with _warned_lock:
+        if who in _superusers_warned:
+            return
+        _superusers_warned.add(who)
+    log.warning(
+        "connected as a superuser: give drwatch a role with pg_monitor and SELECT on its tables "
+        "(README, Least privilege)",
+        extra={"host": who[0], "port": who[1], "user": who[2]},
+    )
 
 
 @contextmanager

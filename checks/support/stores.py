@@ -146,11 +146,33 @@ def is_backup(key: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
-def listed_backups(store: Store, patterns: list[str]) -> list[StoredObject]:
-    """The store's keys matching `patterns`, oldest first."""
+def listed_backups(
+    store: Store, patterns: list[str], exclude: tuple[str, ...] = ()
+) -> list[StoredObject]:
+    """The store's keys matching `patterns` and under none of `exclude`, oldest first."""
     return sorted(
-        (o for o in store.list() if is_backup(o.key, patterns)), key=lambda o: (o.modified, o.key)
+        (
+            o
+            for o in store.list()
+            if is_backup(o.key, patterns) and not any(o.key.startswith(p) for p in exclude)
+        ),
+        key=lambda o: (o.modified, o.key),
     )
+
+
+def nested_prefix(outer: str, inner: str | None) -> str | None:
+    """Where store `inner` lies inside store `outer`, as a key prefix of `outer`; None when it
+    does not (another bucket, another directory, or no store)."""
+    if not inner:
+        return None
+    a, b = urlparse(outer), urlparse(inner)
+    if a.scheme != b.scheme or a.netloc != b.netloc:
+        return None
+    outer_path = a.path.strip("/") + "/" if a.path.strip("/") else ""
+    inner_path = b.path.strip("/") + "/"
+    if inner_path == outer_path or not inner_path.startswith(outer_path):
+        return None
+    return inner_path[len(outer_path) :]
 
 
 def open_store(url: str, aws: AwsConfig) -> Store:

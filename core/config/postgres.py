@@ -9,6 +9,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator, model_validator
 
 from core.config.base import CheckOptions, Strict, single_userinfo
+from core.config.sql_safety import side_effects
 from core.durations import Duration
 
 _METRIC_PART = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -80,6 +81,8 @@ class CustomQuery(Strict):
     value: str = "value"
     labels: list[str] = []
     type: Literal["gauge", "counter"] = "gauge"
+    # Needed for SQL that reaches outside a read-only query (see core.config.sql_safety).
+    allow_side_effects: bool = False
 
     @field_validator("name")
     @classmethod
@@ -104,6 +107,17 @@ class CustomQuery(Strict):
     def _value_not_label(self) -> CustomQuery:
         if self.value in self.labels:
             raise ValueError(f"column {self.value!r} cannot be both the value and a label")
+        return self
+
+    @model_validator(mode="after")
+    def _no_side_effects(self) -> CustomQuery:
+        found = side_effects(self.sql)
+        if found and not self.allow_side_effects:
+            raise ValueError(
+                f"custom metric {self.name}: the query uses {', '.join(found)}, which reach "
+                "outside a read-only query; drwatch refuses them unless "
+                "allow_side_effects: true"
+            )
         return self
 
 
