@@ -19,6 +19,7 @@ from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.metrics import counter, gauge
+from core.sizes import format_bytes
 
 NAME = "backups"
 
@@ -92,12 +93,8 @@ METRICS = (
 )
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class BackupsCheck(Check[dict[str, int]]):
@@ -201,8 +198,8 @@ class BackupsCheck(Check[dict[str, int]]):
         if not anomaly:
             return []
         return [
-            f"newest backup is {_size(backups[-1].size)}, under "
-            f"{self.config.size_anomaly_ratio:.0%} of the recent median {_size(median)}"
+            f"newest backup is {format_bytes(backups[-1].size)}, under "
+            f"{self.config.size_anomaly_ratio:.0%} of the recent median {format_bytes(median)}"
         ]
 
     def _verify(
@@ -251,8 +248,9 @@ class BackupsCheck(Check[dict[str, int]]):
     ) -> tuple[Status, str]:
         objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
         parts = [
-            f"{len(backups)} backups ({_size(sum(o.size for o in backups))}), newest {newest.key} "
-            f"{format_duration(now - newest.modified)} old ({_size(newest.size)})"
+            f"{_count(len(backups), 'backup')} ({format_bytes(sum(o.size for o in backups))}), "
+            f"newest {newest.key} {format_duration(now - newest.modified)} old "
+            f"({format_bytes(newest.size)})"
         ]
         if exposure is None:
             parts.append(f"full_restore exposure unknown: {note}")

@@ -24,6 +24,7 @@ from core.config.postgres import PostgresConfig, WalArchivingOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
 from core.metrics import counter, gauge
+from core.sizes import format_bytes
 
 NAME = "wal_archiving"
 
@@ -110,6 +111,10 @@ class ArchiverMemory:
     unarchived: deque[tuple[float, int]] = field(default_factory=deque)
     # Where the archive was complete before a .history file became the last archived name.
     last_archived_end: int | None = None
+    # When the current failing episode began, as first seen; whether drwatch saw it begin.
+    failing_since: datetime | None = None
+    saw_it_begin: bool = False
+    observed: bool = False  # a run has seen the archiver (so a later failure begins in view)
 
 
 class WalArchivingCheck(PostgresCheck[ArchiverMemory]):
@@ -137,6 +142,9 @@ class WalArchivingCheck(PostgresCheck[ArchiverMemory]):
             obs.exposures["pitr"] = math.inf
             return obs
         self._judge(obs, row, ready, now)
+        if not obs.values["archiving_failing"]:
+            self.state.failing_since = None  # the episode, if any, is over
+        self.state.observed = True
         if ready_error:
             obs.status = max(obs.status, Status.WARNING)
             obs.summary = "; ".join([obs.summary, ready_error])
@@ -231,17 +239,33 @@ class WalArchivingCheck(PostgresCheck[ArchiverMemory]):
             exposure = min(exposure, now - last_archived.timestamp())
         return max(0.0, exposure)
 
+    def _failing_since(self, row: Row) -> str:
+        """When the failing began: pg_stat_archiver only keeps the latest failure, so the first
+        one drwatch saw in this episode; if drwatch started during it, it says so."""
+        memory = self.state
+        if memory.failing_since is None:
+            memory.failing_since = row["last_failed_time"]
+            memory.saw_it_begin = memory.observed
+        since = f"{memory.failing_since:%H:%M:%S}"
+        if memory.saw_it_begin:
+            return f"archiving failing since {since} ({row['last_failed_wal']})"
+        success = row["last_archived_time"]
+        last = f"last success {success:%H:%M:%S}" if success else "no success recorded"
+        return (
+            f"archiving failing since before {since} ({row['last_failed_wal']}; drwatch started "
+            f"during the failure, {last})"
+        )
+
     def _verdict(
         self, exposure: float, unarchived: int, failing: bool, row: Row, now: float, basis: str
     ) -> tuple[Status, str]:
         objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
         parts = [
             f"PITR exposure {format_duration(exposure)}{objective}",
-            f"unarchived {unarchived} B",
+            f"unarchived {format_bytes(unarchived)}",
         ]
         if failing:
-            since = f"{row['last_failed_time']:%H:%M:%S}"
-            parts.append(f"archiving failing since {since} ({row['last_failed_wal']})")
+            parts.append(self._failing_since(row))
         elif row["last_archived_time"] is not None:
             age = format_duration(now - row["last_archived_time"].timestamp())
             parts.append(f"last archived {row['last_archived_wal']} {age} ago")

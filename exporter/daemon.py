@@ -11,6 +11,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
+from checks.base import Status
 from checks.support.verify import terminate_all
 from core.config.loading import LoadedConfig, load_config
 from core.errors import ConfigError
@@ -77,7 +78,19 @@ class Daemon:
 
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)
-        self.store.put(result)
+        previous = self.store.put(result)
+        if previous is not None and previous.status != result.status:
+            log.log(
+                logging.INFO if result.status == Status.OK else logging.WARNING,
+                "check status changed",
+                extra={
+                    "target": job.target,
+                    "check": job.check,
+                    "old_status": previous.status.name,
+                    "new_status": result.status.name,
+                    "summary": result.summary,
+                },
+            )
         if job.check in REMEDIATION_INPUTS:
             config = self._current.config
             target = next((t for t in config.targets if t.name == job.target), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,20 @@ def test_remediate_command_previews_and_executes_only_when_allowed(
     done = sorted(int(r.split()[3]) for r in executed.stdout.splitlines()[1:] if " executed " in r)
     assert done == old
     wait_gone(primary, set(old))
+
+
+def test_remediate_says_why_nothing_qualifies(primary: PgCluster, tmp_path: Path) -> None:
+    actions = {
+        "terminate_idle_connections": idle_action(when_utilization_above=0.9),
+        "terminate_idle_in_transaction": {"idle_for": "15m"},
+    }
+    quiet = _remediate(write_config(tmp_path, primary, {"actions": actions}))
+    assert quiet.returncode == 0, quiet.stderr
+    rows = quiet.stdout.splitlines()
+    assert rows[0].split()[:3] == ["TARGET", "ACTION", "OUTCOME"]
+    assert re.search(
+        r"^db +terminate_idle_connections +skipped +not needed: utilisation \d+% below 90%$",
+        quiet.stdout,
+        re.M,
+    ), quiet.stdout
+    assert "not needed: no session idle in transaction over 900s" in quiet.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,13 @@ def test_postgres_down_then_restarted(daemon: DaemonProcess, cluster: PgCluster)
     assert "cannot connect" in page
     cluster.start()
     wait_until(lambda: _all_up(daemon, 1), 30, what="recovered after restart")
+    # One structured line per transition, each way.
+    changes = [
+        (line["old_status"], line["new_status"])
+        for line in map(json.loads, filter(lambda s: s.startswith("{"), daemon.log().splitlines()))
+        if line["msg"] == "check status changed" and line["check"] == "connections"
+    ]
+    assert changes == [("OK", "CRITICAL"), ("CRITICAL", "OK")], changes
 
 
 def test_sighup_rejects_a_bad_config_and_applies_a_good_one(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -110,7 +111,19 @@ def test_failing_archiver_with_writes_pages_and_exits_critical(
     assert sample(result, "drwatch_pg_archiver_failing") == 1
     assert sample(result, "drwatch_pg_archiver_failed_total") >= 1
     assert sample(result, "drwatch_pg_unarchived_wal_bytes") > 0
-    assert "failing" in result.summary
+    since = re.search(r"archiving failing since (\S+) ", result.summary)
+    assert since, result.summary
+    # The archiver retries: its last failure moves on, the start of the episode does not.
+    first_failure = cluster.execute("SELECT last_failed_time FROM pg_stat_archiver")[0][0]
+    wait_until(
+        lambda: (
+            cluster.execute("SELECT last_failed_time FROM pg_stat_archiver")[0][0] > first_failure
+        ),
+        90,
+        what="another failed attempt",
+    )
+    later = harness.run("wal_archiving")
+    assert f"archiving failing since {since.group(1)} " in later.summary, later.summary
 
     config = write_config(tmp_path / "c.yml", [_target(cluster)])
     proc = _drwatch_check(config)
@@ -119,6 +132,9 @@ def test_failing_archiver_with_writes_pages_and_exits_critical(
     assert doc["status"] == "CRITICAL"
     (pitr,) = [e for e in doc["exposures"] if e["scenario"] == "pitr"]
     assert pitr["exposure_seconds"] > 2.0  # a one-shot run has the .ready files' age to go on
+    (archiving,) = [r for r in doc["results"] if r["check"] == "wal_archiving"]
+    assert "archiving failing since before " in archiving["summary"]
+    assert "drwatch started during the failure" in archiving["summary"]
 
 
 def test_hanging_archiver_exposure_grows_while_failed_count_stays_zero(cluster: PgCluster) -> None:

@@ -71,7 +71,7 @@ def remediate(path: str, target_name: str | None, execute: bool) -> int:
                     print(f"{target.name}: {r.check} is down: {r.summary}", file=sys.stderr)
                     status = 1
             if execute:
-                decisions += engine.run(config, target, by_check, execute=True)
+                decisions += engine.run(config, target, by_check, execute=True, explain=True)
                 if engine.is_leader(target.name) is False:
                     print(
                         f"{target.name}: another drwatch holds the remediation lock; nothing done",
@@ -85,7 +85,7 @@ def remediate(path: str, target_name: str | None, execute: bool) -> int:
                         "would do if enabled",
                         file=sys.stderr,
                     )
-                decisions += engine.run(config, target, by_check, preview=True)
+                decisions += engine.run(config, target, by_check, preview=True, explain=True)
     finally:
         engine.close()
     print(table(decisions) if decisions else "nothing to do")

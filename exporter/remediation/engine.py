@@ -28,7 +28,7 @@ from exporter.remediation import redis as remediation_redis
 from exporter.remediation.decision import Decision
 from exporter.remediation.killswitch import KillSwitch
 from exporter.remediation.postgres import LeaderLock, carry_out, plan_terminations
-from exporter.remediation.triggers import configured_actions, triggers_met
+from exporter.remediation.triggers import assess, configured_actions
 from exporter.runtime.results import CheckResult
 
 log = logging.getLogger("drwatch.remediation")
@@ -62,12 +62,14 @@ class RemediationEngine:
         execute: bool | None = None,
         preview: bool = False,
         requested: Mapping[Action, str] | None = None,
+        explain: bool = False,
     ) -> list[Decision]:
         """One pass over the target's actions; `execute` overrides the configured dry_run.
 
         `requested` (action -> why, e.g. an alert) sets actions off whatever their own trigger
         says; every guard, filter, limit, cooldown, the lock and the kill switch still apply.
-        A preview decides as if remediation were enabled, in dry-run, without the leader lock.
+        A preview decides as if remediation were enabled, in dry-run, without the leader lock;
+        `explain` adds a skipped decision, with why, for each action whose condition is not met.
         """
         rc = config.remediation_for(target)
         if preview:
@@ -77,12 +79,19 @@ class RemediationEngine:
         # Every pass (triggered or not) renews leadership, so a standby instance says so.
         if not preview and not self._lead(target, rc):
             return []
-        triggers = triggers_met(config, target, rc, results)
+        assessed = assess(config, target, rc, results)
+        triggers = {action: t.why for action, t in assessed.items() if t.met}
         for action, why in (requested or {}).items():
             if action in configured_actions(config, target):
                 triggers.setdefault(action, why)
+        # `explain` says why an action does not run, too (`drwatch remediate`); uncounted.
+        idle = [
+            Decision(target.name, action, "skipped", f"not needed: {t.why}")
+            for action, t in assessed.items()
+            if explain and action not in triggers
+        ]
         if not triggers:
-            return []
+            return idle
         # No two passes (a check's, the webhook's) act on one target's system at once.
         systems = {"redis" if action == "redis_bgsave" else "postgres" for action in triggers}
         busy = {(target.name, system) for system in systems}
@@ -103,7 +112,7 @@ class RemediationEngine:
                 self._busy -= busy
         for d in decisions:
             self._record(d, dry_run)
-        return decisions
+        return idle + decisions
 
     def run_in_background(
         self,

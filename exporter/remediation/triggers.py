@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from checks import connections, redis_persistence
 from checks.connections import ConnectionUsage
-from core.config.remediation import Action, RemediationConfig
+from core.config.remediation import Action, RemediationConfig, TerminateIdleOptions
 from core.config.schema import Config, Target
 from exporter.runtime.results import CheckResult
 
@@ -27,36 +28,63 @@ def configured_actions(config: Config, target: Target) -> list[Action]:
     return out
 
 
-def triggers_met(
+class Trigger(NamedTuple):
+    met: bool
+    why: str  # why it is met, or why not
+
+
+def assess(
     config: Config, target: Target, rc: RemediationConfig, results: Mapping[str, CheckResult]
-) -> dict[Action, str]:
-    """The configured actions whose own condition the check results meet, and why."""
-    out: dict[Action, str] = {}
+) -> dict[Action, Trigger]:
+    """Each configured action: whether the check results meet its own condition, and why."""
+    out: dict[Action, Trigger] = {}
     actions = rc.actions
     configured = configured_actions(config, target)
     activity = results.get(connections.NAME)
     usage = activity.facts if activity is not None and activity.up else None
-    if isinstance(usage, ConnectionUsage):
-        idle = actions.terminate_idle_connections
-        ratio = usage.utilization_ratio
-        if idle and "terminate_idle_connections" in configured:
-            threshold = idle.when_utilization_above
-            if idle.always:
-                out["terminate_idle_connections"] = "always: true"
-            elif threshold and ratio >= threshold:
-                out["terminate_idle_connections"] = (
-                    f"utilisation {ratio:.0%} reached {threshold:.0%}"
-                )
-        iit = actions.terminate_idle_in_transaction
-        oldest = usage.oldest_idle_in_transaction_seconds
-        if iit and "terminate_idle_in_transaction" in configured and oldest > iit.idle_for:
-            out["terminate_idle_in_transaction"] = (
-                f"a session idle in transaction for {oldest:.0f}s (over {iit.idle_for:g}s)"
-            )
-    persistence = results.get(redis_persistence.NAME)
-    if persistence is not None and "redis_bgsave" in configured:
+    usage = usage if isinstance(usage, ConnectionUsage) else None
+    if actions.terminate_idle_connections and "terminate_idle_connections" in configured:
+        out["terminate_idle_connections"] = _idle(actions.terminate_idle_connections, usage)
+    iit = actions.terminate_idle_in_transaction
+    if iit and "terminate_idle_in_transaction" in configured:
+        out["terminate_idle_in_transaction"] = _idle_in_transaction(iit.idle_for, usage)
+    if "redis_bgsave" in configured:
         rpo = config.objective(target, "redis").rpo
-        exposure = persistence.exposures.get("redis")
-        if rpo is not None and exposure is not None and exposure > rpo:
-            out["redis_bgsave"] = f"redis exposure {exposure:.0f}s over its objective {rpo:g}s"
+        out["redis_bgsave"] = _unsaved(rpo, results.get(redis_persistence.NAME))
     return out
+
+
+_UNMEASURED = "the connections check has no result (down or not run yet)"
+
+
+def _idle(opts: TerminateIdleOptions, usage: ConnectionUsage | None) -> Trigger:
+    if opts.always:
+        return Trigger(True, "always: true")
+    if usage is None:
+        return Trigger(False, _UNMEASURED)
+    ratio, threshold = usage.utilization_ratio, opts.when_utilization_above or 1.0
+    if ratio >= threshold:
+        return Trigger(True, f"utilisation {ratio:.0%} reached {threshold:.0%}")
+    return Trigger(False, f"utilisation {ratio:.0%} below {threshold:.0%}")
+
+
+def _idle_in_transaction(idle_for: float, usage: ConnectionUsage | None) -> Trigger:
+    if usage is None:
+        return Trigger(False, _UNMEASURED)
+    oldest = usage.oldest_idle_in_transaction_seconds
+    if oldest > idle_for:
+        return Trigger(
+            True, f"a session idle in transaction for {oldest:.0f}s (over {idle_for:g}s)"
+        )
+    return Trigger(
+        False, f"no session idle in transaction over {idle_for:g}s (the oldest: {oldest:.0f}s)"
+    )
+
+
+def _unsaved(rpo: float | None, persistence: CheckResult | None) -> Trigger:
+    exposure = persistence.exposures.get("redis") if persistence is not None else None
+    if rpo is None or exposure is None:
+        return Trigger(False, "the redis exposure or its objective is not measured")
+    if exposure > rpo:
+        return Trigger(True, f"redis exposure {exposure:.0f}s over its objective {rpo:g}s")
+    return Trigger(False, f"redis exposure {exposure:.0f}s within its objective {rpo:g}s")

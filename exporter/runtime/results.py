@@ -67,10 +67,13 @@ class ResultStore:
                 for reason in CheckError.REASONS:
                     self._errors.setdefault((target, check, reason), 0)
 
-    def put(self, result: CheckResult) -> None:
+    def put(self, result: CheckResult) -> CheckResult | None:
+        """Records `result`; returns the result it replaces (None for the first, or a result
+        of a check no longer configured, which is refused)."""
         with self._lock:
             if result.key not in self._keys:
-                return
+                return None
+            previous = self._results.get(result.key)
             self._results[result.key] = result
             if result.up:
                 self._last_success[result.key] = result.finished_at
@@ -82,6 +85,7 @@ class ResultStore:
             for reason in result.error_reasons:
                 k = (result.target, result.check, reason)
                 self._errors[k] = self._errors.get(k, 0) + 1
+            return previous
 
     def snapshot(self) -> Snapshot:
         with self._lock:

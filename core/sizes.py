@@ -1,0 +1,11 @@
+"""Sizes as people read them, one format everywhere: 512 B, 97.5 kB, 117.4 MB."""
+
+from __future__ import annotations
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable: TB ends the loop")
