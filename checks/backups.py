@@ -18,8 +18,8 @@ from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
+from core.humanize import count, format_bytes
 from core.metrics import counter, gauge
-from core.sizes import format_bytes
 
 NAME = "backups"
 
@@ -91,10 +91,6 @@ METRICS = (
     BACKUP_TOC_ENTRIES,
     BACKUP_VERIFICATIONS_TOTAL,
 )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class BackupsCheck(Check[dict[str, int]]):
@@ -184,8 +180,8 @@ class BackupsCheck(Check[dict[str, int]]):
         obs.status, obs.summary = self._verdict(backups, newest, exposure, problems, note, now)
 
     def _count_verifications(self, obs: Observation) -> None:
-        for result, count in self.state.items():
-            obs.add(BACKUP_VERIFICATIONS_TOTAL, count, result=result)
+        for result, n in self.state.items():
+            obs.add(BACKUP_VERIFICATIONS_TOTAL, n, result=result)
 
     def _size_anomaly(self, backups: list[StoredObject], obs: Observation) -> list[str]:
         previous = backups[-1 - self.config.size_anomaly_window : -1]
@@ -248,7 +244,7 @@ class BackupsCheck(Check[dict[str, int]]):
     ) -> tuple[Status, str]:
         objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
         parts = [
-            f"{_count(len(backups), 'backup')} ({format_bytes(sum(o.size for o in backups))}), "
+            f"{count(len(backups), 'backup')} ({format_bytes(sum(o.size for o in backups))}), "
             f"newest {newest.key} {format_duration(now - newest.modified)} old "
             f"({format_bytes(newest.size)})"
         ]

@@ -13,6 +13,7 @@ from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig
 from core.config.redis import ElastiCacheConfig
 from core.durations import format_duration
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "elasticache"
@@ -77,13 +78,13 @@ class ElastiCacheCheck(Check[None]):
             return obs
         if not created:
             obs.status = Status.UNKNOWN
-            obs.summary = f"{len(snapshots)} snapshot(s), none with a creation time"
+            obs.summary = f"{count(len(snapshots), 'snapshot')}, none with a creation time"
             return obs
         newest = max(created)
         age = time.time() - newest
         obs.add(ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS, newest)
         obs.values["newest_age_seconds"] = age
-        obs.summary = f"{len(snapshots)} snapshot(s), newest {format_duration(age)} old"
+        obs.summary = f"{count(len(snapshots), 'snapshot')}, newest {format_duration(age)} old"
         if age > self.config.max_age:
             obs.status = Status.CRITICAL
             obs.summary += f", over the {format_duration(self.config.max_age)} allowed"

@@ -7,6 +7,7 @@ from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.redisconn import connection, info, run_deadline
 from core.config.redis import RedisConfig
 from core.durations import format_duration
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "redis_replication"
@@ -79,7 +80,7 @@ class RedisReplicationCheck(Check[None]):
                 )
                 lags.append(f"{name} {replica.get('state')} lag {lag:g}s")
             obs.values["connected_replicas"] = connected
-            obs.summary = f"master with {connected} replica(s)" + (
+            obs.summary = f"master with {count(connected, 'replica')}" + (
                 ": " + ", ".join(lags) if lags else ""
             )
             return obs

@@ -13,6 +13,7 @@ from checks.support.verify import VerificationIncomplete, verify_rdb
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "redis_snapshots"
@@ -75,7 +76,9 @@ class RedisSnapshotsCheck(Check[None]):
         obs.add(REDIS_SNAPSHOT_NEWEST_TIMESTAMP_SECONDS, newest.modified)
         obs.add(REDIS_SNAPSHOT_NEWEST_SIZE_BYTES, newest.size)
         obs.values.update(snapshots=len(snapshots), newest_key=newest.key, newest_age_seconds=age)
-        parts = [f"{len(snapshots)} snapshots, newest {newest.key} {format_duration(age)} old"]
+        parts = [
+            f"{count(len(snapshots), 'snapshot')}, newest {newest.key} {format_duration(age)} old"
+        ]
         if self.config.verify:
             verdict = self.cache.get(newest)
             if verdict is None:

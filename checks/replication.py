@@ -12,6 +12,7 @@ from checks.support.pg import PostgresCheck, Row, fetch_all, fetch_one
 from core.config.postgres import PostgresConfig, ReplicationOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "replication"
@@ -110,7 +111,7 @@ class ReplicationCheck(PostgresCheck[None]):
             sync_standbys=counts["sync"],
             primary_failover_exposure_seconds=exposure,
         )
-        parts = [f"primary with {len(rows)} standby(s), {counts['sync']} synchronous"]
+        parts = [f"primary with {count(len(rows), 'standby')}, {counts['sync']} synchronous"]
         if self.rpo is not None and exposure > self.rpo:
             obs.status = Status.CRITICAL
             parts.append(

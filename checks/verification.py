@@ -30,6 +30,7 @@ from core.config.postgres import (
 )
 from core.durations import format_duration
 from core.errors import CheckError
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "verification"
@@ -220,7 +221,7 @@ class VerificationCheck(PostgresCheck[None]):
         obs.values[f"{label}.largest_gap_seconds"] = largest
         if gaps:
             f.problems.append(
-                f"{label}: {gaps} gap(s) over {format_duration(c.threshold)} in the last "
+                f"{label}: {count(gaps, 'gap')} over {format_duration(c.threshold)} in the last "
                 f"{format_duration(c.lookback)} (largest {format_duration(largest)})"
             )
 
@@ -244,7 +245,9 @@ class VerificationCheck(PostgresCheck[None]):
         obs.add(TABLE_ORPHAN_ROWS, n, table=label, column=c.column, parent_table=parent)
         obs.values[f"{label}.{c.column}.orphans"] = n
         if n:
-            f.problems.append(f"{label}.{c.column}: {n} orphan row(s) without a {parent} parent")
+            f.problems.append(
+                f"{label}.{c.column}: {count(n, 'orphan row')} without a {parent} parent"
+            )
 
     def _group_counts(
         self, conn: psycopg.Connection[Row], c: GroupCounts, obs: Observation, f: _Findings

@@ -23,6 +23,7 @@ from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.errors import CheckError
+from core.humanize import count
 from core.metrics import gauge
 
 NAME = "wal_archive"
@@ -220,7 +221,7 @@ class WalArchiveCheck(Check[None]):
                 )
         obs.status = Status.CRITICAL if problems else Status.OK
         start = segment_name(newest.wal.timeline, result.start_segno or 0, segment_size)
-        base = f"{result.segments} segments since {start}"
+        base = f"{count(result.segments, 'segment')} since {start}"
         obs.summary = "; ".join(
             [
                 f"{base}, newest {newest.name} {format_duration(now - newest.obj.modified)} old",
@@ -246,7 +247,7 @@ class WalArchiveCheck(Check[None]):
         if result.before_first_gap is not None:
             obs.exposures["pitr"] = now - result.before_first_gap.obj.modified
         return [
-            f"{result.missing} segment(s) missing: {', '.join(names)}"
+            f"{count(result.missing, 'segment')} missing: {', '.join(names)}"
             + (f" and {more} more gaps" if more > 0 else "")
         ]
 

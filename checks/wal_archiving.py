@@ -23,8 +23,8 @@ from checks.support.walnames import archived_end_lsn, parse_wal_name
 from core.config.postgres import PostgresConfig, WalArchivingOptions
 from core.config.schema import ObjectiveSpec
 from core.durations import format_duration
+from core.humanize import format_bytes
 from core.metrics import counter, gauge
-from core.sizes import format_bytes
 
 NAME = "wal_archiving"
 

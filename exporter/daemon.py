@@ -74,7 +74,7 @@ class Daemon:
         )
         for off in loaded.off:
             log.warning("section off: %s", off)
-        return Current(loaded.config, tuple(jobs), sections(loaded))
+        return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off))
 
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)

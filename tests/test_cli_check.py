@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 from sandbox.pgcluster import PgCluster, free_port
-from tests.helpers import drwatch, write_config
+from tests.helpers import drwatch, file_store, write_config
 
 
 def _check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,3 +93,28 @@ def test_unknown_target_and_bad_config_are_unknown(tmp_path: Path) -> None:
     bad.write_text("targets: [{name: db, postgres: {dsn: x, color: blue}}]")
     proc = _check(bad)
     assert proc.returncode == 3 and "targets[0].postgres.color: unknown key" in proc.stderr
+
+
+def test_verdicts_go_to_the_user_cache_when_state_dir_is_not_writable(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    store = file_store(tmp_path, {"a.dump": (dumps["good"], time.time())})
+    config = write_config(
+        tmp_path / "c.yml",
+        [{"name": "db", "backups": {"store": f"file://{store}/"}}],
+        state_dir="/dev/null/drwatch",  # under a file: not creatable, even by root
+    )
+    cache = tmp_path / "cache"
+    proc = drwatch(
+        "check", "--config", str(config), env={**os.environ, "XDG_CACHE_HOME": str(cache)}
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        f"drwatch check: /dev/null/drwatch is not writable: integrity verdicts cached in "
+        f"{cache / 'drwatch'}"
+    ) in proc.stderr
+    assert (cache / "drwatch" / "verdicts-db.json").exists()
+    again = drwatch("check", "--config", str(config), "--format", "json",
+                    env={**os.environ, "XDG_CACHE_HOME": "/dev/null"})  # fmt: skip
+    assert again.returncode == 0 and "kept for this run only" in again.stderr
+    assert json.loads(again.stdout)["status"] == "OK"  # stdout stays the JSON document

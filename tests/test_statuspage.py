@@ -29,6 +29,7 @@ def test_every_value_is_escaped() -> None:
             {
                 "target": "t<b>",
                 "check": "verification",
+                "section": "postgres",
                 "status": "CRITICAL",
                 "summary": f'relation "{HOSTILE}" does not exist',
                 "up": False,
@@ -45,6 +46,7 @@ def test_every_value_is_escaped() -> None:
                 "breached": True,
             }
         ],
+        "off": [{"target": "t<b>", "section": "redis", "why": f"{HOSTILE} not set"}],
     }
     page = render(doc, refresh=30)
     assert "<script>" not in page and "<b>" not in page
@@ -70,6 +72,7 @@ def daemon(cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonProcess]:
                         "freshness": [{"table": HOSTILE, "column": "at", "max_age": "1h"}]
                     },
                 },
+                "redis": {"url": "${DRWATCH_TEST_UNSET:-}"},  # off: shown, greyed, with why
             },
             {
                 "name": "broken",
@@ -101,6 +104,17 @@ def test_status_json(daemon: DaemonProcess) -> None:
     scenarios = {(x["target"], x["scenario"]): x for x in doc["exposures"]}
     assert scenarios[("broken", "pitr")]["exposure_seconds"] is None  # unmeasured, not zero
     assert scenarios[("broken", "pitr")]["objective_seconds"] == 300
+    assert doc["off"] == [
+        {
+            "target": "healthy",
+            "section": "redis",
+            "why": "targets[0].redis.url is empty (DRWATCH_TEST_UNSET not set)",
+        }
+    ]
+    assert rows[("healthy", "connections")]["section"] == "postgres"
+    _, page = daemon.get("/")
+    assert '<tr class="off" data-target="healthy" data-section="redis"' in page
+    assert "targets[0].redis.url is empty (DRWATCH_TEST_UNSET not set)" in page
 
 
 def test_chromium_renders_failing_as_critical_and_healthy_as_ok(

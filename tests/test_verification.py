@@ -31,7 +31,7 @@ def test_gaps_found_exactly_inside_the_lookback(db: PgCluster) -> None:
     )
     assert sample(result, "drwatch_table_gap_threshold_seconds", table="events") == 7200
     assert result.status == Status.WARNING
-    assert "2 gap(s) over 2h" in result.summary
+    assert "2 gaps over 2h" in result.summary
 
     quiet = run_verification(
         db, gaps=[{"table": "events", "column": "at", "threshold": "5h", "lookback": "12h"}]

@@ -65,7 +65,7 @@ def test_continuous_archive_then_one_segment_deleted(cluster: PgCluster, tmp_pat
     broken = harness.run("wal_archive")
     assert sample(broken, "drwatch_wal_archive_missing_segments") == 1
     assert broken.status == Status.CRITICAL
-    assert f"1 segment(s) missing: {victim}" in broken.summary
+    assert f"1 segment missing: {victim}" in broken.summary
     assert broken.exposures["pitr"] > 0  # recovery stops at the gap
 
     config = write_config(tmp_path / "c.yml", [_target(cluster)], state_dir=str(tmp_path))

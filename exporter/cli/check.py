@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 from checks.base import Status, worst
 from core.config.loading import LoadedConfig
+from core.redact import redact
+from exporter.cli.load import load_or_report
 from exporter.cli.table import columns
 from exporter.runtime.exposures import exposure_rows, json_number
 from exporter.runtime.results import CheckResult
@@ -45,3 +51,54 @@ def as_table(loaded: LoadedConfig, results: list[CheckResult]) -> str:
     if not rows:
         lines.append("no check is configured")
     return "\n".join(lines)
+
+
+def check(path: str, fmt: str, target: str | None) -> int:
+    from exporter.logs import setup_logging
+    from exporter.runtime.oneshot import run_once
+
+    setup_logging("error")
+    loaded = load_or_report(path)
+    if loaded is None:
+        return int(Status.UNKNOWN)
+    if target is not None and target not in {t.name for t in loaded.config.targets}:
+        print(f"--target {target!r}: no such target in {path}", file=sys.stderr)
+        return int(Status.UNKNOWN)
+    redact.set_secrets(loaded.secrets)
+    loaded = _with_writable_state_dir(loaded)
+    jobs, results = run_once(loaded, target)
+    print(as_json(loaded, jobs, results) if fmt == "json" else as_table(loaded, results))
+    return int(overall(results))
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
+
+
+def _with_writable_state_dir(loaded: LoadedConfig) -> LoadedConfig:
+    """The one-shot keeps integrity verdicts in state_dir, like the daemon; where it cannot
+    write there, in the user's cache directory. It says where on stderr, and never fails for it."""
+    config = loaded.config
+    if not any(t.backups or (t.redis and t.redis.snapshot_store) for t in config.targets):
+        return loaded  # no check keeps verdicts
+    state = Path(config.state_dir)
+    if _writable(state):
+        print(f"drwatch check: integrity verdicts cached in {state}", file=sys.stderr)
+        return loaded
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drwatch"
+    if _writable(cache):
+        print(
+            f"drwatch check: {state} is not writable: integrity verdicts cached in {cache}",
+            file=sys.stderr,
+        )
+        return replace(loaded, config=config.model_copy(update={"state_dir": str(cache)}))
+    print(
+        f"drwatch check: neither {state} nor {cache} is writable: integrity verdicts are kept "
+        "for this run only",
+        file=sys.stderr,
+    )
+    return loaded

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from checks.base import Status
-from core.redact import redact
 from exporter import __version__
 from exporter.cli.load import load_or_report
 
@@ -66,24 +64,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(path: str, fmt: str, target: str | None) -> int:
-    from exporter.cli.check import as_json, as_table, overall
-    from exporter.logs import setup_logging
-    from exporter.runtime.oneshot import run_once
-
-    setup_logging("error")
-    loaded = load_or_report(path)
-    if loaded is None:
-        return int(Status.UNKNOWN)
-    if target is not None and target not in {t.name for t in loaded.config.targets}:
-        print(f"--target {target!r}: no such target in {path}", file=sys.stderr)
-        return int(Status.UNKNOWN)
-    redact.set_secrets(loaded.secrets)
-    jobs, results = run_once(loaded, target)
-    print(as_json(loaded, jobs, results) if fmt == "json" else as_table(loaded, results))
-    return int(overall(results))
-
-
 def _run(args: argparse.Namespace) -> int:
     from exporter.daemon import Daemon
     from exporter.logs import setup_logging
@@ -112,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "check":
-        return _check(args.config, args.format, args.target)
+        from exporter.cli.check import check
+
+        return check(args.config, args.format, args.target)
     if args.command == "remediate":
         from exporter.cli.remediate import remediate
 

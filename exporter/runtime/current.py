@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config.loading import LoadedConfig
+from core.config.loading import LoadedConfig, OffSection
 from core.config.schema import Config
 from exporter.runtime.runner import Job
 
@@ -22,6 +22,7 @@ class Current:
     config: Config
     jobs: tuple[Job, ...]
     sections: tuple[tuple[str, str, bool], ...]  # (target, section, enabled)
+    off: tuple[OffSection, ...] = ()  # the sections that are off, and why
 
 
 def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from checks.base import worst
+from checks.registry import definition
 from core.durations import format_duration
 from exporter import __version__
 from exporter.runtime.current import Current
@@ -33,6 +34,7 @@ def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, A
             {
                 "target": job.target,
                 "check": job.check,
+                "section": definition(job.check).section,
                 "status": result.status.name if result else "UNKNOWN",
                 "summary": result.summary if result else "not run yet",
                 "up": result.up if result else False,
@@ -52,6 +54,7 @@ def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, A
         "status": worst([r.status for r in results]).name if results else "UNKNOWN",
         "checks": checks,
         "exposures": exposures,
+        "off": [{"target": o.target, "section": o.section, "why": o.why} for o in current.off],
     }
 
 
@@ -64,26 +67,38 @@ def _exposure_text(seconds: object) -> str:
     return "∞" if math.isinf(seconds) else format_duration(float(seconds))
 
 
-def render(doc: dict[str, Any], refresh: int | None = None) -> str:
+def _check_rows(doc: dict[str, Any]) -> list[str]:
     e = html.escape
     rows = []
     for c in doc["checks"]:
         colour = _COLOURS[c["status"]]
         rows.append(
             f'<tr class="check status-{e(c["status"].lower())}" data-target="{e(c["target"])}" '
-            f'data-check="{e(c["check"])}">'
+            f'data-check="{e(c["check"])}" data-section="{e(c["section"])}">'
             f"<td>{e(c['target'])}</td><td>{e(c['check'])}</td>"
             f'<td class="status" style="background:{colour}">{e(c["status"])}</td>'
             f'<td class="summary">{e(c["summary"])}</td>'
             f"<td>{e(_ago(c['last_success_seconds_ago']))}</td></tr>"
         )
-    objectives = []
+    for off in doc["off"]:  # greyed: nothing is watched there, and it says why
+        rows.append(
+            f'<tr class="off" data-target="{e(off["target"])}" data-section="{e(off["section"])}"'
+            f' style="color:#6e7781"><td>{e(off["target"])}</td><td>{e(off["section"])}</td>'
+            f'<td class="status" style="background:#d0d7de;color:#57606a">OFF</td>'
+            f'<td class="summary" colspan="2">{e(off["why"])}</td></tr>'
+        )
+    return rows
+
+
+def _objective_rows(doc: dict[str, Any]) -> list[str]:
+    e = html.escape
+    rows = []
     for x in doc["exposures"]:
         state = {True: "CRITICAL", False: "OK", None: "UNKNOWN"}[x["breached"]]
         anchor = f"rpo-breached-{x['scenario']}" if x["breached"] is not False else ""
         link = f' <a href="{e(RUNBOOK)}#{e(anchor)}">runbook</a>' if anchor else ""
         objective = x["objective_seconds"]
-        objectives.append(
+        rows.append(
             f'<tr class="exposure status-{state.lower()}" data-target="{e(x["target"])}" '
             f'data-scenario="{e(x["scenario"])}">'
             f"<td>{e(x['target'])}</td><td>{e(x['scenario'])}</td>"
@@ -91,6 +106,12 @@ def render(doc: dict[str, Any], refresh: int | None = None) -> str:
             f"{e(_exposure_text(x['exposure_seconds']))}</td>"
             f"<td>{e(_exposure_text(objective))}</td><td>{link}</td></tr>"
         )
+    return rows
+
+
+def render(doc: dict[str, Any], refresh: int | None = None) -> str:
+    e = html.escape
+    rows, objectives = _check_rows(doc), _objective_rows(doc)
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     overall = doc["status"]
     return f"""<!doctype html>

@@ -1,4 +1,4 @@
-"""Sizes as people read them, one format everywhere: 512 B, 97.5 kB, 117.4 MB."""
+"""Numbers as people read them, one format everywhere: 512 B, 97.5 kB; 1 backup, 2 backups."""
 
 from __future__ import annotations
 
@@ -9,3 +9,8 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable: TB ends the loop")
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 backup`, `2 backups`; `plural` for nouns that do not take an s."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
