@@ -42,6 +42,8 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/verification_queries.py
 	$(VENV)/bin/python bench/backup_analysis.py
 	$(VENV)/bin/python bench/remediation.py
+	$(VENV)/bin/python bench/http_scrapes.py --targets 1
+	$(VENV)/bin/python bench/http_scrapes.py --targets 50
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

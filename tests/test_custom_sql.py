@@ -38,14 +38,14 @@ def test_custom_sql_metrics(db: PgCluster) -> None:
 
 def test_custom_sql_cannot_write(db: PgCluster) -> None:
     db.execute("CREATE TABLE t (x int); CREATE SEQUENCE s", "verify")
-    # Only a query can run in drwatch's server-side cursor: a statement that writes is refused...
+    # Only a query can run inside drwatch's own SELECT: a statement that writes is not SQL there...
     insert = run_verification(
         db,
         custom=[
             {"name": "sneaky", "help": "x", "sql": "INSERT INTO t VALUES (1) RETURNING 1 AS value"}
         ],
     )
-    assert not insert.up and 'syntax error at or near "INSERT"' in insert.summary
+    assert not insert.up and "custom metric sneaky: syntax error" in insert.summary
     # ... and a query that would write is stopped by the read-only transaction.
     writes = run_verification(
         db, custom=[{"name": "sneaky", "help": "x", "sql": "SELECT nextval('s') AS value"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.remediation.webhook import BadRequest, RefusalLog, parse_alerts
+from exporter.remediation.engine import RemediationEngine
+from exporter.remediation.webhook import BadRequest, RefusalLog, parse_alerts, webhook_app
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.daemon import DaemonProcess
+from tests.helpers import DSN, make_config
 from tests.remediation import (
     Sessions,
     all_pids,
@@ -137,3 +140,29 @@ def test_refusals_are_logged_once_a_minute_with_their_count(
     refusals.refused()
     counts = [r.refused for r in caplog.records]  # type: ignore[attr-defined]
     assert counts == [1, 1000]  # the first at once, then how many since, a minute later
+
+
+def test_an_oversized_body_is_refused_unread() -> None:
+    loaded = make_config(
+        [{"name": "db", "postgres": {"dsn": DSN}}],
+        remediation={
+            "enabled": True,
+            "actions": {"terminate_idle_connections": {"always": True}},
+            "webhook": {"token": "webhook-token-0123456789", "alerts": {"A": "terminate_idle_connections"}},
+        },
+    )  # fmt: skip
+
+    class Unreadable(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("an oversized body must not be read")
+
+    app = webhook_app(RemediationEngine(), lambda: loaded.config)
+    seen: list[str] = []
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "HTTP_AUTHORIZATION": "Bearer webhook-token-0123456789",
+        "CONTENT_LENGTH": str(100 * 1024 * 1024),
+        "wsgi.input": Unreadable(),
+    }
+    body = b"".join(app(environ, lambda status, headers: seen.append(status)))
+    assert seen == ["400 Bad Request"] and b"body length" in body

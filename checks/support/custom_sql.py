@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import psycopg
+from psycopg import sql
 
 from checks.base import Observation
 from checks.support.pg import Row, query_error
@@ -29,22 +30,40 @@ def custom_specs(options: VerificationOptions) -> tuple[MetricSpec, ...]:
 def measure_custom(conn: psycopg.Connection[Row], c: CustomQuery, obs: Observation) -> int:
     """Runs the query and adds its series to `obs`; returns how many.
 
-    Through a server-side cursor, so at most MAX_CUSTOM_SERIES + 1 rows ever leave the server
-    whatever the query returns; label values are bounded, and two rows with the same labels
+    The query runs inside drwatch's own (`SELECT value, left(label, N+1) ... FROM (query)`),
+    through a server-side cursor: at most MAX_CUSTOM_SERIES + 1 rows, with label values cut
+    by the server, ever reach drwatch, whatever the query returns. Two rows with the same labels
     (which Prometheus would silently drop to one) are an error, not a metric.
     """
     spec = custom_spec(c)
+    query = sql.SQL(c.sql.strip().rstrip(";"))
     try:
-        with conn.cursor(name="drwatch_custom") as cur:
-            cur.execute(c.sql.encode())  # the user's SQL, as is (bytes: not a LiteralString)
+        with conn.cursor() as cur:  # its columns, without running it (LIMIT 0)
+            cur.execute(sql.SQL("SELECT * FROM (\n{}\n) AS q LIMIT 0").format(query))
             columns = [d.name for d in cur.description or ()]
-            missing = [col for col in (c.value, *c.labels) if col not in columns]
-            if missing:
-                raise _config(
-                    c,
-                    f"the query returns no column(s) {', '.join(missing)} "
-                    f"(it returns {', '.join(columns) or 'nothing'})",
-                )
+        missing = [col for col in (c.value, *c.labels) if col not in columns]
+        if missing:
+            raise _config(
+                c,
+                f"the query returns no column(s) {', '.join(missing)} "
+                f"(it returns {', '.join(columns) or 'nothing'})",
+            )
+        bounded = sql.SQL("SELECT {} FROM (\n{}\n) AS q").format(
+            sql.SQL(", ").join(
+                [
+                    sql.SQL("q.{0} AS {0}").format(sql.Identifier(c.value)),
+                    *(
+                        sql.SQL("left(q.{0}::text, {1}) AS {0}").format(
+                            sql.Identifier(label), MAX_LABEL_LENGTH + 1
+                        )
+                        for label in c.labels
+                    ),
+                ]
+            ),
+            query,
+        )
+        with conn.cursor(name="drwatch_custom") as cur:
+            cur.execute(bounded)
             rows = cur.fetchmany(MAX_CUSTOM_SERIES + 1)
     except psycopg.Error as exc:
         raise query_error(exc, f"custom metric {c.name}") from None
