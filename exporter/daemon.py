@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
@@ -50,9 +49,6 @@ class Daemon:
             listen_address,
             make_app(registry, self.store, self.current, {WEBHOOK_PATH: webhook}),
         )
-        self._wake = threading.Event()
-        self._stop = False
-        self._reload_requested = False
 
     def current(self) -> Current:
         return self._current
@@ -140,39 +136,25 @@ class Daemon:
         self.remediation.close()
         log.info("drwatch stopped")
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            self._reload_requested = True
-        elif signum == signal.SIGUSR1:
-            self.remediation.kill_switch.engage()
-        elif signum == signal.SIGUSR2:
-            self.remediation.kill_switch.release()
-        else:
-            self._stop = True
-        self._wake.set()
-
     def serve_forever(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
-        signal.signal(signal.SIGUSR1, self._on_signal)
-        signal.signal(signal.SIGUSR2, self._on_signal)
+        """Runs until SIGTERM or SIGINT; SIGHUP reloads, SIGUSR1/SIGUSR2 engage and release the
+        remediation kill switch. The signals are blocked in every thread and taken here, one at
+        a time, with sigwait: no handler runs in the middle of other code (a handler setting an
+        Event can deadlock on the Event's own lock)."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before any thread starts
         self.start()
-        kill_switch = self.remediation.kill_switch.engaged_by_signal
         try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stop:
-                    break
-                if kill_switch != self.remediation.kill_switch.engaged_by_signal:
-                    kill_switch = not kill_switch
-                    log.warning(
-                        "remediation kill switch "
-                        + ("engaged (SIGUSR1)" if kill_switch else "released (SIGUSR2)")
-                    )
-                if self._reload_requested:
-                    self._reload_requested = False
+            while (signum := signal.sigwait(_SIGNALS)) not in (signal.SIGTERM, signal.SIGINT):
+                if signum == signal.SIGHUP:
                     self.reload()
+                elif signum == signal.SIGUSR1:
+                    self.remediation.kill_switch.engage()
+                    log.warning("remediation kill switch engaged (SIGUSR1)")
+                else:
+                    self.remediation.kill_switch.release()
+                    log.warning("remediation kill switch released (SIGUSR2)")
         finally:
             self.stop()
+
+
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
