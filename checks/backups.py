@@ -12,7 +12,7 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.stores import Store, StoredObject, listed_backups, nested_prefix
+from checks.support.stores import Store, StoredObject, listed_backups, nested_prefixes
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
@@ -107,11 +107,7 @@ class BackupsCheck(Check[dict[str, int]]):
         self.config = config
         self.store = store
         # The WAL store or the cross-region copy may sit inside the dump store: not dumps.
-        self.exclude = tuple(
-            prefix
-            for other in (config.wal_store, config.replica_store)
-            if (prefix := nested_prefix(config.store, other)) is not None
-        )
+        self.exclude = nested_prefixes(config.store, config.wal_store, config.replica_store)
         self.cache = cache
         self.rpo = full_restore.rpo
 

@@ -160,6 +160,11 @@ def listed_backups(
     )
 
 
+def nested_prefixes(outer: str, *inner: str | None) -> tuple[str, ...]:
+    """The key prefixes of `outer` where any of the `inner` stores lie."""
+    return tuple(p for store in inner if (p := nested_prefix(outer, store)) is not None)
+
+
 def nested_prefix(outer: str, inner: str | None) -> str | None:
     """Where store `inner` lies inside store `outer`, as a key prefix of `outer`; None when it
     does not (another bucket, another directory, or no store)."""

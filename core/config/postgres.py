@@ -180,3 +180,12 @@ class PostgresConfig(Strict):
         if v < 1:
             raise ValueError("libpq's connect_timeout has a resolution of whole seconds, >= 1s")
         return v
+
+
+def server(dsn: str) -> tuple[str, str]:
+    """(host, port) a connection string reaches, as written (a socket directory is a host)."""
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    if host in ("127.0.0.1", "::1"):
+        host = "localhost"
+    return host, str(params.get("port") or "5432")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
-from core.config.postgres import PostgresConfig
+from core.config.drills import DrillsConfig
+from core.config.postgres import PostgresConfig, server
 from core.config.redis import RedisConfig
 from core.config.remediation import RemediationConfig, RemediationOverride, merge_remediation
 from core.config.stores import BackupsConfig
@@ -50,7 +51,14 @@ class Target(Strict):
     backups: BackupsConfig | None = None
     rds: RdsConfig | None = None
     redis: RedisConfig | None = None
+    drills: DrillsConfig | None = None
     remediation: RemediationOverride | None = None  # overrides the global section key by key
+
+    @model_validator(mode="after")
+    def _drills_have_what_they_restore(self) -> Target:
+        if self.drills is not None and self.drills.full_restore and self.backups is None:
+            raise ValueError("drills.full_restore restores a dump: it needs a backups section")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -76,6 +84,20 @@ class Config(Strict):
             if t.name in seen:
                 raise ValueError(f"target name {t.name!r} repeats")
             seen.add(t.name)
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _scratch_is_no_monitored_server(cls, v: list[Target]) -> list[Target]:
+        # A drill creates and drops a database where it restores: never on a watched server.
+        watched = {server(t.postgres.dsn): t.name for t in v if t.postgres is not None}
+        for t in v:
+            dsn = t.drills.scratch.dsn if t.drills else None
+            if dsn and server(dsn) in watched:
+                raise ValueError(
+                    f"target {t.name!r}: drills.scratch.dsn is the server of target "
+                    f"{watched[server(dsn)]!r}; a drill never writes to a monitored server"
+                )
         return v
 
     @field_validator("targets")

@@ -1,0 +1,94 @@
+"""The `drills:` section: scheduled, isolated restores that prove a backup restores, and time it.
+
+A drill restores into a scratch PostgreSQL: by default a throwaway cluster drwatch starts itself
+(initdb into `scratch.dir`, a Unix socket only, removed afterwards); or a staging server given
+by `scratch.dsn`, where drwatch creates a database of its own and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import Field, field_validator, model_validator
+
+from core.config.base import Strict
+from core.durations import Duration
+
+_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A five-field crontab expression (minute hour day month weekday, 0 or 7 = Sunday).
+
+    APScheduler 3 reads weekday numbers from Monday; cron from Sunday. Numbers are turned into
+    names first, so `0 3 * * 0` is Sunday 03:00 as in every crontab.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"{expression!r}: expected five fields (minute hour day month weekday)")
+    minute, hour, day, month, weekday = fields
+    weekday = re.sub(r"\d+", lambda m: _day_name(int(m[0])), weekday)
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=weekday,
+        timezone=ZoneInfo(timezone),
+    )
+
+
+def _day_name(number: int) -> str:
+    if not 0 <= number <= 7:
+        raise ValueError(f"weekday {number} is not 0-7")
+    return _DOW[number]
+
+
+class ScratchConfig(Strict):
+    """Where a drill restores to."""
+
+    pg_bin: str | None = None  # PostgreSQL server binaries; default: the newest installed
+    dir: str | None = None  # default: <state_dir>/drills
+    # The OS user the throwaway cluster runs as: PostgreSQL refuses root, so a drwatch running
+    # as root needs one (e.g. postgres).
+    user: str | None = None
+    dsn: str | None = Field(None, repr=False)  # a staging server instead of a throwaway cluster
+    # Free space required before a restore, as a multiple of the dump's size.
+    disk_factor: float = Field(4.0, ge=1.0, le=100.0)
+
+
+class FullRestoreDrill(Strict):
+    jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
+
+
+class DrillsConfig(Strict):
+    schedule: str
+    timezone: str = "UTC"
+    max_age: Duration = 8 * 86400.0  # no passing drill for longer: overdue
+    timeout: Duration = 4 * 3600.0  # drwatch's own deadline for one drill
+    scratch: ScratchConfig = ScratchConfig()
+    full_restore: FullRestoreDrill | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone (e.g. UTC, Europe/Paris)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> DrillsConfig:
+        try:
+            cron_trigger(self.schedule, self.timezone)
+        except ValueError as exc:
+            raise ValueError(f"schedule: {exc}") from None
+        return self
+
+    def scenarios(self) -> dict[str, Any]:
+        """The drills configured, by scenario."""
+        return {name: body for name, body in (("full_restore", self.full_restore),) if body}

@@ -1,0 +1,1 @@
+"""Restore drills: scheduled, isolated, timed restores of the newest backups."""

@@ -1,0 +1,238 @@
+"""The `full_restore` drill: the newest dump restored with pg_restore into a scratch PostgreSQL,
+then checked: the target's verification items on the copy, row counts against production for
+the same time range, and index integrity with pg_amcheck. Judged by what the copy holds, never by
+an exit code alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from checks.support.pg import fetch_one, session
+from checks.support.stores import listed_backups, nested_prefixes, open_store
+from checks.verification import VerificationCheck
+from core.config.drills import DrillsConfig
+from core.config.postgres import PostgresConfig, VerificationOptions
+from core.config.schema import Config, Target
+from core.errors import CheckError
+from core.humanize import format_bytes
+from exporter.drills.result import DrillResult, Timer
+from exporter.drills.scratch import (
+    DrillError,
+    StagingDatabase,
+    ThrowawayCluster,
+    major_version,
+    server_binaries,
+)
+
+SCENARIO = "full_restore"
+
+
+def run(config: Config, target: Target, deadline: float) -> DrillResult:
+    drills, backups = target.drills, target.backups
+    assert drills is not None and drills.full_restore is not None and backups is not None
+    timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-dump-", dir=base))
+    try:
+        return _run(config, target, drills, timer, workdir)
+    except (DrillError, CheckError) as exc:
+        return timer.finish(False, str(exc))
+    except subprocess.TimeoutExpired:
+        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(
+    config: Config, target: Target, drills: DrillsConfig, timer: Timer, workdir: Path
+) -> DrillResult:
+    backups = target.backups
+    assert backups is not None and drills.full_restore is not None
+    store = open_store(backups.store, config.aws)
+    exclude = nested_prefixes(backups.store, backups.wal_store, backups.replica_store)
+    dumps = listed_backups(store, backups.patterns, exclude)
+    if not dumps:
+        raise DrillError(f"no backup in {store.url} to restore")
+    newest = dumps[-1]
+    timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
+    free, need = shutil.disk_usage(workdir).free, newest.size * drills.scratch.disk_factor
+    if free < need:
+        raise DrillError(
+            f"not enough space in {workdir.parent}: {format_bytes(free)} free, "
+            f"{format_bytes(need)} needed ({drills.scratch.disk_factor:g} x the dump)"
+        )
+    dump = workdir / Path(newest.key).name
+    with timer.phase("download"), open(dump, "wb") as sink:
+        for block in store.chunks(newest.key):
+            sink.write(block)
+            if timer.remaining() <= 0:
+                raise subprocess.TimeoutExpired("download", drills.timeout)
+    scratch = _scratch(config, drills, timer.deadline, dump)
+    try:
+        with timer.phase("restore"):
+            scratch.start()
+            copy = scratch.dsn(scratch.create_database())
+            _pg_restore(scratch, copy, dump, drills.full_restore.jobs, timer)
+        with timer.phase("verify"):
+            problems = _verify(target, copy, timer)
+    finally:
+        scratch.close()
+    ok = not problems
+    restored = f"restored {newest.key} ({format_bytes(newest.size)})"
+    return timer.finish(
+        ok, "; ".join([restored, *problems]) if problems else f"{restored}, checked"
+    )
+
+
+def _scratch(
+    config: Config, drills: DrillsConfig, deadline: float, dump: Path
+) -> ThrowawayCluster | StagingDatabase:
+    if drills.scratch.dsn:
+        return StagingDatabase(drills.scratch.dsn)
+    pg_bin = server_binaries(drills.scratch.pg_bin)
+    dumped = _dumped_from(pg_bin, dump)
+    server = major_version(pg_bin)
+    if dumped is not None and dumped > server:
+        raise DrillError(
+            f"the dump comes from PostgreSQL {dumped}; the scratch server is {server} "
+            "(set drills.scratch.pg_bin to PostgreSQL {dumped} or newer)"
+        )
+    return ThrowawayCluster(drills.scratch, Path(config.state_dir), deadline)
+
+
+def _dumped_from(pg_bin: Path, dump: Path) -> int | None:
+    """The major version of the server the dump was taken from (its table of contents says)."""
+    listing = subprocess.run(
+        [str(pg_bin / "pg_restore"), "--list", str(dump)], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    if listing.returncode != 0:
+        raise DrillError(f"the dump does not read: {listing.stderr.strip()[:300]}")
+    match = re.search(r"Dumped from database version: (\d+)", listing.stdout)
+    return int(match[1]) if match else None
+
+
+def _pg_restore(
+    scratch: ThrowawayCluster | StagingDatabase, copy: str, dump: Path, jobs: int, timer: Timer
+) -> None:
+    binary = (
+        scratch.pg_bin / "pg_restore" if isinstance(scratch, ThrowawayCluster) else "pg_restore"
+    )
+    # Production roles do not exist in a scratch database: restored without owners or grants.
+    args = [str(binary), "--no-owner", "--no-privileges", f"--jobs={jobs}", "-d", copy, str(dump)]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, errors = proc.communicate(timeout=max(1.0, timer.remaining()))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # pg_restore --jobs has workers: the whole group
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        first = [line for line in errors.splitlines() if "error" in line.lower()][:3]
+        raise DrillError(f"pg_restore failed: {' | '.join(first) or errors.strip()[:300]}")
+
+
+def _verify(target: Target, copy: str, timer: Timer) -> list[str]:
+    problems: list[str] = []
+    pg = target.postgres
+    if pg is not None and not pg.verification.is_empty():
+        options = pg.verification.model_copy(update={"custom": []})  # production's own SQL
+        if not options.is_empty():
+            on_copy = _postgres(copy, timer, verification=options)
+            seen = VerificationCheck(on_copy, options).run()
+            timer.result.values["verification"] = seen.summary
+            problems += [f"verification on the copy: {e}" for e in seen.errors]
+        problems += _compare_rows(pg, options, copy, timer)
+    problems += _amcheck(copy, timer)
+    return problems
+
+
+def _postgres(dsn: str, timer: Timer, **fields: object) -> PostgresConfig:
+    """The scratch copy as a section of the config, bounded by what is left of the deadline."""
+    limit = max(1.0, timer.remaining())
+    return PostgresConfig.model_validate({"dsn": dsn}).model_copy(
+        update={"timeout": limit, "statement_timeout": limit, **fields}
+    )
+
+
+def _compare_rows(
+    production: PostgresConfig, options: VerificationOptions, copy: str, timer: Timer
+) -> list[str]:
+    """Rows of each watched table, copy against production up to the copy's newest row."""
+    tables = {(i.schema_name, i.table, i.column) for i in options.freshness}
+    tables |= {(i.schema_name, i.table, i.column) for i in options.daily_counts}
+    tables |= {(i.schema_name, i.table, i.column) for i in options.gaps}
+    problems = []
+    on_copy = _postgres(copy, timer)
+    for schema, table, column in sorted(tables, key=str):
+        name = f"{schema}.{table}" if schema else table
+        ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
+        col = sql.Identifier(column)
+        with session(on_copy) as conn:
+            copied = fetch_one(
+                conn,
+                sql.SQL("SELECT count(*) AS n, max({c}) AS newest FROM {t}").format(c=col, t=ident),
+                what=f"rows of {name} in the copy",
+            )
+        newest = copied["newest"]
+        with session(production) as conn:
+            expected = (
+                fetch_one(
+                    conn,
+                    sql.SQL("SELECT count(*) AS n FROM {t} WHERE {c} <= %(newest)s").format(
+                        c=col, t=ident
+                    ),
+                    {"newest": newest},
+                    what=f"rows of {name} in production",
+                )["n"]
+                if newest is not None
+                else 0
+            )
+        missing = max(0, int(expected) - int(copied["n"]))
+        timer.result.tables[name] = (int(copied["n"]), missing)
+        if newest is not None:
+            stamp = newest.timestamp()
+            timer.result.recovered_to = max(timer.result.recovered_to or stamp, stamp)
+        if missing:
+            problems.append(f"{name}: {missing} rows production has up to {newest} are missing")
+    return problems
+
+
+def _amcheck(copy: str, timer: Timer) -> list[str]:
+    """Index integrity of the copy with pg_amcheck, where it is installed."""
+    binary = shutil.which("pg_amcheck") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_amcheck"))), None
+    )
+    if binary is None:
+        timer.result.values["amcheck"] = "pg_amcheck not installed"
+        return []
+    params = conninfo_to_dict(copy)
+    env = {
+        **os.environ,
+        "PGHOST": str(params.get("host", "")),
+        "PGPORT": str(params.get("port", "5432")),
+        "PGUSER": str(params.get("user", "")),
+        "PGPASSWORD": str(params.get("password", "")),
+    }
+    proc = subprocess.run(
+        [binary, "--install-missing", str(params["dbname"])],
+        capture_output=True, text=True, env=env, timeout=max(1.0, timer.remaining()),
+    )  # fmt: skip
+    timer.result.values["amcheck"] = "ok" if proc.returncode == 0 else "failed"
+    if proc.returncode != 0:
+        first = (proc.stdout + proc.stderr).strip().splitlines()[:2]
+        return [f"pg_amcheck: {' | '.join(first)}"]
+    return []

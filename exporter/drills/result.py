@@ -1,0 +1,74 @@
+"""What one drill found, phase by phase, and how its timing is measured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.base import Status
+
+PHASES = ("download", "restore", "verify")
+
+
+@dataclass
+class DrillResult:
+    target: str
+    scenario: str
+    started_at: float  # unix time
+    ok: bool = False
+    summary: str = ""
+    duration_seconds: float = 0.0  # start to a restored, checked, connectable database: the RTO
+    phases: dict[str, float] = field(default_factory=dict)
+    recovered_to: float | None = None  # the newest data the copy holds (unix time)
+    # table -> (rows in the copy, rows production has up to the copy's newest and the copy lacks)
+    tables: dict[str, tuple[int, int]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        return Status.OK if self.ok else Status.CRITICAL
+
+    def as_json(self, rto_objective: float | None) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "scenario": self.scenario,
+            "status": self.status.name,
+            "summary": self.summary,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "rto_objective_seconds": rto_objective,
+            "recovered_to": self.recovered_to,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "values": {
+                **self.values,
+                "tables": {t: {"rows": r, "missing": m} for t, (r, m) in self.tables.items()},
+            },
+        }
+
+
+class Timer:
+    """Times the phases of a drill against one deadline."""
+
+    def __init__(self, result: DrillResult, deadline: float) -> None:
+        self.result = result
+        self.deadline = deadline
+        self._started = time.monotonic()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.result.phases[name] = time.monotonic() - started
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def finish(self, ok: bool, summary: str) -> DrillResult:
+        self.result.ok = ok
+        self.result.summary = summary
+        self.result.duration_seconds = time.monotonic() - self._started
+        return self.result

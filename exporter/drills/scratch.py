@@ -1,0 +1,194 @@
+"""Where a drill restores: a throwaway PostgreSQL cluster drwatch starts itself, or a database of
+its own on a staging server. Either is removed afterwards, whatever happens.
+
+The throwaway cluster listens on a Unix socket only (no TCP at all), in a directory of its own,
+and runs as a configured unprivileged OS user when drwatch runs as root (PostgreSQL refuses
+root). A cluster left behind by a killed drwatch is stopped and removed at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from core.config.drills import ScratchConfig
+from core.errors import DrwatchError
+
+SUPERUSER = "drwatch_drill"
+MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
+
+
+class DrillError(DrwatchError):
+    """A drill could not be carried out; the message says why, for the report."""
+
+
+def server_binaries(configured: str | None) -> Path:
+    if configured:
+        return Path(configured)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+    )
+    if not found:
+        raise DrillError("no PostgreSQL server binaries (set drills.scratch.pg_bin)")
+    return found[0]
+
+
+def major_version(pg_bin: Path) -> int:
+    out = subprocess.run(
+        [str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=30
+    )
+    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    if out.returncode != 0 or not match:
+        raise DrillError(f"{pg_bin}/postgres does not run: {out.stderr.strip()[:200]}")
+    return int(match[1])
+
+
+class ThrowawayCluster:
+    def __init__(self, scratch: ScratchConfig, state_dir: Path, deadline: float) -> None:
+        self.pg_bin = server_binaries(scratch.pg_bin)
+        self.deadline = deadline
+        base = Path(scratch.dir) if scratch.dir else state_dir / "drills"
+        base.mkdir(parents=True, exist_ok=True)
+        prefix = f"{MARKER}-{os.getpid()}-"  # whose it is, for the clean-up after a kill
+        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self._runuser: list[str] = []
+        if os.geteuid() == 0:
+            if not scratch.user:
+                raise DrillError(
+                    "PostgreSQL refuses to run as root: set drills.scratch.user (an unprivileged "
+                    "OS user, e.g. postgres) or drills.scratch.dsn (a staging server)"
+                )
+            account = pwd.getpwnam(scratch.user)
+            for path in (self.root, self.socket_dir):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            self._runuser = ["runuser", "-u", scratch.user, "--"]
+        self.data = self.root / "data"
+
+    def _run(self, *args: str) -> None:
+        remaining = max(1.0, self.deadline - time.monotonic())
+        proc = subprocess.run(
+            [*self._runuser, *args], capture_output=True, text=True, timeout=remaining
+        )
+        if proc.returncode != 0:
+            raise DrillError(f"{Path(args[0]).name}: {(proc.stderr or proc.stdout).strip()[:300]}")
+
+    def start(self) -> None:
+        if (
+            self._runuser
+            and subprocess.run([*self._runuser, "test", "-w", str(self.root)]).returncode
+        ):
+            raise DrillError(
+                f"OS user {self._runuser[2]} cannot reach {self.root}: make its parent "
+                "directories traversable by it (chmod o+x) or set drills.scratch.dir"
+            )
+        self._run(
+            str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
+            "--no-sync", "-E", "UTF8", "--locale=C",
+        )  # fmt: skip
+        settings = {
+            "listen_addresses": "''",  # a Unix socket only: nothing outside can reach it
+            "unix_socket_directories": f"'{self.socket_dir}'",
+            "fsync": "off",  # a scratch copy: durability is not the point, speed is
+            "full_page_writes": "off",
+            "synchronous_commit": "off",
+            "max_wal_size": "'4GB'",
+        }
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        wait = str(max(1, int(self.deadline - time.monotonic())))
+        self._run(
+            str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+            "-w", "-t", wait, "start",
+        )  # fmt: skip
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10"
+
+    def create_database(self) -> str:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE restored")
+        return "restored"
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, DrillError, OSError):
+            self._run(
+                str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                "-t", "30", "stop",
+            )  # fmt: skip
+        stop_postmaster(self.data)  # if pg_ctl could not
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+class StagingDatabase:
+    """A database of drwatch's own on a staging server, dropped afterwards."""
+
+    def __init__(self, dsn: str) -> None:
+        self.admin = dsn
+        self.name = f"drwatch_drill_{uuid.uuid4().hex[:12]}"
+
+    def start(self) -> None:
+        with psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+
+    def create_database(self) -> str:
+        return self.name
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return psycopg.conninfo.make_conninfo(self.admin, dbname=dbname)
+
+    def close(self) -> None:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn,
+        ):
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def stop_postmaster(data: Path) -> None:
+    """Kills the postmaster of `data` if one still runs (its first line of postmaster.pid)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if "postgres" in Path(f"/proc/{pid}/comm").read_text():
+            os.kill(pid, signal.SIGQUIT)  # immediate shutdown: children go with it
+
+
+def remove_leftovers(base: Path) -> list[Path]:
+    """Scratch clusters a drwatch that is gone left in `base` (and their sockets): stopped and
+    removed. Those of a drwatch still running (another daemon on the host) are left alone."""
+    found = sorted(base.glob(f"{MARKER}-*")) if base.is_dir() else []
+    found += sorted(Path(tempfile.gettempdir()).glob(f"{MARKER}-*"))
+    left = [path for path in found if not _owner_alive(path)]
+    for path in left:
+        stop_postmaster(path / "data")
+        shutil.rmtree(path, ignore_errors=True)
+    return left
+
+
+def _owner_alive(path: Path) -> bool:
+    match = re.match(rf"{MARKER}-(\d+)-", path.name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

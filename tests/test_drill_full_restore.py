@@ -1,0 +1,108 @@
+"""The full_restore drill: the newest dump restored into a throwaway cluster and checked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.drills import full_restore
+from exporter.drills.scratch import MARKER
+from sandbox.pgcluster import PgCluster
+from sandbox.seed import seed
+from tests.helpers import make_config
+
+VERIFICATION = {
+    "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
+    "orphans": [
+        {"table": "debate_messages", "column": "debate_id", "parent_table": "debates",
+         "parent_column": "id"}
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def production() -> Iterator[PgCluster]:
+    c = PgCluster().init(None).start()
+    try:
+        c.execute("CREATE DATABASE app")
+        with c.connect("app") as conn:
+            seed(conn, debates=2000)
+        yield c
+    finally:
+        c.destroy()
+
+
+def _loaded(production: PgCluster, store: Path, state: Path, **drills: object):  # type: ignore[no-untyped-def]
+    scratch = state / "scratch"
+    scratch.mkdir(parents=True)
+    for path in (scratch, *scratch.parents):  # the scratch cluster's OS user must reach it
+        if path == Path("/tmp"):
+            break
+        path.chmod(path.stat().st_mode | 0o011)
+    return make_config(
+        [
+            {
+                "name": "app",
+                "postgres": {"dsn": production.dsn("app"), "verification": VERIFICATION},
+                "backups": {"store": f"file://{store}/"},
+                "drills": {
+                    "schedule": "0 3 * * 0",
+                    "scratch": {"user": "postgres", "dir": str(scratch)},
+                    "full_restore": {"jobs": 2},
+                    **drills,
+                },
+            }
+        ],
+        state_dir=str(state),
+    )
+
+
+def _drill(loaded) -> full_restore.DrillResult:  # type: ignore[no-untyped-def]
+    config = loaded.config
+    return full_restore.run(config, config.targets[0], time.monotonic() + 120)
+
+
+def test_the_newest_dump_restores_with_every_row(production: PgCluster, tmp_path: Path) -> None:
+    store = production.backups / tmp_path.name  # pg_dump runs as the server's OS user
+    production.dump("app", store)
+    result = _drill(_loaded(production, store, tmp_path / "state"))
+    assert result.ok, result.summary
+    assert set(result.phases) == {"download", "restore", "verify"}
+    assert result.duration_seconds >= sum(result.phases.values())
+    rows, missing = result.tables["debates"]
+    assert missing == 0 and rows == production.execute("SELECT count(*) FROM debates", "app")[0][0]
+    assert result.values["amcheck"] == "ok"
+    assert result.recovered_to is not None
+    assert not list((tmp_path / "state" / "scratch").glob(f"{MARKER}-*")), "scratch left behind"
+
+
+def test_a_corrupt_dump_fails_with_the_reason(production: PgCluster, tmp_path: Path) -> None:
+    store = production.backups / tmp_path.name
+    dump = production.dump("app", store)
+    dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+    result = _drill(_loaded(production, store, tmp_path / "state"))
+    assert not result.ok
+    assert "pg_restore failed" in result.summary or "does not read" in result.summary
+
+
+def test_a_copy_that_lacks_rows_fails_naming_the_table(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name  # pg_dump runs as the server's OS user
+    production.dump("app", store)
+    # Rows committed before the dump's newest row, yet not in the dump: lost data.
+    production.execute(
+        "INSERT INTO debates (title, created_at) SELECT 'late', now() - interval '3 days' "
+        "FROM generate_series(1, 7)",
+        "app",
+    )
+    try:
+        result = _drill(_loaded(production, store, tmp_path / "state"))
+    finally:
+        production.execute("DELETE FROM debates WHERE title = 'late'", "app")
+    assert not result.ok
+    assert "debates: 7 rows production has up to" in result.summary
+    assert result.tables["debates"][1] == 7
