@@ -15,6 +15,8 @@ from checks.support.verify import terminate_all
 from core.config.loading import LoadedConfig, load_config
 from core.errors import ConfigError
 from core.redact import redact
+from exporter.drills.engine import DrillEngine
+from exporter.drills.metrics import DrillCollector
 from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation.metrics import RemediationCollector
 from exporter.remediation.webhook import WEBHOOK_PATH, webhook_app
@@ -38,12 +40,14 @@ class Daemon:
         self._lock = threading.Lock()
         self._instances: Instances = {}
         self.remediation = RemediationEngine()
+        self.drills = DrillEngine()
         self._current = self._apply(loaded)
         self._reload = ReloadState(True, time.time())
         self.scheduler = Scheduler(self._run_job)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
+        registry.register(DrillCollector(self.drills, lambda: self._current.config))
         webhook = webhook_app(self.remediation, lambda: self._current.config)
         self.http = HttpServer(
             listen_address,
@@ -68,6 +72,7 @@ class Daemon:
         self.remediation.forget(
             {t.name for t in config.targets if config.remediation_for(t).enabled}
         )
+        self.drills.configure(config)
         for off in loaded.off:
             log.warning("section off: %s", off)
         return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off))
@@ -96,6 +101,7 @@ class Daemon:
     def start(self) -> None:
         self.http.start()
         self.scheduler.schedule(self._current.jobs)
+        self.drills.start(self._current.config)
         log.info(
             "drwatch started",
             extra={"listen_port": self.http.port, "checks": len(self._current.jobs)},
@@ -134,6 +140,7 @@ class Daemon:
         terminate_all()
         self.http.stop()
         self.remediation.close()
+        self.drills.stop()
         log.info("drwatch stopped")
 
     def serve_forever(self) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from core.config.loading import LoadedConfig
 from exporter.drills import full_restore
+from exporter.drills.engine import DrillEngine
+from exporter.drills.metrics import DrillCollector
 from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster
 from sandbox.seed import seed
-from tests.helpers import make_config
+from tests.helpers import drwatch, make_config
 
 VERIFICATION = {
     "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
@@ -35,29 +41,30 @@ def production() -> Iterator[PgCluster]:
         c.destroy()
 
 
-def _loaded(production: PgCluster, store: Path, state: Path, **drills: object):  # type: ignore[no-untyped-def]
+def _doc(production: PgCluster, store: Path, state: Path, **drills: object) -> dict[str, Any]:
     scratch = state / "scratch"
-    scratch.mkdir(parents=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     for path in (scratch, *scratch.parents):  # the scratch cluster's OS user must reach it
         if path == Path("/tmp"):
             break
         path.chmod(path.stat().st_mode | 0o011)
-    return make_config(
-        [
-            {
-                "name": "app",
-                "postgres": {"dsn": production.dsn("app"), "verification": VERIFICATION},
-                "backups": {"store": f"file://{store}/"},
-                "drills": {
-                    "schedule": "0 3 * * 0",
-                    "scratch": {"user": "postgres", "dir": str(scratch)},
-                    "full_restore": {"jobs": 2},
-                    **drills,
-                },
-            }
-        ],
-        state_dir=str(state),
-    )
+    target = {
+        "name": "app",
+        "postgres": {"dsn": production.dsn("app"), "verification": VERIFICATION},
+        "backups": {"store": f"file://{store}/"},
+        "drills": {
+            "schedule": "0 3 * * 0",
+            "scratch": {"user": "postgres", "dir": str(scratch)},
+            "full_restore": {"jobs": 2},
+            **drills,
+        },
+    }
+    return {"targets": [target], "state_dir": str(state)}
+
+
+def _loaded(production: PgCluster, store: Path, state: Path, **drills: object) -> LoadedConfig:
+    doc = _doc(production, store, state, **drills)
+    return make_config(doc["targets"], state_dir=doc["state_dir"])
 
 
 def _drill(loaded) -> full_restore.DrillResult:  # type: ignore[no-untyped-def]
@@ -106,3 +113,36 @@ def test_a_copy_that_lacks_rows_fails_naming_the_table(
     assert not result.ok
     assert "debates: 7 rows production has up to" in result.summary
     assert result.tables["debates"][1] == 7
+
+
+def test_drwatch_drill_reports_and_the_collector_exports(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    loaded = _loaded(production, store, tmp_path / "state")
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump(_doc(production, store, tmp_path / "state")))
+    proc = drwatch("drill", "--config", str(config), "--format", "json", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    (drill,) = doc["drills"]
+    assert doc["status"] == "OK" and drill["scenario"] == "full_restore"
+    assert drill["rto_objective_seconds"] == 7200
+    assert set(drill["phases"]) == {"download", "restore", "verify"}
+    assert drill["values"]["tables"]["debates"]["missing"] == 0
+
+    engine = DrillEngine()
+    engine.configure(loaded.config)
+    engine.run(loaded.config, loaded.config.targets[0])
+    families = {f.name: f for f in DrillCollector(engine, lambda: loaded.config).collect()}
+    key = {"target": "app", "scenario": "full_restore"}
+    assert [s.value for s in families["drwatch_drill_success"].samples] == [1.0]
+    (rto,) = families["drwatch_rto_measured_seconds"].samples
+    assert rto.labels == key and rto.value > 0
+    phases = {s.labels["phase"] for s in families["drwatch_drill_phase_duration_seconds"].samples}
+    assert phases == {"download", "restore", "verify"}
+    # The last success survives a restart: a new engine reads it back from state_dir.
+    again = DrillEngine()
+    again.configure(loaded.config)
+    assert again.snapshot()[1][("app", "full_restore")].duration_seconds == rto.value

@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help="act (needs remediation.enabled: true; overrides dry_run)",
     )
 
+    drill = sub.add_parser("drill", help="run the configured restore drills now, with a report")
+    drill.add_argument("--config", required=True)
+    drill.add_argument("--target", help="only this target")
+    drill.add_argument("--scenario", choices=["full_restore"], help="only this scenario")
+    drill.add_argument("--format", default="table", choices=["table", "json"])
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.cli.check import check
 
         return check(args.config, args.format, args.target)
+    if args.command == "drill":
+        from exporter.cli.drill import drill
+
+        return drill(args.config, args.target, args.scenario, args.format)
     if args.command == "remediate":
         from exporter.cli.remediate import remediate
 

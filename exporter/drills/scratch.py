@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,26 @@ from core.errors import DrwatchError
 
 SUPERUSER = "drwatch_drill"
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
+
+
+_ACTIVE: set[ThrowawayCluster | StagingDatabase] = set()  # what close_all() ends
+_ACTIVE_LOCK = threading.Lock()
+
+
+def close_all() -> None:
+    """Ends every scratch database in use (drwatch is stopping)."""
+    with _ACTIVE_LOCK:
+        active = list(_ACTIVE)
+    for scratch in active:
+        scratch.close()
+
+
+def _track(scratch: ThrowawayCluster | StagingDatabase, active: bool) -> None:
+    with _ACTIVE_LOCK:
+        if active:
+            _ACTIVE.add(scratch)
+        else:
+            _ACTIVE.discard(scratch)
 
 
 class DrillError(DrwatchError):
@@ -94,6 +115,7 @@ class ThrowawayCluster:
                 f"OS user {self._runuser[2]} cannot reach {self.root}: make its parent "
                 "directories traversable by it (chmod o+x) or set drills.scratch.dir"
             )
+        _track(self, True)
         self._run(
             str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
@@ -131,6 +153,7 @@ class ThrowawayCluster:
         stop_postmaster(self.data)  # if pg_ctl could not
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        _track(self, False)
 
 
 class StagingDatabase:
@@ -141,6 +164,7 @@ class StagingDatabase:
         self.name = f"drwatch_drill_{uuid.uuid4().hex[:12]}"
 
     def start(self) -> None:
+        _track(self, True)
         with psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
 

@@ -1,0 +1,189 @@
+"""Runs drills: on their cron schedules in the daemon, at once for `drwatch drill`.
+
+One drill at a time per process, in a thread of its own: a drill never delays a check or a
+scrape. The last result and the last success of each target and scenario survive restarts
+(`<state_dir>/drills.json`), so a restart does not make a drill look overdue, nor hide one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from core.config.drills import cron_trigger
+from core.config.schema import Config, Target
+from exporter.drills import full_restore
+from exporter.drills.result import DrillResult
+from exporter.drills.scratch import close_all, remove_leftovers
+
+log = logging.getLogger("drwatch.drills")
+
+Key = tuple[str, str]  # (target, scenario)
+RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
+    full_restore.SCENARIO: full_restore.run,
+}
+
+
+class DrillEngine:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one drill at a time
+        self._state_lock = threading.Lock()
+        self.last: dict[Key, DrillResult] = {}
+        self.last_success: dict[Key, DrillResult] = {}
+        self.expected_since: dict[Key, float] = {}  # when this drwatch began expecting a drill
+        self.running: Key | None = None
+        self._state_file: Path | None = None
+        self._scheduler: BackgroundScheduler | None = None
+
+    def configure(self, config: Config) -> None:
+        """Takes a (re)loaded config: the remembered results, and the schedule if running."""
+        state = Path(config.state_dir) / "drills.json"
+        if state != self._state_file:
+            self._state_file = state
+            self._load()
+        now = time.time()
+        keys = {(t.name, s) for t in config.targets if t.drills for s in t.drills.scenarios()}
+        with self._state_lock:
+            self.expected_since = {k: self.expected_since.get(k, now) for k in keys}
+        if self._scheduler is not None:
+            self.schedule(config)
+
+    def schedule(self, config: Config) -> None:
+        scheduler = BackgroundScheduler(timezone=UTC)
+        for target in config.targets:
+            if target.drills is None:
+                continue
+            trigger = cron_trigger(target.drills.schedule, target.drills.timezone)
+            scheduler.add_job(
+                self._run_safely,
+                trigger,
+                args=(config, target),
+                id=target.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+        old, self._scheduler = self._scheduler, scheduler
+        if old is not None:
+            old.shutdown(wait=False)
+        scheduler.start()
+
+    def start(self, config: Config) -> None:
+        for base in {_scratch_base(config, t) for t in config.targets if t.drills}:
+            for left in remove_leftovers(base):
+                log.warning("removed a drill left behind by a drwatch that was killed: %s", left)
+        self.schedule(config)
+
+    def run_soon(self, config: Config, delay: float) -> None:
+        """Every configured drill once, `delay` seconds from now (`make run` shows a first RTO)."""
+        timer = threading.Timer(delay, self._run_all, args=(config,))
+        timer.daemon = True
+        timer.start()
+
+    def _run_all(self, config: Config) -> None:
+        for target in config.targets:
+            self._run_safely(config, target)
+
+    def _run_safely(self, config: Config, target: Target) -> None:
+        try:
+            self.run(config, target)
+        except Exception:  # a bug in a drill must not end the scheduler's thread
+            log.exception("drill failed to run", extra={"target": target.name})
+
+    def run(self, config: Config, target: Target, scenario: str | None = None) -> list[DrillResult]:
+        """The target's drills (or one), one after the other; waits for any drill running."""
+        if target.drills is None:
+            return []
+        results = []
+        for name in target.drills.scenarios():
+            if scenario not in (None, name):
+                continue
+            with self._lock:
+                self.running = (target.name, name)
+                deadline = time.monotonic() + target.drills.timeout
+                try:
+                    result = RUNNERS[name](config, target, deadline)
+                finally:
+                    self.running = None
+            self._record(result)
+            results.append(result)
+        return results
+
+    def _record(self, result: DrillResult) -> None:
+        key = (result.target, result.scenario)
+        with self._state_lock:
+            self.last[key] = result
+            if result.ok:
+                self.last_success[key] = result
+        level = logging.INFO if result.ok else logging.WARNING
+        log.log(
+            level,
+            "drill " + ("passed" if result.ok else "failed"),
+            extra={
+                "target": result.target,
+                "scenario": result.scenario,
+                "duration_seconds": round(result.duration_seconds, 3),
+                "summary": result.summary,
+            },
+        )
+        self._save()
+
+    def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
+        with self._state_lock:
+            return dict(self.last), dict(self.last_success), dict(self.expected_since)
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        close_all()  # the scratch clusters of a drill in flight: its restore fails at once
+
+    def _load(self) -> None:
+        assert self._state_file is not None
+        try:
+            doc: dict[str, Any] = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable drill state %s: %s", self._state_file, exc)
+            return
+        with self._state_lock:
+            for name, slot in (("last", self.last), ("last_success", self.last_success)):
+                for entry in doc.get(name, []):
+                    result = DrillResult(**{**entry, "tables": _tables(entry)})
+                    slot[(result.target, result.scenario)] = result
+
+    def _save(self) -> None:
+        if self._state_file is None:
+            return
+        with self._state_lock:
+            doc = {
+                "last": [asdict(r) for r in self.last.values()],
+                "last_success": [asdict(r) for r in self.last_success.values()],
+            }
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self._state_file)
+        except OSError as exc:
+            log.warning("cannot save drill state %s: %s", self._state_file, exc.strerror)
+
+
+def _tables(entry: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return {name: (int(rows), int(missing)) for name, (rows, missing) in entry["tables"].items()}
+
+
+def _scratch_base(config: Config, target: Target) -> Path:
+    assert target.drills is not None
+    scratch = target.drills.scratch.dir
+    return Path(scratch) if scratch else Path(config.state_dir) / "drills"

@@ -1,0 +1,128 @@
+"""Restore drills on /metrics: the measured RTO beside the objective, each phase, what the copy
+held, and when the last drill ran and passed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from core.config.schema import Config
+from core.metrics import Families, gauge
+from exporter.drills.engine import DrillEngine
+from exporter.drills.result import DrillResult
+
+KEYS = ("target", "scenario")
+DRILL_CONFIGURED_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_expected_since_timestamp_seconds",
+    "Since when this drwatch expects the drill (its start, or the reload that configured it).",
+    *KEYS,
+)
+DRILL_MAX_AGE_SECONDS = gauge(
+    "drwatch_drill_max_age_seconds",
+    "The configured age after which a drill without a pass is overdue.",
+    *KEYS,
+)
+DRILL_LAST_RUN_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_last_run_timestamp_seconds", "When the last drill started.", *KEYS
+)
+DRILL_SUCCESS = gauge(
+    "drwatch_drill_success", "1 if the last drill restored and checked a copy, 0 if not.", *KEYS
+)
+DRILL_LAST_SUCCESS_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_last_success_timestamp_seconds",
+    "When the last drill that passed started (absent until one has).",
+    *KEYS,
+)
+DRILL_DURATION_SECONDS = gauge(
+    "drwatch_drill_duration_seconds", "How long the last drill took, passed or not.", *KEYS
+)
+DRILL_PHASE_DURATION_SECONDS = gauge(
+    "drwatch_drill_phase_duration_seconds",
+    "How long each phase of the last drill took (download, restore, verify).",
+    *KEYS,
+    "phase",
+)
+RTO_MEASURED_SECONDS = gauge(
+    "drwatch_rto_measured_seconds",
+    "The recovery time the last passing drill measured: start to a restored, checked, "
+    "connectable database.",
+    *KEYS,
+)
+DRILL_RECOVERED_TO_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_recovered_to_timestamp_seconds",
+    "The newest data the last drill's copy held.",
+    *KEYS,
+)
+DRILL_TABLE_ROWS = gauge(
+    "drwatch_drill_table_rows", "Rows of a watched table in the last drill's copy.", *KEYS, "table"
+)
+DRILL_TABLE_ROWS_MISSING = gauge(
+    "drwatch_drill_table_rows_missing",
+    "Rows production holds up to the copy's newest row that the copy lacks.",
+    *KEYS,
+    "table",
+)
+DRILL_RUNNING = gauge("drwatch_drill_running", "1 while a drill runs.", *KEYS)
+
+METRICS = (
+    DRILL_CONFIGURED_TIMESTAMP_SECONDS,
+    DRILL_MAX_AGE_SECONDS,
+    DRILL_LAST_RUN_TIMESTAMP_SECONDS,
+    DRILL_SUCCESS,
+    DRILL_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    DRILL_DURATION_SECONDS,
+    DRILL_PHASE_DURATION_SECONDS,
+    RTO_MEASURED_SECONDS,
+    DRILL_RECOVERED_TO_TIMESTAMP_SECONDS,
+    DRILL_TABLE_ROWS,
+    DRILL_TABLE_ROWS_MISSING,
+    DRILL_RUNNING,
+)
+
+
+class DrillCollector(Collector):
+    def __init__(self, engine: DrillEngine, config: Callable[[], Config]) -> None:
+        self.engine = engine
+        self.config = config
+
+    def describe(self) -> Iterator[Metric]:
+        yield from Families(METRICS)
+
+    def collect(self) -> Iterator[Metric]:
+        config = self.config()
+        families = Families(METRICS)
+        add = families.add
+        last, passed, expected = self.engine.snapshot()
+        running = self.engine.running
+        for target in config.targets:
+            for scenario in target.drills.scenarios() if target.drills else ():
+                key = (target.name, scenario)
+                k = {"target": target.name, "scenario": scenario}
+                assert target.drills is not None
+                add(DRILL_MAX_AGE_SECONDS, target.drills.max_age, **k)
+                add(DRILL_RUNNING, float(key == running), **k)
+                if key in expected:
+                    add(DRILL_CONFIGURED_TIMESTAMP_SECONDS, expected[key], **k)
+                if key in passed:
+                    good = passed[key]
+                    add(DRILL_LAST_SUCCESS_TIMESTAMP_SECONDS, good.started_at, **k)
+                    add(RTO_MEASURED_SECONDS, good.duration_seconds, **k)
+                if key in last:
+                    self._last(families, last[key], k)
+        yield from families
+
+    @staticmethod
+    def _last(families: Families, result: DrillResult, k: dict[str, str]) -> None:
+        add = families.add
+        add(DRILL_LAST_RUN_TIMESTAMP_SECONDS, result.started_at, **k)
+        add(DRILL_SUCCESS, float(result.ok), **k)
+        add(DRILL_DURATION_SECONDS, result.duration_seconds, **k)
+        for phase, seconds in result.phases.items():
+            add(DRILL_PHASE_DURATION_SECONDS, seconds, **k, phase=phase)
+        if result.recovered_to is not None:
+            add(DRILL_RECOVERED_TO_TIMESTAMP_SECONDS, result.recovered_to, **k)
+        for table, (rows, missing) in result.tables.items():
+            add(DRILL_TABLE_ROWS, rows, **k, table=table)
+            add(DRILL_TABLE_ROWS_MISSING, missing, **k, table=table)
