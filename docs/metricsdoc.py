@@ -11,6 +11,7 @@ from pathlib import Path
 
 from checks.registry import REGISTRY
 from core.metrics import MetricSpec
+from exporter.drills import metrics as drill_metrics
 from exporter.remediation import metrics as remediation_metrics
 from exporter.web.metrics import SELF_METRICS
 
@@ -23,6 +24,7 @@ TABLE_END = "<!-- end of checks table -->"
 SECTIONS: tuple[tuple[str, bool, tuple[MetricSpec, ...]], ...] = (
     ("## drwatch itself, objectives and exposures", False, SELF_METRICS),
     *((f"## `{check.name}` check", True, check.metrics) for check in REGISTRY),
+    ("## restore drills", False, drill_metrics.METRICS),
     ("## remediation", False, remediation_metrics.METRICS),
 )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,9 @@ from exporter.drills import full_restore
 from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
 from exporter.drills.scratch import MARKER
-from sandbox.pgcluster import PgCluster
+from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
+from tests.daemon import DaemonProcess
 from tests.helpers import drwatch, make_config
 
 VERIFICATION = {
@@ -146,3 +149,45 @@ def test_drwatch_drill_reports_and_the_collector_exports(
     again = DrillEngine()
     again.configure(loaded.config)
     assert again.snapshot()[1][("app", "full_restore")].duration_seconds == rto.value
+
+
+def test_a_drill_killed_midway_is_cleaned_up_at_the_next_start(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    state = tmp_path / "state"
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump(_doc(production, store, state)))
+    scratch = state / "scratch"
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "drill", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        postmaster = wait_until(
+            lambda: _postmaster(scratch), 60, interval=0.05, what="the scratch cluster running"
+        )
+    finally:
+        killed.kill()  # SIGKILL: no clean-up of its own
+        killed.wait()
+    assert Path(f"/proc/{postmaster}").exists(), "the scratch server outlives a killed drwatch"
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        wait_until(lambda: not list(scratch.glob(f"{MARKER}-*")), 30, what="leftovers removed")
+        wait_until(lambda: not Path(f"/proc/{postmaster}").exists(), 30, what="server stopped")
+        assert "removed a drill left behind" in daemon.log()
+    finally:
+        daemon.stop()
+
+
+def _postmaster(scratch: Path) -> int | None:
+    """The pid of a scratch server running under `scratch` (not initdb's bootstrap, negative)."""
+    for pid_file in scratch.glob(f"{MARKER}-*/data/postmaster.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid > 0:
+            return pid
+    return None

@@ -24,7 +24,14 @@ def test_declarations_follow_the_conventions() -> None:
         assert spec.name.endswith("_total") == (spec.type == "counter"), spec.name
         assert spec.help.endswith("."), spec.name
         assert "target" not in spec.labels or spec.name.startswith(
-            ("drwatch_check", "drwatch_rpo", "drwatch_rto", "drwatch_config", "drwatch_remediation")
+            (
+                "drwatch_check",
+                "drwatch_rpo",
+                "drwatch_rto",
+                "drwatch_config",
+                "drwatch_remediation",
+                "drwatch_drill",
+            )
         )
 
 

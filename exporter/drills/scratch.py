@@ -185,7 +185,8 @@ class StagingDatabase:
 def stop_postmaster(data: Path) -> None:
     """Kills the postmaster of `data` if one still runs (its first line of postmaster.pid)."""
     try:
-        pid = int((data / "postmaster.pid").read_text().split()[0])
+        # Negative while a single-user backend (initdb's bootstrap) holds the directory.
+        pid = abs(int((data / "postmaster.pid").read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
