@@ -34,7 +34,8 @@ def build() -> Dashboard:
         "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
         "WAL archive, cross-region copy and Redis persistence behind it.",
     )
-    for row in (_recovery_objectives, _backups, _wal_archive_and_cross_region_copy, _redis):
+    rows = (_recovery_objectives, _drills, _backups, _wal_archive_and_cross_region_copy, _redis)
+    for row in rows:
         dashboard = row(dashboard)
     return dashboard
 
@@ -118,6 +119,63 @@ def _recovery_objectives(dashboard: Dashboard) -> Dashboard:
                 q(f"drwatch_rto_objective_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
                 unit="s",
                 w=16,
+            )
+        )
+    )
+
+
+def _drills(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Restore drills"))
+        .with_panel(
+            timeseries_panel(
+                "Measured RTO vs objective",
+                "Solid: how long the last passing restore drill took to a restored, checked, "
+                "connectable database. Dashed: that scenario's RTO.",
+                q(f"drwatch_rto_measured_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
+                q(
+                    f"drwatch_rto_objective_seconds{{{TARGET}}} "
+                    "and on(target, scenario) drwatch_rto_measured_seconds",
+                    "{{target}} {{scenario}} RTO",
+                    ref="B",
+                ),
+                unit="s",
+                dashed_refs=("B",),
+                w=12,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Drill phases",
+                "Where the last drill's time went: downloading the backup, restoring it, "
+                "checking the copy.",
+                q(
+                    f"drwatch_drill_phase_duration_seconds{{{TARGET}}}",
+                    "{{target}} {{scenario}} {{phase}}",
+                ),
+                unit="s",
+                w=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Last passing drill",
+                "Time since the last drill that restored and checked a copy.",
+                q(
+                    f"time() - drwatch_drill_last_success_timestamp_seconds{{{TARGET}}}",
+                    "{{target}} {{scenario}}",
+                ),
+                unit="s",
+                w=3,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Last drill",
+                "Whether the last drill ended with a restored, checked, connectable database.",
+                q(f"drwatch_drill_success{{{TARGET}}}", "{{target}} {{scenario}}"),
+                mappings=states({"1": ("passed", "green"), "0": ("FAILED", "red")}),
+                w=3,
             )
         )
     )

@@ -17,6 +17,7 @@ from core.errors import ConfigError
 from core.redact import redact
 from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
+from exporter.drills.status import drill_rows
 from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation.metrics import RemediationCollector
 from exporter.remediation.webhook import WEBHOOK_PATH, webhook_app
@@ -51,7 +52,13 @@ class Daemon:
         webhook = webhook_app(self.remediation, lambda: self._current.config)
         self.http = HttpServer(
             listen_address,
-            make_app(registry, self.store, self.current, {WEBHOOK_PATH: webhook}),
+            make_app(
+                registry,
+                self.store,
+                self.current,
+                {WEBHOOK_PATH: webhook},
+                lambda: drill_rows(self.drills, self._current.config),
+            ),
         )
 
     def current(self) -> Current:

@@ -76,6 +76,10 @@ class Estate:
             "REDIS_SNAPSHOT_STORE": f"file://{self.cache.dir}/",
             # Remediation on in dry-run: it decides and reports, and touches nothing.
             "DRWATCH_REMEDIATION": "true",
+            # A first restore drill shortly after the start, as the server's own OS user.
+            "DRWATCH_DRILL_AT_START": "true",
+            "DRWATCH_DRILL_USER": "postgres",
+            "DRWATCH_DRILL_DIR": str(self.cluster.root / "drills"),
         }
 
     def start_traffic(self) -> None:

@@ -145,3 +145,22 @@ def test_chromium_renders_failing_as_critical_and_healthy_as_ok(
         capture_output=True, timeout=60,
     )  # fmt: skip
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
+
+
+def test_drills_show_the_measured_rto_beside_the_objective() -> None:
+    drill = {
+        "target": "app",
+        "scenario": "full_restore",
+        "status": "OK",
+        "summary": "restored app.dump (1.2 MB), checked",
+        "rto_measured_seconds": 9000.0,
+        "rto_objective_seconds": 7200.0,
+        "last_run_seconds_ago": 60.0,
+        "last_success_seconds_ago": 60.0,
+    }
+    doc = {"version": "1", "status": "OK", "checks": [], "exposures": [], "off": []}
+    page = render({**doc, "drills": [drill]})
+    row = next(line for line in page.splitlines() if 'class="drill ' in line)
+    assert '<td class="rto" style="color:#cf222e;font-weight:bold">2h30m</td>' in row
+    assert "<td>2h</td>" in row and "restored app.dump" in row
+    assert "Restore drills" not in render({**doc, "drills": []})  # no drill configured: no table

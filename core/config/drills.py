@@ -8,7 +8,6 @@ by `scratch.dsn`, where drwatch creates a database of its own and drops it after
 from __future__ import annotations
 
 import re
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -59,6 +58,11 @@ class ScratchConfig(Strict):
     # Free space required before a restore, as a multiple of the dump's size.
     disk_factor: float = Field(4.0, ge=1.0, le=100.0)
 
+    @field_validator("pg_bin", "dir", "user", "dsn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if v == "" else v  # `${VAR:-}` left empty: the default
+
 
 class FullRestoreDrill(Strict):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
@@ -69,6 +73,8 @@ class DrillsConfig(Strict):
     timezone: str = "UTC"
     max_age: Duration = 8 * 86400.0  # no passing drill for longer: overdue
     timeout: Duration = 4 * 3600.0  # drwatch's own deadline for one drill
+    # Also once, a minute after drwatch starts (a first measured RTO without waiting a week).
+    run_at_start: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
 
@@ -89,6 +95,6 @@ class DrillsConfig(Strict):
             raise ValueError(f"schedule: {exc}") from None
         return self
 
-    def scenarios(self) -> dict[str, Any]:
-        """The drills configured, by scenario."""
-        return {name: body for name, body in (("full_restore", self.full_restore),) if body}
+    def scenarios(self, has_backups: bool) -> list[str]:
+        """The drills configured, with what they restore (a dump needs a backups section)."""
+        return ["full_restore"] if self.full_restore and has_backups else []

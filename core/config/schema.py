@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
@@ -54,11 +54,9 @@ class Target(Strict):
     drills: DrillsConfig | None = None
     remediation: RemediationOverride | None = None  # overrides the global section key by key
 
-    @model_validator(mode="after")
-    def _drills_have_what_they_restore(self) -> Target:
-        if self.drills is not None and self.drills.full_restore and self.backups is None:
-            raise ValueError("drills.full_restore restores a dump: it needs a backups section")
-        return self
+    def drill_scenarios(self) -> list[str]:
+        """The drills this target runs (one without what it restores does not)."""
+        return self.drills.scenarios(self.backups is not None) if self.drills else []
 
     @field_validator("name")
     @classmethod

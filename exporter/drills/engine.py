@@ -29,6 +29,7 @@ from exporter.drills.scratch import close_all, remove_leftovers
 log = logging.getLogger("drwatch.drills")
 
 Key = tuple[str, str]  # (target, scenario)
+START_DELAY = 10.0  # `run_at_start`: after the first round of checks, not in its way
 RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
     full_restore.SCENARIO: full_restore.run,
 }
@@ -52,7 +53,7 @@ class DrillEngine:
             self._state_file = state
             self._load()
         now = time.time()
-        keys = {(t.name, s) for t in config.targets if t.drills for s in t.drills.scenarios()}
+        keys = {(t.name, s) for t in config.targets if t.drills for s in t.drill_scenarios()}
         with self._state_lock:
             self.expected_since = {k: self.expected_since.get(k, now) for k in keys}
         if self._scheduler is not None:
@@ -83,15 +84,14 @@ class DrillEngine:
             for left in remove_leftovers(base):
                 log.warning("removed a drill left behind by a drwatch that was killed: %s", left)
         self.schedule(config)
+        first = [t for t in config.targets if t.drills and t.drills.run_at_start]
+        if first:  # `run_at_start`: a first measured RTO without waiting for the schedule
+            timer = threading.Timer(START_DELAY, self._run_all, args=(config, first))
+            timer.daemon = True
+            timer.start()
 
-    def run_soon(self, config: Config, delay: float) -> None:
-        """Every configured drill once, `delay` seconds from now (`make run` shows a first RTO)."""
-        timer = threading.Timer(delay, self._run_all, args=(config,))
-        timer.daemon = True
-        timer.start()
-
-    def _run_all(self, config: Config) -> None:
-        for target in config.targets:
+    def _run_all(self, config: Config, targets: list[Target]) -> None:
+        for target in targets:
             self._run_safely(config, target)
 
     def _run_safely(self, config: Config, target: Target) -> None:
@@ -105,7 +105,7 @@ class DrillEngine:
         if target.drills is None:
             return []
         results = []
-        for name in target.drills.scenarios():
+        for name in target.drill_scenarios():
             if scenario not in (None, name):
                 continue
             with self._lock:

@@ -97,7 +97,7 @@ class DrillCollector(Collector):
         last, passed, expected = self.engine.snapshot()
         running = self.engine.running
         for target in config.targets:
-            for scenario in target.drills.scenarios() if target.drills else ():
+            for scenario in target.drill_scenarios():
                 key = (target.name, scenario)
                 k = {"target": target.name, "scenario": scenario}
                 assert target.drills is not None

@@ -40,11 +40,13 @@ def make_app(
     store: ResultStore,
     current: Callable[[], Current],
     routes: dict[str, WsgiApp] | None = None,
+    drills: Callable[[], list[dict[str, Any]]] = list,
 ) -> WsgiApp:
+    """`drills` gives the restore drills' rows of the status page (the daemon's engine)."""
     metrics_app = make_wsgi_app(registry)
 
     def document() -> dict[str, Any]:
-        return status_document(current(), store.snapshot(), time.time())
+        return status_document(current(), store.snapshot(), time.time(), drills())
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

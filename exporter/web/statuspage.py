@@ -25,7 +25,9 @@ def _ago(seconds: float | None) -> str:
     return f"{format_duration(seconds)} ago"
 
 
-def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, Any]:
+def status_document(
+    current: Current, snap: Snapshot, now: float, drills: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     checks = []
     for job in current.jobs:
         result = snap.results.get(job.key)
@@ -55,6 +57,7 @@ def status_document(current: Current, snap: Snapshot, now: float) -> dict[str, A
         "checks": checks,
         "exposures": exposures,
         "off": [{"target": o.target, "section": o.section, "why": o.why} for o in current.off],
+        "drills": drills or [],
     }
 
 
@@ -109,9 +112,40 @@ def _objective_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _drills_table(rows: list[str]) -> str:
+    if not rows:
+        return ""
+    return (
+        '<h2>Restore drills</h2>\n<table id="drills"><tr><th>target</th><th>scenario</th>'
+        "<th>last drill</th><th>measured RTO</th><th>objective (RTO)</th><th>last pass</th>"
+        f"<th>summary</th></tr>\n{''.join(rows)}\n</table>"
+    )
+
+
+def _drill_rows(doc: dict[str, Any]) -> list[str]:
+    e = html.escape
+    rows = []
+    for d in doc.get("drills", []):
+        measured, objective = d["rto_measured_seconds"], d["rto_objective_seconds"]
+        slow = measured is not None and objective is not None and measured > objective
+        rto = "not measured yet" if measured is None else format_duration(measured)
+        over = ' style="color:#cf222e;font-weight:bold"' if slow else ""  # slower than the RTO
+        rows.append(
+            f'<tr class="drill status-{e(d["status"].lower())}" data-target="{e(d["target"])}" '
+            f'data-scenario="{e(d["scenario"])}"><td>{e(d["target"])}</td>'
+            f"<td>{e(d['scenario'])}</td>"
+            f'<td class="status" style="background:{_COLOURS[d["status"]]}">{e(d["status"])}</td>'
+            f'<td class="rto"{over}>{e(rto)}</td>'
+            f"<td>{e(_exposure_text(objective))}</td>"
+            f"<td>{e(_ago(d['last_success_seconds_ago']))}</td>"
+            f'<td class="summary">{e(d["summary"])}</td></tr>'
+        )
+    return rows
+
+
 def render(doc: dict[str, Any], refresh: int | None = None) -> str:
     e = html.escape
-    rows, objectives = _check_rows(doc), _objective_rows(doc)
+    rows, objectives, drills = _check_rows(doc), _objective_rows(doc), _drill_rows(doc)
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     overall = doc["status"]
     return f"""<!doctype html>
@@ -133,6 +167,7 @@ h1 span{{color:#fff;padding:.1em .5em;border-radius:.3em}}
 <th>objective (RPO)</th><th></th></tr>
 {"".join(objectives) or '<tr><td colspan="5">no recovery scenario configured</td></tr>'}
 </table>
+{_drills_table(drills)}
 <h2>Checks</h2>
 <table id="checks"><tr><th>target</th><th>check</th><th>status</th><th>summary</th>
 <th>last success</th></tr>
