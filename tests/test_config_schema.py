@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import yaml
+
+from core.config.drills import cron_trigger
 from core.config.loading import parse_config
-from tests.helpers import DSN, config_problems
+from tests.helpers import DSN, config_problems, make_config
 
 
 def test_defaults_are_the_runbook_table_and_targets_override_one_field() -> None:
@@ -133,3 +138,42 @@ def test_an_unescaped_at_in_a_password_is_refused_without_echoing_it() -> None:
         (problem,) = config_problems(f"targets: [{{name: a, {section}: '{url}'}}}}]")
         assert "more than one '@' before the host: percent-encode '@'" in problem
         assert "Secret-Tail" not in problem and "Pw" not in problem
+
+
+def test_a_drill_never_restores_onto_a_watched_server() -> None:
+    (problem,) = config_problems(
+        yaml.safe_dump(
+            {
+                "targets": [
+                    {"name": "prod", "postgres": {"dsn": "postgresql://u@db.internal:5432/app"}},
+                    {
+                        "name": "other",
+                        "backups": {"store": "file:///b/"},
+                        "drills": {
+                            "schedule": "0 3 * * 0",
+                            "scratch": {"dsn": "host=db.internal port=5432 dbname=postgres"},
+                            "full_restore": {},
+                        },
+                    },
+                ]
+            }
+        )
+    )
+    assert problem == (
+        "targets: target 'other': drills.scratch.dsn is the server of target 'prod'; a drill "
+        "never writes to a monitored server"
+    )
+
+
+def test_a_drill_schedule_is_five_cron_fields_with_sunday_as_zero() -> None:
+    base = {"name": "a", "backups": {"store": "file:///b/"}}
+    (problem,) = config_problems(
+        yaml.safe_dump({"targets": [{**base, "drills": {"schedule": "0 3 * *"}}]})
+    )
+    assert problem.startswith("targets[0].drills: schedule: '0 3 * *': expected five fields")
+    loaded = make_config([{**base, "drills": {"schedule": "0 3 * * 0", "full_restore": {}}}])
+    drills = loaded.config.targets[0].drills
+    assert drills is not None
+    trigger = cron_trigger(drills.schedule, drills.timezone)
+    after = datetime(2026, 11, 26, tzinfo=UTC)  # a Thursday
+    assert trigger.get_next_fire_time(None, after) == datetime(2026, 11, 29, 3, tzinfo=UTC)

@@ -17,6 +17,7 @@ from core.config.loading import LoadedConfig
 from exporter.drills import full_restore
 from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
+from exporter.drills.result import DrillResult
 from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
@@ -70,9 +71,9 @@ def _loaded(production: PgCluster, store: Path, state: Path, **drills: object) -
     return make_config(doc["targets"], state_dir=doc["state_dir"])
 
 
-def _drill(loaded) -> full_restore.DrillResult:  # type: ignore[no-untyped-def]
+def _drill(loaded: LoadedConfig, deadline: float = 120.0) -> DrillResult:
     config = loaded.config
-    return full_restore.run(config, config.targets[0], time.monotonic() + 120)
+    return full_restore.run(config, config.targets[0], time.monotonic() + deadline)
 
 
 def test_the_newest_dump_restores_with_every_row(production: PgCluster, tmp_path: Path) -> None:
@@ -191,3 +192,65 @@ def _postmaster(scratch: Path) -> int | None:
         if pid > 0:
             return pid
     return None
+
+
+def test_a_drill_past_its_deadline_is_a_failure_and_leaves_nothing(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    loaded = _loaded(production, store, tmp_path / "state", timeout="1s")
+    result = _drill(loaded, deadline=0.01)  # a deadline shorter than any restore
+    assert not result.ok and result.summary == "timed out after 1 s", result.summary
+    assert not list((tmp_path / "state" / "scratch").iterdir()), "scratch left behind"
+
+
+def test_too_little_space_is_a_clear_failure_not_a_full_disk(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    dump = production.dump("app", store)
+    loaded = _loaded(production, store, tmp_path / "state", scratch={"user": "postgres"})
+    small = tmp_path / "state" / "drills"
+    small.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)]).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        result = _drill(loaded)
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], check=True)
+    assert not result.ok
+    assert result.summary.startswith(f"not enough space in {small}: ")
+    assert "needed (4 x the dump)" in result.summary and dump.stat().st_size * 4 > 64 * 1024
+
+
+def test_a_staging_server_gets_a_database_of_its_own_dropped_afterwards(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    staging = PgCluster().init(None).start()
+    try:
+        loaded = _loaded(production, store, tmp_path / "state", scratch={"dsn": staging.dsn()})
+        result = _drill(loaded)
+        assert result.ok, result.summary
+        assert result.tables["debates"][1] == 0
+        left = staging.execute("SELECT datname FROM pg_database WHERE datname LIKE 'drwatch%'")
+        assert left == [], left
+    finally:
+        staging.destroy()
+
+
+def test_a_staging_name_that_reaches_a_watched_server_is_refused(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    alias = f"postgresql://postgres@127.1:{production.port}/postgres"  # 127.0.0.1 in disguise
+    loaded = _loaded(production, store, tmp_path / "state", scratch={"dsn": alias})
+    result = _drill(loaded)
+    assert not result.ok
+    assert "reaches the server of target 'app'" in result.summary
+    assert production.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'drwatch%'") == [
+        (0,)
+    ]

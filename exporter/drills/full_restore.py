@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +22,7 @@ from checks.support.pg import fetch_one, session
 from checks.support.stores import listed_backups, nested_prefixes, open_store
 from checks.verification import VerificationCheck
 from core.config.drills import DrillsConfig
-from core.config.postgres import PostgresConfig, VerificationOptions
+from core.config.postgres import PostgresConfig, VerificationOptions, server
 from core.config.schema import Config, Target
 from core.errors import CheckError
 from core.humanize import format_bytes
@@ -76,15 +77,16 @@ def _run(
     with timer.phase("download"), open(dump, "wb") as sink:
         for block in store.chunks(newest.key):
             sink.write(block)
-            if timer.remaining() <= 0:
-                raise subprocess.TimeoutExpired("download", drills.timeout)
+            timer.remaining()  # raises past the deadline
     scratch = _scratch(config, drills, timer.deadline, dump)
     try:
         with timer.phase("restore"):
+            timer.remaining()
             scratch.start()
             copy = scratch.dsn(scratch.create_database())
             _pg_restore(scratch, copy, dump, drills.full_restore.jobs, timer)
         with timer.phase("verify"):
+            timer.remaining()
             problems = _verify(target, copy, timer)
     finally:
         scratch.close()
@@ -99,6 +101,12 @@ def _scratch(
     config: Config, drills: DrillsConfig, deadline: float, dump: Path
 ) -> ThrowawayCluster | StagingDatabase:
     if drills.scratch.dsn:
+        for target in config.targets:  # names may differ and still reach one server
+            if target.postgres and _addresses(target.postgres.dsn) & _addresses(drills.scratch.dsn):
+                raise DrillError(
+                    f"drills.scratch.dsn reaches the server of target {target.name!r}; a drill "
+                    "never writes to a monitored server"
+                )
         return StagingDatabase(drills.scratch.dsn)
     pg_bin = server_binaries(drills.scratch.pg_bin)
     dumped = _dumped_from(pg_bin, dump)
@@ -109,6 +117,18 @@ def _scratch(
             "(set drills.scratch.pg_bin to PostgreSQL {dumped} or newer)"
         )
     return ThrowawayCluster(drills.scratch, Path(config.state_dir), deadline)
+
+
+def _addresses(dsn: str) -> set[tuple[str, str]]:
+    """(address, port) pairs the DSN's host resolves to; a socket directory is itself."""
+    host, port = server(dsn)
+    if host.startswith("/"):
+        return {(host, port)}
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return {(host, port)}
+    return {(str(info[4][0]), port) for info in infos}
 
 
 def _dumped_from(pg_bin: Path, dump: Path) -> int | None:

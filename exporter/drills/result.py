@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,7 +66,11 @@ class Timer:
             self.result.phases[name] = time.monotonic() - started
 
     def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
+        """What is left of the deadline; TimeoutExpired once it has passed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired("drill", 0)
+        return left
 
     def finish(self, ok: bool, summary: str) -> DrillResult:
         self.result.ok = ok
