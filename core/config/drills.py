@@ -68,6 +68,10 @@ class FullRestoreDrill(Strict):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
 
 
+class RedisDrill(Strict):
+    """The newest RDB snapshot loaded into a scratch redis-server on loopback."""
+
+
 class DrillsConfig(Strict):
     schedule: str
     timezone: str = "UTC"
@@ -77,6 +81,7 @@ class DrillsConfig(Strict):
     run_at_start: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
+    redis: RedisDrill | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -95,6 +100,10 @@ class DrillsConfig(Strict):
             raise ValueError(f"schedule: {exc}") from None
         return self
 
-    def scenarios(self, has_backups: bool) -> list[str]:
-        """The drills configured, with what they restore (a dump needs a backups section)."""
-        return ["full_restore"] if self.full_restore and has_backups else []
+    def scenarios(self, has_backups: bool, has_snapshots: bool) -> list[str]:
+        """The drills configured that have what they restore (a dump store, a snapshot store)."""
+        wanted = (
+            ("full_restore", self.full_restore, has_backups),
+            ("redis", self.redis, has_snapshots),
+        )
+        return [name for name, drill, possible in wanted if drill is not None and possible]

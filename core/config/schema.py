@@ -56,7 +56,10 @@ class Target(Strict):
 
     def drill_scenarios(self) -> list[str]:
         """The drills this target runs (one without what it restores does not)."""
-        return self.drills.scenarios(self.backups is not None) if self.drills else []
+        if self.drills is None:
+            return []
+        snapshots = self.redis is not None and bool(self.redis.snapshot_store)
+        return self.drills.scenarios(self.backups is not None, snapshots)
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,127 @@
+"""The `redis` drill: the newest RDB snapshot loaded into a scratch redis-server on loopback, its
+keys counted against what the snapshot holds (redis-check-rdb reads every record), timed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis as redis_client
+
+from checks.support.stores import listed_backups, open_store
+from core.config.schema import Config, Target
+from core.errors import CheckError
+from core.humanize import format_bytes
+from exporter.drills.result import DrillResult, Timer
+from exporter.drills.scratch import DrillError
+
+SCENARIO = "redis"
+
+
+def run(config: Config, target: Target, deadline: float) -> DrillResult:
+    drills, cache = target.drills, target.redis
+    assert drills is not None and cache is not None and cache.snapshot_store
+    timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-rdb-", dir=base))
+    try:
+        store = open_store(cache.snapshot_store, config.aws)
+        snapshots = listed_backups(store, cache.snapshot_patterns)
+        if not snapshots:
+            raise DrillError(f"no snapshot in {store.url} to load")
+        newest = snapshots[-1]
+        timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
+        with timer.phase("download"), open(workdir / "dump.rdb", "wb") as sink:
+            for block in store.chunks(newest.key):
+                sink.write(block)
+                timer.remaining()
+        expected = _keys_in(workdir / "dump.rdb", timer)
+        with timer.phase("restore"):
+            server, port = _start(workdir, timer)
+        try:
+            with timer.phase("verify"):
+                loaded = _key_count(port, timer)
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        timer.result.values.update(keys_expected=expected, keys_loaded=loaded)
+        summary = f"loaded {newest.key} ({format_bytes(newest.size)}): {loaded} keys"
+        if loaded != expected:
+            return timer.finish(False, f"{summary}, the snapshot holds {expected}")
+        return timer.finish(True, summary)
+    except (DrillError, CheckError) as exc:
+        return timer.finish(False, str(exc))
+    except subprocess.TimeoutExpired:
+        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _keys_in(rdb: Path, timer: Timer) -> int:
+    """The keys the snapshot holds, as redis-check-rdb counts them reading every record."""
+    proc = subprocess.run(
+        ["redis-check-rdb", str(rdb)], capture_output=True, text=True, timeout=timer.remaining()
+    )
+    match = re.search(r"\[info\] (\d+) keys read", proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise DrillError(f"the snapshot does not read: {proc.stdout.strip().splitlines()[-1:]}")
+    return int(match[1])
+
+
+def _start(workdir: Path, timer: Timer) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = subprocess.Popen(
+        [
+            "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+            "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
+            "--protected-mode", "yes", "--logfile", str(workdir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_loaded(server, port, workdir, timer)
+    except BaseException:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        raise
+    return server, port
+
+
+def _wait_loaded(server: subprocess.Popen[bytes], port: int, workdir: Path, timer: Timer) -> None:
+    """Until the server answers with the snapshot loaded; the deadline bounds the wait."""
+    while True:
+        try:
+            client = redis_client.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+            with client:
+                if client.info("persistence").get("loading") == 0:
+                    return
+        except redis_client.RedisError:
+            pass
+        if server.poll() is not None:
+            raise DrillError(f"redis-server exited: {_tail(workdir / 'redis.log')}")
+        timer.remaining()
+        time.sleep(0.05)
+
+
+def _key_count(port: int, timer: Timer) -> int:
+    timeout = min(10.0, timer.remaining())
+    with redis_client.Redis(port=port, socket_timeout=timeout) as client:
+        keyspace = client.info("keyspace")
+    return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text().strip().splitlines()[-1]
+    except (OSError, IndexError):
+        return "no log"
