@@ -101,7 +101,9 @@ def main() -> None:
             latencies += [r for r in results if r is not None]
         total = args.burst * args.rounds
         print(f"/metrics: {size} lines, {args.targets} targets")
-        print(f"{args.rounds} bursts of {args.burst} concurrent scrapes: {failed} of {total} failed")
+        print(
+            f"{args.rounds} bursts of {args.burst} concurrent scrapes: {failed} of {total} failed"
+        )
         print(
             f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
             f"p99 {percentile(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"

@@ -47,11 +47,13 @@ def main() -> None:
             for _ in range(n)
         ]
         wait_until(
-            lambda: cluster.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                "AND state_change < now() - interval '1.5 seconds'"
-            )[0][0]
-            == n,
+            lambda: (
+                cluster.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
+                    "AND state_change < now() - interval '1.5 seconds'"
+                )[0][0]
+                == n
+            ),
             60,
         )
         doc = {
@@ -98,7 +100,9 @@ def main() -> None:
         cluster.destroy()
     print(f"sessions: {n}")
     print(f"dry-run pass ({n} decisions):      {dry_s * 1000:.0f} ms")
-    print(f"executing pass ({n} terminated):   {exec_s * 1000:.0f} ms ({exec_s / n * 1000:.2f} ms each)")
+    print(
+        f"executing pass ({n} terminated):   {exec_s * 1000:.0f} ms ({exec_s / n * 1000:.2f} ms each)"
+    )
     print(f"leader check with the lock held:  {held_ms:.2f} ms")
 
 
