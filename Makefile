@@ -44,6 +44,7 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/remediation.py
 	$(VENV)/bin/python bench/http_scrapes.py --targets 1
 	$(VENV)/bin/python bench/http_scrapes.py --targets 50
+	$(VENV)/bin/python bench/drill.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

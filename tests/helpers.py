@@ -208,3 +208,41 @@ def every_section(
             "elasticache": {"cluster": aws_name},
         },
     }
+
+
+def single_object_s3(
+    key: str, data: bytes, pace: float = 0.0, stall: threading.Event | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """An S3 endpoint (path-style, any bucket) that lists one object and serves it: 8 kB at a
+    time, `pace` seconds apart; with `stall`, only its first half, then nothing until set."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if "list-type=2" in self.path:
+                body = (
+                    '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
+                    "<KeyCount>1</KeyCount><IsTruncated>false</IsTruncated><Contents>"
+                    f"<Key>{key}</Key><LastModified>2026-11-26T00:00:00.000Z</LastModified>"
+                    f'<ETag>"x"</ETag><Size>{len(data)}</Size></Contents></ListBucketResult>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            served = data[: len(data) // 2] if stall else data
+            for start in range(0, len(served), 8192):
+                self.wfile.write(served[start : start + 8192])
+                self.wfile.flush()
+                if pace:
+                    time.sleep(pace)  # the pace of a slow store, not a synchronisation
+            if stall is not None:
+                stall.wait(600)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler

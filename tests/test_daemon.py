@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,16 @@ from checks.registry import REGISTRY
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.redisserver import RedisServer
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, aws_services, drwatch, every_section, serve, write_config, write_keys
+from tests.helpers import (
+    AWS,
+    aws_services,
+    drwatch,
+    every_section,
+    serve,
+    single_object_s3,
+    write_config,
+    write_keys,
+)
 
 CHECKS = ("wal_archiving", "replication", "connections")
 
@@ -282,41 +290,11 @@ def test_sighup_with_a_malformed_file_is_a_listed_problem_never_a_crash(
     )
 
 
-class _StuckS3(BaseHTTPRequestHandler):
-    """An S3 endpoint that lists one dump, then sends its first bytes and never the rest."""
-
-    dump = b""
-    release = threading.Event()
-
-    def do_GET(self) -> None:
-        if "list-type=2" in self.path:
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
-                "<KeyCount>1</KeyCount><IsTruncated>false</IsTruncated><Contents>"
-                "<Key>stuck.dump</Key><LastModified>2026-11-26T00:00:00.000Z</LastModified>"
-                f'<ETag>"x"</ETag><Size>{len(self.dump) * 100}</Size></Contents></ListBucketResult>'
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.dump) * 100))
-        self.end_headers()
-        self.wfile.write(self.dump[: len(self.dump) // 2])
-        self.wfile.flush()
-        self.release.wait(600)  # never answers the rest while the test runs
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_answers(
     cluster: PgCluster, dumps: dict[str, bytes], tmp_path: Path
 ) -> None:
-    _StuckS3.dump = dumps["good"]
-    with serve(_StuckS3) as endpoint:
+    release = threading.Event()
+    with serve(single_object_s3("stuck.dump", dumps["good"], stall=release)) as endpoint:
         config = write_config(
             tmp_path / "stuck.yml",
             [{"name": "db", "backups": {"store": "s3://b/", "timeout": "30m"}}],
@@ -334,7 +312,7 @@ def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_
             assert time.monotonic() - started < 5, "stopping waited for the stuck check"
             wait_until(lambda: not any(_alive(pid) for pid in readers), 5, what="readers gone")
         finally:
-            _StuckS3.release.set()
+            release.set()
             daemon.stop()
     assert '"drwatch stopped"' in daemon.log()
 
