@@ -8,12 +8,14 @@ by `scratch.dsn`, where drwatch creates a database of its own and drops it after
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from core.config.base import Strict
+from core.config.stores import StoreUrl
 from core.durations import Duration
 
 _DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -68,6 +70,15 @@ class FullRestoreDrill(Strict):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
 
 
+class PitrDrill(Strict):
+    """A physical base backup restored and the WAL archive replayed on it (to its end, or to
+    `target_time`). `base_store` holds one directory (prefix) per backup, as `pg_basebackup -Ft`
+    writes it: base.tar[.gz], pg_wal.tar[.gz] when WAL is included, backup_manifest."""
+
+    base_store: StoreUrl | None = None  # no physical base backup: the drill says PITR is impossible
+    target_time: datetime | None = None
+
+
 class RedisDrill(Strict):
     """The newest RDB snapshot loaded into a scratch redis-server on loopback."""
 
@@ -81,6 +92,7 @@ class DrillsConfig(Strict):
     run_at_start: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
+    pitr: PitrDrill | None = None
     redis: RedisDrill | None = None
 
     @field_validator("timezone")
@@ -100,10 +112,12 @@ class DrillsConfig(Strict):
             raise ValueError(f"schedule: {exc}") from None
         return self
 
-    def scenarios(self, has_backups: bool, has_snapshots: bool) -> list[str]:
-        """The drills configured that have what they restore (a dump store, a snapshot store)."""
+    def scenarios(self, has_backups: bool, has_wal: bool, has_snapshots: bool) -> list[str]:
+        """The drills configured that have what they restore (a dump store, a WAL store, a
+        snapshot store)."""
         wanted = (
             ("full_restore", self.full_restore, has_backups),
+            ("pitr", self.pitr, has_wal),
             ("redis", self.redis, has_snapshots),
         )
         return [name for name, drill, possible in wanted if drill is not None and possible]

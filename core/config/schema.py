@@ -59,7 +59,8 @@ class Target(Strict):
         if self.drills is None:
             return []
         snapshots = self.redis is not None and bool(self.redis.snapshot_store)
-        return self.drills.scenarios(self.backups is not None, snapshots)
+        wal = self.backups is not None and bool(self.backups.wal_store)
+        return self.drills.scenarios(self.backups is not None, wal, snapshots)
 
     @field_validator("name")
     @classmethod
