@@ -268,6 +268,14 @@ class PgCluster:
         finally:
             shutil.rmtree(target, ignore_errors=True)
 
+    def tar_base_backup(self, directory: Path) -> Path:
+        """`pg_basebackup -Ft -X stream` into `directory` (base.tar, pg_wal.tar, backup_manifest),
+        as a PITR drill's base_store holds it."""
+        directory.mkdir(parents=True)
+        _chown_to_server_user(directory)
+        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream")
+        return directory / "backup"
+
     def promote(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.datadir), "-w", "promote")
 

@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     drill = sub.add_parser("drill", help="run the configured restore drills now, with a report")
     drill.add_argument("--config", required=True)
     drill.add_argument("--target", help="only this target")
-    drill.add_argument("--scenario", choices=["full_restore", "redis"], help="only this scenario")
+    drill.add_argument(
+        "--scenario", choices=["full_restore", "pitr", "redis"], help="only this scenario"
+    )
     drill.add_argument("--format", default="table", choices=["table", "json"])
 
     config = sub.add_parser("config", help="configuration tools")

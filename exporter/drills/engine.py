@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
-from exporter.drills import full_restore, redis
+from exporter.drills import full_restore, pitr, redis
 from exporter.drills.result import DrillResult
 from exporter.drills.scratch import close_all, remove_leftovers
 
@@ -32,6 +32,7 @@ Key = tuple[str, str]  # (target, scenario)
 START_DELAY = 10.0  # `run_at_start`: after the first round of checks, not in its way
 RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
     full_restore.SCENARIO: full_restore.run,
+    pitr.SCENARIO: pitr.run,
     redis.SCENARIO: redis.run,
 }
 

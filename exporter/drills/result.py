@@ -62,8 +62,9 @@ class Timer:
         started = time.monotonic()
         try:
             yield
-        finally:
-            self.result.phases[name] = time.monotonic() - started
+        finally:  # a phase may come back (the WAL is downloaded after the base backup unpacks)
+            elapsed = time.monotonic() - started
+            self.result.phases[name] = self.result.phases.get(name, 0.0) + elapsed
 
     def remaining(self) -> float:
         """What is left of the deadline; TimeoutExpired once it has passed."""

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -107,6 +108,16 @@ class ThrowawayCluster:
             raise DrillError(f"{Path(args[0]).name}: {(proc.stderr or proc.stdout).strip()[:300]}")
 
     def start(self) -> None:
+        self._reachable()
+        _track(self, True)
+        self._run(
+            str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
+            "--no-sync", "-E", "UTF8", "--locale=C",
+        )  # fmt: skip
+        self._configure(self.data / "postgresql.conf", {})
+        self._pg_ctl_start()
+
+    def _reachable(self) -> None:
         if (
             self._runuser
             and subprocess.run([*self._runuser, "test", "-w", str(self.root)]).returncode
@@ -115,26 +126,37 @@ class ThrowawayCluster:
                 f"OS user {self._runuser[2]} cannot reach {self.root}: make its parent "
                 "directories traversable by it (chmod o+x) or set drills.scratch.dir"
             )
-        _track(self, True)
-        self._run(
-            str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
-            "--no-sync", "-E", "UTF8", "--locale=C",
-        )  # fmt: skip
+
+    def _configure(self, conf: Path, extra: dict[str, str]) -> None:
         settings = {
             "listen_addresses": "''",  # a Unix socket only: nothing outside can reach it
             "unix_socket_directories": f"'{self.socket_dir}'",
+            "port": "5432",
             "fsync": "off",  # a scratch copy: durability is not the point, speed is
             "full_page_writes": "off",
             "synchronous_commit": "off",
             "max_wal_size": "'4GB'",
+            **extra,
         }
-        with open(self.data / "postgresql.conf", "a") as conf:
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        with open(conf, "a") as out:
+            out.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _pg_ctl_start(self) -> None:
         wait = str(max(1, int(self.deadline - time.monotonic())))
-        self._run(
-            str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-            "-w", "-t", wait, "start",
-        )  # fmt: skip
+        try:
+            self._run(
+                str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+                "-w", "-t", wait, "start",
+            )  # fmt: skip
+        except DrillError as exc:  # the server's own log says why
+            try:
+                lines = (self.root / "log").read_text().strip().splitlines()
+            except OSError:
+                raise exc from None
+            errors = [line for line in lines if "FATAL" in line or "ERROR" in line][-2:]
+            raise DrillError(
+                f"the scratch server did not start: {' | '.join(errors or lines[-2:])}"
+            ) from None
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10"
@@ -217,3 +239,72 @@ def _owner_alive(path: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class PhysicalCopy(ThrowawayCluster):
+    """A throwaway server started from a physical base backup, recovering from the WAL archive.
+
+    The backup is unpacked and checked against its manifest (pg_verifybackup) before anything is
+    changed in it, then made harmless: a Unix socket only, archiving off, no synchronous standby
+    to wait for, trust for local connections, and recovery from WAL the drill downloaded (the
+    scratch server never reaches the store, nor holds its credentials), promoted at its end.
+    """
+
+    def unpack(self, backup: Path) -> None:
+        """The base backup into the data directory, checked against its manifest before
+        anything in it changes."""
+        self._reachable()
+        _track(self, True)
+        self.data.mkdir(mode=0o700)
+        for archive, into in (("base.tar", self.data), ("pg_wal.tar", self.data / "pg_wal")):
+            found = [p for p in (backup / archive, backup / f"{archive}.gz") if p.exists()]
+            if found:
+                into.mkdir(mode=0o700, exist_ok=True)
+                with tarfile.open(found[0]) as tar:
+                    tar.extractall(into, filter="data")
+        shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
+        has_wal = any(p.exists() for p in (backup / "pg_wal.tar", backup / "pg_wal.tar.gz"))
+        self.wal = self.root / "wal"  # where the drill puts the archive's WAL for recovery
+        self.wal.mkdir()
+        self._give(self.data, self.wal)
+        self._run(
+            str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
+        )
+
+    def segment_size(self) -> int:
+        out = subprocess.run(
+            [*self._runuser, str(self.pg_bin / "pg_controldata"), str(self.data)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        match = re.search(r"Bytes per WAL segment:\s+(\d+)", out.stdout)
+        if match is None:
+            raise DrillError(f"pg_controldata: {out.stderr.strip()[:200]}")
+        return int(match[1])
+
+    def recover(self, recovery: dict[str, str]) -> None:
+        """Recovery from the WAL the drill put in `wal`, promoted at its end, made harmless."""
+        for name in ("postgresql.conf", "pg_ident.conf"):  # kept outside the data directory
+            (self.data / name).touch()  # by Debian's clusters, so not in their base backups
+        (self.data / "pg_hba.conf").write_text("local all all trust\n")
+        (self.data / "recovery.signal").touch()
+        harmless = {
+            "archive_mode": "off",  # it must never write into production's archive
+            "synchronous_standby_names": "''",
+            "primary_conninfo": "''",
+            "shared_preload_libraries": "''",
+            "hba_file": f"'{self.data / 'pg_hba.conf'}'",
+            "ident_file": f"'{self.data / 'pg_ident.conf'}'",
+            "restore_command": f'\'cp "{self.wal}/%f" "%p"\'',
+            "recovery_target_action": "'promote'",
+            **recovery,
+        }
+        self._configure(self.data / "postgresql.auto.conf", harmless)
+        self._give(self.data, self.wal)
+        self._pg_ctl_start()
+
+    def _give(self, *paths: Path) -> None:
+        if self._runuser:
+            subprocess.run(["chown", "-R", self._runuser[2], *map(str, paths)], check=True)
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return f"host={self.socket_dir} user={user} dbname={dbname} connect_timeout=10"

@@ -1,0 +1,217 @@
+"""The `pitr` drill: the newest physical base backup restored into a scratch data directory, the
+target's WAL archive replayed on it (to its end, or to `target_time`), promoted, then checked.
+
+`recovered_to`, the last replayed transaction's time, is what the archive really lets you
+recover; recovery that stops before the newest archived segment is a gap, and a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from checks.support.pg import fetch_one, session
+from checks.support.stores import StoredObject, open_store
+from checks.support.walnames import parse_wal_name
+from core.config.postgres import PostgresConfig
+from core.config.schema import Config, Target
+from core.errors import CheckError
+from core.humanize import count
+from exporter.drills.copy_checks import check_copy
+from exporter.drills.result import DrillResult, Timer
+from exporter.drills.scratch import DrillError, PhysicalCopy
+
+SCENARIO = "pitr"
+NO_BASE_BACKUP = (
+    "PITR needs a physical base backup (pg_basebackup -Ft into drills.pitr.base_store): WAL "
+    "cannot be replayed on a logical restore of a dump"
+)
+
+
+def run(config: Config, target: Target, deadline: float) -> DrillResult:
+    drills, backups = target.drills, target.backups
+    assert drills is not None and drills.pitr is not None and backups and backups.wal_store
+    timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-base-", dir=base))
+    try:
+        if not drills.pitr.base_store:
+            raise DrillError(NO_BASE_BACKUP)
+        files = _newest_base_backup(config, drills.pitr.base_store)
+        with timer.phase("download"):
+            _download(config, drills.pitr.base_store, files, workdir, timer)
+        copy = PhysicalCopy(drills.scratch, Path(config.state_dir), deadline)
+        try:
+            with timer.phase("restore"):
+                copy.unpack(workdir)
+                start = _start_segment(workdir / "backup_manifest", copy.segment_size())
+            with timer.phase("download"):
+                _spool_wal(config, backups.wal_store, start, copy.wal, timer)
+            with timer.phase("restore"):
+                copy.recover(_recovery(target))
+                dsn = copy.dsn("postgres", _role(target.postgres))
+                end = _wait_promoted(dsn, timer)
+            with timer.phase("verify"):
+                problems = _continuity(config, backups.wal_store, end)
+                on_copy = copy.dsn(_database(target.postgres), _role(target.postgres))
+                problems += check_copy(target, on_copy, timer)
+        finally:
+            copy.close()
+        timer.result.recovered_to = end.recovered_to
+        timer.result.values["replayed_to_segment"] = end.segment
+        summary = f"recovered {files[0].key.rpartition('/')[0]} to {end.recovered_at}"
+        if problems:
+            return timer.finish(False, "; ".join([summary, *problems]))
+        return timer.finish(True, summary)
+    except (DrillError, CheckError) as exc:
+        return timer.finish(False, str(exc))
+    except subprocess.TimeoutExpired:
+        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _newest_base_backup(config: Config, store_url: str) -> list[StoredObject]:
+    """The files of the newest backup: one directory (prefix) per pg_basebackup -Ft run."""
+    backups: dict[str, list[StoredObject]] = {}
+    for obj in open_store(store_url, config.aws).list():
+        directory, _, name = obj.key.rpartition("/")
+        if name in ("base.tar", "base.tar.gz", "pg_wal.tar", "pg_wal.tar.gz", "backup_manifest"):
+            backups.setdefault(directory, []).append(obj)
+    usable = {
+        d: files
+        for d, files in backups.items()
+        if {f.key.rpartition("/")[2] for f in files} & {"base.tar", "base.tar.gz"}
+        and any(f.key.endswith("backup_manifest") for f in files)
+    }
+    if not usable:
+        raise DrillError(f"no base backup with a backup_manifest in {store_url}. {NO_BASE_BACKUP}")
+    return max(usable.values(), key=lambda files: max(f.modified for f in files))
+
+
+def _download(
+    config: Config, store_url: str, files: list[StoredObject], into: Path, timer: Timer
+) -> None:
+    store = open_store(store_url, config.aws)
+    for obj in files:
+        with open(into / obj.key.rpartition("/")[2], "wb") as sink:
+            for block in store.chunks(obj.key):
+                sink.write(block)
+                timer.remaining()
+
+
+def _recovery(target: Target) -> dict[str, str]:
+    assert target.drills is not None and target.drills.pitr is not None
+    when = target.drills.pitr.target_time
+    return {"recovery_target_time": _quote(when.isoformat())} if when else {}
+
+
+def _start_segment(manifest: Path, segment_size: int) -> str:
+    """The WAL file the backup starts in (its manifest's first WAL range)."""
+    try:
+        first = json.loads(manifest.read_text())["WAL-Ranges"][0]
+        high, low = (int(part, 16) for part in first["Start-LSN"].split("/"))
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise DrillError(f"backup_manifest has no WAL range: {exc}") from None
+    segno = ((high << 32) + low) // segment_size
+    per_log = 0x100000000 // segment_size
+    return f"{int(first['Timeline']):08X}{segno // per_log:08X}{segno % per_log:08X}"
+
+
+def _spool_wal(config: Config, wal_store: str, start: str, into: Path, timer: Timer) -> None:
+    """Every WAL file from the backup's start on (and every timeline history), uncompressed, where
+    the scratch server's restore_command copies them from."""
+    store = open_store(wal_store, config.aws)
+    for obj in store.list():
+        name = obj.key.rpartition("/")[2]
+        plain = name.removesuffix(".gz")
+        if not (plain.endswith(".history") or (len(plain) == 24 and plain[8:] >= start[8:])):
+            continue
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if name.endswith(".gz") else None
+        with open(into / plain, "wb") as sink:
+            for block in store.chunks(obj.key):
+                sink.write(inflate.decompress(block) if inflate else block)
+                timer.remaining()
+            if inflate:
+                sink.write(inflate.flush())
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _role(pg: PostgresConfig | None) -> str:
+    """A role the physical copy has: production's own (its roles came with the backup)."""
+    return str(conninfo_to_dict(pg.dsn).get("user") or "postgres") if pg else "postgres"
+
+
+def _database(pg: PostgresConfig | None) -> str:
+    return str(conninfo_to_dict(pg.dsn).get("dbname") or "postgres") if pg else "postgres"
+
+
+_RECOVERY_SQL = """
+SELECT pg_is_in_recovery() AS recovering, pg_last_xact_replay_timestamp() AS at,
+       pg_walfile_name(pg_last_wal_replay_lsn()) AS segment,
+       pg_size_bytes(current_setting('wal_segment_size')) AS segment_size
+"""
+
+
+@dataclass(frozen=True)
+class RecoveryEnd:
+    recovered_to: float | None  # the last replayed transaction's time
+    recovered_at: str
+    segment: str | None  # the WAL file replay ended in
+    segment_size: int
+
+
+def _wait_promoted(dsn: str, timer: Timer) -> RecoveryEnd:
+    """Polls until recovery has ended and the server is promoted; where replay ended."""
+    probe = PostgresConfig.model_validate({"dsn": dsn})
+    while True:
+        timer.remaining()
+        try:
+            with session(probe) as conn:
+                row = fetch_one(conn, _RECOVERY_SQL, what="recovery")
+        except CheckError:
+            row = {"recovering": True}
+        if not row["recovering"]:
+            at = row["at"]
+            return RecoveryEnd(
+                at.timestamp() if at else None,
+                f"{at:%Y-%m-%d %H:%M:%S %Z}" if at else "its start",
+                row["segment"],
+                int(row["segment_size"]),
+            )
+        time.sleep(0.2)  # recovery runs in the server; this only looks, bounded by the deadline
+
+
+def _continuity(config: Config, wal_store: str, end: RecoveryEnd) -> list[str]:
+    """Recovery that ended before the newest archived segment stopped at a gap."""
+    replayed = parse_wal_name(end.segment, end.segment_size) if end.segment else None
+    newest: tuple[int, str] | None = None
+    for obj in open_store(wal_store, config.aws).list():
+        name = obj.key.rpartition("/")[2].removesuffix(".gz")
+        wal = parse_wal_name(name, end.segment_size)
+        if wal is None or wal.kind != "segment" or wal.segno is None:
+            continue
+        if newest is None or wal.segno > newest[0]:
+            newest = (wal.segno, name)
+    if replayed is None or replayed.segno is None or newest is None:
+        return []
+    missing = newest[0] - replayed.segno
+    if missing > 0:
+        return [
+            f"recovery stopped at {end.segment} but the archive holds WAL up to {newest[1]}: "
+            f"a gap; {count(missing, 'segment')} of WAL after it cannot be replayed"
+        ]
+    return []
