@@ -55,6 +55,8 @@ class Estate:
         cluster.execute(
             "GRANT SELECT ON debates, debate_messages, knowledge_nodes TO drwatch", "aragora"
         )
+        # A physical base backup beside the dumps: the pitr drill replays the archive onto it.
+        cluster.tar_base_backup(cluster.backups / "base")
         self.dump = cluster.dump("aragora", cluster.backups / "postgres")
         # The cross-region copy: the same dump in another store, as S3 replication would do;
         # outside the backup directory, as another region's bucket is.
@@ -80,6 +82,7 @@ class Estate:
             "DRWATCH_DRILL_AT_START": "true",
             "DRWATCH_DRILL_USER": "postgres",
             "DRWATCH_DRILL_DIR": str(self.cluster.root / "drills"),
+            "BASE_STORE": f"file://{backups}/base/",
         }
 
     def start_traffic(self) -> None:

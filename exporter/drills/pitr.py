@@ -63,7 +63,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 end = _wait_promoted(dsn, timer)
             with timer.phase("verify"):
                 problems = _continuity(config, backups.wal_store, end)
-                on_copy = copy.dsn(_database(target.postgres), _role(target.postgres))
+                on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 problems += check_copy(target, on_copy, timer)
         finally:
             copy.close()
@@ -162,7 +162,8 @@ def _database(pg: PostgresConfig | None) -> str:
 _RECOVERY_SQL = """
 SELECT pg_is_in_recovery() AS recovering, pg_last_xact_replay_timestamp() AS at,
        pg_walfile_name(pg_last_wal_replay_lsn()) AS segment,
-       pg_size_bytes(current_setting('wal_segment_size')) AS segment_size
+       pg_size_bytes(current_setting('wal_segment_size')) AS segment_size,
+       (SELECT rolname FROM pg_roles WHERE oid = 10) AS superuser
 """
 
 
@@ -172,6 +173,7 @@ class RecoveryEnd:
     recovered_at: str
     segment: str | None  # the WAL file replay ended in
     segment_size: int
+    superuser: str  # the copy's bootstrap superuser (trust on its socket): amcheck needs one
 
 
 def _wait_promoted(dsn: str, timer: Timer) -> RecoveryEnd:
@@ -191,6 +193,7 @@ def _wait_promoted(dsn: str, timer: Timer) -> RecoveryEnd:
                 f"{at:%Y-%m-%d %H:%M:%S %Z}" if at else "its start",
                 row["segment"],
                 int(row["segment_size"]),
+                str(row["superuser"]),
             )
         time.sleep(0.2)  # recovery runs in the server; this only looks, bounded by the deadline
 
