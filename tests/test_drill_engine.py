@@ -17,7 +17,7 @@ from tests.helpers import AWS, make_config, serve, single_object_s3, write_keys
 
 def _snapshot(redis_server: RedisServer) -> bytes:
     redis_server.start(save="3600 1")
-    write_keys(redis_server, 300)
+    write_keys(redis_server, 5000)  # ~100 kB: a dozen paced pieces to download
     redis_server.client().save()
     return (redis_server.dir / "dump.rdb").read_bytes()
 
