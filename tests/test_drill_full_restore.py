@@ -22,7 +22,7 @@ from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
 from tests.daemon import DaemonProcess
-from tests.helpers import drwatch, make_config
+from tests.helpers import AWS, drwatch, make_config, s3_client
 
 VERIFICATION = {
     "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
@@ -221,7 +221,7 @@ def test_too_little_space_is_a_clear_failure_not_a_full_disk(
         subprocess.run(["umount", "--lazy", str(small)], check=True)
     assert not result.ok
     assert result.summary.startswith(f"not enough space in {small}: ")
-    assert "needed (4 x the dump)" in result.summary and dump.stat().st_size * 4 > 64 * 1024
+    assert "needed (4 x the backup)" in result.summary and dump.stat().st_size * 4 > 64 * 1024
 
 
 def test_a_staging_server_gets_a_database_of_its_own_dropped_afterwards(
@@ -254,3 +254,19 @@ def test_a_staging_name_that_reaches_a_watched_server_is_refused(
     assert production.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'drwatch%'") == [
         (0,)
     ]
+
+
+def test_a_dump_in_s3_restores(production: PgCluster, moto_endpoint: str, tmp_path: Path) -> None:
+    dump = production.dump("app", production.backups / tmp_path.name)
+    bucket = f"drill-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(dump), bucket, f"postgres/{dump.name}")
+    doc = _doc(production, dump.parent, tmp_path / "state")
+    doc["targets"][0]["backups"]["store"] = f"s3://{bucket}/postgres/"
+    loaded = make_config(
+        doc["targets"], state_dir=doc["state_dir"], aws={**AWS, "endpoint_url": moto_endpoint}
+    )
+    result = _drill(loaded)
+    assert result.ok, result.summary
+    assert result.values["backup"] == dump.name and result.tables["debates"][1] == 0

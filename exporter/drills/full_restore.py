@@ -28,6 +28,7 @@ from exporter.drills.scratch import (
     StagingDatabase,
     ThrowawayCluster,
     major_version,
+    require_space,
     server_binaries,
 )
 
@@ -63,12 +64,7 @@ def _run(
         raise DrillError(f"no backup in {store.url} to restore")
     newest = dumps[-1]
     timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
-    free, need = shutil.disk_usage(workdir).free, newest.size * drills.scratch.disk_factor
-    if free < need:
-        raise DrillError(
-            f"not enough space in {workdir.parent}: {format_bytes(free)} free, "
-            f"{format_bytes(need)} needed ({drills.scratch.disk_factor:g} x the dump)"
-        )
+    require_space(workdir, newest.size, drills.scratch.disk_factor)
     dump = workdir / Path(newest.key).name
     with timer.phase("download"), open(dump, "wb") as sink:
         for block in store.chunks(newest.key):

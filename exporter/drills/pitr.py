@@ -28,7 +28,7 @@ from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import DrillError, PhysicalCopy
+from exporter.drills.scratch import DrillError, PhysicalCopy, require_space
 
 SCENARIO = "pitr"
 NO_BASE_BACKUP = (
@@ -48,6 +48,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         if not drills.pitr.base_store:
             raise DrillError(NO_BASE_BACKUP)
         files = _newest_base_backup(config, drills.pitr.base_store)
+        require_space(workdir, sum(f.size for f in files), drills.scratch.disk_factor)
         with timer.phase("download"):
             _download(config, drills.pitr.base_store, files, workdir, timer)
         copy = PhysicalCopy(drills.scratch, Path(config.state_dir), deadline)

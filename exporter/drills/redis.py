@@ -20,7 +20,7 @@ from core.config.schema import Config, Target
 from core.errors import CheckError
 from core.humanize import format_bytes
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import DrillError
+from exporter.drills.scratch import DrillError, require_space
 
 SCENARIO = "redis"
 
@@ -39,6 +39,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             raise DrillError(f"no snapshot in {store.url} to load")
         newest = snapshots[-1]
         timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
+        require_space(workdir, newest.size, drills.scratch.disk_factor)
         with timer.phase("download"), open(workdir / "dump.rdb", "wb") as sink:
             for block in store.chunks(newest.key):
                 sink.write(block)

@@ -26,6 +26,7 @@ import psycopg
 
 from core.config.drills import ScratchConfig
 from core.errors import DrwatchError
+from core.humanize import format_bytes
 
 SUPERUSER = "drwatch_drill"
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
@@ -53,6 +54,16 @@ def _track(scratch: ThrowawayCluster | StagingDatabase, active: bool) -> None:
 
 class DrillError(DrwatchError):
     """A drill could not be carried out; the message says why, for the report."""
+
+
+def require_space(where: Path, size: int, factor: float) -> None:
+    """A clear failed drill rather than a full disk: `factor` times the backup must be free."""
+    free, need = shutil.disk_usage(where).free, size * factor
+    if free < need:
+        raise DrillError(
+            f"not enough space in {where.parent}: {format_bytes(free)} free, "
+            f"{format_bytes(need)} needed ({factor:g} x the backup)"
+        )
 
 
 def server_binaries(configured: str | None) -> Path:
