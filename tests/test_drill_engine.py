@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import yaml
 
 from exporter.drills.engine import DrillEngine
 from exporter.drills.result import DrillResult
+from sandbox.pgcluster import wait_until
 from sandbox.redisserver import RedisServer
 from tests.daemon import DaemonProcess
 from tests.helpers import AWS, make_config, serve, single_object_s3, write_keys
@@ -84,3 +86,41 @@ def test_metrics_answer_while_a_drill_runs(redis_server: RedisServer, tmp_path: 
             assert daemon.value("drwatch_rto_measured_seconds", target="cache", scenario="redis")
         finally:
             daemon.stop()
+
+
+def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    rdb = _snapshot(redis_server)
+    with serve(single_object_s3("s.rdb", rdb, pace=1.0)) as endpoint:  # a slow download
+        config = tmp_path / "c.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "targets": [_target("cache", endpoint, run_at_start=True)],
+                    "aws": {**AWS, "endpoint_url": endpoint},
+                    "state_dir": str(tmp_path / "state"),
+                }
+            )
+        )
+        drills = tmp_path / "state" / "drills"
+        daemon = DaemonProcess(config, tmp_path)
+        try:
+            wait_until(
+                lambda: daemon.value("drwatch_drill_running", target="cache", scenario="redis"),
+                30,
+                what="the drill running",
+            )
+            assert list(drills.iterdir()), "the drill's files"
+            started = time.monotonic()
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(10) == 0
+            assert time.monotonic() - started < 5
+        finally:
+            daemon.stop()
+        (tmp_path / "again").mkdir()
+        again = DaemonProcess(config, tmp_path / "again")  # its own log; the same config
+        try:
+            wait_until(lambda: not list(drills.iterdir()), 30, what="what the drill left removed")
+        finally:
+            again.stop()

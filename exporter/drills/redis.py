@@ -3,6 +3,7 @@ keys counted against what the snapshot holds (redis-check-rdb reads every record
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from core.config.schema import Config, Target
 from core.errors import CheckError
 from core.humanize import format_bytes
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import DrillError, require_space
+from exporter.drills.scratch import DrillError, require_space, track
 
 SCENARIO = "redis"
 
@@ -51,8 +52,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             with timer.phase("verify"):
                 loaded = _key_count(port, timer)
         finally:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            server.close()
         timer.result.values.update(keys_expected=expected, keys_loaded=loaded)
         summary = f"loaded {newest.key} ({format_bytes(newest.size)}): {loaded} keys"
         if loaded != expected:
@@ -77,7 +77,18 @@ def _keys_in(rdb: Path, timer: Timer) -> int:
     return int(match[1])
 
 
-def _start(workdir: Path, timer: Timer) -> tuple[subprocess.Popen[bytes], int]:
+class _ScratchRedis:
+    def __init__(self, server: subprocess.Popen[bytes]) -> None:
+        self.server = server
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.server.pid, signal.SIGKILL)
+        self.server.wait()
+        track(self, False)
+
+
+def _start(workdir: Path, timer: Timer) -> tuple[_ScratchRedis, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -86,16 +97,18 @@ def _start(workdir: Path, timer: Timer) -> tuple[subprocess.Popen[bytes], int]:
             "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
             "--protected-mode", "yes", "--logfile", str(workdir / "redis.log"),
+            "--pidfile", str(workdir / "redis.pid"),  # for the clean-up after a kill
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    scratch = _ScratchRedis(server)
+    track(scratch, True)
     try:
         _wait_loaded(server, port, workdir, timer)
     except BaseException:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        scratch.close()
         raise
-    return server, port
+    return scratch, port
 
 
 def _wait_loaded(server: subprocess.Popen[bytes], port: int, workdir: Path, timer: Timer) -> None:

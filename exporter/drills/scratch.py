@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 
@@ -32,7 +33,11 @@ SUPERUSER = "drwatch_drill"
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
 
 
-_ACTIVE: set[ThrowawayCluster | StagingDatabase] = set()  # what close_all() ends
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+_ACTIVE: set[Closeable] = set()  # the scratch servers in use: what close_all() ends
 _ACTIVE_LOCK = threading.Lock()
 
 
@@ -44,7 +49,7 @@ def close_all() -> None:
         scratch.close()
 
 
-def _track(scratch: ThrowawayCluster | StagingDatabase, active: bool) -> None:
+def track(scratch: Closeable, active: bool) -> None:
     with _ACTIVE_LOCK:
         if active:
             _ACTIVE.add(scratch)
@@ -120,7 +125,7 @@ class ThrowawayCluster:
 
     def start(self) -> None:
         self._reachable()
-        _track(self, True)
+        track(self, True)
         self._run(
             str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
@@ -186,7 +191,7 @@ class ThrowawayCluster:
         stop_postmaster(self.data)  # if pg_ctl could not
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
-        _track(self, False)
+        track(self, False)
 
 
 class StagingDatabase:
@@ -197,7 +202,7 @@ class StagingDatabase:
         self.name = f"drwatch_drill_{uuid.uuid4().hex[:12]}"
 
     def start(self) -> None:
-        _track(self, True)
+        track(self, True)
         with psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
 
@@ -235,8 +240,16 @@ def remove_leftovers(base: Path) -> list[Path]:
     left = [path for path in found if not _owner_alive(path)]
     for path in left:
         stop_postmaster(path / "data")
+        _kill_from_pidfile(path / "redis.pid", "redis-server")
         shutil.rmtree(path, ignore_errors=True)
     return left
+
+
+def _kill_from_pidfile(pidfile: Path, program: str) -> None:
+    with contextlib.suppress(OSError, ValueError, ProcessLookupError, PermissionError):
+        pid = int(pidfile.read_text().split()[0])
+        if program in Path(f"/proc/{pid}/comm").read_text():
+            os.kill(pid, signal.SIGKILL)
 
 
 def _owner_alive(path: Path) -> bool:
@@ -265,7 +278,7 @@ class PhysicalCopy(ThrowawayCluster):
         """The base backup into the data directory, checked against its manifest before
         anything in it changes."""
         self._reachable()
-        _track(self, True)
+        track(self, True)
         self.data.mkdir(mode=0o700)
         for archive, into in (("base.tar", self.data), ("pg_wal.tar", self.data / "pg_wal")):
             found = [p for p in (backup / archive, backup / f"{archive}.gz") if p.exists()]
