@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from exporter.drills import pitr
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
-from tests.helpers import make_config
+from tests.helpers import AWS, make_config, s3_client
 
 
 def _archived(cluster: PgCluster) -> None:
@@ -38,7 +40,16 @@ def _setup(cluster: PgCluster, tmp_path: Path) -> Path:
     return base
 
 
-def _run(cluster: PgCluster, tmp_path: Path, base: Path | None):  # type: ignore[no-untyped-def]
+def _run(  # type: ignore[no-untyped-def]
+    cluster: PgCluster,
+    tmp_path: Path,
+    base: Path | None,
+    stores: tuple[str, str] | None = None,
+    aws: dict[str, str] | None = None,
+    **settings: Any,
+):
+    """The pitr drill of `base` (and the cluster's archive), from file:// unless `stores` gives
+    the base and WAL store URLs; `settings` go into `drills.pitr`."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     for path in (scratch, *scratch.parents):
@@ -46,6 +57,7 @@ def _run(cluster: PgCluster, tmp_path: Path, base: Path | None):  # type: ignore
             break
         path.chmod(path.stat().st_mode | 0o011)
     (tmp_path / "dumps").mkdir()
+    base_store, wal_store = stores or (f"file://{base}/", f"file://{cluster.archive}/")
     target = {
         "name": "app",
         "postgres": {
@@ -54,17 +66,15 @@ def _run(cluster: PgCluster, tmp_path: Path, base: Path | None):  # type: ignore
                 "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}]
             },
         },
-        "backups": {
-            "store": f"file://{tmp_path}/dumps/",
-            "wal_store": f"file://{cluster.archive}/",
-        },
+        "backups": {"store": f"file://{tmp_path}/dumps/", "wal_store": wal_store},
         "drills": {
             "schedule": "0 3 * * 0",
             "scratch": {"user": "postgres", "dir": str(scratch)},
-            "pitr": {"base_store": f"file://{base}/"} if base else {},
+            "pitr": {"base_store": base_store, **settings} if base else {},
         },
     }
-    config = make_config([target], state_dir=str(tmp_path / "state")).config
+    top = {"state_dir": str(tmp_path / "state"), **({"aws": aws} if aws else {})}
+    config = make_config([target], **top).config
     assert config.targets[0].drill_scenarios() == ["pitr"]
     return pitr.run(config, config.targets[0], time.monotonic() + 120)
 
@@ -110,3 +120,55 @@ def test_without_a_physical_base_backup_pitr_is_impossible(
 ) -> None:
     result = _run(cluster, tmp_path, None)
     assert not result.ok and result.summary == pitr.NO_BASE_BACKUP
+
+
+def test_recovery_stops_at_the_target_time(cluster: PgCluster, tmp_path: Path) -> None:
+    base = _setup(cluster, tmp_path)
+    before = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    stop_at = cluster.execute("SELECT clock_timestamp()")[0][0]
+    cluster.execute(
+        "INSERT INTO debates (title, created_at) SELECT 'too late', now() "
+        "FROM generate_series(1, 40)",
+        "app",
+    )
+    _archived(cluster)
+    result = _run(cluster, tmp_path, base, target_time=stop_at.isoformat())
+    assert result.ok, result.summary  # the WAL after the target is not a gap
+    assert result.recovered_to is not None and result.recovered_to <= stop_at.timestamp()
+    assert result.tables["debates"][0] == before  # the 40 later rows are not in the copy
+
+
+def test_a_target_time_beyond_the_archive_fails_with_the_servers_reason(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    base = _setup(cluster, tmp_path)
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()  # nothing archived reaches it
+    result = _run(cluster, tmp_path, base, target_time=later)
+    assert not result.ok
+    assert result.summary.startswith("recovery failed: ")
+    assert "recovery ended before configured recovery target was reached" in result.summary
+    assert not list((tmp_path / "scratch").iterdir()), "scratch left behind"
+
+
+def test_base_backup_and_archive_in_s3_replay(
+    cluster: PgCluster, moto_endpoint: str, tmp_path: Path
+) -> None:
+    base = _setup(cluster, tmp_path)
+    bucket = f"pitr-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    for path in base.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"base/{path.relative_to(base)}")
+    for path in cluster.archive.iterdir():
+        s3.upload_file(str(path), bucket, f"wal/{path.name}")
+    result = _run(
+        cluster,
+        tmp_path,
+        base,
+        (f"s3://{bucket}/base/", f"s3://{bucket}/wal/"),
+        aws={**AWS, "endpoint_url": moto_endpoint},
+    )
+    assert result.ok, result.summary
+    rows, missing = result.tables["debates"]
+    assert missing == 0 and rows == cluster.execute("SELECT count(*) FROM debates", "app")[0][0]

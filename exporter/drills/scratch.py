@@ -157,7 +157,7 @@ class ThrowawayCluster:
         with open(conf, "a") as out:
             out.writelines(f"{key} = {value}\n" for key, value in settings.items())
 
-    def _pg_ctl_start(self) -> None:
+    def _pg_ctl_start(self, failure: str = "the scratch server did not start") -> None:
         wait = str(max(1, int(self.deadline - time.monotonic())))
         try:
             self._run(
@@ -165,14 +165,22 @@ class ThrowawayCluster:
                 "-w", "-t", wait, "start",
             )  # fmt: skip
         except DrillError as exc:  # the server's own log says why
-            try:
-                lines = (self.root / "log").read_text().strip().splitlines()
-            except OSError:
-                raise exc from None
-            errors = [line for line in lines if "FATAL" in line or "ERROR" in line][-2:]
-            raise DrillError(
-                f"the scratch server did not start: {' | '.join(errors or lines[-2:])}"
-            ) from None
+            raise DrillError(f"{failure}: {self._log_reason() or exc}") from None
+
+    def _log_reason(self) -> str:
+        """The last errors in the server's log (why it stopped or would not start)."""
+        try:
+            lines = (self.root / "log").read_text().strip().splitlines()
+        except OSError:
+            return ""
+        errors = [line for line in lines if "FATAL" in line or "ERROR" in line][-2:]
+        return " | ".join(errors or lines[-2:])
+
+    def exited(self) -> str | None:
+        """Why the server is gone, or None while it runs (its postmaster.pid is there)."""
+        if (self.data / "postmaster.pid").exists():
+            return None
+        return self._log_reason() or "the scratch server exited"
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10"
@@ -324,7 +332,7 @@ class PhysicalCopy(ThrowawayCluster):
         }
         self._configure(self.data / "postgresql.auto.conf", harmless)
         self._give(self.data, self.wal)
-        self._pg_ctl_start()
+        self._pg_ctl_start("recovery failed")  # pg_ctl waits for consistency: it may end there
 
     def _give(self, *paths: Path) -> None:
         if self._runuser:
