@@ -19,7 +19,7 @@ from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
 from exporter.drills.result import DrillResult
 from exporter.drills.scratch import MARKER
-from sandbox.pgcluster import PgCluster, wait_until
+from sandbox.pgcluster import PgCluster, bindir, wait_until
 from sandbox.seed import seed
 from tests.daemon import DaemonProcess
 from tests.helpers import AWS, drwatch, make_config, s3_client
@@ -270,3 +270,72 @@ def test_a_dump_in_s3_restores(production: PgCluster, moto_endpoint: str, tmp_pa
     result = _drill(loaded)
     assert result.ok, result.summary
     assert result.values["backup"] == dump.name and result.tables["debates"][1] == 0
+
+
+def _server_binaries(tmp_path: Path, **scripts: str) -> Path:
+    """PostgreSQL's own binaries, with the named ones wrapped by shell scripts (`$REAL` is the
+    real directory): the one way to meet an older server or a stuck pg_restore on one machine."""
+    real = bindir()
+    wrapped = tmp_path / "pg_bin"
+    wrapped.mkdir()
+    for binary in real.iterdir():
+        if binary.name in scripts:
+            script = wrapped / binary.name
+            script.write_text(f"#!/bin/sh\nREAL={real}\n{scripts[binary.name]}\n")
+            script.chmod(0o755)
+        else:
+            (wrapped / binary.name).symlink_to(binary)
+    wrapped.chmod(0o755)
+    return wrapped
+
+
+def test_a_scratch_server_older_than_the_dump_is_refused_up_front(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    older = _server_binaries(tmp_path, postgres='echo "postgres (PostgreSQL) 14.9"')
+    loaded = _loaded(
+        production, store, tmp_path / "state", scratch={"user": "postgres", "pg_bin": str(older)}
+    )
+    result = _drill(loaded)
+    major = int(production.execute("SHOW server_version_num")[0][0]) // 10000
+    assert not result.ok
+    assert result.summary == (
+        f"the dump comes from PostgreSQL {major}; the scratch server is 14 "
+        f"(set drills.scratch.pg_bin to PostgreSQL {major} or newer)"
+    )
+    assert "restore" not in result.phases  # refused before any cluster was made
+
+
+def test_a_pg_bin_without_a_server_is_named(production: PgCluster, tmp_path: Path) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    loaded = _loaded(
+        production, store, tmp_path / "state", scratch={"user": "postgres", "pg_bin": "/usr/bin"}
+    )
+    result = _drill(loaded)
+    assert not result.ok
+    assert result.summary == "drills.scratch.pg_bin: no PostgreSQL server binaries in /usr/bin"
+
+
+def test_the_deadline_kills_pg_restore_and_its_children(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    child = tmp_path / "child.pid"
+    stuck = _server_binaries(
+        tmp_path,
+        # --list (the version check) answers; a restore starts a child and never ends.
+        pg_restore=f'[ "$1" = --list ] && exec "$REAL/pg_restore" "$@"\n'
+        f"sleep 600 & echo $! > {child}\nwait",
+    )
+    loaded = _loaded(
+        production, store, tmp_path / "state", scratch={"user": "postgres", "pg_bin": str(stuck)}
+    )
+    result = _drill(loaded, deadline=10)
+    assert not result.ok and result.summary.startswith("timed out after"), result.summary
+    pid = int(child.read_text())
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 10, what="pg_restore's child killed")
+    assert not list((tmp_path / "state" / "scratch").iterdir()), "scratch left behind"

@@ -106,7 +106,7 @@ def _scratch(
     if dumped is not None and dumped > server:
         raise DrillError(
             f"the dump comes from PostgreSQL {dumped}; the scratch server is {server} "
-            "(set drills.scratch.pg_bin to PostgreSQL {dumped} or newer)"
+            f"(set drills.scratch.pg_bin to PostgreSQL {dumped} or newer)"
         )
     return ThrowawayCluster(drills.scratch, Path(config.state_dir), deadline)
 

@@ -73,6 +73,10 @@ def require_space(where: Path, size: int, factor: float) -> None:
 
 def server_binaries(configured: str | None) -> Path:
     if configured:
+        if not (Path(configured) / "postgres").is_file():
+            raise DrillError(
+                f"drills.scratch.pg_bin: no PostgreSQL server binaries in {configured}"
+            )
         return Path(configured)
     found = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
