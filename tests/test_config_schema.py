@@ -177,3 +177,17 @@ def test_a_drill_schedule_is_five_cron_fields_with_sunday_as_zero() -> None:
     trigger = cron_trigger(drills.schedule, drills.timezone)
     after = datetime(2026, 11, 26, tzinfo=UTC)  # a Thursday
     assert trigger.get_next_fire_time(None, after) == datetime(2026, 11, 29, 3, tzinfo=UTC)
+
+
+def test_a_pitr_target_time_names_its_time_zone() -> None:
+    drills = {"schedule": "0 3 * * 0", "pitr": {"base_store": "file:///base/"}}
+    target = {"name": "a", "backups": {"store": "file:///b/", "wal_store": "file:///wal/"}}
+    drills["pitr"]["target_time"] = "2026-11-26 03:00:00"  # type: ignore[index]
+    (problem,) = config_problems(yaml.safe_dump({"targets": [{**target, "drills": drills}]}))
+    assert problem.startswith("targets[0].drills.pitr.target_time: ")
+    assert "timezone" in problem
+    drills["pitr"]["target_time"] = "2026-11-26T03:00:00+01:00"  # type: ignore[index]
+    loaded = make_config([{**target, "drills": drills}])
+    assert loaded.config.targets[0].drills.pitr.target_time == datetime(  # type: ignore[union-attr]
+        2026, 11, 26, 2, tzinfo=UTC
+    )

@@ -8,11 +8,10 @@ by `scratch.dsn`, where drwatch creates a database of its own and drops it after
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from core.config.base import Strict
 from core.config.stores import StoreUrl
@@ -76,7 +75,9 @@ class PitrDrill(Strict):
     writes it: base.tar[.gz], pg_wal.tar[.gz] when WAL is included, backup_manifest."""
 
     base_store: StoreUrl | None = None  # no physical base backup: the drill says PITR is impossible
-    target_time: datetime | None = None
+    target_time: AwareDatetime | None = (
+        None  # with its offset: the copy's time zone is not production's
+    )
 
 
 class RedisDrill(Strict):
@@ -88,7 +89,7 @@ class DrillsConfig(Strict):
     timezone: str = "UTC"
     max_age: Duration = 8 * 86400.0  # no passing drill for longer: overdue
     timeout: Duration = 4 * 3600.0  # drwatch's own deadline for one drill
-    # Also once, a minute after drwatch starts (a first measured RTO without waiting a week).
+    # Also once, shortly after drwatch starts (a first measured RTO without waiting a week).
     run_at_start: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
