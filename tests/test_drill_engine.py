@@ -124,3 +124,18 @@ def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
             wait_until(lambda: not list(drills.iterdir()), 30, what="what the drill left removed")
         finally:
             again.stop()
+
+
+def test_a_restart_keeps_the_overdue_clock_of_a_drill_never_run(tmp_path: Path) -> None:
+    loaded = make_config(
+        [_target("cache", "http://127.0.0.1:1")],
+        aws={**AWS, "endpoint_url": "http://127.0.0.1:1"},
+        state_dir=str(tmp_path),
+    )
+    first = DrillEngine()
+    first.configure(loaded.config)
+    since = first.snapshot()[2][("cache", "redis")]
+    wait_until(lambda: time.time() > since + 0.05, 5, what="time to pass")
+    restarted = DrillEngine()
+    restarted.configure(loaded.config)
+    assert restarted.snapshot()[2] == {("cache", "redis"): since}

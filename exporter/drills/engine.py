@@ -43,7 +43,7 @@ class DrillEngine:
         self._state_lock = threading.Lock()
         self.last: dict[Key, DrillResult] = {}
         self.last_success: dict[Key, DrillResult] = {}
-        self.expected_since: dict[Key, float] = {}  # when this drwatch began expecting a drill
+        self.expected_since: dict[Key, float] = {}  # when a drill was first configured
         self.running: Key | None = None
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -57,7 +57,10 @@ class DrillEngine:
         now = time.time()
         keys = {(t.name, s) for t in config.targets if t.drills for s in t.drill_scenarios()}
         with self._state_lock:
+            added = keys - self.expected_since.keys()
             self.expected_since = {k: self.expected_since.get(k, now) for k in keys}
+        if added:
+            self._save()  # a restart before the first drill must not restart the overdue clock
         if self._scheduler is not None:
             self.schedule(config)
 
@@ -163,6 +166,8 @@ class DrillEngine:
                 for entry in doc.get(name, []):
                     result = DrillResult(**{**entry, "tables": _tables(entry)})
                     slot[(result.target, result.scenario)] = result
+            for target, scenario, since in doc.get("expected_since", []):
+                self.expected_since[(target, scenario)] = float(since)
 
     def _save(self) -> None:
         if self._state_file is None:
@@ -171,6 +176,7 @@ class DrillEngine:
             doc = {
                 "last": [asdict(r) for r in self.last.values()],
                 "last_success": [asdict(r) for r in self.last_success.values()],
+                "expected_since": [[*key, since] for key, since in self.expected_since.items()],
             }
         try:
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
