@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from checks.support.stores import FileStore
-from checks.support.verify import VerificationBusy, verify_dump, verify_rdb
+from checks.support.verify import DumpTooNew, VerificationBusy, verify_dump, verify_rdb
 from sandbox.redisserver import RedisServer
 from tests.helpers import redis_harness, sample
 
@@ -127,3 +127,20 @@ def test_a_snapshot_copy_is_never_visible_in_temp(tmp_path: Path) -> None:
     slow.release.set()
     worker.join(30)
     assert outcome and not outcome[0].ok  # type: ignore[attr-defined]
+
+
+def test_a_dump_newer_than_pg_restore_is_no_verdict_and_says_so(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    newer = bytearray(dumps["good"])
+    assert newer[:5] == b"PGDMP"
+    newer[6] = 99  # the archive format's minor version: 1.99, which no pg_restore reads yet
+    (tmp_path / "new.dump").write_bytes(bytes(newer))
+    store = FileStore(f"file://{tmp_path}/", tmp_path)
+    with pytest.raises(DumpTooNew) as raised:
+        verify_dump(store, "new.dump", "full", time.monotonic() + 60)
+    message = str(raised.value)
+    assert message.startswith(
+        "new.dump was written by a newer pg_dump than pg_restore (PostgreSQL)"
+    )
+    assert "(unsupported version (1.99) in file header)" in message

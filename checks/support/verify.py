@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from checks.support.stores import Store
+from core.programs import PG_RESTORE, REDIS_CHECK_RDB
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
 _ONE_AT_A_TIME = threading.Lock()
@@ -51,6 +52,17 @@ class VerificationBusy(VerificationIncomplete):
         super().__init__("another verification is still running")
 
 
+class DumpTooNew(VerificationIncomplete):
+    """The dump's archive format is newer than this pg_restore reads: drwatch's limit, not the
+    backup's fault, so never a failed verdict."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(
+            f"{key} was written by a newer pg_dump than {pg_restore_version()} reads ({detail}): "
+            f"install the PostgreSQL client of the dump's server version or newer"
+        )
+
+
 class VerificationTimedOut(VerificationIncomplete):
     def __init__(self, key: str) -> None:
         super().__init__(f"verification of {key} timed out")
@@ -62,9 +74,19 @@ class NoSpace(VerificationIncomplete):
 
 
 def pg_restore_binary() -> str:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_restore"), reverse=True):
-        return str(candidate)
-    return "pg_restore"
+    return PG_RESTORE.find() or PG_RESTORE.name
+
+
+@functools.cache
+def pg_restore_version() -> str:
+    """`pg_restore (PostgreSQL) 15.x`, as the binary says of itself."""
+    try:
+        out = subprocess.run(
+            [pg_restore_binary(), "--version"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "pg_restore"
+    return out.stdout.strip() or "pg_restore"
 
 
 def terminate_all() -> None:
@@ -155,6 +177,8 @@ def _verify(store: Store, key: str, mode: str, deadline: float) -> Verdict:
     duration = time.monotonic() - started
     (toc, toc_err), *full = drains
     if codes[0] != 0:
+        if "unsupported version" in toc_err.first_line():
+            raise DumpTooNew(key, toc_err.first_line().rpartition("error: ")[2])
         reason = f"table of contents unreadable: {toc_err.first_line()}"
         return Verdict(False, reason, None, bytes_read, duration)
     toc.join(5)
@@ -196,7 +220,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
             bytes_read = _copy(store, key, copy, deadline)
             path = f"/proc/self/fd/{copy.fileno()}"  # the child's own, inherited descriptor
             proc = _spawn(
-                ["redis-check-rdb", path],
+                [REDIS_CHECK_RDB.name, path],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(copy.fileno(),),

@@ -4,9 +4,7 @@ watched table's rows against production up to the copy's newest row, and index i
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -15,6 +13,7 @@ from checks.support.pg import fetch_one, session
 from checks.verification import VerificationCheck
 from core.config.postgres import PostgresConfig, VerificationOptions
 from core.config.schema import Target
+from core.programs import PG_AMCHECK
 from exporter.drills.result import Timer
 
 
@@ -87,9 +86,7 @@ def _compare_rows(
 
 def _amcheck(copy: str, timer: Timer) -> list[str]:
     """Index integrity of the copy with pg_amcheck, where it is installed."""
-    binary = shutil.which("pg_amcheck") or next(
-        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_amcheck"))), None
-    )
+    binary = PG_AMCHECK.find()
     if binary is None:
         timer.result.values["amcheck"] = "pg_amcheck not installed"
         return []

@@ -129,6 +129,11 @@ def _dumped_from(pg_bin: Path, dump: Path) -> int | None:
         [str(pg_bin / "pg_restore"), "--list", str(dump)], capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
+    if "unsupported version" in listing.stderr:  # drwatch's limit, not the dump's fault
+        raise DrillError(
+            f"the dump was written by a newer pg_dump than {pg_bin}/pg_restore reads "
+            "(set drills.scratch.pg_bin to the dump's PostgreSQL version or newer)"
+        )
     if listing.returncode != 0:
         raise DrillError(f"the dump does not read: {listing.stderr.strip()[:300]}")
     match = re.search(r"Dumped from database version: (\d+)", listing.stdout)

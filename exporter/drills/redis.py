@@ -20,6 +20,7 @@ from checks.support.stores import listed_backups, open_store
 from core.config.schema import Config, Target
 from core.errors import CheckError
 from core.humanize import format_bytes
+from core.programs import REDIS_CHECK_RDB, REDIS_SERVER
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import DrillError, require_space, track
 
@@ -69,7 +70,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
 def _keys_in(rdb: Path, timer: Timer) -> int:
     """The keys the snapshot holds, as redis-check-rdb counts them reading every record."""
     proc = subprocess.run(
-        ["redis-check-rdb", str(rdb)], capture_output=True, text=True, timeout=timer.remaining()
+        [REDIS_CHECK_RDB.name, str(rdb)], capture_output=True, text=True, timeout=timer.remaining()
     )
     match = re.search(r"\[info\] (\d+) keys read", proc.stdout)
     if proc.returncode != 0 or match is None:
@@ -94,7 +95,7 @@ def _start(workdir: Path, timer: Timer) -> tuple[_ScratchRedis, int]:
         port = int(probe.getsockname()[1])
     server = subprocess.Popen(
         [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+            REDIS_SERVER.name, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
             "--protected-mode", "yes", "--logfile", str(workdir / "redis.log"),
             "--pidfile", str(workdir / "redis.pid"),  # for the clean-up after a kill

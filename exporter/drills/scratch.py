@@ -28,6 +28,7 @@ import psycopg
 from core.config.drills import ScratchConfig
 from core.errors import DrwatchError
 from core.humanize import format_bytes
+from core.programs import PG_SERVER, REDIS_SERVER, RUNUSER
 
 SUPERUSER = "drwatch_drill"
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
@@ -78,12 +79,10 @@ def server_binaries(configured: str | None) -> Path:
                 f"drills.scratch.pg_bin: no PostgreSQL server binaries in {configured}"
             )
         return Path(configured)
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
-    )
-    if not found:
+    found = PG_SERVER.find()
+    if found is None:
         raise DrillError("no PostgreSQL server binaries (set drills.scratch.pg_bin)")
-    return found[0]
+    return Path(found).parent
 
 
 def major_version(pg_bin: Path) -> int:
@@ -116,7 +115,7 @@ class ThrowawayCluster:
             account = pwd.getpwnam(scratch.user)
             for path in (self.root, self.socket_dir):
                 os.chown(path, account.pw_uid, account.pw_gid)
-            self._runuser = ["runuser", "-u", scratch.user, "--"]
+            self._runuser = [RUNUSER.name, "-u", scratch.user, "--"]
         self.data = self.root / "data"
 
     def _run(self, *args: str) -> None:
@@ -252,7 +251,7 @@ def remove_leftovers(base: Path) -> list[Path]:
     left = [path for path in found if not _owner_alive(path)]
     for path in left:
         stop_postmaster(path / "data")
-        _kill_from_pidfile(path / "redis.pid", "redis-server")
+        _kill_from_pidfile(path / "redis.pid", REDIS_SERVER.name)
         shutil.rmtree(path, ignore_errors=True)
     return left
 
