@@ -339,3 +339,17 @@ def test_the_deadline_kills_pg_restore_and_its_children(
     pid = int(child.read_text())
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), 10, what="pg_restore's child killed")
     assert not list((tmp_path / "state" / "scratch").iterdir()), "scratch left behind"
+
+
+def test_a_dump_too_new_for_the_scratch_binaries_says_so(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    store = production.backups / tmp_path.name
+    dump = production.dump("app", store)
+    newer = bytearray(dump.read_bytes())
+    newer[6] = 99  # the archive format's minor version (after "PGDMP" and the major)
+    dump.write_bytes(bytes(newer))
+    result = _drill(_loaded(production, store, tmp_path / "state"))
+    assert not result.ok
+    assert result.summary.startswith("the dump was written by a newer pg_dump than ")
+    assert "set drills.scratch.pg_bin to the dump's PostgreSQL version or newer" in result.summary
