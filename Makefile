@@ -34,7 +34,7 @@ docs: $(STAMP)
 	$(VENV)/bin/python -m docs.metricsdoc
 
 rules: $(STAMP)
-	$(VENV)/bin/python -m alerts.prometheusrule > alerts/kubernetes/prometheusrule.yaml
+	$(VENV)/bin/python -m alerts.prometheusrule > deploy/kubernetes/base/prometheusrule.yaml
 
 dashboards: $(STAMP)
 	$(VENV)/bin/python -m dashboards.build

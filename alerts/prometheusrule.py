@@ -1,6 +1,6 @@
 """Renders the rule files in alerts/ as one kube-prometheus `PrometheusRule` manifest.
 
-    python -m alerts.prometheusrule > alerts/kubernetes/prometheusrule.yaml   (make rules)
+    python -m alerts.prometheusrule > deploy/kubernetes/base/prometheusrule.yaml   (make rules)
 
 Generated, never edited by hand: a test fails when the committed manifest is stale.
 """
