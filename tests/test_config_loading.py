@@ -71,3 +71,63 @@ def test_both_value_and_file() -> None:
 def test_yaml_syntax_error() -> None:
     (problem,) = config_problems("targets: [\n  {name: a")
     assert problem.startswith("line ") and "not valid YAML" in problem
+
+
+def _fleet(tmp_path: Path, files: dict[str, str], main: str = "") -> Path:
+    (tmp_path / "targets.d").mkdir()
+    for name, text in files.items():
+        (tmp_path / "targets.d" / name).write_text(text)
+    config = tmp_path / "drwatch.yml"
+    config.write_text(f"target_files: [targets.d/*.yml]\n{main}")
+    return config
+
+
+def test_targets_come_from_every_file_target_files_matches(tmp_path: Path) -> None:
+    config = _fleet(
+        tmp_path,
+        {
+            "b.yml": "- {name: cache-b, redis: {url: 'redis://127.0.0.1:1/0'}}\n",
+            "a.yml": "- {name: cache-a1, redis: {url: 'redis://127.0.0.1:1/0'}}\n"
+            "- {name: cache-a2, redis: {url: 'redis://127.0.0.1:1/0'}}\n",
+            "notes.txt": "not a target file",
+        },
+        main="targets: [{name: main, redis: {url: 'redis://127.0.0.1:1/0'}}]\n",
+    )
+    names = [t.name for t in load_config(config).config.targets]
+    assert names == ["main", "cache-a1", "cache-a2", "cache-b"]  # the main file's, then by name
+
+
+def test_a_bad_target_in_a_targets_file_is_named_by_its_file(tmp_path: Path) -> None:
+    config = _fleet(
+        tmp_path,
+        {
+            "a.yml": "- {name: ok, redis: {url: 'redis://127.0.0.1:1/0'}}\n",
+            "b.yml": "- {name: ok2, redis: {url: 'redis://127.0.0.1:1/0'}}\n"
+            "- {name: bad, redis: {url: 'redis://127.0.0.1:1/0', interval: soon}}\n",
+        },
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{tmp_path}/targets.d/b.yml: targets[1].redis.interval: ")
+
+
+def test_a_targets_file_that_is_not_a_list_is_named(tmp_path: Path) -> None:
+    config = _fleet(tmp_path, {"a.yml": "name: lonely\n"})
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.problems == [f"{tmp_path}/targets.d/a.yml: expected a list of targets"]
+
+
+def test_the_same_target_name_in_two_files_is_refused(tmp_path: Path) -> None:
+    target = "- {name: twin, redis: {url: 'redis://127.0.0.1:1/0'}}\n"
+    config = _fleet(tmp_path, {"a.yml": target, "b.yml": target})
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert any("twin" in problem for problem in raised.value.problems), raised.value.problems
+
+
+def test_target_files_must_be_a_list_of_patterns() -> None:
+    assert config_problems("target_files: targets.d/*.yml\n") == [
+        "target_files: expected a list of file patterns, e.g. [targets.d/*.yml]"
+    ]

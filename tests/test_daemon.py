@@ -329,3 +329,44 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.split(")")[-1].split()[0] != "Z"  # a zombie has ended
+
+
+def test_sighup_rereads_the_target_files(tmp_path: Path) -> None:
+    targets = tmp_path / "targets.d"
+    targets.mkdir()
+    cache = "- {{name: {}, redis: {{url: 'redis://127.0.0.1:1/0', interval: 1s}}}}\n"
+    (targets / "a.yml").write_text(cache.format("cache-a"))
+    config = tmp_path / "drwatch.yml"
+    config.write_text(f"target_files: [targets.d/*.yml]\nstate_dir: {tmp_path / 'state'}\n")
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        wait_until(
+            lambda: (
+                daemon.value("drwatch_check_up", target="cache-a", check="redis_persistence")
+                is not None
+            ),
+            30,
+            what="cache-a checked",
+        )
+        (targets / "b.yml").write_text(cache.format("cache-b"))  # the fleet's generator adds one
+        daemon.signal(signal.SIGHUP)
+        wait_until(
+            lambda: (
+                daemon.value("drwatch_check_up", target="cache-b", check="redis_persistence")
+                is not None
+            ),
+            30,
+            what="cache-b checked after the reload",
+        )
+        (targets / "a.yml").unlink()
+        daemon.signal(signal.SIGHUP)
+        wait_until(
+            lambda: (
+                daemon.value("drwatch_check_up", target="cache-a", check="redis_persistence")
+                is None
+            ),
+            30,
+            what="cache-a gone after the reload",
+        )
+    finally:
+        daemon.stop()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def parse_config(
     raw = load_yaml(text)
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with a `targets` list"])
+    origins = _add_target_files(raw, base_dir or Path.cwd())
     interp = Interpolator(dict(os.environ) if env is None else env, base_dir or Path.cwd())
     data = interp.walk(raw, [])
     off, problems = _switch_off_empty_sections(data, interp)
@@ -112,8 +114,53 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_describe(e) for e in exc.errors())
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError([_in_its_file(problem, origins) for problem in problems])
     return LoadedConfig(config=config, off=off, secrets=interp.secrets | _secrets(config))
+
+
+def _add_target_files(raw: dict[str, Any], base_dir: Path) -> dict[int, str]:
+    """Appends the targets of every file `target_files` matches (a fleet's generated
+    `targets.d/*.yml`, each a list of targets, relative to the config's directory) to `targets`;
+    where each appended target came from, by its index."""
+    patterns = raw.pop("target_files", None)
+    if patterns is None:
+        return {}
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(
+            ["target_files: expected a list of file patterns, e.g. [targets.d/*.yml]"]
+        )
+    targets = raw.setdefault("targets", [])
+    if not isinstance(targets, list):
+        return {}  # the schema says what is wrong with `targets`
+    origins: dict[int, str] = {}
+    problems: list[str] = []
+    for pattern in patterns:
+        root, relative = (
+            (Path("/"), pattern.lstrip("/")) if pattern.startswith("/") else (base_dir, pattern)
+        )
+        for file in sorted(root.glob(relative)):
+            try:
+                doc = load_yaml(decode(read_regular_file(file, MAX_CONFIG_BYTES), str(file)))
+            except ConfigError as exc:
+                problems += [f"{file}: {problem}" for problem in exc.problems]
+                continue
+            if not isinstance(doc, list):
+                problems.append(f"{file}: expected a list of targets")
+                continue
+            for index, target in enumerate(doc):
+                origins[len(targets)] = f"{file}: targets[{index}]"
+                targets.append(target)
+    if problems:
+        raise ConfigError(problems)
+    return origins
+
+
+def _in_its_file(problem: str, origins: dict[int, str]) -> str:
+    """`targets[7].redis.url: ...` as `targets.d/cache.yml: targets[2].redis.url: ...`."""
+    match = re.match(r"targets\[(\d+)\]", problem)
+    if match is None or int(match[1]) not in origins:
+        return problem
+    return origins[int(match[1])] + problem[match.end() :]
 
 
 def _secrets(config: Config) -> set[str]:
