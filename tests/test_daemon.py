@@ -339,34 +339,19 @@ def test_sighup_rereads_the_target_files(tmp_path: Path) -> None:
     config = tmp_path / "drwatch.yml"
     config.write_text(f"target_files: [targets.d/*.yml]\nstate_dir: {tmp_path / 'state'}\n")
     daemon = DaemonProcess(config, tmp_path)
-    try:
-        wait_until(
-            lambda: (
-                daemon.value("drwatch_check_up", target="cache-a", check="redis_persistence")
-                is not None
-            ),
-            30,
-            what="cache-a checked",
+
+    def checked(target: str) -> bool:
+        return (
+            daemon.value("drwatch_check_up", target=target, check="redis_persistence") is not None
         )
+
+    try:
+        wait_until(lambda: checked("cache-a"), 30, what="cache-a checked")
         (targets / "b.yml").write_text(cache.format("cache-b"))  # the fleet's generator adds one
         daemon.signal(signal.SIGHUP)
-        wait_until(
-            lambda: (
-                daemon.value("drwatch_check_up", target="cache-b", check="redis_persistence")
-                is not None
-            ),
-            30,
-            what="cache-b checked after the reload",
-        )
+        wait_until(lambda: checked("cache-b"), 30, what="cache-b checked after the reload")
         (targets / "a.yml").unlink()
         daemon.signal(signal.SIGHUP)
-        wait_until(
-            lambda: (
-                daemon.value("drwatch_check_up", target="cache-a", check="redis_persistence")
-                is None
-            ),
-            30,
-            what="cache-a gone after the reload",
-        )
+        wait_until(lambda: not checked("cache-a"), 30, what="cache-a gone after the reload")
     finally:
         daemon.stop()

@@ -32,6 +32,21 @@ def _target(name: str, endpoint: str, run_at_start: bool = False) -> dict[str, o
     }
 
 
+def _drill_at_start(tmp_path: Path, endpoint: str) -> Path:
+    """A daemon config whose one target's redis drill runs at start, from `endpoint`."""
+    config = tmp_path / "c.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "targets": [_target("cache", endpoint, run_at_start=True)],
+                "aws": {**AWS, "endpoint_url": endpoint},
+                "state_dir": str(tmp_path / "state"),
+            }
+        )
+    )
+    return config
+
+
 def test_two_drills_never_overlap(redis_server: RedisServer, tmp_path: Path) -> None:
     rdb = _snapshot(redis_server)
     with serve(single_object_s3("s.rdb", rdb, pace=0.05)) as endpoint:  # ~0.5 s to download
@@ -59,16 +74,7 @@ def test_two_drills_never_overlap(redis_server: RedisServer, tmp_path: Path) -> 
 def test_metrics_answer_while_a_drill_runs(redis_server: RedisServer, tmp_path: Path) -> None:
     rdb = _snapshot(redis_server)
     with serve(single_object_s3("s.rdb", rdb, pace=0.3)) as endpoint:  # a few seconds
-        config = tmp_path / "c.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "targets": [_target("cache", endpoint, run_at_start=True)],
-                    "aws": {**AWS, "endpoint_url": endpoint},
-                    "state_dir": str(tmp_path / "state"),
-                }
-            )
-        )
+        config = _drill_at_start(tmp_path, endpoint)
         daemon = DaemonProcess(config, tmp_path)
         try:
             seen_running = False
@@ -93,16 +99,7 @@ def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
 ) -> None:
     rdb = _snapshot(redis_server)
     with serve(single_object_s3("s.rdb", rdb, pace=1.0)) as endpoint:  # a slow download
-        config = tmp_path / "c.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "targets": [_target("cache", endpoint, run_at_start=True)],
-                    "aws": {**AWS, "endpoint_url": endpoint},
-                    "state_dir": str(tmp_path / "state"),
-                }
-            )
-        )
+        config = _drill_at_start(tmp_path, endpoint)
         drills = tmp_path / "state" / "drills"
         daemon = DaemonProcess(config, tmp_path)
         try:
