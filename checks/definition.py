@@ -39,9 +39,11 @@ class BuildContext:
         return self._stores[url]
 
     def verdicts(self, kind: str) -> VerdictCache:
-        """The target's cache of `kind` verdicts, in state_dir (`<kind>-<target>.json`)."""
+        """The target's cache of `kind` verdicts, in verdict_dir or state_dir
+        (`<kind>-<target>.json`)."""
         if kind not in self._caches:
-            path = Path(self.config.state_dir) / f"{kind}-{self.target.name}.json"
+            directory = Path(self.config.verdict_dir or self.config.state_dir)
+            path = directory / f"{kind}-{self.target.name}.json"
             self._caches[kind] = VerdictCache(path)
         return self._caches[kind]
 

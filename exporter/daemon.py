@@ -15,6 +15,7 @@ from checks.support.verify import terminate_all
 from core.config.loading import LoadedConfig, load_config
 from core.errors import ConfigError
 from core.redact import redact
+from core.sharding import UNSHARDED, Shard
 from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
 from exporter.drills.status import drill_rows
@@ -34,8 +35,15 @@ log = logging.getLogger("drwatch.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str | Path, loaded: LoadedConfig, listen_address: str) -> None:
+    def __init__(
+        self,
+        config_path: str | Path,
+        loaded: LoadedConfig,
+        listen_address: str,
+        shard: Shard = UNSHARDED,
+    ) -> None:
         self.config_path = Path(config_path)
+        self.shard = shard
         self.store = ResultStore()
         self.runner = DeadlineRunner()
         self._lock = threading.Lock()
@@ -71,8 +79,14 @@ class Daemon:
     def reload_state(self) -> ReloadState:
         return self._reload
 
-    def _apply(self, loaded: LoadedConfig) -> Current:
-        redact.set_secrets(loaded.secrets)
+    def _apply(self, whole: LoadedConfig) -> Current:
+        redact.set_secrets(whole.secrets)
+        loaded = self.shard.select(whole)
+        if not loaded.config.targets:
+            log.warning(
+                "shard %d of %d has none of the %d targets",
+                self.shard.index, self.shard.total, len(whole.config.targets),
+            )  # fmt: skip
         jobs, self._instances = build_jobs(loaded.config, self._instances)
         self.store.configure(job.key for job in jobs)
         config = loaded.config
@@ -82,7 +96,7 @@ class Daemon:
         self.drills.configure(config)
         for off in loaded.off:
             log.warning("section off: %s", off)
-        return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off))
+        return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off), self.shard)
 
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)

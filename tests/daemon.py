@@ -23,7 +23,13 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, log_dir: Path, wrapper: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_dir: Path,
+        wrapper: tuple[str, ...] = (),
+        args: tuple[str, ...] = (),  # more `drwatch run` flags
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "drwatch.log"
@@ -43,6 +49,7 @@ class DaemonProcess:
                 "json",
                 "--log.level",
                 "debug",
+                *args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

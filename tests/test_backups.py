@@ -186,3 +186,23 @@ def test_a_wal_store_or_replica_inside_the_dump_store_is_not_counted(
     ).run("backups")
     assert sample(result, "drwatch_backups") == 1
     assert result.values["newest_key"] == "postgres/a.dump", result.summary
+
+
+def test_replicas_sharing_a_verdict_dir_read_each_backup_once(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "app-1.dump").write_bytes(dumps["good"])
+    target = {"name": "db", "backups": {"store": f"file://{tmp_path}/store/"}}
+    shared = str(tmp_path / "shared")
+
+    def replica(name: str) -> CheckHarness:
+        state = str(tmp_path / name)
+        return CheckHarness(make_config([target], state_dir=state, verdict_dir=shared))
+
+    first = replica("a").run("backups")
+    assert sample(first, "drwatch_backup_verifications_total", result="ok") == 1
+    after_reshard = replica("b").run("backups")  # another replica, its own state_dir
+    assert sample(after_reshard, "drwatch_backup_verifications_total", result="ok") == 0
+    assert sample(after_reshard, "drwatch_backup_newest_verified") == 1
+    assert not (tmp_path / "a").exists() or not list((tmp_path / "a").glob("*.json"))

@@ -8,7 +8,9 @@ from alerts.prometheusrule import ALERTS, render, rule_files
 
 
 def test_prometheusrule_manifest_is_generated_from_the_rule_files() -> None:
-    committed = (ALERTS.parent / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml").read_text()
+    committed = (
+        ALERTS.parent / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml"
+    ).read_text()
     assert committed == render(rule_files()), "stale: run `make rules`"
     manifest = yaml.safe_load(committed)
     assert manifest["kind"] == "PrometheusRule"

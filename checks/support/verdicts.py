@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -53,7 +54,8 @@ class VerdictCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
+            # Unique: replicas sharing a verdict_dir may save one target's file at once.
+            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
             tmp.write_text(snapshot)
             os.replace(tmp, self.path)
         except OSError as exc:

@@ -76,6 +76,9 @@ class Config(Strict):
     aws: AwsConfig = AwsConfig()
     # Integrity verdicts survive restarts here (each backup is verified once).
     state_dir: str = "/var/lib/drwatch"
+    # Where the verdicts go instead (one file per target): a volume the replicas of a sharded
+    # fleet share, so a target's new replica after a reshard reads no backup again.
+    verdict_dir: str | None = None
     remediation: RemediationConfig = RemediationConfig()
 
     @field_validator("targets")

@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
     )
+    run.add_argument(
+        "--shard",
+        type=int,
+        default=0,
+        help="this replica's shard, 0 to --total-shards - 1: it runs the targets hashed to it",
+    )
+    run.add_argument(
+        "--total-shards", type=int, default=1, help="how many replicas share the targets"
+    )
 
     check = sub.add_parser("check", help="run every check once; Nagios exit code")
     check.add_argument("--config", required=True)
@@ -73,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from core.sharding import Shard
     from exporter.daemon import Daemon
     from exporter.logs import setup_logging
     from exporter.web.server import parse_listen_address
@@ -80,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     try:
         parse_listen_address(args.listen_address)
+        shard = Shard(args.shard, args.total_shards)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -87,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     try:
-        daemon = Daemon(args.config, loaded, args.listen_address)
+        daemon = Daemon(args.config, loaded, args.listen_address, shard)
     except OSError as exc:
         print(f"--web.listen-address {args.listen_address}: {exc.strerror}", file=sys.stderr)
         return 1

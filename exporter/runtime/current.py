@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from core.config.loading import LoadedConfig, OffSection
 from core.config.schema import Config
+from core.sharding import UNSHARDED, Shard
 from exporter.runtime.runner import Job
 
 
@@ -23,6 +24,7 @@ class Current:
     jobs: tuple[Job, ...]
     sections: tuple[tuple[str, str, bool], ...]  # (target, section, enabled)
     off: tuple[OffSection, ...] = ()  # the sections that are off, and why
+    shard: Shard = UNSHARDED  # which of the fleet's replicas this is
 
 
 def sections(loaded: LoadedConfig) -> tuple[tuple[str, str, bool], ...]:

@@ -78,6 +78,15 @@ CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = gauge(
     "drwatch_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully.",
 )
+SHARD_INFO = gauge(
+    "drwatch_shard_info",
+    "Always 1; labels say which shard of how many this replica is (--shard, --total-shards).",
+    "shard",
+    "total_shards",
+)
+SHARD_TARGETS = gauge(
+    "drwatch_shard_targets", "How many of the configured targets this replica's shard runs."
+)
 BUILD_INFO = gauge(
     "drwatch_build_info", "Always 1; labels say which drwatch this is.", "version", "python_version"
 )
@@ -96,6 +105,8 @@ SELF_METRICS = (
     CONFIG_SECTION_ENABLED,
     CONFIG_LAST_RELOAD_SUCCESSFUL,
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+    SHARD_INFO,
+    SHARD_TARGETS,
     BUILD_INFO,
 )
 
@@ -153,6 +164,9 @@ class DrwatchCollector(Collector):
         reload = self.reload_state()
         add(CONFIG_LAST_RELOAD_SUCCESSFUL, float(reload.successful))
         add(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, reload.last_success)
+        shard = current.shard
+        add(SHARD_INFO, 1.0, shard=str(shard.index), total_shards=str(shard.total))
+        add(SHARD_TARGETS, len(current.config.targets))
         add(BUILD_INFO, 1.0, version=__version__, python_version=platform.python_version())
         yield from families
 
