@@ -19,7 +19,7 @@ from exporter.cli.main import _parser
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
-TREES = ["base", "overlays/example"]
+TREES = ["base", "overlays/example", "overlays/sharded"]
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}  # CRDs: no schema in Kubernetes itself
 
 
@@ -43,7 +43,7 @@ def _one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_every_object_is_valid_against_the_kubernetes_schemas(tree: str) -> None:
     objects = _render(tree)
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {"StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
     assert kinds >= CUSTOM_KINDS
     for obj in objects:
         if obj["kind"] not in CUSTOM_KINDS:
@@ -53,9 +53,13 @@ def test_every_object_is_valid_against_the_kubernetes_schemas(tree: str) -> None
 @pytest.mark.parametrize("tree", TREES)
 def test_the_pod_runs_drwatch_as_the_cli_and_the_routes_expect(tree: str) -> None:
     objects = _render(tree)
-    pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = _one(objects, "StatefulSet")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    parsed = _parser().parse_args(container["args"])
+    (shard,) = container["env"]
+    assert shard["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )  # the StatefulSet's pod index, which Kubernetes substitutes for $(SHARD)
+    parsed = _parser().parse_args([a.replace("$(SHARD)", "0") for a in container["args"]])
     assert parsed.command == "run" and parsed.config == "/etc/drwatch/drwatch.yml"
     (port,) = container["ports"]
     assert port["containerPort"] == int(parsed.listen_address.rpartition(":")[2])
@@ -75,7 +79,7 @@ def test_the_pod_runs_drwatch_as_the_cli_and_the_routes_expect(tree: str) -> Non
 def test_the_config_map_holds_a_valid_config_fed_by_the_secret(tree: str) -> None:
     objects = _render(tree)
     config_map = _one(objects, "ConfigMap")
-    pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = _one(objects, "StatefulSet")["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if "configMap" in v]
     assert volume["configMap"]["name"] == config_map["metadata"]["name"]  # the hashed name
     text = config_map["data"]["drwatch.yml"]
@@ -100,7 +104,7 @@ def test_the_service_monitor_scrapes_the_services_port() -> None:
 
 def test_the_overlay_keeps_verdicts_on_a_volume_claim() -> None:
     objects = _render("overlays/example")
-    pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = _one(objects, "StatefulSet")["spec"]["template"]["spec"]
     (state,) = [v for v in pod["volumes"] if v["name"] == "state"]
     claim = _one(objects, "PersistentVolumeClaim")
     assert state == {
@@ -110,3 +114,12 @@ def test_the_overlay_keeps_verdicts_on_a_volume_claim() -> None:
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {
         "drwatch"
     }
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_one_replica_per_shard(tree: str) -> None:
+    stateful_set = _one(_render(tree), "StatefulSet")
+    args = stateful_set["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = _parser().parse_args([a.replace("$(SHARD)", "0") for a in args])
+    assert stateful_set["spec"]["replicas"] == parsed.total_shards
+    assert (tree == "overlays/sharded") == (parsed.total_shards > 1)
