@@ -24,7 +24,7 @@ from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
 from exporter.drills import full_restore, pitr, redis
 from exporter.drills.result import DrillResult
-from exporter.drills.scratch import close_all, remove_leftovers
+from exporter.drills.scratch import close_all, remove_leftovers, scratch_base
 
 log = logging.getLogger("drwatch.drills")
 
@@ -85,7 +85,10 @@ class DrillEngine:
         scheduler.start()
 
     def start(self, config: Config) -> None:
-        for base in {_scratch_base(config, t) for t in config.targets if t.drills}:
+        bases = {
+            scratch_base(t.drills.scratch, config.state_dir) for t in config.targets if t.drills
+        }
+        for base in bases:
             for left in remove_leftovers(base):
                 log.warning("removed a drill left behind by a drwatch that was killed: %s", left)
         self.schedule(config)
@@ -189,9 +192,3 @@ class DrillEngine:
 
 def _tables(entry: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {name: (int(rows), int(missing)) for name, (rows, missing) in entry["tables"].items()}
-
-
-def _scratch_base(config: Config, target: Target) -> Path:
-    assert target.drills is not None
-    scratch = target.drills.scratch.dir
-    return Path(scratch) if scratch else Path(config.state_dir) / "drills"

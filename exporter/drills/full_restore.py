@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,15 +18,16 @@ from checks.support.stores import listed_backups, nested_prefixes, open_store
 from core.config.drills import DrillsConfig
 from core.config.postgres import server
 from core.config.schema import Config, Target
-from core.errors import CheckError
 from core.humanize import format_bytes
 from exporter.drills.copy_checks import check_copy
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
+    DRILL_FAILURES,
     DrillError,
     StagingDatabase,
     ThrowawayCluster,
     major_version,
+    new_scratch_dir,
     require_space,
     server_binaries,
 )
@@ -39,15 +39,11 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.full_restore is not None and backups is not None
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
-    base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-dump-", dir=base))
+    workdir = new_scratch_dir(drills.scratch, config.state_dir, "dump-")
     try:
         return _run(config, target, drills, timer, workdir)
-    except (DrillError, CheckError) as exc:
-        return timer.finish(False, str(exc))
-    except subprocess.TimeoutExpired:
-        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    except DRILL_FAILURES as exc:
+        return timer.fail(exc, drills.timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

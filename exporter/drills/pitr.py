@@ -8,10 +8,7 @@ recover; recovery that stops before the newest archived segment is a gap, and a 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -28,7 +25,13 @@ from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import DrillError, PhysicalCopy, require_space
+from exporter.drills.scratch import (
+    DRILL_FAILURES,
+    DrillError,
+    PhysicalCopy,
+    new_scratch_dir,
+    require_space,
+)
 
 SCENARIO = "pitr"
 NO_BASE_BACKUP = (
@@ -41,9 +44,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.pitr is not None and backups and backups.wal_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
-    base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-base-", dir=base))
+    workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     try:
         if not drills.pitr.base_store:
             raise DrillError(NO_BASE_BACKUP)
@@ -78,10 +79,8 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         if problems:
             return timer.finish(False, "; ".join([summary, *problems]))
         return timer.finish(True, summary)
-    except (DrillError, CheckError) as exc:
-        return timer.finish(False, str(exc))
-    except subprocess.TimeoutExpired:
-        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    except DRILL_FAILURES as exc:
+        return timer.fail(exc, drills.timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,11 +17,16 @@ import redis as redis_client
 
 from checks.support.stores import listed_backups, open_store
 from core.config.schema import Config, Target
-from core.errors import CheckError
 from core.humanize import format_bytes
 from core.programs import REDIS_CHECK_RDB, REDIS_SERVER
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import DrillError, require_space, track
+from exporter.drills.scratch import (
+    DRILL_FAILURES,
+    DrillError,
+    new_scratch_dir,
+    require_space,
+    track,
+)
 
 SCENARIO = "redis"
 
@@ -31,9 +35,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, cache = target.drills, target.redis
     assert drills is not None and cache is not None and cache.snapshot_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    base = Path(drills.scratch.dir) if drills.scratch.dir else Path(config.state_dir) / "drills"
-    base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"drwatch-drill-{os.getpid()}-rdb-", dir=base))
+    workdir = new_scratch_dir(drills.scratch, config.state_dir, "rdb-")
     try:
         store = open_store(cache.snapshot_store, config.aws)
         snapshots = listed_backups(store, cache.snapshot_patterns)
@@ -59,10 +61,8 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         if loaded != expected:
             return timer.finish(False, f"{summary}, the snapshot holds {expected}")
         return timer.finish(True, summary)
-    except (DrillError, CheckError) as exc:
-        return timer.finish(False, str(exc))
-    except subprocess.TimeoutExpired:
-        return timer.finish(False, f"timed out after {drills.timeout:g} s")
+    except DRILL_FAILURES as exc:
+        return timer.fail(exc, drills.timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

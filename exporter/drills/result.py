@@ -73,6 +73,12 @@ class Timer:
             raise subprocess.TimeoutExpired("drill", 0)
         return left
 
+    def fail(self, exc: Exception, timeout: float) -> DrillResult:
+        """The drill failed with `exc`: its message, or the deadline it ran past."""
+        if isinstance(exc, subprocess.TimeoutExpired):
+            return self.finish(False, f"timed out after {timeout:g} s")
+        return self.finish(False, str(exc))
+
     def finish(self, ok: bool, summary: str) -> DrillResult:
         self.result.ok = ok
         self.result.summary = summary

@@ -26,7 +26,7 @@ from typing import Protocol
 import psycopg
 
 from core.config.drills import ScratchConfig
-from core.errors import DrwatchError
+from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
 from core.programs import PG_SERVER, REDIS_SERVER, RUNUSER
 
@@ -60,6 +60,23 @@ def track(scratch: Closeable, active: bool) -> None:
 
 class DrillError(DrwatchError):
     """A drill could not be carried out; the message says why, for the report."""
+
+
+# What ends a drill as failed (the deadline passing is a TimeoutExpired).
+DRILL_FAILURES = (DrillError, CheckError, subprocess.TimeoutExpired)
+
+
+def scratch_base(scratch: ScratchConfig, state_dir: str | Path) -> Path:
+    """Where drills put their files: drills.scratch.dir, or <state_dir>/drills."""
+    return Path(scratch.dir) if scratch.dir else Path(state_dir) / "drills"
+
+
+def new_scratch_dir(scratch: ScratchConfig, state_dir: str | Path, kind: str = "") -> Path:
+    """A fresh directory named for the drwatch that owns it, so that the clean-up after a kill
+    finds it (remove_leftovers)."""
+    base = scratch_base(scratch, state_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-{kind}", dir=base))
 
 
 def require_space(where: Path, size: int, factor: float) -> None:
@@ -99,12 +116,9 @@ class ThrowawayCluster:
     def __init__(self, scratch: ScratchConfig, state_dir: Path, deadline: float) -> None:
         self.pg_bin = server_binaries(scratch.pg_bin)
         self.deadline = deadline
-        base = Path(scratch.dir) if scratch.dir else state_dir / "drills"
-        base.mkdir(parents=True, exist_ok=True)
-        prefix = f"{MARKER}-{os.getpid()}-"  # whose it is, for the clean-up after a kill
-        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        self.root = new_scratch_dir(scratch, state_dir)
         # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
-        self.socket_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
         self._runuser: list[str] = []
         if os.geteuid() == 0:
             if not scratch.user:
