@@ -24,6 +24,6 @@ USER 10001
 VOLUME /var/lib/drwatch
 EXPOSE 9839
 HEALTHCHECK --interval=30s --timeout=5s \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9839/-/healthy', timeout=4)"]
+    CMD ["drwatch", "healthcheck", "--web.listen-address", ":9839"]
 ENTRYPOINT ["drwatch"]
 CMD ["run", "--config", "/etc/drwatch/drwatch.yml"]

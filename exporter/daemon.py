@@ -27,8 +27,9 @@ from exporter.runtime.jobs import Instances, build_jobs
 from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
 from exporter.runtime.scheduler import Scheduler
-from exporter.web.app import make_app
+from exporter.web.app import make_app, protect
 from exporter.web.metrics import DrwatchCollector
+from exporter.web.security import WebSecurity
 from exporter.web.server import HttpServer
 
 log = logging.getLogger("drwatch.daemon")
@@ -41,7 +42,9 @@ class Daemon:
         loaded: LoadedConfig,
         listen_address: str,
         shard: Shard = UNSHARDED,
+        web_config: Path | None = None,
     ) -> None:
+        """`web_config`: the --web.config.file (TLS, basic auth); ConfigError if it is bad."""
         self.config_path = Path(config_path)
         self.shard = shard
         self.store = ResultStore()
@@ -58,16 +61,15 @@ class Daemon:
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
         registry.register(DrillCollector(self.drills, lambda: self._current.config))
         webhook = webhook_app(self.remediation, lambda: self._current.config)
-        self.http = HttpServer(
-            listen_address,
-            make_app(
-                registry,
-                self.store,
-                self.current,
-                {WEBHOOK_PATH: webhook},
-                lambda: drill_rows(self.drills, self._current.config),
-            ),
+        self.web = WebSecurity(web_config)
+        app = make_app(
+            registry,
+            self.store,
+            self.current,
+            {WEBHOOK_PATH: webhook},
+            lambda: drill_rows(self.drills, self._current.config),
         )
+        self.http = HttpServer(listen_address, protect(app, self.web, {WEBHOOK_PATH}), self.web)
 
     def current(self) -> Current:
         return self._current
@@ -175,6 +177,7 @@ class Daemon:
             while (signum := signal.sigwait(_SIGNALS)) not in (signal.SIGTERM, signal.SIGINT):
                 if signum == signal.SIGHUP:
                     self.reload()
+                    self.web.reload()
                 elif signum == signal.SIGUSR1:
                     self.remediation.kill_switch.engage()
                     log.warning("remediation kill switch engaged (SIGUSR1)")

@@ -29,6 +29,7 @@ class DaemonProcess:
         log_dir: Path,
         wrapper: tuple[str, ...] = (),
         args: tuple[str, ...] = (),  # more `drwatch run` flags
+        plain_http: bool = True,  # False under a web config: wait for its log line instead
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -54,7 +55,10 @@ class DaemonProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: self.get("/-/healthy")[0] == 200, 30, what="drwatch listening")
+        if plain_http:
+            wait_until(lambda: self.get("/-/healthy")[0] == 200, 30, what="drwatch listening")
+        else:
+            wait_until(lambda: "drwatch started" in self.log(), 30, what="drwatch started")
 
     def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
         if self.proc.poll() is not None:

@@ -59,23 +59,24 @@ def test_the_image_runs_the_daemon_as_a_user_with_flags_the_cli_accepts() -> Non
     assert host == "0.0.0.0" and final["EXPOSE"] == str(port)
     assert final["USER"] not in ("root", "0")
     assert final["VOLUME"] == "/var/lib/drwatch"  # the config's default state_dir
-    assert "http://127.0.0.1:9839/-/healthy" in final["HEALTHCHECK"]
+    health = _parser().parse_args(json.loads(final["HEALTHCHECK"].split("CMD", 1)[1])[1:])
+    assert health.command == "healthcheck" and health.listen_address == parsed.listen_address
 
 
 def test_the_health_check_route_answers(tmp_path: Path) -> None:
     """The HEALTHCHECK's own command, against a running drwatch."""
     final = dict(_final_stage())
     command = json.loads(final["HEALTHCHECK"].split("CMD", 1)[1])
-    assert command[:2] == ["python3", "-c"]
+    assert command[:3] == ["drwatch", "healthcheck", "--web.listen-address"]
     target = {"name": "cache", "redis": {"url": "redis://127.0.0.1:1/0"}}  # nothing there
     config = write_config(tmp_path / "drwatch.yml", [target], state_dir=str(tmp_path / "state"))
     daemon = DaemonProcess(config, tmp_path)
     try:
         wait_until(lambda: daemon.get("/-/healthy")[0] == 200, 30, what="drwatch up")
-        code = command[2].replace("127.0.0.1:9839", f"127.0.0.1:{daemon.port}")
-        assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+        probe = [str(Path(sys.executable).parent / "drwatch"), *command[1:3], f":{daemon.port}"]
+        assert subprocess.run(probe, timeout=30).returncode == 0
         daemon.stop()
-        assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode != 0
+        assert subprocess.run(probe, timeout=30).returncode != 0
     finally:
         daemon.stop()
 

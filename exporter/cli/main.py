@@ -1,9 +1,10 @@
-"""The `drwatch` command: run, check, config validate."""
+"""The `drwatch` command: run, check, drill, remediate, healthcheck, config validate."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from exporter import __version__
 from exporter.cli.load import load_or_report
@@ -25,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="listen_address",
         default=DEFAULT_LISTEN_ADDRESS,
         help=f"[host]:port for /metrics and the status page (default {DEFAULT_LISTEN_ADDRESS})",
+    )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        help="web config (exporter-toolkit): TLS, client certificates, basic auth",
     )
     run.add_argument(
         "--log.level",
@@ -69,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     drill.add_argument("--format", default="table", choices=["table", "json"])
 
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 if the daemon on this machine answers (container HEALTHCHECK)"
+    )
+    health.add_argument(
+        "--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS
+    )
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
@@ -82,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from core.errors import ConfigError
     from core.sharding import Shard
     from exporter.daemon import Daemon
     from exporter.logs import setup_logging
@@ -98,7 +112,12 @@ def _run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     try:
-        daemon = Daemon(args.config, loaded, args.listen_address, shard)
+        web_config = Path(args.web_config) if args.web_config else None
+        daemon = Daemon(args.config, loaded, args.listen_address, shard, web_config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"--web.listen-address {args.listen_address}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -118,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.cli.drill import drill
 
         return drill(args.config, args.target, args.scenario, args.format)
+    if args.command == "healthcheck":
+        from exporter.cli.healthcheck import healthcheck
+
+        return healthcheck(args.listen_address)
     if args.command == "remediate":
         from exporter.cli.remediate import remediate
 

@@ -1,8 +1,11 @@
 """The daemon's routes: /metrics, /-/healthy, /-/ready, the status page at / and /status.json,
-and whatever the daemon adds (the remediation webhook)."""
+and whatever the daemon adds (the remediation webhook); basic auth and response headers from
+the web config in front of them all."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import sys
@@ -16,6 +19,7 @@ from prometheus_client.exposition import make_wsgi_app
 
 from exporter.runtime.current import Current
 from exporter.runtime.results import ResultStore
+from exporter.web.security import WebSecurity
 from exporter.web.statuspage import render, status_document
 
 StartResponse = Callable[..., Any]
@@ -86,6 +90,50 @@ def make_app(
             return [b"Internal error; see drwatch's log.\n"]
 
     return guarded
+
+
+def protect(app: WsgiApp, security: WebSecurity, self_authenticating: set[str]) -> WsgiApp:
+    """Basic auth (when the web config has users) and the configured headers, on every path.
+
+    A path in `self_authenticating` checks its own bearer token instead of the basic-auth user:
+    Alertmanager sends one Authorization header, which cannot carry both (TLS and client
+    certificates still apply to it)."""
+
+    def protected(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        settings = security.settings
+        extra = settings.headers
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        if (
+            settings.users
+            and environ.get("PATH_INFO", "/") not in self_authenticating
+            and not _basic_auth_ok(environ.get("HTTP_AUTHORIZATION", ""), security)
+        ):
+            start(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("WWW-Authenticate", 'Basic realm="drwatch", charset="UTF-8"'),
+                ],
+            )
+            return [b"Unauthorized.\n"]
+        return app(environ, start)
+
+    return protected
+
+
+def _basic_auth_ok(header: str, security: WebSecurity) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, sep, password = decoded.partition(":")
+    return bool(sep) and security.authorized(user, password)
 
 
 def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:

@@ -8,6 +8,9 @@ stray or hostile client cannot blind the monitor.
   `READ_GRACE`) is dropped to make room; a burst of real scrapes waits its turn in the backlog.
 - Every read and write on a connection times out after `IO_TIMEOUT`.
 - Errors are logged through the redacting logger, never printed raw to stderr.
+- Under TLS the accept loop only wraps the socket; the handshake runs in the connection's own
+  thread under the same timeout and slot rules, so a client that never finishes its handshake
+  costs one slot for a while, never the accept loop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import IO, Any
@@ -23,6 +27,7 @@ from wsgiref.simple_server import make_server
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from exporter.web.app import WsgiApp
+from exporter.web.security import PeerRefused, WebSecurity
 
 log = logging.getLogger("drwatch.http")
 
@@ -45,7 +50,18 @@ class _LogStream:
 
 
 class _Handler(_SilentHandler):
-    timeout = IO_TIMEOUT  # the socket timeout of every read and write
+    timeout = IO_TIMEOUT  # the socket timeout of every read and write (and the TLS handshake)
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+                self.server.security.check_peer(self.connection)  # type: ignore[attr-defined]
+            except (OSError, PeerRefused) as exc:  # ssl.SSLError is an OSError
+                # A scanner, plain HTTP on the TLS port, a refused client certificate: routine.
+                log.info("http: TLS connection refused: %s", _why(exc))
+                return
+        super().handle()
 
     def parse_request(self) -> bool:
         parsed = bool(super().parse_request())
@@ -58,6 +74,7 @@ class _Handler(_SilentHandler):
 
 class _Server(ThreadingWSGIServer):
     request_queue_size = 1024
+    security: WebSecurity  # set by HttpServer before it serves
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.Condition()
@@ -65,6 +82,16 @@ class _Server(ThreadingWSGIServer):
         self._serving: set[socket.socket] = set()
         self._closing: set[socket.socket] = set()  # dropped readers whose thread is ending
         super().__init__(*args, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        self.security.refresh()
+        context = self.security.settings.tls
+        if context is not None:  # no I/O here: the handshake is the connection thread's
+            connection = context.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         deadline = time.monotonic() + SLOT_WAIT
@@ -119,13 +146,20 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an exporter listens on all by default
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
 class HttpServer:
-    def __init__(self, address: str, app: WsgiApp) -> None:
+    def __init__(self, address: str, app: WsgiApp, security: WebSecurity | None = None) -> None:
         host, port = parse_listen_address(address)
         server_class = _ServerV6 if ":" in host else _Server
         self.server = make_server(
             host, port, app, server_class=server_class, handler_class=_Handler
         )
+        self.server.security = security or WebSecurity(None)
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 
     @property
