@@ -45,6 +45,7 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/remediation.py
 	$(VENV)/bin/python bench/http_scrapes.py --targets 1
 	$(VENV)/bin/python bench/http_scrapes.py --targets 50
+	$(VENV)/bin/python bench/fleet.py --targets 50 200 500
 	$(VENV)/bin/python bench/drill.py
 
 clean:

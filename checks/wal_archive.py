@@ -1,5 +1,8 @@
 """WAL archive continuity in the store: is every segment since the newest base backup there?
 
+The store may be written by an `archive_command` that copies, by pgBackRest, WAL-G or barman
+(`checks.support.wal_layouts`): configured, or detected from the names.
+
 WAL-G's `wal-verify integrity` is the reference. Names are parsed for timeline and segment number
 with the cluster's own wal_segment_size; a timeline switch (a `.history` file, the old timeline's
 `.partial` and the new timeline's segments) is not a gap. A gap caps point-in-time recovery at the
@@ -9,7 +12,6 @@ a file that never arrived.
 
 from __future__ import annotations
 
-import posixpath
 import statistics
 import time
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
+from checks.support.wal_layouts import archive_file_name, archive_files, compressed, detect
 from checks.support.walnames import WalName, parse_wal_name
 from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
@@ -27,8 +30,6 @@ from core.humanize import count
 from core.metrics import gauge
 
 NAME = "wal_archive"
-# What archive tools append to WAL file names when they compress.
-COMPRESSION_SUFFIXES = (".gz", ".lz4", ".zst", ".br", ".bz2", ".xz", ".lzma")
 MAX_NAMED_GAPS = 5
 
 WAL_ARCHIVE_SEGMENTS = gauge("drwatch_wal_archive_segments", "WAL segments in the archive store.")
@@ -85,14 +86,6 @@ class Continuity:
     base_backups: int
 
 
-def wal_name(key: str) -> str:
-    name = posixpath.basename(key)
-    for suffix in COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def segment_name(timeline: int, segno: int, segment_size: int) -> str:
     per_id = 0x100000000 // segment_size
     return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
@@ -103,7 +96,7 @@ def analyse(objects: list[StoredObject], segment_size: int) -> Continuity:
     segments: dict[int, Archived] = {}  # segno -> the newest-timeline file holding it
     starts: list[int] = []
     for obj in objects:
-        name = wal_name(obj.key)
+        name = archive_file_name(obj.key)
         wal = parse_wal_name(name, segment_size)
         if wal is None or wal.segno is None:
             continue
@@ -149,8 +142,8 @@ def infer_segment_size(objects: list[StoredObject]) -> int | None:
     sizes = [
         o.size
         for o in objects
-        if posixpath.basename(o.key) == wal_name(o.key)  # not compressed
-        and len(wal_name(o.key)) == 24
+        if not compressed(o.key)
+        and len(archive_file_name(o.key)) == 24
         and o.size >= 1024 * 1024
         and o.size & (o.size - 1) == 0
     ]
@@ -184,7 +177,9 @@ class WalArchiveCheck(Check[None]):
     def run(self) -> Observation:
         # PostgreSQL first, then the store: a file archived in between is then in the listing.
         pg_size, last_archived, standby = self._ask_postgres()
-        objects = list(self.store.list())
+        listed = list(self.store.list())
+        layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
+        objects = archive_files(listed, layout)
         segment_size = self.config.wal_segment_size or pg_size or infer_segment_size(objects)
         if segment_size is None:
             raise CheckError(
@@ -199,10 +194,13 @@ class WalArchiveCheck(Check[None]):
         obs.add(WAL_ARCHIVE_MISSING_SEGMENTS, result.missing)
         obs.add(WAL_ARCHIVE_BASE_BACKUPS, result.base_backups)
         obs.add(WAL_SEGMENT_SIZE_BYTES_USED, segment_size)
-        obs.values.update(segments=result.segments, missing_segments=result.missing)
+        obs.values.update(
+            segments=result.segments, missing_segments=result.missing, wal_layout=layout
+        )
+        how = f"{layout} layout" + (", detected" if self.config.wal_layout == "auto" else "")
         if result.newest is None:
             obs.status = Status.CRITICAL
-            obs.summary = f"no WAL segment in {self.store.url}"
+            obs.summary = f"no WAL segment in {self.store.url} ({how})"
             return obs
         newest = result.newest
         obs.add(WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS, newest.obj.modified)
@@ -212,7 +210,7 @@ class WalArchiveCheck(Check[None]):
         )
         problems = self._gaps(obs, result, segment_size, now)
         if last_archived and not standby:
-            present = any(wal_name(o.key) == last_archived for o in objects)
+            present = any(archive_file_name(o.key) == last_archived for o in objects)
             obs.add(WAL_ARCHIVE_LAST_ARCHIVED_PRESENT, present)
             obs.values["last_archived_present"] = present
             if not present:
@@ -221,7 +219,7 @@ class WalArchiveCheck(Check[None]):
                 )
         obs.status = Status.CRITICAL if problems else Status.OK
         start = segment_name(newest.wal.timeline, result.start_segno or 0, segment_size)
-        base = f"{count(result.segments, 'segment')} since {start}"
+        base = f"{count(result.segments, 'segment')} since {start} ({how})"
         obs.summary = "; ".join(
             [
                 f"{base}, newest {newest.name} {format_duration(now - newest.obj.modified)} old",
@@ -266,7 +264,8 @@ DEFINITION = CheckDef(
     section="backups",
     source="the WAL store",
     tells="segments missing between the newest base backup's start and the newest segment "
-    "(timelines, `.partial`, `.history`, `.backup`, compressed names understood), the newest "
+    "(timelines, `.partial`, `.history`, `.backup`, compressed names understood; plain copies, "
+    "pgBackRest, WAL-G and barman layouts), the newest "
     "segment's age, whether the archiver's `last_archived_wal` really is in the store; a gap caps "
     "PITR",
     metrics=METRICS,

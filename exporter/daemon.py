@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from checks.base import Status
 from checks.support.verify import terminate_all
@@ -28,7 +28,7 @@ from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
 from exporter.runtime.scheduler import Scheduler
 from exporter.web.app import make_app, protect
-from exporter.web.metrics import DrwatchCollector
+from exporter.web.metrics import MetricsPage
 from exporter.web.security import WebSecurity
 from exporter.web.server import HttpServer
 
@@ -56,14 +56,14 @@ class Daemon:
         self._current = self._apply(loaded)
         self._reload = ReloadState(True, time.time())
         self.scheduler = Scheduler(self._run_job)
-        registry = CollectorRegistry(auto_describe=True)
-        registry.register(DrwatchCollector(self.store, self.current, self.reload_state))
+        self.metrics = MetricsPage(self.store, self.current, self.reload_state)
+        registry = CollectorRegistry(auto_describe=True)  # the smaller, per-scrape families
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
         registry.register(DrillCollector(self.drills, lambda: self._current.config))
         webhook = webhook_app(self.remediation, lambda: self._current.config)
         self.web = WebSecurity(web_config)
         app = make_app(
-            registry,
+            lambda: self.metrics.render().encode() + generate_latest(registry),
             self.store,
             self.current,
             {WEBHOOK_PATH: webhook},
@@ -103,6 +103,7 @@ class Daemon:
     def _run_job(self, job: Job) -> None:
         result = self.runner.run(job)
         previous = self.store.put(result)
+        self.metrics.prerender(job)  # here, in the check's thread, not in the next scrape
         if previous is not None and previous.status != result.status:
             log.log(
                 logging.INFO if result.status == Status.OK else logging.WARNING,

@@ -102,6 +102,15 @@ def test_the_service_monitor_scrapes_the_services_port() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
+def test_each_replica_has_a_name_for_the_webhook() -> None:
+    """The governing Service is headless: drwatch-<i>.drwatch resolves to replica i, whose
+    webhook acts on its shard's targets (Alertmanager lists one URL per replica)."""
+    objects = _render("overlays/sharded")
+    service, stateful = _one(objects, "Service"), _one(objects, "StatefulSet")
+    assert service["spec"]["clusterIP"] == "None"
+    assert stateful["spec"]["serviceName"] == service["metadata"]["name"]
+
+
 def test_the_overlay_keeps_verdicts_on_a_volume_claim() -> None:
     objects = _render("overlays/example")
     pod = _one(objects, "StatefulSet")["spec"]["template"]["spec"]

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.sharding import Shard
+from exporter.remediation.webhook import requested_actions
 from sandbox.pgcluster import wait_until
 from tests.daemon import DaemonProcess
-from tests.helpers import drwatch, write_config
+from tests.helpers import drwatch, make_config, write_config
 
 NAMES = [f"db-{n:03d}" for n in range(600)]
 
@@ -86,3 +87,33 @@ def test_two_replicas_split_the_targets_between_them(tmp_path: Path) -> None:
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_each_replicas_webhook_acts_on_its_own_shards_targets_only() -> None:
+    """Alertmanager sends every alert to every replica (one webhook URL each): the alert for
+    a target is acted on by exactly the replica that runs it, and ignored by the others."""
+    remediation = {
+        "enabled": True,
+        "webhook": {
+            "token": "webhook-token-0123456789",
+            "alerts": {"DrwatchConnectionPoolSaturation": "terminate_idle_connections"},
+        },
+        "actions": {"terminate_idle_connections": {"idle_for": "10m"}},
+    }
+    loaded = make_config(
+        [{"name": n, "postgres": {"dsn": "postgresql://127.0.0.1:1/x"}} for n in NAMES[:2]],
+        remediation=remediation,
+    )
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": "DrwatchConnectionPoolSaturation", "target": n},
+        }
+        for n in NAMES[:2]
+    ]
+    acted: list[str] = []
+    for index in range(2):
+        requested, ignored = requested_actions(Shard(index, 2).select(loaded).config, alerts)
+        assert ignored == 2 - len(requested)
+        acted += requested
+    assert sorted(acted) == NAMES[:2]  # each once: db-000 on shard 0, db-001 on shard 1

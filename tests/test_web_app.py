@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from checks.base import Observation, Status
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
 from exporter.web.app import WsgiApp, make_app
-from exporter.web.metrics import DrwatchCollector
+from exporter.web.metrics import MetricsPage
 from tests.helpers import make_config
 
 
-def _call(app: WsgiApp, path: str, query: str = "") -> tuple[str, dict[str, str], str]:
-    environ: dict[str, Any] = {"PATH_INFO": path, "QUERY_STRING": query}
+def _call(
+    app: WsgiApp, path: str, query: str = "", **environ_more: str
+) -> tuple[str, dict[str, str], str]:
+    environ: dict[str, Any] = {"PATH_INFO": path, "QUERY_STRING": query, **environ_more}
     setup_testing_defaults(environ)
     seen: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]], *_: object) -> None:
         seen.update(status=status, headers=dict(headers))
 
-    body = b"".join(app(environ, start_response)).decode()
-    return seen["status"], seen["headers"], body
+    body = b"".join(app(environ, start_response))
+    if seen["headers"].get("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    return seen["status"], seen["headers"], body.decode()
 
 
 def _app() -> tuple[WsgiApp, ResultStore, Job]:
@@ -36,9 +40,8 @@ def _app() -> tuple[WsgiApp, ResultStore, Job]:
     store = ResultStore()
     store.configure([job.key])
     current = Current(config.config, (job,), (("db", "postgres", True),))
-    registry = CollectorRegistry()
-    registry.register(DrwatchCollector(store, lambda: current, lambda: ReloadState(True, 0.0)))
-    return make_app(registry, store, lambda: current), store, job
+    metrics = MetricsPage(store, lambda: current, lambda: ReloadState(True, 0.0))
+    return make_app(lambda: metrics.render().encode(), store, lambda: current), store, job
 
 
 def test_health_readiness_and_not_found() -> None:
@@ -57,6 +60,9 @@ def test_metrics_status_json_and_the_page() -> None:
     status, headers, text = _call(app, "/metrics")
     assert status == "200 OK" and headers["Content-Type"].startswith("text/plain")
     assert 'drwatch_check_up{check="connections",target="db"} 1.0' in text
+    assert "Content-Encoding" not in headers
+    _, headers, unzipped = _call(app, "/metrics", HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip" and unzipped == text  # as Prometheus asks
     status, headers, body = _call(app, "/status.json")
     assert headers["Content-Type"] == "application/json"
     doc = json.loads(body)
@@ -83,7 +89,7 @@ def test_a_bug_in_a_route_is_a_logged_500_never_a_raw_traceback(
     def broken(environ: object, start_response: object) -> list[bytes]:
         raise RuntimeError("postgresql://app:hunter22@db/x exploded")
 
-    app = make_app(CollectorRegistry(), ResultStore(), lambda: current, {"/broken": broken})
+    app = make_app(lambda: b"", ResultStore(), lambda: current, {"/broken": broken})
     status, _, body = _call(app, "/broken")
     assert status.startswith("500") and "hunter22" not in body
     (record,) = [r for r in caplog.records if r.name == "drwatch.http"]

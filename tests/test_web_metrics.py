@@ -1,23 +1,26 @@
-"""The collector: fresh families from the result store on every scrape, described from the
-declarations, and never broken by a check's bug."""
+"""drwatch's own metrics page: fresh on every scrape, rendered a job at a time, the same text
+prometheus_client would write, and never broken by a check's bug."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from checks.base import Observation, Status
-from core.metrics import gauge
+from core.metrics import Families, counter, gauge
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
-from exporter.web.metrics import SELF_METRICS, DrwatchCollector
+from exporter.web.exposition import Lines, page
+from exporter.web.metrics import SELF_METRICS, MetricsPage
 from tests.helpers import make_config
 
 DECLARED = gauge("drwatch_test_declared", "Declared by the job.", "item")
 UNDECLARED = gauge("drwatch_test_undeclared", "Not declared by the job.")
 
 
-def _scrape(*collects: object) -> tuple[DrwatchCollector, ResultStore, tuple[Job, ...]]:
+def _page(*collects: object) -> tuple[MetricsPage, ResultStore, tuple[Job, ...]]:
     config = make_config([{"name": "db", "postgres": {"dsn": "postgresql://127.0.0.1:1/x"}}])
     jobs = tuple(
         Job("db", f"c{i}", 1.0, 1.0, (DECLARED,), (), collect)  # type: ignore[arg-type]
@@ -26,19 +29,24 @@ def _scrape(*collects: object) -> tuple[DrwatchCollector, ResultStore, tuple[Job
     store = ResultStore()
     store.configure(job.key for job in jobs)
     current = Current(config.config, jobs, (("db", "postgres", True),))
-    collector = DrwatchCollector(store, lambda: current, lambda: ReloadState(True, 0.0))
-    return collector, store, jobs
+    return MetricsPage(store, lambda: current, lambda: ReloadState(True, 0.0)), store, jobs
 
 
-def test_describe_lists_every_declared_family_before_any_result() -> None:
-    collector, _, _ = _scrape(lambda: Observation(Status.OK, ""))
-    described = {family.name for family in collector.describe()}
-    assert described == {"drwatch_test_declared"} | {
-        s.name.removesuffix("_total") for s in SELF_METRICS
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
-    registry = CollectorRegistry()
-    registry.register(collector)  # describe() is what the registry checks names against
-    assert b"drwatch_check_interval_seconds" in generate_latest(registry)
+
+
+def test_every_own_family_is_there_before_any_result() -> None:
+    metrics, _, _ = _page(lambda: Observation(Status.OK, ""))
+    text = metrics.render()
+    for spec in SELF_METRICS:
+        assert f"# TYPE {spec.name} {spec.type}\n" in text
+    assert 'drwatch_check_interval_seconds{check="c0",target="db"} 1.0' in text
+    assert "drwatch_test_declared" not in text  # nothing measured it yet: absent
 
 
 def test_an_undeclared_metric_costs_its_check_run_never_the_scrape() -> None:
@@ -52,17 +60,83 @@ def test_an_undeclared_metric_costs_its_check_run_never_the_scrape() -> None:
         obs.add(DECLARED, 7, item="x")
         return obs
 
-    collector, store, jobs = _scrape(buggy, fine)
+    metrics, store, jobs = _page(buggy, fine)
     runner = DeadlineRunner()
     for job in jobs:
         store.put(runner.run(job))
     bad = store.snapshot().results[("db", "c0")]
     assert not bad.up and bad.error_reasons == ("internal",)
     assert "drwatch_test_undeclared" in bad.summary
-    registry = CollectorRegistry()
-    registry.register(collector)
-    text = generate_latest(registry).decode()
+    text = metrics.render()
     assert 'drwatch_test_declared{item="x",target="db"} 7.0' in text
     assert "drwatch_test_undeclared" not in text
     assert 'drwatch_check_up{check="c0",target="db"} 0.0' in text
     assert 'drwatch_check_up{check="c1",target="db"} 1.0' in text
+    assert 'drwatch_check_errors_total{check="c0",reason="internal",target="db"} 1.0' in text
+
+
+def test_a_new_result_replaces_the_prerendered_lines() -> None:
+    value = [1.0]
+
+    def measure() -> Observation:
+        obs = Observation(Status.OK, "")
+        obs.add(DECLARED, value[0], item="x")
+        return obs
+
+    metrics, store, (job,) = _page(measure)
+    runner = DeadlineRunner()
+    store.put(runner.run(job))
+    metrics.prerender(job)
+    assert 'drwatch_test_declared{item="x",target="db"} 1.0' in metrics.render()
+    value[0] = 2.0
+    store.put(runner.run(job))  # no prerender: the scrape sees the stale cache and renders
+    text = metrics.render()
+    assert 'drwatch_test_declared{item="x",target="db"} 2.0' in text
+    assert text.count("drwatch_test_declared{") == 1
+
+
+def test_the_text_is_what_prometheus_client_writes() -> None:
+    """Escapes, label order, counters, special values: byte for byte generate_latest's."""
+    odd = gauge("drwatch_test_odd", 'Help with a \\ backslash\nand a newline "quoted".', "item")
+    total = counter("drwatch_test_events_total", "A counter.", "reason")
+    values = [
+        (odd, 'quote " backslash \\ newline \n', float("inf")),
+        (odd, "tiny", 1e-7),
+        (odd, "huge", 12345678901.0),
+        (odd, "nan", float("nan")),
+        (total, "x", 3.0),
+    ]
+    lines = Lines()
+    families = Families((odd, total), ("target",))
+    for spec, label, value in values:
+        name = spec.labels[0]
+        lines.add(spec, value, (("target", "db"), (name, label)))
+        families.add_sample(spec.sample(value, **{name: label}), "db")
+
+    class Reference(Collector):
+        def collect(self):  # type: ignore[no-untyped-def]
+            return iter(families)
+
+    registry = CollectorRegistry()
+    registry.register(Reference())
+    assert page((odd, total), [lines.joined()], False) == generate_latest(registry).decode()
+
+
+def test_many_jobs_each_rendered_once_and_parsed_whole() -> None:
+    def measuring(item: str):  # type: ignore[no-untyped-def]
+        def measure() -> Observation:
+            obs = Observation(Status.OK, "")
+            obs.add(DECLARED, 5, item=item)
+            return obs
+
+        return measure
+
+    metrics, store, jobs = _page(*[measuring(f"i{n}") for n in range(20)])
+    runner = DeadlineRunner()
+    for job in jobs:
+        store.put(runner.run(job))
+        metrics.prerender(job)
+    samples = _samples(metrics.render())
+    declared = [k for k in samples if k[0] == "drwatch_test_declared"]
+    assert len(declared) == 20 and samples[declared[0]] == 5
+    assert len([k for k in samples if k[0] == "drwatch_check_up"]) == 20

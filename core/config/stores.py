@@ -28,6 +28,8 @@ StoreUrl = Annotated[str, BeforeValidator(_store_url)]
 class BackupsConfig(Strict):
     store: StoreUrl  # where the dumps are
     wal_store: StoreUrl | None = None  # where archive_command puts WAL
+    # How the WAL store is laid out: by whom it is written; auto: from the names found.
+    wal_layout: Literal["auto", "plain", "pgbackrest", "walg", "barman"] = "auto"
     replica_store: StoreUrl | None = None  # the cross-region copy of `store`
     patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
     retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days

@@ -7,10 +7,13 @@ recover; recovery that stops before the newest archived segment is a gap, and a 
 
 from __future__ import annotations
 
+import bz2
 import json
+import lzma
 import shutil
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +21,11 @@ from psycopg.conninfo import conninfo_to_dict
 
 from checks.support.pg import fetch_one, session
 from checks.support.stores import StoredObject, open_store
+from checks.support.wal_layouts import archive_file_name, archive_files, compressed, detect
 from checks.support.walnames import parse_wal_name
 from core.config.postgres import PostgresConfig
 from core.config.schema import Config, Target
+from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
@@ -58,7 +63,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 copy.unpack(workdir)
                 start = _start_segment(workdir / "backup_manifest", copy.segment_size())
             with timer.phase("download"):
-                _spool_wal(config, backups.wal_store, start, copy.wal, timer)
+                _spool_wal(config, backups, start, copy.wal, timer)
             with timer.phase("restore"):
                 copy.recover(_recovery(target))
                 dsn = copy.dsn("postgres", _role(target.postgres))
@@ -66,9 +71,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             with timer.phase("verify"):
                 # Stopping at target_time leaves later WAL unreplayed on purpose; a gap before
                 # it ends recovery with an error instead (PostgreSQL refuses to promote).
-                problems = (
-                    [] if drills.pitr.target_time else _continuity(config, backups.wal_store, end)
-                )
+                problems = [] if drills.pitr.target_time else _continuity(config, backups, end)
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 problems += check_copy(target, on_copy, timer)
         finally:
@@ -132,22 +135,47 @@ def _start_segment(manifest: Path, segment_size: int) -> str:
     return f"{int(first['Timeline']):08X}{segno // per_log:08X}{segno % per_log:08X}"
 
 
-def _spool_wal(config: Config, wal_store: str, start: str, into: Path, timer: Timer) -> None:
+def _archive(config: Config, backups: BackupsConfig) -> Iterator[tuple[str, StoredObject]]:
+    """(PostgreSQL file name, object) of every WAL file in the target's archive, in its layout."""
+    assert backups.wal_store
+    listed = list(open_store(backups.wal_store, config.aws).list())
+    layout = detect(listed) if backups.wal_layout == "auto" else backups.wal_layout
+    for obj in archive_files(listed, layout):
+        yield archive_file_name(obj.key), obj
+
+
+def _inflater(key: str) -> Callable[[bytes], bytes]:
+    """Decompresses a WAL file's blocks in turn, by its suffix; b"" at the end flushes."""
+    if key.endswith(".gz"):
+        gz = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return lambda block: gz.decompress(block) if block else gz.flush()
+    if key.endswith(".bz2"):
+        bz = bz2.BZ2Decompressor()
+        return lambda block: bz.decompress(block) if block else b""
+    if key.endswith((".xz", ".lzma")):
+        xz = lzma.LZMADecompressor()
+        return lambda block: xz.decompress(block) if block else b""
+    if compressed(key):
+        raise DrillError(f"{key}: the drill cannot decompress this WAL file (gz, bz2, xz only)")
+    return lambda block: block
+
+
+def _spool_wal(
+    config: Config, backups: BackupsConfig, start: str, into: Path, timer: Timer
+) -> None:
     """Every WAL file from the backup's start on (and every timeline history), uncompressed, where
     the scratch server's restore_command copies them from."""
-    store = open_store(wal_store, config.aws)
-    for obj in store.list():
-        name = obj.key.rpartition("/")[2]
-        plain = name.removesuffix(".gz")
-        if not (plain.endswith(".history") or (len(plain) == 24 and plain[8:] >= start[8:])):
+    assert backups.wal_store
+    store = open_store(backups.wal_store, config.aws)
+    for name, obj in _archive(config, backups):
+        if not (name.endswith(".history") or (len(name) == 24 and name[8:] >= start[8:])):
             continue
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if name.endswith(".gz") else None
-        with open(into / plain, "wb") as sink:
+        inflate = _inflater(obj.key)
+        with open(into / name, "wb") as sink:
             for block in store.chunks(obj.key):
-                sink.write(inflate.decompress(block) if inflate else block)
+                sink.write(inflate(block))
                 timer.remaining()
-            if inflate:
-                sink.write(inflate.flush())
+            sink.write(inflate(b""))
 
 
 def _quote(value: str) -> str:
@@ -204,12 +232,11 @@ def _wait_promoted(copy: PhysicalCopy, dsn: str, timer: Timer) -> RecoveryEnd:
         time.sleep(0.2)  # recovery runs in the server; this only looks, bounded by the deadline
 
 
-def _continuity(config: Config, wal_store: str, end: RecoveryEnd) -> list[str]:
+def _continuity(config: Config, backups: BackupsConfig, end: RecoveryEnd) -> list[str]:
     """Recovery that ended before the newest archived segment stopped at a gap."""
     replayed = parse_wal_name(end.segment, end.segment_size) if end.segment else None
     newest: tuple[int, str] | None = None
-    for obj in open_store(wal_store, config.aws).list():
-        name = obj.key.rpartition("/")[2].removesuffix(".gz")
+    for name, _ in _archive(config, backups):
         wal = parse_wal_name(name, end.segment_size)
         if wal is None or wal.kind != "segment" or wal.segno is None:
             continue

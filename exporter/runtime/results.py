@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterable
@@ -42,6 +43,18 @@ class Snapshot:
     # (target, check, scenario) -> when that check last measured that exposure
     exposure_measured: dict[tuple[str, str, str], float]
     started: float  # when this store (the daemon) started: "never measured" counts from here
+    # Changes with every put of the job (store-wide, never reused): what a cache compares.
+    versions: dict[JobKey, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job's entry: what its own metrics are made of."""
+
+    version: int
+    result: CheckResult | None
+    last_success: float | None
+    errors: tuple[tuple[str, int], ...]  # (reason, count), by reason
 
 
 class ResultStore:
@@ -55,6 +68,8 @@ class ResultStore:
         self._exposure_measured: dict[tuple[str, str, str], float] = {}
         self._started = time.time()
         self._errors: dict[tuple[str, str, str], int] = {}
+        self._sequence = itertools.count(1)
+        self._versions: dict[JobKey, int] = {}
 
     def configure(self, keys: Iterable[JobKey]) -> None:
         with self._lock:
@@ -66,6 +81,9 @@ class ResultStore:
             for target, check in self._keys:
                 for reason in CheckError.REASONS:
                     self._errors.setdefault((target, check, reason), 0)
+            self._versions = {
+                key: self._versions.get(key) or next(self._sequence) for key in self._keys
+            }
 
     def put(self, result: CheckResult) -> CheckResult | None:
         """Records `result`; returns the result it replaces (None for the first, or a result
@@ -85,6 +103,7 @@ class ResultStore:
             for reason in result.error_reasons:
                 k = (result.target, result.check, reason)
                 self._errors[k] = self._errors.get(k, 0) + 1
+            self._versions[result.key] = next(self._sequence)
             return previous
 
     def snapshot(self) -> Snapshot:
@@ -95,6 +114,21 @@ class ResultStore:
                 dict(self._errors),
                 dict(self._exposure_measured),
                 self._started,
+                dict(self._versions),
+            )
+
+    def job_view(self, key: JobKey) -> JobView:
+        with self._lock:
+            target, check = key
+            return JobView(
+                self._versions.get(key, 0),
+                self._results.get(key),
+                self._last_success.get(key),
+                tuple(
+                    (reason, self._errors[(target, check, reason)])
+                    for reason in sorted(CheckError.REASONS)
+                    if (target, check, reason) in self._errors
+                ),
             )
 
     def complete(self) -> bool:

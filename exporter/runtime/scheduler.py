@@ -1,11 +1,17 @@
 """Runs every job on its own interval (APScheduler), one at a time per job, and a job's followers
-(checks that read what it records) right after it."""
+(checks that read what it records) right after it.
+
+A fleet's first round is spread: at most `START_RATE` checks start per second (in an order
+fixed by their names), and each job keeps the phase it started with, so 200 targets' thousand
+checks do not all wake in the same instant every interval, contending with each other and with
+scrapes. A small config starts all its checks at once, as before."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -13,9 +19,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter.runtime.runner import Job
 
+START_RATE = 100.0  # checks started per second at most, in the first round
+
 
 def _job_id(job: Job) -> str:
     return f"{job.target}/{job.check}"
+
+
+def first_runs(jobs: tuple[Job, ...], now: datetime) -> dict[str, datetime]:
+    """When each job first runs: spread at START_RATE, never later than one interval."""
+    order = sorted(jobs, key=lambda job: hashlib.sha256(_job_id(job).encode()).digest())
+    return {
+        _job_id(job): now + timedelta(seconds=min(i / START_RATE, job.interval * i / len(jobs)))
+        for i, job in enumerate(order)
+    }
 
 
 class Scheduler:
@@ -29,21 +46,21 @@ class Scheduler:
         return self._scheduler is not None and bool(self._scheduler.running)
 
     def schedule(self, jobs: tuple[Job, ...]) -> None:
-        """Replaces the running schedule with `jobs`, each due now."""
+        """Replaces the running schedule with `jobs`, each due now or, in a fleet, soon."""
         # A waiting thread per job: one stuck target never delays another's schedule.
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(1, len(jobs)))},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
-        now = datetime.now(UTC)
+        first = first_runs(jobs, datetime.now(UTC))
         for job in jobs:
             scheduler.add_job(
                 self._run_and_follow,
                 "interval",
                 args=(job,),
                 seconds=job.interval,
-                next_run_time=now,
+                next_run_time=first[_job_id(job)],
                 id=_job_id(job),
                 max_instances=1,
                 coalesce=True,

@@ -1,20 +1,19 @@
-"""Builds fresh metric families from the ResultStore on every scrape; never touches a database."""
+"""drwatch's own metrics, from the ResultStore on every scrape; never touches a database."""
 
 from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
-
-from core.metrics import Families, MetricSpec, counter, gauge
+from core.metrics import MetricSpec, counter, gauge
 from exporter import __version__
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
-from exporter.runtime.results import CheckResult, JobKey, ResultStore, Snapshot
+from exporter.runtime.results import JobKey, JobView, ResultStore, Snapshot
 from exporter.runtime.runner import Job
+from exporter.web.exposition import Lines, page
 
 JOB_LABELS = ("target", "check")
 
@@ -111,7 +110,41 @@ SELF_METRICS = (
 )
 
 
-class DrwatchCollector(Collector):
+@dataclass(frozen=True)
+class _Rendered:
+    """One job's lines, by family: its check's samples and its own health."""
+
+    job: Job
+    version: int
+    check_lines: dict[str, str]
+    self_lines: dict[str, str]
+
+
+def _render_job(job: Job, view: JobView) -> _Rendered:
+    check, own = Lines(), Lines()
+    result = view.result
+    target = (("target", job.target),)
+    for sample in result.samples if result else ():
+        check.add(sample.spec, sample.value, (*target, *sample.labels))
+    labels = (*target, ("check", job.check))
+    own.add(CHECK_INTERVAL_SECONDS, job.interval, labels)
+    if result is not None:
+        own.add(CHECK_UP, float(result.up), labels)
+        own.add(CHECK_STATUS, float(result.status), labels)
+        own.add(CHECK_DURATION_SECONDS, result.duration_seconds, labels)
+    if view.last_success is not None:
+        own.add(CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS, view.last_success, labels)
+    for reason, count in view.errors:
+        own.add(CHECK_ERRORS_TOTAL, count, (*labels, ("reason", reason)))
+    return _Rendered(job, view.version, check.joined(), own.joined())
+
+
+class MetricsPage:
+    """drwatch's own families as text, fresh on every scrape but rendered a job at a time:
+    `prerender` runs when a job's result is stored, so a scrape of a fleet's thousands of
+    lines mostly concatenates. A job's cached lines are used only while its Job and its
+    store version are the ones the scrape sees; anything else is rendered then and there."""
+
     def __init__(
         self,
         store: ResultStore,
@@ -121,76 +154,71 @@ class DrwatchCollector(Collector):
         self.store = store
         self.current = current
         self.reload_state = reload_state
+        self._rendered: dict[JobKey, _Rendered] = {}
+        self._specs: tuple[Current | None, list[MetricSpec]] = (None, [])
 
-    def describe(self) -> Iterator[Metric]:
-        yield from Families(_check_specs(self.current().jobs), ("target",))
-        yield from Families(SELF_METRICS)
+    def prerender(self, job: Job) -> None:
+        self._rendered[job.key] = _render_job(job, self.store.job_view(job.key))
 
-    def collect(self) -> Iterator[Metric]:
+    def render(self) -> str:
         current = self.current()
         snap = self.store.snapshot()
-        yield from self._check_metrics(current.jobs, snap.results)
-        yield from self._self_metrics(current, snap)
-
-    def _check_metrics(
-        self, jobs: Iterable[Job], results: dict[JobKey, CheckResult]
-    ) -> Iterator[Metric]:
-        jobs = list(jobs)
-        families = Families(_check_specs(jobs), ("target",))
-        for job in jobs:
-            result = results.get(job.key)
-            for sample in result.samples if result else ():
-                families.add_sample(sample, job.target)
-        yield from families.with_samples()
-
-    def _self_metrics(self, current: Current, snap: Snapshot) -> Iterator[Metric]:
-        families = Families(SELF_METRICS)
-        add = families.add
+        parts = []
         for job in current.jobs:
-            labels = {"target": job.target, "check": job.check}
-            add(CHECK_INTERVAL_SECONDS, job.interval, **labels)
-            result = snap.results.get(job.key)
-            if result is not None:
-                add(CHECK_UP, float(result.up), **labels)
-                add(CHECK_STATUS, float(result.status), **labels)
-                add(CHECK_DURATION_SECONDS, result.duration_seconds, **labels)
-            if job.key in snap.last_success:
-                add(CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS, snap.last_success[job.key], **labels)
-        for (target, check, reason), count in sorted(snap.errors.items()):
-            add(CHECK_ERRORS_TOTAL, count, target=target, check=check, reason=reason)
-        self._objectives(families, current, snap)
-        for target_name, section, enabled in current.sections:
-            add(CONFIG_SECTION_ENABLED, float(enabled), target=target_name, section=section)
-        reload = self.reload_state()
-        add(CONFIG_LAST_RELOAD_SUCCESSFUL, float(reload.successful))
-        add(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, reload.last_success)
-        shard = current.shard
-        add(SHARD_INFO, 1.0, shard=str(shard.index), total_shards=str(shard.total))
-        add(SHARD_TARGETS, len(current.config.targets))
-        add(BUILD_INFO, 1.0, version=__version__, python_version=platform.python_version())
-        yield from families
+            entry = self._rendered.get(job.key)
+            if entry is None or entry.job is not job or entry.version != snap.versions.get(job.key):
+                entry = _render_job(job, self.store.job_view(job.key))
+                self._rendered[job.key] = entry
+            parts.append(entry)
+        if len(self._rendered) > len(parts):  # jobs a reload removed
+            keep = {job.key for job in current.jobs}
+            for key in [k for k in self._rendered if k not in keep]:
+                self._rendered.pop(key, None)
+        return page(self._check_specs(current), (p.check_lines for p in parts), False) + page(
+            SELF_METRICS, [*(p.self_lines for p in parts), self._scrape_lines(current, snap)], True
+        )
 
-    @staticmethod
-    def _objectives(families: Families, current: Current, snap: Snapshot) -> None:
+    def _check_specs(self, current: Current) -> list[MetricSpec]:
+        cached_for, specs = self._specs
+        if cached_for is not current:
+            specs = list({spec.name: spec for job in current.jobs for spec in job.metrics}.values())
+            self._specs = (current, specs)
+        return specs
+
+    def _scrape_lines(self, current: Current, snap: Snapshot) -> dict[str, str]:
+        """What is not one job's: objectives and exposures, sections, reload, shard, build."""
+        lines = Lines()
         exposures = combine(current.jobs, snap.results)
+        measured = last_measured(current.jobs, snap)
         for (target, scenario), exposure in exposures.items():
             objective = current.config.objective(current.config.target(target), scenario)
-            labels = {"target": target, "scenario": scenario}
+            labels = (("target", target), ("scenario", scenario))
             if objective.rpo is not None:
-                families.add(RPO_OBJECTIVE_SECONDS, objective.rpo, **labels)
+                lines.add(RPO_OBJECTIVE_SECONDS, objective.rpo, labels)
             if objective.rto is not None:
-                families.add(RTO_OBJECTIVE_SECONDS, objective.rto, **labels)
+                lines.add(RTO_OBJECTIVE_SECONDS, objective.rto, labels)
             if exposure is not None and not math.isnan(exposure):
-                families.add(RPO_EXPOSURE_SECONDS, exposure, **labels)
-        for (target, scenario), when in last_measured(current.jobs, snap).items():
-            if (target, scenario) in exposures:
-                families.add(
+                lines.add(RPO_EXPOSURE_SECONDS, exposure, labels)
+            if (target, scenario) in measured:
+                lines.add(
                     RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS,
-                    when,
-                    target=target,
-                    scenario=scenario,
+                    measured[(target, scenario)],
+                    labels,
                 )
-
-
-def _check_specs(jobs: Iterable[Job]) -> list[MetricSpec]:
-    return [spec for job in jobs for spec in job.metrics]
+        for target_name, section, enabled in current.sections:
+            lines.add(
+                CONFIG_SECTION_ENABLED,
+                float(enabled),
+                (("target", target_name), ("section", section)),
+            )
+        reload = self.reload_state()
+        lines.add(CONFIG_LAST_RELOAD_SUCCESSFUL, float(reload.successful), ())
+        lines.add(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, reload.last_success, ())
+        shard = current.shard
+        lines.add(
+            SHARD_INFO, 1.0, (("shard", str(shard.index)), ("total_shards", str(shard.total)))
+        )
+        lines.add(SHARD_TARGETS, len(current.config.targets), ())
+        build = (("version", __version__), ("python_version", platform.python_version()))
+        lines.add(BUILD_INFO, 1.0, build)
+        return lines.joined()
