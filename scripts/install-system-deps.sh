@@ -14,6 +14,8 @@ command -v redis-check-rdb >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
+command -v barman-cloud-wal-archive >/dev/null 2>&1 || missing+=(barman-cli-cloud)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
