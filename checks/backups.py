@@ -106,8 +106,10 @@ class BackupsCheck(Check[dict[str, int]]):
         super().__init__({"ok": 0, "failed": 0})
         self.config = config
         self.store = store
-        # The WAL store or the cross-region copy may sit inside the dump store: not dumps.
-        self.exclude = nested_prefixes(config.store, config.wal_store, config.replica_store)
+        # The WAL store, base backups or the cross-region copy may sit inside the dump store.
+        self.exclude = nested_prefixes(
+            store.url, config.wal_store, config.base_store, config.replica_store
+        )
         self.cache = cache
         self.rpo = full_restore.rpo
 
@@ -259,7 +261,7 @@ class BackupsCheck(Check[dict[str, int]]):
 
 def _plan(context: BuildContext) -> Planned | None:
     backups = context.target.backups
-    if backups is None:
+    if backups is None or not backups.store:
         return None
     check = BackupsCheck(
         backups,

@@ -56,6 +56,8 @@ class Planned:
     interval: float
     timeout: float  # drwatch's own deadline for one run
     metrics: tuple[MetricSpec, ...] = ()  # beyond the definition's: declared by the config
+    # The scenarios it measures for this target, where fewer than the definition's.
+    scenarios: tuple[Scenario, ...] | None = None
 
 
 @dataclass(frozen=True)

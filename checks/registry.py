@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from checks import (
     backups,
+    base_backups,
     connections,
     elasticache,
     rds,
@@ -26,6 +27,7 @@ REGISTRY: tuple[CheckDef, ...] = (
     verification.DEFINITION,
     backups.DEFINITION,
     wal_archive.DEFINITION,
+    base_backups.DEFINITION,
     replica_copy.DEFINITION,
     rds.DEFINITION,
     redis_persistence.DEFINITION,

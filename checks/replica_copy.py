@@ -123,7 +123,7 @@ class ReplicaCopyCheck(Check[None]):
 
 def _plan(context: BuildContext) -> Planned | None:
     backups = context.target.backups
-    if backups is None or not backups.replica_store:
+    if backups is None or not backups.store or not backups.replica_store:
         return None
     check = ReplicaCopyCheck(
         backups,

@@ -34,7 +34,14 @@ def build() -> Dashboard:
         "Per target: every recovery scenario's data at risk against its RPO, and the backups, "
         "WAL archive, cross-region copy and Redis persistence behind it.",
     )
-    rows = (_recovery_objectives, _drills, _backups, _wal_archive_and_cross_region_copy, _redis)
+    rows = (
+        _recovery_objectives,
+        _drills,
+        _backups,
+        _base_backups,
+        _wal_archive_and_cross_region_copy,
+        _redis,
+    )
     for row in rows:
         dashboard = row(dashboard)
     return dashboard
@@ -216,6 +223,53 @@ def _backups(dashboard: Dashboard) -> Dashboard:
                 "Backups in retention",
                 "Backups within the retention window; fewer than one per day of it is a shortfall.",
                 q(f"drwatch_backups_in_retention{{{TARGET}}}", "{{target}}"),
+            )
+        )
+    )
+
+
+def _base_backups(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Physical backups and recovery window"))
+        .with_panel(
+            timeseries_panel(
+                "Recovery window",
+                "How far back point-in-time recovery reaches (from the oldest base backup whose "
+                "WAL is continuous to now) against the retention it should cover.",
+                q(f"drwatch_recovery_window_seconds{{{TARGET}}}", "{{target}} window"),
+                q(
+                    f"drwatch_recovery_window_objective_seconds{{{TARGET}}}",
+                    "{{target}} retention",
+                    "B",
+                ),
+                unit="s",
+                dashed_refs=("B",),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Newest base backup age",
+                "Time since the newest base backup of each type finished.",
+                q(
+                    f"time() - drwatch_base_backup_newest_timestamp_seconds{{{TARGET}}}",
+                    "{{target}} {{type}}",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Base backups",
+                "Base backups in the catalogue, by type.",
+                q(f"drwatch_base_backups{{{TARGET}}}", "{{target}} {{type}}"),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Base backups marked failed",
+                "Backups the tool itself marked failed (pgBackRest: page checksum errors).",
+                q(f"drwatch_base_backups_failed{{{TARGET}}}", "{{target}}"),
+                steps=GREEN_RED,
             )
         )
     )

@@ -100,13 +100,18 @@ class PgCluster:
             timeout=timeout,
         )
 
-    def _mkdir(self, path: Path) -> None:
+    def run_as_server_user(self, *args: str, timeout: float = 120) -> str:
+        """A program run as the server's OS user (a backup tool beside the server); stdout."""
+        return self._run(*args, timeout=timeout).stdout
+
+    def make_server_dir(self, path: Path) -> None:
+        """A directory the server's OS user owns (a backup tool's repository, its logs)."""
         path.mkdir(parents=True, exist_ok=True)
         _chown_to_server_user(path)
 
     def _make_dirs(self) -> None:
         for path in (self.backups, self.archive, self.socket_dir):
-            self._mkdir(path)
+            self.make_server_dir(path)
 
     def init(self, archive_command: str | None = ARCHIVE_COPY, **settings: str) -> PgCluster:
         self._make_dirs()
@@ -235,7 +240,7 @@ class PgCluster:
 
     def dump(self, dbname: str, directory: Path) -> Path:
         """A custom-format pg_dump, as the runbook's backups are."""
-        self._mkdir(directory)
+        self.make_server_dir(directory)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = directory / f"{dbname}-{stamp}.dump"
         self._run(

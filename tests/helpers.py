@@ -181,11 +181,13 @@ def every_section(
     redis_url: str,
     snapshots: Path,
     aws_name: str,
+    base: Path,
     **postgres: Any,
 ) -> dict[str, Any]:
     """A target with every section and every check of the registry configured: PostgreSQL with
-    a verification item, dumps in `backups` (also the replica store), the WAL archive, RDS, Redis
-    with its snapshot store, and ElastiCache (`aws_name`: see aws_services)."""
+    a verification item, dumps in `backups` (also the replica store), the WAL archive, physical
+    base backups in `base`, RDS, Redis with its snapshot store, and ElastiCache (`aws_name`: see
+    aws_services)."""
     return {
         "name": name,
         "postgres": {
@@ -199,6 +201,7 @@ def every_section(
             "store": f"file://{backups}/",
             "wal_store": f"file://{archive}/",
             "replica_store": f"file://{backups}/",
+            "base_store": f"file://{base}/",
             "interval": "3s",
         },
         "rds": {"instance": aws_name},

@@ -62,6 +62,7 @@ def test_every_section_at_once_is_up_and_promtool_clean(
     name = f"every-{uuid.uuid4().hex[:6]}"
     aws_services(moto_endpoint, name)
     cluster.dump("postgres", cluster.backups / "dumps")
+    cluster.tar_base_backup(cluster.backups / "base" / "monday")
     cluster.execute("SELECT pg_switch_wal()")
     redis_server.start(save="3600 1")
     write_keys(redis_server)
@@ -74,6 +75,7 @@ def test_every_section_at_once_is_up_and_promtool_clean(
         redis_server.url,
         redis_server.dir,
         name,
+        cluster.backups / "base",
         interval="1s",
         timeout="2s",
     )

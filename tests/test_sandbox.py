@@ -49,6 +49,7 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
             )
             assert 'drwatch_redis_snapshot_newest_verified{target="aragora-prod"} 1.0' in metrics
             assert 'drwatch_check_up{check="replica_copy",target="aragora-prod"} 1.0' in metrics
+            assert 'drwatch_check_up{check="base_backups",target="aragora-prod"} 1.0' in metrics
             assert 'drwatch_remediation_dry_run{target="aragora-prod"} 1.0' in metrics
             assert list(dumps.glob("aragora-*.dump"))
             assert list(archive.iterdir())
@@ -59,7 +60,7 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
                            env={**os.environ, **env}, timeout=120)  # fmt: skip
             checks = {r["check"] for r in json.loads(once.stdout)["results"]}
             daemon_checks = set(re.findall(r'drwatch_check_up\{check="(\w+)"', metrics))
-            assert checks == daemon_checks and len(checks) == 10, (checks, daemon_checks)
+            assert checks == daemon_checks and len(checks) == 11, (checks, daemon_checks)
             assert "break archiving:" in printed and "CRITICAL once the PITR exposure" in printed
         finally:
             proc.send_signal(signal.SIGINT)

@@ -60,7 +60,8 @@ class Target(Strict):
             return []
         snapshots = self.redis is not None and bool(self.redis.snapshot_store)
         wal = self.backups is not None and bool(self.backups.wal_store)
-        return self.drills.scenarios(self.backups is not None, wal, snapshots)
+        dumps = self.backups is not None and bool(self.backups.store)
+        return self.drills.scenarios(dumps, wal, snapshots)
 
     @field_validator("name")
     @classmethod

@@ -1,11 +1,12 @@
-"""The `backups:` section: the dump store, the WAL store and the cross-region copy."""
+"""The `backups:` section: the dump store, the WAL store, the physical base backups and the
+cross-region copy."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from core.config.base import Strict
 from core.durations import Duration
@@ -26,10 +27,14 @@ StoreUrl = Annotated[str, BeforeValidator(_store_url)]
 
 
 class BackupsConfig(Strict):
-    store: StoreUrl  # where the dumps are
+    store: StoreUrl | None = None  # where the dumps are
     wal_store: StoreUrl | None = None  # where archive_command puts WAL
     # How the WAL store is laid out: by whom it is written; auto: from the names found.
     wal_layout: Literal["auto", "plain", "pgbackrest", "walg", "barman"] = "auto"
+    # Physical base backups: a pgBackRest stanza's backup/<stanza>/, a WAL-G prefix, a
+    # barman-cloud server prefix, or pg_basebackup -Ft directories with their backup_manifest.
+    base_store: StoreUrl | None = None
+    base_layout: Literal["auto", "pgbackrest", "walg", "barman", "pg_basebackup"] = "auto"
     replica_store: StoreUrl | None = None  # the cross-region copy of `store`
     patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
     retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
@@ -41,6 +46,14 @@ class BackupsConfig(Strict):
     interval: Duration = 300.0
     timeout: Duration = 1800.0  # a full read of a big dump takes a while
     listing_timeout: Duration = 120.0  # wal_archive and replica_copy only list stores
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> BackupsConfig:
+        if not (self.store or self.wal_store or self.base_store):
+            raise ValueError("set at least one of store (dumps), wal_store, base_store")
+        if self.replica_store and not self.store:
+            raise ValueError("replica_store is the copy of store: set store too")
+        return self
 
     @field_validator("wal_segment_size")
     @classmethod

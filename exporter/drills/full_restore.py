@@ -52,9 +52,11 @@ def _run(
     config: Config, target: Target, drills: DrillsConfig, timer: Timer, workdir: Path
 ) -> DrillResult:
     backups = target.backups
-    assert backups is not None and drills.full_restore is not None
+    assert backups is not None and backups.store and drills.full_restore is not None
     store = open_store(backups.store, config.aws)
-    exclude = nested_prefixes(backups.store, backups.wal_store, backups.replica_store)
+    exclude = nested_prefixes(
+        backups.store, backups.wal_store, backups.base_store, backups.replica_store
+    )
     dumps = listed_backups(store, backups.patterns, exclude)
     if not dumps:
         raise DrillError(f"no backup in {store.url} to restore")

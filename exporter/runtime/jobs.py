@@ -36,7 +36,9 @@ def build_jobs(config: Config, previous: Instances | None = None) -> tuple[list[
                     interval=planned.interval,
                     timeout=planned.timeout,
                     metrics=definition.metrics + planned.metrics,
-                    scenarios=definition.scenarios,
+                    scenarios=definition.scenarios
+                    if planned.scenarios is None
+                    else planned.scenarios,
                     collect=planned.check.run,
                     after=definition.after,
                 )

@@ -1,0 +1,239 @@
+"""Physical base backups from the backup tool's catalogue, and the recovery window.
+
+The recovery window is what point-in-time recovery can really reach: from the oldest base
+backup whose WAL is continuous from its first segment to the newest archived one, to now. A
+backup older than a WAL gap cannot be rolled forward past the gap, whatever its tool says
+(pgBackRest's own `verify` does not flag such backups, pgbackrest#1918). Compared with the
+configured retention: a window shorter than retention is a promise the archive cannot keep.
+"""
+
+from __future__ import annotations
+
+import time
+
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
+from checks.support.catalogues import (
+    BaseBackup,
+    CatalogueLayout,
+    detect_catalogue,
+    read_catalogue,
+)
+from checks.support.pg import fetch_one, session
+from checks.support.stores import Store
+from checks.support.wal_layouts import archive_file_name, archive_files, detect
+from checks.support.walnames import parse_wal_name
+from core.config.postgres import PostgresConfig
+from core.config.schema import ObjectiveSpec
+from core.config.stores import BackupsConfig
+from core.durations import format_duration
+from core.errors import CheckError
+from core.humanize import count, format_bytes
+from core.metrics import gauge
+
+NAME = "base_backups"
+DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024  # without PostgreSQL or backups.wal_segment_size
+
+BASE_BACKUPS = gauge("drwatch_base_backups", "Base backups in the catalogue, by type.", "type")
+BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS = gauge(
+    "drwatch_base_backup_newest_timestamp_seconds",
+    "When the newest base backup of each type finished.",
+    "type",
+)
+BASE_BACKUP_NEWEST_SIZE_BYTES = gauge(
+    "drwatch_base_backup_newest_size_bytes", "Size of the cluster the newest base backup restores."
+)
+BASE_BACKUPS_FAILED = gauge(
+    "drwatch_base_backups_failed",
+    "Base backups the tool itself marked failed (pgBackRest: page checksum errors; barman: not "
+    "DONE).",
+)
+RECOVERY_WINDOW_SECONDS = gauge(
+    "drwatch_recovery_window_seconds",
+    "How far back point-in-time recovery reaches: from the oldest base backup with continuous "
+    "WAL to its newest segment (0 if none).",
+)
+RECOVERY_WINDOW_START_TIMESTAMP_SECONDS = gauge(
+    "drwatch_recovery_window_start_timestamp_seconds",
+    "The earliest point PITR can reach (absent if no base backup has continuous WAL).",
+)
+RECOVERY_WINDOW_OBJECTIVE_SECONDS = gauge(
+    "drwatch_recovery_window_objective_seconds",
+    "The window the target promises: backups.retention.",
+)
+
+METRICS = (
+    BASE_BACKUPS,
+    BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS,
+    BASE_BACKUP_NEWEST_SIZE_BYTES,
+    BASE_BACKUPS_FAILED,
+    RECOVERY_WINDOW_SECONDS,
+    RECOVERY_WINDOW_START_TIMESTAMP_SECONDS,
+    RECOVERY_WINDOW_OBJECTIVE_SECONDS,
+)
+
+
+def continuous_since(segnos: list[int]) -> int | None:
+    """The first segment from which every segment up to the newest is archived."""
+    if not segnos:
+        return None
+    ordered = sorted(set(segnos))
+    since = ordered[-1]
+    for segno in reversed(ordered[:-1]):
+        if segno != since - 1:
+            break
+        since = segno
+    return since
+
+
+def window_start(
+    backups: list[BaseBackup], since: int | None, segment_size: int
+) -> BaseBackup | None:
+    """The oldest good backup whose WAL is continuous from its first segment on."""
+    if since is None:
+        return None
+    for backup in backups:  # oldest first
+        wal = parse_wal_name(backup.wal_start or "", segment_size)
+        if backup.error is None and wal and wal.segno is not None and wal.segno >= since:
+            return backup
+    return None
+
+
+class BaseBackupsCheck(Check[None]):
+    def __init__(
+        self,
+        config: BackupsConfig,
+        base: Store,
+        wal: Store | None,
+        pg: PostgresConfig | None,
+        full_restore: ObjectiveSpec | None,
+    ) -> None:
+        super().__init__(None)
+        self.config = config
+        self.base = base
+        self.wal = wal
+        self.pg = pg
+        self.full_restore = full_restore  # set when these backups are the target's full_restore
+
+    def _segment_size(self) -> int:
+        if self.config.wal_segment_size:
+            return self.config.wal_segment_size
+        if self.pg is None:
+            return DEFAULT_SEGMENT_SIZE
+        with session(self.pg) as conn:
+            row = fetch_one(
+                conn,
+                "SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size",
+                what="wal_segment_size",
+            )
+        return int(row["size"])
+
+    def run(self) -> Observation:
+        segment_size = self._segment_size()
+        objects = list(self.base.list())
+        layout: CatalogueLayout | None = (
+            detect_catalogue(objects)
+            if self.config.base_layout == "auto"
+            else self.config.base_layout
+        )
+        if layout is None:
+            raise CheckError("config", f"no backup catalogue found in {self.base.url}")
+        backups = read_catalogue(self.base, objects, layout, segment_size)
+        now = time.time()
+        obs = Observation(Status.OK, "")
+        kinds = sorted({b.kind for b in backups})
+        for kind in kinds:
+            of_kind = [b for b in backups if b.kind == kind]
+            obs.add(BASE_BACKUPS, len(of_kind), type=kind)
+            obs.add(BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS, of_kind[-1].stopped, type=kind)
+        failed = [b for b in backups if b.error]
+        obs.add(BASE_BACKUPS_FAILED, len(failed))
+        obs.values.update(base_backups=len(backups), catalogue=layout)
+        good = [b for b in backups if b.error is None]
+        if not good:
+            obs.status = Status.CRITICAL
+            obs.summary = f"no usable base backup in {self.base.url} ({layout})"
+            if self.full_restore is not None:
+                obs.exposures["full_restore"] = float("inf")
+            return obs
+        newest = good[-1]
+        obs.add(BASE_BACKUP_NEWEST_SIZE_BYTES, newest.size)
+        if self.full_restore is not None:
+            obs.exposures["full_restore"] = now - newest.stopped
+        parts = [
+            f"{count(len(backups), 'base backup')} ({layout}), newest {newest.label} "
+            f"({newest.kind}, {format_bytes(newest.size)}) "
+            f"{format_duration(now - newest.stopped)} old"
+        ]
+        problems = [f"{b.label}: {b.error}" for b in failed[-3:]]
+        if self.wal is not None:
+            problems += self._window(obs, backups, segment_size, now)
+        obs.status = Status.WARNING if problems else Status.OK
+        rpo = self.full_restore.rpo if self.full_restore else None
+        if rpo is not None and now - newest.stopped > rpo:
+            obs.status = Status.CRITICAL
+            problems.append(f"older than the {format_duration(rpo)} full_restore objective")
+        obs.summary = "; ".join(parts + problems)
+        return obs
+
+    def _window(
+        self, obs: Observation, backups: list[BaseBackup], segment_size: int, now: float
+    ) -> list[str]:
+        assert self.wal is not None
+        listed = list(self.wal.list())
+        layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
+        segnos = [
+            wal.segno
+            for obj in archive_files(listed, layout)
+            if (wal := parse_wal_name(archive_file_name(obj.key), segment_size))
+            and wal.kind == "segment"
+            and wal.segno is not None
+        ]
+        start = window_start(backups, continuous_since(segnos), segment_size)
+        retention = self.config.retention
+        obs.add(RECOVERY_WINDOW_OBJECTIVE_SECONDS, retention)
+        if start is None:
+            obs.add(RECOVERY_WINDOW_SECONDS, 0)
+            return ["no base backup has continuous WAL to now: point-in-time recovery impossible"]
+        window = now - start.stopped
+        obs.add(RECOVERY_WINDOW_SECONDS, window)
+        obs.add(RECOVERY_WINDOW_START_TIMESTAMP_SECONDS, start.stopped)
+        obs.values.update(recovery_window_seconds=window, recovery_window_from=start.label)
+        if window < retention:
+            return [
+                f"recovery window {format_duration(window)} (from {start.label}), shorter than "
+                f"the {format_duration(retention)} retention"
+            ]
+        return []
+
+
+def _plan(context: BuildContext) -> Planned | None:
+    backups = context.target.backups
+    if backups is None or not backups.base_store:
+        return None
+    dumps = bool(backups.store)
+    check = BaseBackupsCheck(
+        backups,
+        context.store(backups.base_store),
+        context.store(backups.wal_store) if backups.wal_store else None,
+        context.target.postgres,
+        None if dumps else context.objective("full_restore"),
+    )
+    # Without a dump store, these backups are the target's full_restore.
+    return Planned(
+        check, backups.interval, backups.listing_timeout, scenarios=() if dumps else None
+    )
+
+
+DEFINITION = CheckDef(
+    name=NAME,
+    section="backups",
+    source="the physical backups' catalogue (`backups.base_store`)",
+    tells="base backups by type from pgBackRest's `backup.info`, WAL-G's sentinels, barman-cloud's "
+    "`backup.info` or pg_basebackup manifests: newest per type, size, backups the tool marked "
+    "failed; the **recovery window** (from the oldest base backup whose WAL is continuous to "
+    "now) against the retention; the `full_restore` exposure where there is no dump store",
+    metrics=METRICS,
+    scenarios=("full_restore",),
+    plan=_plan,
+)

@@ -1,0 +1,179 @@
+"""The base backups check: WAL-G sentinels (from WAL-G's documented fields, it is not packaged
+here) and real pg_basebackup -Ft backups with their manifests; the recovery window; mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from checks.base import Status
+from checks.base_backups import continuous_since
+from checks.support.catalogues import lsn, segment_of
+from checks.wal_archive import segment_name
+from sandbox.pgcluster import PgCluster, wait_until
+from tests.helpers import CheckHarness, config_problems, file_store, make_config, sample
+
+SEG = 16 * 1024 * 1024
+T0 = float(int(time.time()) - 4000)  # the newest backup stops 395 s ago: inside the 1h RPO
+
+
+def _rfc3339(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sentinel(start_segno: int, started: float, delta_from: str | None = None) -> bytes:
+    fields: dict[str, object] = {
+        "LSN": start_segno * SEG + 0x28,
+        "FinishLSN": start_segno * SEG + 0x100,
+        "Timeline": 1,
+        "PgVersion": 150000,
+        "UncompressedSize": 23_000_000,
+        "CompressedSize": 3_000_000,
+        "StartTime": _rfc3339(started),  # Go's time.Time in JSON (V2 sentinels)
+        "FinishTime": _rfc3339(started + 5),
+        "Version": 2,
+    }
+    if delta_from:
+        fields.update(DeltaFrom=delta_from, DeltaLSN=0, DeltaFullName=delta_from, DeltaCount=1)
+    return json.dumps(fields).encode()
+
+
+def _walg_store(tmp_path: Path, segnos: range) -> Path:
+    full = f"base_{segment_name(1, 3, SEG)}"
+    delta = f"base_{segment_name(1, 10, SEG)}_D_{segment_name(1, 3, SEG)}"
+    files = {
+        f"basebackups_005/{full}_backup_stop_sentinel.json": (_sentinel(3, T0), T0 + 5),
+        f"basebackups_005/{delta}_backup_stop_sentinel.json": (
+            _sentinel(10, T0 + 3600, full),
+            T0 + 3605,
+        ),
+        f"basebackups_005/{full}/tar_partitions/part_1.tar.lz4": (b"x", T0),
+        **{f"wal_005/{segment_name(1, n, SEG)}.lz4": (b"w", T0 + n) for n in segnos},
+    }
+    return file_store(tmp_path / "walg", files)
+
+
+def _harness(tmp_path: Path, base: Path, wal: Path, **backups: object) -> CheckHarness:
+    target = {
+        "name": "db",
+        "backups": {
+            "base_store": f"file://{base}/",
+            "wal_store": f"file://{wal}/",
+            "retention": "1s",
+            **backups,
+        },
+    }
+    return CheckHarness(make_config([target], state_dir=str(tmp_path / "state")))
+
+
+def test_walg_full_and_delta_backups(tmp_path: Path) -> None:
+    store = _walg_store(tmp_path, range(3, 30))
+    result = _harness(tmp_path, store, store).run("base_backups")
+    assert result.status == Status.OK, result.summary
+    assert "walg" in result.summary
+    assert sample(result, "drwatch_base_backups", type="full") == 1
+    assert sample(result, "drwatch_base_backups", type="delta") == 1
+    assert sample(result, "drwatch_base_backup_newest_timestamp_seconds", type="delta") == T0 + 3605
+    assert sample(result, "drwatch_recovery_window_start_timestamp_seconds") == T0 + 5
+
+
+def test_walg_gap_between_the_backups(tmp_path: Path) -> None:
+    store = _walg_store(tmp_path, range(3, 30))
+    (store / f"wal_005/{segment_name(1, 6, SEG)}.lz4").unlink()
+    result = _harness(tmp_path, store, store).run("base_backups")
+    assert sample(result, "drwatch_recovery_window_start_timestamp_seconds") == T0 + 3605
+
+
+def test_pg_basebackup_manifests(cluster: PgCluster, tmp_path: Path) -> None:
+    """Real `pg_basebackup -Ft` backups beside a copying archive_command's archive."""
+    base = cluster.root / "base"  # where the server's OS user may write
+    cluster.tar_base_backup(base / "monday")
+    a_day_ago = time.time() - 86400  # as if it were: the window then spans a day
+    for file in (base / "monday" / "backup").iterdir():
+        os.utime(file, (a_day_ago, a_day_ago))
+    cluster.execute("CREATE TABLE t (x int); SELECT pg_switch_wal()")
+    cluster.tar_base_backup(base / "tuesday")
+    cluster.execute("INSERT INTO t VALUES (1); SELECT pg_switch_wal()")
+    wait_until(
+        lambda: (
+            cluster.execute(
+                "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+            )[0][0]
+            == 0
+        ),
+        30,
+        what="archived",
+    )
+    result = _harness(tmp_path, base, cluster.archive).run("base_backups")
+    assert result.status == Status.OK, result.summary
+    assert "pg_basebackup" in result.summary and "tuesday" in result.summary
+    assert sample(result, "drwatch_base_backups", type="full") == 2
+    manifest = json.loads((base / "monday" / "backup" / "backup_manifest").read_text())
+    first = manifest["WAL-Ranges"][0]
+    assert segment_of(lsn(first["Start-LSN"]), first["Timeline"], SEG) in {
+        p.name for p in cluster.archive.iterdir()
+    }
+    assert sample(result, "drwatch_recovery_window_start_timestamp_seconds") == a_day_ago
+    assert sample(result, "drwatch_recovery_window_seconds") >= 86400
+
+
+def test_no_catalogue_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _harness(tmp_path, empty, empty).run("base_backups")
+    assert not result.up and "no backup catalogue found in file://" in result.summary
+
+
+def test_a_broken_sentinel_is_named(tmp_path: Path) -> None:
+    store = _walg_store(tmp_path, range(3, 5))
+    bad = next((store / "basebackups_005").glob("*sentinel.json"))
+    bad.write_text("{not json")
+    result = _harness(tmp_path, store, store).run("base_backups")
+    assert not result.up and bad.name in result.summary
+
+
+def test_continuity() -> None:
+    assert continuous_since([]) is None
+    assert continuous_since([5, 6, 7]) == 5
+    assert continuous_since([1, 2, 4, 5, 7, 8, 9]) == 7
+
+
+@pytest.mark.parametrize(
+    ("backups", "message"),
+    [
+        ({"retention": "7d"}, "set at least one of store (dumps), wal_store, base_store"),
+        (
+            {"replica_store": "s3://copy/", "wal_store": "s3://wal/"},
+            "replica_store is the copy of store: set store too",
+        ),
+        ({"base_store": "s3://b/", "base_layout": "bacula"}, "targets[0].backups.base_layout"),
+    ],
+)
+def test_config_mistakes(backups: dict[str, object], message: str) -> None:
+    text = json.dumps({"targets": [{"name": "db", "backups": backups}]})
+    assert any(message in problem for problem in config_problems(text)), config_problems(text)
+
+
+def test_base_backups_alone_are_the_full_restore(tmp_path: Path) -> None:
+    store = _walg_store(tmp_path, range(3, 30))
+    config = make_config(
+        [{"name": "db", "backups": {"base_store": f"file://{store}/"}}],
+        state_dir=str(tmp_path / "state"),
+    )
+    harness = CheckHarness(config)
+    assert harness.job("base_backups").scenarios == ("full_restore",)
+    assert {job.check for job in harness.jobs} == {"base_backups"}
+    with_dumps = make_config(
+        [
+            {
+                "name": "db",
+                "backups": {"store": f"file://{tmp_path}/", "base_store": f"file://{store}/"},
+            }
+        ]
+    )
+    assert CheckHarness(with_dumps).job("base_backups").scenarios == ()
