@@ -6,6 +6,7 @@ from __future__ import annotations
 from checks import (
     backups,
     base_backups,
+    cluster,
     connections,
     elasticache,
     rds,
@@ -14,6 +15,7 @@ from checks import (
     redis_snapshots,
     replica_copy,
     replication,
+    replication_slots,
     verification,
     wal_archive,
     wal_archiving,
@@ -23,6 +25,8 @@ from checks.definition import CheckDef
 REGISTRY: tuple[CheckDef, ...] = (
     wal_archiving.DEFINITION,
     replication.DEFINITION,
+    replication_slots.DEFINITION,
+    cluster.DEFINITION,
     connections.DEFINITION,
     verification.DEFINITION,
     backups.DEFINITION,

@@ -19,9 +19,10 @@ def build() -> Dashboard:
         "drwatch-postgres",
         "drwatch / PostgreSQL",
         "The runbook's PostgreSQL checks over time: connection states and saturation, WAL "
-        "archiving, replication, data freshness, gaps, orphans and group counts.",
+        "archiving, replication, slots, pg_wal, checksum failures, data freshness, gaps, orphans "
+        "and group counts.",
     )
-    for row in (_connections, _wal_archiving, _replication, _data):
+    for row in (_connections, _wal_archiving, _replication, _slots_and_storage, _data):
         dashboard = row(dashboard)
     return dashboard
 
@@ -147,6 +148,78 @@ def _replication(dashboard: Dashboard) -> Dashboard:
                 "Connected standbys by sync state; primary_failover's RPO 0 needs a streaming "
                 "synchronous one.",
                 q(f"drwatch_pg_replication_standbys{{{TARGET}}}", "{{target}} {{sync_state}}"),
+                w=12,
+                h=8,
+            )
+        )
+    )
+
+
+def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
+    return (
+        dashboard.with_row(Row("Replication slots, pg_wal and page checksums"))
+        .with_panel(
+            timeseries_panel(
+                "WAL held back by slots",
+                "Per slot: WAL from its restart_lsn to now; an inactive slot holding more than "
+                "the dashed threshold fills the disk (or is lost under max_slot_wal_keep_size).",
+                q(
+                    f"drwatch_pg_replication_slot_retained_bytes{{{TARGET}}}",
+                    "{{target}} {{slot}}",
+                ),
+                q(
+                    f"drwatch_pg_replication_slot_retained_bytes_threshold{{{TARGET}}}",
+                    "{{target}} threshold",
+                    "B",
+                ),
+                unit="bytes",
+                dashed_refs=("B",),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Slots inactive or lost",
+                "Slots without a consumer, and slots the server invalidated (wal_status lost: "
+                "the consumer can never catch up).",
+                q(
+                    f"sum by (target) (1 - drwatch_pg_replication_slot_active{{{TARGET}}})",
+                    "{{target}} inactive",
+                ),
+                q(
+                    "sum by (target) "
+                    f'(drwatch_pg_replication_slot_wal_status{{{TARGET}, status="lost"}})',
+                    "{{target}} lost",
+                    "B",
+                ),
+                steps=GREEN_RED,
+                w=12,
+                h=8,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "pg_wal size and WAL rate",
+                "Files in pg_wal (archiving or slots holding WAL make it grow) and WAL written "
+                "per second.",
+                q(f"drwatch_pg_wal_directory_bytes{{{TARGET}}}", "{{target}} pg_wal"),
+                q(
+                    f"drwatch_pg_wal_rate_bytes_per_second{{{TARGET}}}",
+                    "{{target}} per second",
+                    "B",
+                ),
+                unit="bytes",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Checksum failures and timeline",
+                "Data pages that failed their checksum (any is storage corruption), and the "
+                "timeline (it changes with each promotion).",
+                q(
+                    f"sum by (target) (drwatch_pg_checksum_failures_total{{{TARGET}}})",
+                    "{{target}} checksum failures",
+                ),
+                q(f"drwatch_pg_timeline{{{TARGET}}}", "{{target}} timeline", "B"),
                 w=12,
                 h=8,
             )

@@ -255,6 +255,8 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                     "{{target}} {{type}}",
                 ),
                 unit="s",
+                w=12,
+                h=8,
             )
         )
         .with_panel(
@@ -262,6 +264,7 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                 "Base backups",
                 "Base backups in the catalogue, by type.",
                 q(f"drwatch_base_backups{{{TARGET}}}", "{{target}} {{type}}"),
+                w=12,
             )
         )
         .with_panel(
@@ -270,6 +273,7 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                 "Backups the tool itself marked failed (pgBackRest: page checksum errors).",
                 q(f"drwatch_base_backups_failed{{{TARGET}}}", "{{target}}"),
                 steps=GREEN_RED,
+                w=12,
             )
         )
     )

@@ -38,9 +38,11 @@ class Estate:
         return self
 
     def _start(self) -> None:
-        cluster = self.cluster.init(ARCHIVE_COPY, archive_timeout="60").start()
-        # A synchronous standby, as the runbook's "Primary failover, RPO 0" assumes.
-        self.standby = cluster.create_standby().start()
+        # Data checksums on, as a production cluster has them (drwatch reports failures).
+        cluster = self.cluster.init(ARCHIVE_COPY, checksums=True, archive_timeout="60").start()
+        # A synchronous standby, as the runbook's "Primary failover, RPO 0" assumes, streaming
+        # through a replication slot.
+        self.standby = cluster.create_standby(slot="standby").start()
         cluster.set(synchronous_standby_names="*")
         self.cache = RedisServer(cluster.root / "redis")
         self.cache.dir = cluster.backups / "redis"  # RDB snapshots land in the backup directory

@@ -113,10 +113,13 @@ class PgCluster:
         for path in (self.backups, self.archive, self.socket_dir):
             self.make_server_dir(path)
 
-    def init(self, archive_command: str | None = ARCHIVE_COPY, **settings: str) -> PgCluster:
+    def init(
+        self, archive_command: str | None = ARCHIVE_COPY, checksums: bool = False, **settings: str
+    ) -> PgCluster:
         self._make_dirs()
         self._run(
             str(self.bin / "initdb"),
+            *(["--data-checksums"] if checksums else []),
             "-D",
             str(self.datadir),
             "-U",
@@ -286,10 +289,12 @@ class PgCluster:
 
     # --- replication -------------------------------------------------------------------------
 
-    def create_standby(self, root: Path | None = None) -> PgCluster:
+    def create_standby(self, root: Path | None = None, slot: str | None = None) -> PgCluster:
+        """A streaming standby; with `slot`, through a physical replication slot of that name."""
         standby = PgCluster(root)
         standby._make_dirs()
-        self._pg_basebackup(standby.datadir, "-X", "stream", "-R")
+        slotted = ("-C", "-S", slot) if slot else ()
+        self._pg_basebackup(standby.datadir, "-X", "stream", "-R", *slotted)
         with open(standby.datadir / "postgresql.conf", "a") as f:
             f.write(f"port = {standby.port}\n")
             f.write(f"unix_socket_directories = '{standby.socket_dir}'\n")

@@ -24,7 +24,13 @@ def test_unreachable_database_is_critical_with_a_reason(tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["TARGET", "CHECK", "STATUS", "SUMMARY"]
     rows = [line.split(None, 3) for line in lines[1:]]
-    assert [r[1] for r in rows] == ["wal_archiving", "replication", "connections"]
+    assert [r[1] for r in rows] == [
+        "wal_archiving",
+        "replication",
+        "replication_slots",
+        "cluster",
+        "connections",
+    ]
     assert all(r[0] == "gone" and r[2] == "CRITICAL" and "cannot connect" in r[3] for r in rows)
 
 
@@ -38,6 +44,8 @@ def test_json_shape_and_target_filter(shared_cluster: PgCluster, tmp_path: Path)
                     "dsn": shared_cluster.dsn(),
                     "wal_archiving": {"enabled": False},
                     "replication": {"enabled": False},  # a single node: no failover scenario
+                    "replication_slots": {"enabled": False},
+                    "cluster": {"enabled": False},
                 },
             },
             {"name": "two", "postgres": {"dsn": "${NOT_SET:-}"}},

@@ -29,7 +29,12 @@ def test_a_check_takes_its_own_schedule_else_its_sections(tmp_path: Path) -> Non
         },
     )
     # verification has no item: nothing to run; replication is off.
-    assert schedule == {"wal_archiving": (20.0, 4.0), "connections": (5.0, 4.0)}
+    assert schedule == {
+        "wal_archiving": (20.0, 4.0),
+        "replication_slots": (20.0, 4.0),
+        "cluster": (20.0, 4.0),
+        "connections": (5.0, 4.0),
+    }
 
 
 def test_store_checks_and_redis_deadlines(tmp_path: Path) -> None:

@@ -46,7 +46,14 @@ def test_every_check_runs_with_pg_monitor_and_select_only(cluster: PgCluster) ->
     cluster.execute(GRANTS)
     cluster.execute("SELECT pg_switch_wal()")
     harness = _harness(cluster, "drwatch")
-    for check in ("wal_archiving", "replication", "connections", "verification"):
+    for check in (
+        "wal_archiving",
+        "replication",
+        "replication_slots",
+        "cluster",
+        "connections",
+        "verification",
+    ):
         result = harness.run(check)
         assert result.up, f"{check}: {result.summary}"
     wal = harness.run("wal_archiving")

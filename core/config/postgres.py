@@ -27,6 +27,11 @@ class ReplicationOptions(CheckOptions):
     min_standbys: int = Field(0, ge=0)
 
 
+class ReplicationSlotsOptions(CheckOptions):
+    inactive_retained_bytes: int = Field(1 << 30, ge=0)  # an inactive slot holding more: a problem
+    max_slots: int = Field(20, ge=1, le=500)  # slots with a label of their own; the rest summed
+
+
 class ConnectionsOptions(CheckOptions):
     idle_threshold: Duration = 600.0
     saturation_ratio: float = Field(0.8, gt=0, le=1)
@@ -160,6 +165,8 @@ class PostgresConfig(Strict):
     lock_timeout: Duration = 1.0
     wal_archiving: WalArchivingOptions = WalArchivingOptions()
     replication: ReplicationOptions = ReplicationOptions()
+    replication_slots: ReplicationSlotsOptions = ReplicationSlotsOptions()
+    cluster: CheckOptions = CheckOptions()
     connections: ConnectionsOptions = ConnectionsOptions()
     verification: VerificationOptions = VerificationOptions()
 
