@@ -9,6 +9,7 @@ configured retention: a window shorter than retention is a promise the archive c
 
 from __future__ import annotations
 
+import posixpath
 import time
 
 from checks.base import Check, Observation, Status
@@ -20,7 +21,9 @@ from checks.support.catalogues import (
     read_catalogue,
 )
 from checks.support.pg import fetch_one, session
-from checks.support.stores import Store
+from checks.support.stores import Store, StoredObject
+from checks.support.verdicts import VerdictCache
+from checks.support.verify import VerificationIncomplete, verify_basebackup
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
 from checks.support.walnames import parse_wal_name
 from core.config.postgres import PostgresConfig
@@ -57,6 +60,11 @@ RECOVERY_WINDOW_START_TIMESTAMP_SECONDS = gauge(
     "drwatch_recovery_window_start_timestamp_seconds",
     "The earliest point PITR can reach (absent if no base backup has continuous WAL).",
 )
+BASE_BACKUP_NEWEST_VERIFIED = gauge(
+    "drwatch_base_backup_newest_verified",
+    "1 if the newest pg_basebackup backup passed pg_verifybackup, 0 if it failed (absent: not "
+    "verified).",
+)
 RECOVERY_WINDOW_OBJECTIVE_SECONDS = gauge(
     "drwatch_recovery_window_objective_seconds",
     "The window the target promises: backups.retention.",
@@ -67,6 +75,7 @@ METRICS = (
     BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS,
     BASE_BACKUP_NEWEST_SIZE_BYTES,
     BASE_BACKUPS_FAILED,
+    BASE_BACKUP_NEWEST_VERIFIED,
     RECOVERY_WINDOW_SECONDS,
     RECOVERY_WINDOW_START_TIMESTAMP_SECONDS,
     RECOVERY_WINDOW_OBJECTIVE_SECONDS,
@@ -107,8 +116,10 @@ class BaseBackupsCheck(Check[None]):
         wal: Store | None,
         pg: PostgresConfig | None,
         full_restore: ObjectiveSpec | None,
+        cache: VerdictCache,
     ) -> None:
         super().__init__(None)
+        self.cache = cache  # pg_verifybackup verdicts, by backup_manifest
         self.config = config
         self.base = base
         self.wal = wal
@@ -129,6 +140,7 @@ class BaseBackupsCheck(Check[None]):
         return int(row["size"])
 
     def run(self) -> Observation:
+        deadline = time.monotonic() + self.config.timeout * 0.9
         segment_size = self._segment_size()
         objects = list(self.base.list())
         layout: CatalogueLayout | None = (
@@ -166,6 +178,8 @@ class BaseBackupsCheck(Check[None]):
             f"{format_duration(now - newest.stopped)} old"
         ]
         problems = [f"{b.label}: {b.error}" for b in failed[-3:]]
+        if layout == "pg_basebackup" and self.config.verify != "none":
+            problems += self._verify_newest(obs, objects, newest, deadline)
         if self.wal is not None:
             problems += self._window(obs, backups, segment_size, now)
         obs.status = Status.WARNING if problems else Status.OK
@@ -175,6 +189,26 @@ class BaseBackupsCheck(Check[None]):
             problems.append(f"older than the {format_duration(rpo)} full_restore objective")
         obs.summary = "; ".join(parts + problems)
         return obs
+
+    def _verify_newest(
+        self, obs: Observation, objects: list[StoredObject], newest: BaseBackup, deadline: float
+    ) -> list[str]:
+        """pg_verifybackup on the newest backup, once (its verdict is cached by manifest)."""
+        manifests = [o for o in objects if posixpath.basename(o.key) == "backup_manifest"]
+        self.cache.retain({o.key for o in manifests})
+        files = [o for o in objects if posixpath.dirname(o.key) == newest.label]
+        manifest = next(o for o in files if posixpath.basename(o.key) == "backup_manifest")
+        verdict = self.cache.get(manifest)
+        if verdict is None:
+            try:
+                verdict = verify_basebackup(self.base, files, deadline)
+            except VerificationIncomplete as exc:
+                return [f"newest base backup not verified yet: {exc}"]
+            self.cache.put(manifest, verdict)
+            self.cache.retain({o.key for o in manifests})
+        obs.add(BASE_BACKUP_NEWEST_VERIFIED, verdict.ok)
+        obs.values["newest_verified"] = verdict.ok
+        return [] if verdict.ok else [f"{newest.label} fails verification: {verdict.reason}"]
 
     def _window(
         self, obs: Observation, backups: list[BaseBackup], segment_size: int, now: float
@@ -218,11 +252,11 @@ def _plan(context: BuildContext) -> Planned | None:
         context.store(backups.wal_store) if backups.wal_store else None,
         context.target.postgres,
         None if dumps else context.objective("full_restore"),
+        context.verdicts("base-verdicts"),
     )
     # Without a dump store, these backups are the target's full_restore.
-    return Planned(
-        check, backups.interval, backups.listing_timeout, scenarios=() if dumps else None
-    )
+    # The timeout of the backups section: a pg_basebackup backup is read in full once.
+    return Planned(check, backups.interval, backups.timeout, scenarios=() if dumps else None)
 
 
 DEFINITION = CheckDef(
@@ -231,7 +265,8 @@ DEFINITION = CheckDef(
     source="the physical backups' catalogue (`backups.base_store`)",
     tells="base backups by type from pgBackRest's `backup.info`, WAL-G's sentinels, barman-cloud's "
     "`backup.info` or pg_basebackup manifests: newest per type, size, backups the tool marked "
-    "failed; the **recovery window** (from the oldest base backup whose WAL is continuous to "
+    "failed, the newest pg_basebackup backup checked with `pg_verifybackup` (once; cached); the "
+    "**recovery window** (from the oldest base backup whose WAL is continuous to "
     "now) against the retention; the `full_restore` exposure where there is no dump store",
     metrics=METRICS,
     scenarios=("full_restore",),

@@ -172,6 +172,11 @@ def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
                     "{{target}} threshold",
                     "B",
                 ),
+                q(
+                    f"drwatch_pg_replication_slot_safe_wal_bytes{{{TARGET}}}",
+                    "{{target}} {{slot}} before it is lost",
+                    "C",
+                ),
                 unit="bytes",
                 dashed_refs=("B",),
             )
@@ -190,6 +195,11 @@ def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
                     f'(drwatch_pg_replication_slot_wal_status{{{TARGET}, status="lost"}})',
                     "{{target}} lost",
                     "B",
+                ),
+                q(
+                    f"drwatch_pg_replication_slots_unlabelled{{{TARGET}}}",
+                    "{{target}} beyond max_slots",
+                    "C",
                 ),
                 steps=GREEN_RED,
                 w=12,
@@ -220,8 +230,25 @@ def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
                     "{{target}} checksum failures",
                 ),
                 q(f"drwatch_pg_timeline{{{TARGET}}}", "{{target}} timeline", "B"),
+                q(
+                    f"drwatch_pg_data_checksums_enabled{{{TARGET}}}",
+                    "{{target}} data checksums on",
+                    "C",
+                ),
                 w=12,
                 h=8,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Time until a slot is lost",
+                "At the current WAL rate, how long until max_slot_wal_keep_size invalidates each "
+                "slot whose consumer stopped.",
+                q(
+                    f"drwatch_pg_replication_slot_exposure_seconds{{{TARGET}}}",
+                    "{{target}} {{slot}}",
+                ),
+                unit="s",
             )
         )
     )

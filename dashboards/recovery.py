@@ -264,7 +264,22 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                 "Base backups",
                 "Base backups in the catalogue, by type.",
                 q(f"drwatch_base_backups{{{TARGET}}}", "{{target}} {{type}}"),
-                w=12,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Newest base backup size",
+                "The size of the cluster the newest base backup restores.",
+                q(f"drwatch_base_backup_newest_size_bytes{{{TARGET}}}", "{{target}}"),
+                unit="bytes",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Newest base backup verified",
+                "Whether the newest pg_basebackup backup passed pg_verifybackup.",
+                q(f"drwatch_base_backup_newest_verified{{{TARGET}}}", "{{target}}"),
+                mappings=FLAG_OK,
             )
         )
         .with_panel(
@@ -273,7 +288,6 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                 "Backups the tool itself marked failed (pgBackRest: page checksum errors).",
                 q(f"drwatch_base_backups_failed{{{TARGET}}}", "{{target}}"),
                 steps=GREEN_RED,
-                w=12,
             )
         )
     )

@@ -39,7 +39,10 @@ class Estate:
 
     def _start(self) -> None:
         # Data checksums on, as a production cluster has them (drwatch reports failures).
-        cluster = self.cluster.init(ARCHIVE_COPY, checksums=True, archive_timeout="60").start()
+        # A slot may hold back 1 GB of WAL at most: the server protects itself.
+        cluster = self.cluster.init(
+            ARCHIVE_COPY, checksums=True, archive_timeout="60", max_slot_wal_keep_size="'1GB'"
+        ).start()
         # A synchronous standby, as the runbook's "Primary failover, RPO 0" assumes, streaming
         # through a replication slot.
         self.standby = cluster.create_standby(slot="standby").start()

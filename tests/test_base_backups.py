@@ -177,3 +177,30 @@ def test_base_backups_alone_are_the_full_restore(tmp_path: Path) -> None:
         ]
     )
     assert CheckHarness(with_dumps).job("base_backups").scenarios == ()
+
+
+def test_the_newest_pg_basebackup_is_verified_once_and_corruption_is_named(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    base = cluster.root / "base"
+    backup = cluster.tar_base_backup(base / "monday")
+    harness = _harness(tmp_path, base, cluster.archive)
+    result = harness.run("base_backups")
+    assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary
+    assert result.values["newest_verified"] is True
+    cached = harness.run("base_backups")  # the verdict is cached: not read again
+    assert sample(cached, "drwatch_base_backup_newest_verified") == 1
+    assert cached.duration_seconds < result.duration_seconds
+
+    broken = cluster.tar_base_backup(base / "tuesday")
+    tar = broken / "base.tar"
+    data = bytearray(tar.read_bytes())
+    offset = data.index(b"PG_VERSION") + 512  # the content of a file the manifest lists
+    data[offset] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    result = harness.run("base_backups")
+    assert sample(result, "drwatch_base_backup_newest_verified") == 0
+    assert result.status == Status.WARNING
+    assert "tuesday/backup fails verification: pg_verifybackup:" in result.summary, result.summary
+    assert "PG_VERSION" in result.summary  # the damaged file, named
+    assert backup.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.helpers import DSN, drwatch
+from tests.helpers import DSN, drwatch, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +136,19 @@ def test_a_config_that_runs_no_check_warns_and_strict_fails(tmp_path: Path) -> N
     assert "warning: this config runs no check (every section is off)" in relaxed.stderr
     strict = drwatch("config", "validate", "--strict", str(config), env=env)
     assert strict.returncode == 1 and "warning: this config runs no check" in strict.stderr
+
+
+def test_validate_says_how_each_store_is_read(tmp_path: Path) -> None:
+    backups = {
+        "wal_store": "s3://backups/pgbackrest/archive/main/",
+        "wal_layout": "pgbackrest",
+        "base_store": "s3://backups/pgbackrest/backup/main/",
+    }
+    config = write_config(tmp_path / "c.yml", [{"name": "db", "backups": backups}])
+    proc = drwatch("config", "validate", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert "db: WAL store s3://backups/pgbackrest/archive/main/: pgbackrest" in proc.stdout
+    assert (
+        "db: base backups s3://backups/pgbackrest/backup/main/: layout detected from the names"
+        in proc.stdout
+    )

@@ -1,12 +1,14 @@
 """Integrity verification of backups: a custom-format dump read in full through pg_restore, an
-RDB snapshot through redis-check-rdb.
+RDB snapshot through redis-check-rdb, a pg_basebackup tar backup through pg_verifybackup.
 
 `pg_restore --list` only reads the table of contents and accepts truncated or bit-flipped dumps;
 decompressing and replaying every data block (`pg_restore -f /dev/null`) catches both. The dump
 is streamed from its store into both processes at once (one read, never held in memory) and
 their output comes back through pipes: nothing is written to temporary space. An RDB snapshot is
 copied to an unlinked temporary file that redis-check-rdb opens through /proc, so nothing is left
-behind even if drwatch is killed. A verification that cannot finish (busy, timed out, no space)
+behind even if drwatch is killed. pg_verifybackup (PostgreSQL 15) reads plain backups only: a
+tar backup is unpacked into a private temporary directory, removed afterwards. A verification
+that cannot finish (busy, timed out, no space)
 raises VerificationIncomplete: that is never a verdict about the backup.
 """
 
@@ -15,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import posixpath
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
-from checks.support.stores import Store
-from core.programs import PG_RESTORE, REDIS_CHECK_RDB
+from checks.support.stores import Store, StoredObject
+from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
 _ONE_AT_A_TIME = threading.Lock()
@@ -265,3 +270,72 @@ def _rdb_problem(output: str) -> str:
         if "RDB ERROR DETECTED" in line and i + 1 < len(lines):
             return lines[i + 1].split("]", 1)[-1].strip()
     return "the snapshot is corrupt"
+
+
+def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) -> Verdict:
+    """The backup's files (base.tar[.gz], pg_wal.tar[.gz], backup_manifest) copied, unpacked and
+    checked with pg_verifybackup: every file against the manifest's checksum, and the WAL the
+    backup needs parsed (skipped with -n when the backup holds no WAL)."""
+    manifest = next(f for f in files if posixpath.basename(f.key) == "backup_manifest")
+    _slot(deadline)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="drwatch-basebackup-") as private:
+            data = Path(private, "data")
+            data.mkdir(mode=0o700)
+            try:
+                bytes_read = _unpack(store, files, data, deadline)
+            except BadArchive as exc:
+                return Verdict(False, str(exc), None, 0, time.monotonic() - started)
+            has_wal = (data / "pg_wal").is_dir()
+            binary = PG_VERIFYBACKUP.find() or PG_VERIFYBACKUP.name
+            proc = _spawn(
+                [binary, *([] if has_wal else ["-n"]), str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            output = _Drain(proc.stdout)  # type: ignore[arg-type]
+            try:
+                code = proc.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise VerificationTimedOut(manifest.key) from None
+            finally:
+                _reap([proc], kill=proc.poll() is None)
+        output.join(5)
+        duration = time.monotonic() - started
+        if code == 0:
+            return Verdict(True, "pg_verifybackup ok", None, bytes_read, duration)
+        problem = output.first_line().removeprefix("pg_verifybackup: ").removeprefix("error: ")
+        return Verdict(False, f"pg_verifybackup: {problem}", None, bytes_read, duration)
+    finally:
+        _ONE_AT_A_TIME.release()
+
+
+def _unpack(store: Store, files: list[StoredObject], data: Path, deadline: float) -> int:
+    bytes_read = 0
+    for obj in files:
+        name = posixpath.basename(obj.key)
+        into = {"base": data, "pg_wal": data / "pg_wal"}.get(name.split(".")[0])
+        if name == "backup_manifest":
+            with open(data / name, "wb") as sink:
+                bytes_read += _copy(store, obj.key, sink, deadline)
+        elif into is not None and name.endswith((".tar", ".tar.gz")):
+            into.mkdir(mode=0o700, exist_ok=True)
+            with tempfile.TemporaryFile(dir=data.parent) as copy:
+                bytes_read += _copy(store, obj.key, copy, deadline)
+                copy.seek(0)
+                try:
+                    with tarfile.open(fileobj=copy) as tar:
+                        tar.extractall(into, filter="data")
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                        raise NoSpace(obj.key, tempfile.gettempdir()) from None
+                    raise BadArchive(obj.key, exc) from None
+    return bytes_read
+
+
+class BadArchive(Exception):
+    """A tar file of the backup cannot be read: a verdict (failed), not an incomplete run."""
+
+    def __init__(self, key: str, exc: BaseException) -> None:
+        super().__init__(f"{key}: not a readable tar file ({type(exc).__name__}: {exc})")

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Iterable
 from typing import Literal
@@ -30,17 +29,21 @@ _BARMAN_WALS = re.compile(r"(?:^|/)wals/(?:[0-9A-F]{16}/)?[0-9A-F]{8}")
 _WALG_WALS = "wal_005/"
 
 
+_COMPRESSION_EXTENSIONS = frozenset(suffix[1:] for suffix in COMPRESSION_SUFFIXES)
+
+
 def strip_compression(name: str) -> str:
-    for suffix in COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    stem, dot, extension = name.rpartition(".")
+    return stem if dot and extension in _COMPRESSION_EXTENSIONS else name
 
 
 def archive_file_name(key: str) -> str:
     """The PostgreSQL file name a key holds, whatever the tool added (directories, a hash, a
-    compression suffix): `000000010000000000000003`, `00000002.history`, `...0028.backup`."""
-    return _PGBACKREST_HASH.sub("", strip_compression(posixpath.basename(key)))
+    compression suffix): `000000010000000000000003`, `00000002.history`, `...0028.backup`.
+    Called for every key of an archive: string methods, a regex only for hashed names."""
+    name = strip_compression(key.rpartition("/")[2])
+    head, dash, sha1 = name.rpartition("-")  # PostgreSQL's own names never hold a "-"
+    return head if dash and len(sha1) == 40 and sha1.isalnum() else name
 
 
 def compressed(key: str) -> bool:
@@ -51,11 +54,11 @@ def detect(objects: Iterable[StoredObject]) -> Layout:
     """The layout the keys are written in: the first key only one tool writes decides."""
     for obj in objects:
         key = obj.key
-        if _PGBACKREST_HASH.search(strip_compression(key)):
+        if "-" in key and _PGBACKREST_HASH.search(strip_compression(key)):
             return "pgbackrest"
         if _WALG_WALS in key:
             return "walg"
-        if _BARMAN_WALS.search(key):
+        if "wals/" in key and _BARMAN_WALS.search(key):
             return "barman"
     return "plain"
 
@@ -68,10 +71,10 @@ def archive_files(objects: list[StoredObject], layout: Layout) -> list[StoredObj
     if layout == "barman":
         return [o for o in objects if "wals/" in o.key]
     if layout == "pgbackrest":
-        keyed = [(o, m[1] + "-" + m[2] if m else None) for o in objects
-                 for m in (_PGBACKREST_ARCHIVE_ID.search(o.key),)]  # fmt: skip
-        ids = {archive_id for _, archive_id in keyed if archive_id}
-        if ids:
-            current = max(ids, key=lambda archive_id: int(archive_id.rpartition("-")[2]))
-            return [o for o, archive_id in keyed if archive_id == current]
+        # A few hundred directories for 100,000 keys: the archive id is read once for each.
+        directories = {obj.key.rpartition("/")[0] + "/" for obj in objects}
+        ids = {d: f"{m[1]}-{m[2]}" for d in directories if (m := _PGBACKREST_ARCHIVE_ID.search(d))}
+        if len(set(ids.values())) > 1:
+            current = max(ids.values(), key=lambda archive_id: int(archive_id.rpartition("-")[2]))
+            return [o for o in objects if ids.get(o.key.rpartition("/")[0] + "/") == current]
     return objects

@@ -8,8 +8,24 @@ from __future__ import annotations
 
 import sys
 
+from core.config.stores import BackupsConfig
 from exporter.cli.load import load_or_report
 from exporter.runtime.jobs import build_jobs
+
+
+def _layouts(backups: BackupsConfig | None) -> list[str]:
+    """How the stores will be read: the layout configured, or detected at each run."""
+    if backups is None:
+        return []
+    out = []
+    for what, url, layout in (
+        ("WAL store", backups.wal_store, backups.wal_layout),
+        ("base backups", backups.base_store, backups.base_layout),
+    ):
+        if url:
+            how = "layout detected from the names at each run" if layout == "auto" else layout
+            out.append(f"{what} {url}: {how}")
+    return out
 
 
 def validate(path: str, strict: bool) -> int:
@@ -21,6 +37,9 @@ def validate(path: str, strict: bool) -> int:
     print(f"{path}: valid: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
     for job in jobs:
         print(f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)")
+    for target in loaded.config.targets:
+        for line in _layouts(target.backups):
+            print(f"  {target.name}: {line}")
     for off in loaded.off:
         print(f"  off: {off}")
     if jobs:

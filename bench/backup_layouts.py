@@ -1,0 +1,129 @@
+"""Continuity analysis of 100,000 WAL names in each layout, and a pgBackRest catalogue of 1,000
+backup sets.
+
+    .venv/bin/python bench/backup_layouts.py [--names 100000] [--sets 1000]
+
+For each layout the names are the tool's own (pgBackRest's `<segment>-<sha1>.gz` under
+`archive/<stanza>/<id>/<timeline+log>/`, WAL-G's `wal_005/<segment>.lz4`, barman's
+`wals/<timeline+log>/<segment>.gz`, plain `<segment>.gz`), with one segment missing; timed is
+what the wal_archive check does with a listing: detect the layout, keep the archive's files,
+parse every name and find the gap (CPU seconds, best of 3). The catalogue is a backup.info in
+pgBackRest's format (one full set, then diff and incr sets referring to it), parsed by the
+base_backups check's reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from checks.base_backups import continuous_since
+from checks.support.catalogues import pgbackrest_backups
+from checks.support.stores import StoredObject
+from checks.support.wal_layouts import archive_file_name, archive_files, detect
+from checks.support.walnames import parse_wal_name
+from checks.wal_archive import analyse, segment_name
+
+SEG = 16 * 1024 * 1024
+
+
+def keys(layout: str, n: int) -> list[str]:
+    out = []
+    for segno in range(1, n + 1):
+        if segno == n // 2:
+            continue  # the gap
+        name = segment_name(1, segno, SEG)
+        if layout == "pgbackrest":
+            sha1 = hashlib.sha1(name.encode()).hexdigest()
+            out.append(f"archive/main/15-1/{name[:16]}/{name}-{sha1}.gz")
+        elif layout == "walg":
+            out.append(f"wal_005/{name}.lz4")
+        elif layout == "barman":
+            out.append(f"pg/wals/{name[:16]}/{name}.gz")
+        else:
+            out.append(f"{name}.gz")
+    return out
+
+
+def best_cpu(work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def continuity(objects: list[StoredObject]) -> None:
+    """What the wal_archive check does with a listing."""
+    result = analyse(archive_files(objects, detect(objects)), SEG)
+    assert result.missing == 1, result.missing
+
+
+def window(objects: list[StoredObject], gap: int) -> None:
+    """What the base_backups check adds: every segment's number, the continuous tail."""
+    segnos = [
+        w.segno
+        for o in archive_files(objects, detect(objects))
+        if (w := parse_wal_name(archive_file_name(o.key), SEG)) and w.segno is not None
+    ]
+    assert continuous_since(segnos) == gap + 1
+
+
+def backup_info(sets: int) -> str:
+    lines = ["[backrest]", "backrest-format=5", 'backrest-version="2.45"', "", "[backup:current]"]
+    full = "20260101-000000F"
+    for i in range(sets):
+        when = datetime.fromtimestamp(1767225600 + 3600 * i, UTC).strftime("%Y%m%d-%H%M%S")
+        label = full if i == 0 else f"{full}_{when}{'D' if i % 7 == 0 else 'I'}"
+        fields = {
+            "backrest-format": 5,
+            "backrest-version": "2.45",
+            "backup-archive-start": segment_name(1, 2 * i + 2, SEG),
+            "backup-archive-stop": segment_name(1, 2 * i + 2, SEG),
+            "backup-error": False,
+            "backup-info-repo-size": 3062587,
+            "backup-info-size": 23213967,
+            "backup-timestamp-start": 1767225600 + 3600 * i,
+            "backup-timestamp-stop": 1767225600 + 3600 * i + 60,
+            "backup-type": "full" if i == 0 else ("diff" if i % 7 == 0 else "incr"),
+            "db-id": 1,
+        }
+        lines.append(f"{label}={json.dumps(fields, separators=(',', ':'))}")
+    lines += ["", "[db]", "db-id=1", 'db-version="15"', ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--names", type=int, default=100_000)
+    parser.add_argument("--sets", type=int, default=1000)
+    args = parser.parse_args()
+    for layout in ("plain", "pgbackrest", "walg", "barman"):
+        objects = [StoredObject(k, 1000, 1.7e9 + i) for i, k in enumerate(keys(layout, args.names))]
+        cpu = best_cpu(lambda objects=objects: continuity(objects))  # type: ignore[misc]
+        tail = best_cpu(lambda objects=objects: window(objects, args.names // 2))  # type: ignore[misc]
+        print(
+            f"{layout:10} {len(objects):,} names: continuity {cpu:.3f} s CPU, "
+            f"recovery window's tail {tail:.3f} s CPU",
+            flush=True,
+        )
+    text = backup_info(args.sets)
+    sets = pgbackrest_backups(text, "backup.info")
+    assert len(sets) == args.sets
+    cpu = best_cpu(lambda: pgbackrest_backups(text, "backup.info"))
+    print(
+        f"pgBackRest backup.info, {args.sets:,} sets ({len(text) / 1e6:.1f} MB): {cpu * 1000:.1f} ms CPU"
+    )
+
+
+if __name__ == "__main__":
+    main()
