@@ -14,7 +14,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN mkdir -p /etc/postgresql-common \
     && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
     && apt-get update \
-    && apt-get install -y --no-install-recommends postgresql postgresql-client redis-tools util-linux \
+    && apt-get install -y --no-install-recommends postgresql postgresql-client pgbackrest redis-tools util-linux \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/drwatch-*.whl \

@@ -32,10 +32,12 @@ PG_RESTORE = Program(
 PG_AMCHECK = Program("pg_amcheck", "postgresql-client", "index checks on drill copies", True)
 PG_VERIFYBACKUP = Program("pg_verifybackup", "postgresql-client", "pitr drill", server_bin=True)
 PG_SERVER = Program("postgres", "postgresql", "drill scratch clusters (initdb, pg_ctl)", True)
+PGBACKREST = Program("pgbackrest", "pgbackrest", "pitr drill restoring with pgBackRest")
 REDIS_CHECK_RDB = Program("redis-check-rdb", "redis-tools", "RDB snapshot verification")
 REDIS_SERVER = Program("redis-server", "redis-tools", "redis drill scratch server")
 RUNUSER = Program("runuser", "util-linux", "drill scratch clusters when drwatch runs as root")
 
 PROGRAMS = (
-    PG_RESTORE, PG_AMCHECK, PG_VERIFYBACKUP, PG_SERVER, REDIS_CHECK_RDB, REDIS_SERVER, RUNUSER
+    PG_RESTORE, PG_AMCHECK, PG_VERIFYBACKUP, PG_SERVER, PGBACKREST, REDIS_CHECK_RDB, REDIS_SERVER,
+    RUNUSER,
 )  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 from exporter.drills import pitr
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
+from tests.backup_tools import PgBackRest
 from tests.helpers import AWS, make_config, s3_client
 
 
@@ -70,7 +71,7 @@ def _run(  # type: ignore[no-untyped-def]
         "drills": {
             "schedule": "0 3 * * 0",
             "scratch": {"user": "postgres", "dir": str(scratch)},
-            "pitr": {"base_store": base_store, **settings} if base else {},
+            "pitr": {**({"base_store": base_store} if base else {}), **settings},
         },
     }
     top = {"state_dir": str(tmp_path / "state"), **({"aws": aws} if aws else {})}
@@ -172,3 +173,37 @@ def test_base_backup_and_archive_in_s3_replay(
     assert result.ok, result.summary
     rows, missing = result.tables["debates"]
     assert missing == 0 and rows == cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+
+
+def test_pgbackrest_restores_its_newest_set_and_replays_its_archive(tmp_path: Path) -> None:
+    """pgBackRest where configured: its own restore and archive-get, from a real repository
+    written by a real archive_command and a real full backup."""
+    cluster = PgCluster()
+    tool = PgBackRest(cluster)
+    cluster.init(tool.archive_command).start()
+    try:
+        tool.run("stanza-create")
+        cluster.execute("CREATE DATABASE app")
+        with cluster.connect("app") as conn:
+            seed(conn, debates=500)
+        tool.run("backup", "--type=full")
+        cluster.execute(
+            "INSERT INTO debates (title, created_at) "
+            "SELECT 'after', now() FROM generate_series(1, 25)",
+            "app",
+        )
+        _archived(cluster)
+        written = time.time()
+        config = {"config": str(tool.conf), "stanza": "main"}
+        result = _run(
+            cluster, tmp_path, None, stores=("", f"file://{tool.archive}/"), pgbackrest=config
+        )
+        assert result.ok, result.summary
+        assert "pgBackRest stanza main" in result.summary
+        assert result.recovered_to is not None and result.recovered_to > written - 30
+        rows, missing = result.tables["debates"]
+        assert missing == 0 and rows == cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+        after = "SELECT count(*) FROM debates WHERE title = 'after'"
+        assert cluster.execute(after, "app") == [(25,)]  # written after the backup: from the WAL
+    finally:
+        cluster.destroy()

@@ -69,15 +69,31 @@ class FullRestoreDrill(Strict):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
 
 
+class PgBackRestSource(Strict):
+    """Restore with pgBackRest itself: its config file (the repository and its credentials) and
+    stanza, as on the host that would restore for real."""
+
+    config: str = Field(min_length=1)
+    stanza: str = Field(min_length=1)
+
+
 class PitrDrill(Strict):
     """A physical base backup restored and the WAL archive replayed on it (to its end, or to
     `target_time`). `base_store` holds one directory (prefix) per backup, as `pg_basebackup -Ft`
-    writes it: base.tar[.gz], pg_wal.tar[.gz] when WAL is included, backup_manifest."""
+    writes it: base.tar[.gz], pg_wal.tar[.gz] when WAL is included, backup_manifest. Or
+    `pgbackrest`: pgBackRest restores its newest set and fetches the WAL."""
 
     base_store: StoreUrl | None = None  # no physical base backup: the drill says PITR is impossible
+    pgbackrest: PgBackRestSource | None = None
     target_time: AwareDatetime | None = (
         None  # with its offset: the copy's time zone is not production's
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PitrDrill:
+        if self.base_store and self.pgbackrest:
+            raise ValueError("base_store and pgbackrest are two sources: keep one")
+        return self
 
 
 class RedisDrill(Strict):

@@ -40,8 +40,8 @@ from exporter.drills.scratch import (
 
 SCENARIO = "pitr"
 NO_BASE_BACKUP = (
-    "PITR needs a physical base backup (pg_basebackup -Ft into drills.pitr.base_store): WAL "
-    "cannot be replayed on a logical restore of a dump"
+    "PITR needs a physical base backup (pg_basebackup -Ft into drills.pitr.base_store, or "
+    "drills.pitr.pgbackrest): WAL cannot be replayed on a logical restore of a dump"
 )
 
 
@@ -51,21 +51,13 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
     workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     try:
-        if not drills.pitr.base_store:
-            raise DrillError(NO_BASE_BACKUP)
-        files = _newest_base_backup(config, drills.pitr.base_store)
-        require_space(workdir, sum(f.size for f in files), drills.scratch.disk_factor)
-        with timer.phase("download"):
-            _download(config, drills.pitr.base_store, files, workdir, timer)
         copy = PhysicalCopy(drills.scratch, Path(config.state_dir), deadline)
         try:
+            if drills.pitr.pgbackrest:
+                restored = _restore_with_pgbackrest(copy, target, timer)
+            else:
+                restored = _restore_tar_backup(copy, config, target, workdir, timer)
             with timer.phase("restore"):
-                copy.unpack(workdir)
-                start = _start_segment(workdir / "backup_manifest", copy.segment_size())
-            with timer.phase("download"):
-                _spool_wal(config, backups, start, copy.wal, timer)
-            with timer.phase("restore"):
-                copy.recover(_recovery(target))
                 dsn = copy.dsn("postgres", _role(target.postgres))
                 end = _wait_promoted(copy, dsn, timer)
             with timer.phase("verify"):
@@ -78,7 +70,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             copy.close()
         timer.result.recovered_to = end.recovered_to
         timer.result.values["replayed_to_segment"] = end.segment
-        summary = f"recovered {files[0].key.rpartition('/')[0]} to {end.recovered_at}"
+        summary = f"recovered {restored} to {end.recovered_at}"
         if problems:
             return timer.finish(False, "; ".join([summary, *problems]))
         return timer.finish(True, summary)
@@ -86,6 +78,41 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         return timer.fail(exc, drills.timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _restore_tar_backup(
+    copy: PhysicalCopy, config: Config, target: Target, workdir: Path, timer: Timer
+) -> str:
+    """The newest pg_basebackup -Ft backup, checked with pg_verifybackup, WAL from the store
+    spooled where the copy's restore_command finds it. What was restored."""
+    drills, backups = target.drills, target.backups
+    assert drills is not None and drills.pitr is not None and backups is not None
+    if not drills.pitr.base_store:
+        raise DrillError(NO_BASE_BACKUP)
+    files = _newest_base_backup(config, drills.pitr.base_store)
+    require_space(workdir, sum(f.size for f in files), drills.scratch.disk_factor)
+    with timer.phase("download"):
+        _download(config, drills.pitr.base_store, files, workdir, timer)
+    with timer.phase("restore"):
+        copy.unpack(workdir)
+        start = _start_segment(workdir / "backup_manifest", copy.segment_size())
+    with timer.phase("download"):
+        _spool_wal(config, backups, start, copy.wal, timer)
+    with timer.phase("restore"):
+        copy.recover(_recovery(target))
+    return files[0].key.rpartition("/")[0]
+
+
+def _restore_with_pgbackrest(copy: PhysicalCopy, target: Target, timer: Timer) -> str:
+    """pgBackRest restores its newest backup set (checking every file against its own
+    manifest) and fetches the WAL itself (archive-get), as a real recovery would."""
+    assert target.drills is not None and target.drills.pitr is not None
+    source = target.drills.pitr.pgbackrest
+    assert source is not None
+    with timer.phase("restore"):
+        restore_command = copy.restore_pgbackrest(source.config, source.stanza)
+        copy.recover({"restore_command": _quote(restore_command), **_recovery(target)})
+    return f"pgBackRest stanza {source.stanza}"
 
 
 def _newest_base_backup(config: Config, store_url: str) -> list[StoredObject]:

@@ -28,7 +28,7 @@ import psycopg
 from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
-from core.programs import PG_SERVER, REDIS_SERVER, RUNUSER
+from core.programs import PG_SERVER, PGBACKREST, REDIS_SERVER, RUNUSER
 
 SUPERUSER = "drwatch_drill"
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
@@ -319,6 +319,25 @@ class PhysicalCopy(ThrowawayCluster):
         self._run(
             str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
         )
+
+    def restore_pgbackrest(self, config: str, stanza: str) -> str:
+        """pgBackRest's restore of its newest backup set into the data directory, with archiving
+        off and no recovery settings of its own (the drill writes them); the restore_command
+        that fetches WAL through pgBackRest."""
+        self._reachable()
+        track(self, True)
+        self.data.mkdir(mode=0o700)
+        self.wal = self.root / "wal"  # unused: pgBackRest fetches the WAL itself
+        self.wal.mkdir()
+        self._give(self.data, self.wal)
+        tool = [
+            PGBACKREST.find() or PGBACKREST.name,
+            f"--config={config}",
+            f"--stanza={stanza}",
+            f"--pg1-path={self.data}",  # archive-get insists it is the server's directory
+        ]
+        self._run(*tool, "--type=none", "--archive-mode=off", "restore")
+        return " ".join([*tool, "archive-get", "%f", '"%p"'])
 
     def segment_size(self) -> int:
         out = subprocess.run(
