@@ -373,3 +373,27 @@ def test_the_daemon_rejects_a_bad_web_config_at_start_and_on_reload(
         assert https_get(daemon.port, "/metrics", context, _basic("prometheus", "pw"))[0] == 200
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize("version", ["TLS12", "TLS13"])
+def test_the_health_probe_counts_a_refused_client_certificate_as_alive(
+    serve: Any, pki: Pki, version: str
+) -> None:
+    port, _ = serve(
+        {
+            "tls_server_config": _tls(
+                pki,
+                min_version=version,
+                max_version=version,
+                client_auth_type="RequireAndVerifyClientCert",
+                client_ca_file=str(pki.path("ca.crt")),
+            ),
+            "basic_auth_users": {"prom": bcrypt_hash("pw")},
+        }
+    )
+    probe = [str(Path(sys.executable).parent / "drwatch"), "healthcheck"]
+    alive = subprocess.run(
+        [*probe, "--web.listen-address", f"127.0.0.1:{port}"], capture_output=True, text=True
+    )
+    assert alive.returncode == 0, alive.stderr
+    assert alive.stdout.startswith("alive")

@@ -14,6 +14,9 @@ from exporter.web.server import parse_listen_address
 TIMEOUT = 4.0
 
 
+REFUSED_AFTER_HANDSHAKE = -1  # the server completed a TLS handshake, then refused us
+
+
 def _status(host: str, port: int, tls: bool) -> int:
     connection: http.client.HTTPConnection
     if tls:
@@ -25,8 +28,14 @@ def _status(host: str, port: int, tls: bool) -> int:
     else:
         connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
     try:
-        connection.request("GET", "/-/healthy")
-        return connection.getresponse().status
+        connection.connect()  # TCP, and the TLS handshake: a failure here is a dead server
+        try:
+            connection.request("GET", "/-/healthy")
+            return connection.getresponse().status
+        except (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected):
+            if tls:  # TLS 1.3 checks the client's certificate after the handshake
+                return REFUSED_AFTER_HANDSHAKE
+            raise
     finally:
         connection.close()
 
@@ -40,14 +49,17 @@ def healthcheck(listen_address: str) -> int:
         except (http.client.RemoteDisconnected, ConnectionResetError, http.client.BadStatusLine):
             status = _status(host, port, tls=True)  # a TLS port hangs up on plain HTTP
     except ssl.SSLError as exc:
-        if "CERTIFICATE_REQUIRED" in (exc.reason or ""):
-            print("alive: mutual TLS refused a client without a certificate")
+        if "ALERT" in (exc.reason or ""):  # TLS 1.2 refuses a missing certificate in handshake
+            print(f"alive: the TLS handshake was answered with an alert ({exc.reason})")
             return 0
         print(f"not healthy: TLS: {exc.reason or exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"not healthy: {listen_address}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if status == REFUSED_AFTER_HANDSHAKE:
+        print("alive: TLS handshake done, request refused (mutual TLS wants a certificate)")
+        return 0
     if status in (200, 401):
         print(f"alive: /-/healthy answered {status}")
         return 0
