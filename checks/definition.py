@@ -38,6 +38,11 @@ class BuildContext:
             self._stores[url] = open_store(url, self.config.aws)
         return self._stores[url]
 
+    def state_file(self, kind: str) -> Path:
+        """Where the target's `kind` state survives restarts: state_dir/<kind>-<target>.json
+        (a replica's own, unlike verdicts)."""
+        return Path(self.config.state_dir) / f"{kind}-{self.target.name}.json"
+
     def verdicts(self, kind: str) -> VerdictCache:
         """The target's cache of `kind` verdicts, in verdict_dir or state_dir
         (`<kind>-<target>.json`)."""

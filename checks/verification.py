@@ -1,12 +1,18 @@
 """Verification queries: the runbook's data checks, configured per table, identifiers quoted.
 
-Each item runs in its own short read-only transaction, so one broken item (a renamed table, a
-timeout) costs that item only; the others are still measured and reported.
+Each item runs in its own short read-only transaction under its own statement timeout, so one
+broken or slow item (a renamed table, a timeout) costs that item only; the others are still
+measured and reported. Orphans, daily counts and gaps read only what can have changed since the
+previous run (`checks.support.incremental`), with a full sweep on a slower schedule; the numbers
+are those a full run reports. `verification.dsn` moves the whole load to a standby: the check
+then says which server it read and how far behind it is, and a standby further behind than
+`max_replay_lag` cannot judge freshness.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,8 +22,10 @@ from psycopg import sql
 
 from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
+from checks.support import incremental
 from checks.support.custom_sql import custom_specs, measure_custom
-from checks.support.pg import PostgresCheck, Row, end_transaction, fetch_all
+from checks.support.incremental import StateFile
+from checks.support.pg import PostgresCheck, Row, end_transaction, fetch_all, fetch_one
 from core.config.postgres import (
     CustomQuery,
     DailyCounts,
@@ -81,6 +89,24 @@ TABLE_GROUPS = gauge(
     "drwatch_table_groups", "Distinct groups of the configured column.", "table", "column"
 )
 
+VERIFICATION_ITEM_DURATION_SECONDS = gauge(
+    "drwatch_verification_item_duration_seconds",
+    "How long each verification item took in the last run.",
+    "item",
+)
+VERIFICATION_ITEM_LAST_FULL_SWEEP_TIMESTAMP_SECONDS = gauge(
+    "drwatch_verification_item_last_full_sweep_timestamp_seconds",
+    "When the item last read its tables in full (orphans, daily counts, gaps).",
+    "item",
+)
+VERIFICATION_ON_STANDBY = gauge(
+    "drwatch_verification_on_standby", "1 if verification read a standby (verification.dsn)."
+)
+VERIFICATION_REPLAY_LAG_SECONDS = gauge(
+    "drwatch_verification_replay_lag_seconds",
+    "How far the standby verification read was behind its primary (0 when caught up).",
+)
+
 METRICS = (
     TABLE_NEWEST_ROW_AGE_SECONDS,
     TABLE_MAX_AGE_SECONDS,
@@ -91,7 +117,18 @@ METRICS = (
     TABLE_ORPHAN_ROWS,
     TABLE_GROUP_ROWS,
     TABLE_GROUPS,
+    VERIFICATION_ITEM_DURATION_SECONDS,
+    VERIFICATION_ITEM_LAST_FULL_SWEEP_TIMESTAMP_SECONDS,
+    VERIFICATION_ON_STANDBY,
+    VERIFICATION_REPLAY_LAG_SECONDS,
 )
+_SERVER_SQL = """
+SELECT pg_is_in_recovery() AS standby,
+       CASE WHEN NOT pg_is_in_recovery() THEN 0
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
+       END::float8 AS lag  -- NULL: behind, by how much unknown (nothing replayed yet)
+"""
 
 
 def _table(schema: str | None, table: str) -> sql.Composable:
@@ -109,16 +146,30 @@ class _Findings:
     problems: list[str] = field(default_factory=list)  # data findings: the check warns
     errors: list[CheckError] = field(default_factory=list)  # could not measure
     notes: list[str] = field(default_factory=list)
+    lag: float | None = 0.0  # how far the server read is behind its primary (None: unknown)
+    where: str = ""  # the item being measured
+    swept: bool = False  # whether it read its tables in full
 
 
 class VerificationCheck(PostgresCheck[None]):
-    def __init__(self, pg: PostgresConfig, options: VerificationOptions) -> None:
-        super().__init__(pg, options, None)
+    def __init__(self, pg: PostgresConfig, options: VerificationOptions, state: StateFile) -> None:
+        # On a standby when verification has its own DSN: the primary runs none of it.
+        read = pg.model_copy(update={"dsn": options.dsn}) if options.dsn else pg
+        super().__init__(read, options, None)
         self.options = options
+        self.kept = state  # what incremental items keep between runs, in state_dir
+        self.item_timeout = options.item_timeout or self.statement_timeout
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
+        started = time.monotonic()
         obs = Observation(Status.OK, "")
         found = _Findings()
+        server = fetch_one(conn, _SERVER_SQL, what="recovery state")
+        end_transaction(conn)
+        found.lag = None if server["lag"] is None else float(server["lag"])
+        obs.add(VERIFICATION_ON_STANDBY, bool(server["standby"]))
+        if found.lag is not None and server["standby"]:
+            obs.add(VERIFICATION_REPLAY_LAG_SECONDS, found.lag)
         o = self.options
         items: list[
             tuple[str, Callable[[psycopg.Connection[Row], Any, Observation, _Findings], None], Any]
@@ -134,20 +185,39 @@ class VerificationCheck(PostgresCheck[None]):
         ]
         items += [(f"custom[{i}]", _custom, c) for i, c in enumerate(o.custom)]
         for where, measure, item in items:
+            item_started = time.monotonic()
+            found.where, found.swept = where, False
             try:
+                fetch_all(
+                    conn,
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (f"{int(self.item_timeout * 1000)}ms",),
+                    what="statement_timeout",
+                )
                 measure(conn, item, obs, found)
             except CheckError as exc:
                 if conn.broken or conn.closed:  # the server went away: no item can run
                     raise CheckError("connect", f"verification.{where}: {exc}") from None
                 found.errors.append(CheckError(exc.reason, f"verification.{where}: {exc}"))
             end_transaction(conn)  # one short transaction per item; now() fresh for each
+            obs.add(VERIFICATION_ITEM_DURATION_SECONDS, time.monotonic() - item_started, item=where)
+            swept_at = self.kept.items.get(where, {}).get("swept_at")
+            if swept_at:
+                obs.add(VERIFICATION_ITEM_LAST_FULL_SWEEP_TIMESTAMP_SECONDS, swept_at, item=where)
+        self.kept.save({where for where, _, _ in items})
         obs.errors = found.errors
         if found.errors:
             obs.status = Status.UNKNOWN
         elif found.problems:
             obs.status = Status.WARNING
         parts = [str(e) for e in found.errors] + found.problems
-        obs.summary = "; ".join(parts) if parts else "; ".join(found.notes) or "nothing configured"
+        summary = "; ".join(parts) if parts else "; ".join(found.notes) or "nothing configured"
+        cost = f"cycle {(time.monotonic() - started) * 1000:.0f} ms"
+        if server["standby"]:
+            behind = "unknown" if found.lag is None else format_duration(found.lag)
+            cost += f" on a standby, {behind} behind"
+        obs.summary = f"{summary} ({cost})"
+        obs.values["cycle_seconds"] = time.monotonic() - started
         return obs
 
     def _freshness(
@@ -156,8 +226,14 @@ class VerificationCheck(PostgresCheck[None]):
         query = sql.SQL(
             "SELECT EXTRACT(EPOCH FROM now() - max({col}))::float8 AS age FROM {tbl}"
         ).format(col=sql.Identifier(c.column), tbl=_table(c.schema_name, c.table))
-        age = fetch_all(conn, query, what=f"freshness of {c.table}")[0]["age"]
         label = _label(c.schema_name, c.table)
+        if f.lag is None or f.lag > self.options.max_replay_lag:
+            # The standby is behind: its newest row says how far it is, not the application.
+            behind = "behind" if f.lag is None else f"{format_duration(f.lag)} behind"
+            f.notes.append(f"{label}: freshness cannot be judged, the standby is {behind}")
+            obs.values[f"{label}.newest_row_age_seconds"] = None
+            return
+        age = fetch_all(conn, query, what=f"freshness of {c.table}")[0]["age"]
         age_s = math.inf if age is None else max(0.0, float(age))
         obs.add(TABLE_NEWEST_ROW_AGE_SECONDS, age_s, table=label)
         obs.add(TABLE_MAX_AGE_SECONDS, c.max_age, table=label)
@@ -175,17 +251,15 @@ class VerificationCheck(PostgresCheck[None]):
     def _daily_counts(
         self, conn: psycopg.Connection[Row], c: DailyCounts, obs: Observation, f: _Findings
     ) -> None:
-        # A range condition on the column, so an index on it serves the scan.
-        query = sql.SQL(
-            "SELECT floor(EXTRACT(EPOCH FROM now() - {col}) / 86400)::int AS days_ago, "
-            "count(*) AS n FROM {tbl} "
-            "WHERE {col} > now() - make_interval(days => %(days)s) AND {col} <= now() GROUP BY 1"
-        ).format(col=sql.Identifier(c.column), tbl=_table(c.schema_name, c.table))
-        rows = fetch_all(conn, query, {"days": c.days}, what=f"daily counts of {c.table}")
-        counts = dict.fromkeys(range(c.days), 0)
-        for row in rows:
-            if row["days_ago"] in counts:
-                counts[row["days_ago"]] += int(row["n"])
+        counts, f.swept = incremental.daily_counts(
+            conn,
+            _table(c.schema_name, c.table),
+            c.column,
+            c.days,
+            c.mutable_days,
+            self.kept.item(f.where),
+            self.options.full_sweep_interval,
+        )
         label = _label(c.schema_name, c.table)
         for days_ago, n in counts.items():
             obs.add(
@@ -197,23 +271,19 @@ class VerificationCheck(PostgresCheck[None]):
         obs.values[f"{label}.rows_last_24h"] = counts[0]
 
     def _gaps(self, conn: psycopg.Connection[Row], c: Gaps, obs: Observation, f: _Findings) -> None:
-        # One ordered pass over the lookback window with lag(), instead of the runbook's
+        # Consecutive rows by lag() over what can have changed, instead of the runbook's
         # correlated MIN(id) subquery per row (quadratic without the right index, and it assumes
         # ids are in time order).
-        query = sql.SQL(
-            "SELECT count(*) FILTER (WHERE gap > %(threshold)s) AS gaps, max(gap) AS largest "
-            "FROM (SELECT EXTRACT(EPOCH FROM {col} - lag({col}) OVER (ORDER BY {col}))::float8"
-            " AS gap FROM {tbl} WHERE {col} >= now() - make_interval(secs => %(lookback)s)) AS g"
-        ).format(col=sql.Identifier(c.column), tbl=_table(c.schema_name, c.table))
-        row = fetch_all(
+        gaps, largest, f.swept = incremental.gaps(
             conn,
-            query,
-            {"threshold": c.threshold, "lookback": c.lookback},
-            what=f"gaps in {c.table}",
-        )[0]
+            _table(c.schema_name, c.table),
+            c.column,
+            c.threshold,
+            c.lookback,
+            self.kept.item(f.where),
+            self.options.full_sweep_interval,
+        )
         label = _label(c.schema_name, c.table)
-        gaps = int(row["gaps"])
-        largest = float(row["largest"] or 0.0)
         obs.add(TABLE_GAPS, gaps, table=label)
         obs.add(TABLE_LARGEST_GAP_SECONDS, largest, table=label)
         obs.add(TABLE_GAP_THRESHOLD_SECONDS, c.threshold, table=label)
@@ -230,16 +300,37 @@ class VerificationCheck(PostgresCheck[None]):
     ) -> None:
         # NOT EXISTS, not the runbook's NOT IN: NOT IN yields no rows at all as soon as the parent
         # column holds a NULL, silently reporting zero orphans.
-        query = sql.SQL(
-            "SELECT count(*) AS n FROM {child} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
+        child, parent_table = (
+            _table(c.schema_name, c.table),
+            _table(c.parent_schema, c.parent_table),
+        )
+        orphan_rows = sql.SQL(
+            "FROM {child} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM {parent} AS p WHERE p.{pcol} = c.{col})"
         ).format(
-            child=_table(c.schema_name, c.table),
+            child=child,
             col=sql.Identifier(c.column),
-            parent=_table(c.parent_schema, c.parent_table),
+            parent=parent_table,
             pcol=sql.Identifier(c.parent_column),
         )
-        n = int(fetch_all(conn, query, what=f"orphans in {c.table}")[0]["n"])
+        watermark = incremental.integer_watermark(conn, child, c.watermark)
+        if watermark is None:  # nothing monotonic to start from: all of it, every run
+            query = sql.SQL("SELECT count(*) AS n {rows}").format(rows=orphan_rows)
+            n = int(fetch_all(conn, query, what=f"orphans in {c.table}")[0]["n"])
+            f.swept = True
+        else:
+            n, f.swept = incremental.orphans(
+                conn,
+                sql.SQL("SELECT c.{wm} AS wm {rows}").format(
+                    wm=sql.Identifier(watermark), rows=orphan_rows
+                ),
+                child,
+                parent_table,
+                watermark,
+                c.overlap,
+                self.kept.item(f.where),
+                self.options.full_sweep_interval,
+            )
         label = _label(c.schema_name, c.table)
         parent = _label(c.parent_schema, c.parent_table)
         obs.add(TABLE_ORPHAN_ROWS, n, table=label, column=c.column, parent_table=parent)
@@ -284,7 +375,7 @@ def _plan(context: BuildContext) -> Planned | None:
     pg = context.target.postgres
     if pg is None or not pg.verification.enabled or pg.verification.is_empty():
         return None
-    check = VerificationCheck(pg, pg.verification)
+    check = VerificationCheck(pg, pg.verification, StateFile(context.state_file("verification")))
     planned = scheduled(check, pg.verification, pg.interval, pg.timeout)
     return replace(planned, metrics=custom_specs(pg.verification))
 

@@ -71,10 +71,11 @@ class Estate:
 
     def env(self) -> dict[str, str]:
         """What examples/aragora.yml reads from the environment to watch this estate."""
-        assert self.cache is not None
+        assert self.cache is not None and self.standby is not None
         backups = self.cluster.backups
         return {
             "DATABASE_URL": self.cluster.dsn("aragora", user="drwatch"),
+            "VERIFICATION_DSN": self.standby.dsn("aragora", user="drwatch"),
             "BACKUP_STORE": f"file://{backups}/postgres/",
             "WAL_STORE": f"file://{self.cluster.archive}/",
             "REPLICA_STORE": f"file://{self.replica}/",

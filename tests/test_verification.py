@@ -211,3 +211,21 @@ def test_postgres_dying_mid_verification_is_connect_critical(cluster: PgCluster)
     (result,) = results
     assert not result.up and result.error_reasons == ("connect",), result.summary
     assert result.status == Status.CRITICAL
+
+
+def test_an_item_that_times_out_is_named_and_the_others_still_run(db: PgCluster) -> None:
+    db.execute(
+        "CREATE TABLE ticks (at timestamptz DEFAULT now()); INSERT INTO ticks DEFAULT VALUES",
+        "verify",
+    )
+    result = run_verification(
+        db,
+        item_timeout="300ms",
+        custom=[{"name": "slow", "help": "Slow.", "sql": "SELECT 1 AS value FROM pg_sleep(5)"}],
+        freshness=[{"table": "ticks", "column": "at", "max_age": "1h"}],
+    )
+    assert result.error_reasons == ("timeout",), result.summary
+    assert "verification.custom[0]" in result.summary and "statement timeout" in result.summary
+    assert sample(result, "drwatch_table_newest_row_age_seconds", table="ticks") < 60
+    assert sample(result, "drwatch_verification_item_duration_seconds", item="custom[0]") < 2
+    assert "(cycle " in result.summary  # what the cycle cost

@@ -174,7 +174,9 @@ def _secrets(config: Config) -> set[str]:
         if target.redis is not None:
             secrets |= {target.redis.password or "", urlparse(target.redis.url).password or ""}
         if target.postgres is not None:
-            secrets.add(str(conninfo_to_dict(target.postgres.dsn).get("password") or ""))
+            for dsn in (target.postgres.dsn, target.postgres.verification.dsn):
+                if dsn:
+                    secrets.add(str(conninfo_to_dict(dsn).get("password") or ""))
     return secrets - {""}
 
 

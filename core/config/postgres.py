@@ -57,6 +57,8 @@ class Freshness(_TableRef):
 class DailyCounts(_TableRef):
     column: str = Field(min_length=1)
     days: int = Field(10, ge=1, le=366)
+    # Windows that can still change, counted every run; older ones are kept between sweeps.
+    mutable_days: int = Field(2, ge=1, le=366)
 
 
 class Gaps(_TableRef):
@@ -70,6 +72,10 @@ class Orphans(_TableRef):
     parent_table: str = Field(min_length=1)
     parent_schema: str | None = Field(None, min_length=1)
     parent_column: str = Field(min_length=1)
+    # A monotonic integer column of the child (default: its integer primary key): only rows
+    # above its last value, less `overlap` for transactions that commit late, are read again.
+    watermark: str | None = Field(None, min_length=1)
+    overlap: int = Field(10_000, ge=0)
 
 
 class GroupCounts(_TableRef):
@@ -128,6 +134,11 @@ class CustomQuery(Strict):
 
 class VerificationOptions(CheckOptions):
     interval: Duration | None = 60.0  # heavier than the others: once a minute unless told
+    # Its own server, typically a streaming standby, so the primary carries no verification.
+    dsn: str | None = Field(None, repr=False)
+    max_replay_lag: Duration = 300.0  # a standby further behind cannot judge freshness
+    full_sweep_interval: Duration = 86400.0  # everything read again, not just what changed
+    item_timeout: Duration | None = None  # each item's statement_timeout (default: the section's)
     freshness: list[Freshness] = []
     daily_counts: list[DailyCounts] = []
     gaps: list[Gaps] = []
@@ -142,6 +153,17 @@ class VerificationOptions(CheckOptions):
         if len(set(names)) != len(names):
             raise ValueError("custom metric names repeat")
         return v
+
+    @field_validator("dsn")
+    @classmethod
+    def _valid_dsn(cls, v: str | None) -> str | None:
+        if v:
+            single_userinfo(v)
+            try:
+                conninfo_to_dict(v)
+            except Exception:
+                raise ValueError("not a valid PostgreSQL connection string") from None
+        return v or None
 
     def is_empty(self) -> bool:
         return not any(

@@ -9,6 +9,7 @@ import subprocess
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from checks.support.incremental import StateFile
 from checks.support.pg import fetch_one, session
 from checks.verification import VerificationCheck
 from core.config.postgres import PostgresConfig, VerificationOptions
@@ -22,10 +23,11 @@ def check_copy(target: Target, copy: str, timer: Timer) -> list[str]:
     problems: list[str] = []
     pg = target.postgres
     if pg is not None and not pg.verification.is_empty():
-        options = pg.verification.model_copy(update={"custom": []})  # production's own SQL
+        # Production's own SQL stays there; the copy is read itself, never the standby, in full.
+        options = pg.verification.model_copy(update={"custom": [], "dsn": None})
         if not options.is_empty():
             on_copy = _postgres(copy, timer, verification=options)
-            seen = VerificationCheck(on_copy, options).run()
+            seen = VerificationCheck(on_copy, options, StateFile(None)).run()
             timer.result.values["verification"] = seen.summary
             problems += [f"verification on the copy: {e}" for e in seen.errors]
         problems += _compare_rows(pg, options, copy, timer)
