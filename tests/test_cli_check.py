@@ -126,3 +126,35 @@ def test_verdicts_go_to_the_user_cache_when_state_dir_is_not_writable(
                     env={**os.environ, "XDG_CACHE_HOME": "/dev/null"})  # fmt: skip
     assert again.returncode == 0 and "kept for this run only" in again.stderr
     assert json.loads(again.stdout)["status"] == "OK"  # stdout stays the JSON document
+
+
+def test_full_sweep_on_demand(shared_cluster: PgCluster, tmp_path: Path) -> None:
+    shared_cluster.execute(
+        "CREATE TABLE IF NOT EXISTS parents (id int PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS kids (id bigserial PRIMARY KEY, parent int);"
+        "INSERT INTO kids (parent) VALUES (1)"
+    )
+    orphans = {
+        "table": "kids",
+        "column": "parent",
+        "parent_table": "parents",
+        "parent_column": "id",
+    }
+    pg = {"dsn": shared_cluster.dsn(), "verification": {"orphans": [orphans]}}
+    state = tmp_path / "state"
+    config = write_config(
+        tmp_path / "c.yml", [{"name": "db", "postgres": pg}], state_dir=str(state)
+    )
+
+    def sweep_time(*flags: str) -> float:
+        proc = _check(config, "--format", "json", *flags)
+        (verification,) = [
+            r for r in json.loads(proc.stdout)["results"] if r["check"] == "verification"
+        ]
+        assert "1 orphan row" in verification["summary"], verification["summary"]
+        kept = json.loads((state / "verification-db.json").read_text())
+        return float(kept["orphans[0]"]["swept_at"])
+
+    first = sweep_time()
+    assert sweep_time() == first  # the second run read only new rows
+    assert sweep_time("--full-sweep") > first

@@ -53,7 +53,7 @@ def as_table(loaded: LoadedConfig, results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def check(path: str, fmt: str, target: str | None) -> int:
+def check(path: str, fmt: str, target: str | None, full_sweep: bool = False) -> int:
     from exporter.logs import setup_logging
     from exporter.runtime.oneshot import run_once
 
@@ -66,6 +66,12 @@ def check(path: str, fmt: str, target: str | None) -> int:
         return int(Status.UNKNOWN)
     redact.set_secrets(loaded.secrets)
     loaded = _with_writable_state_dir(loaded)
+    if full_sweep:  # what verification kept is forgotten: everything is read again
+        for t in loaded.config.targets:
+            if target in (None, t.name):
+                (Path(loaded.config.state_dir) / f"verification-{t.name}.json").unlink(
+                    missing_ok=True
+                )
     jobs, results = run_once(loaded, target)
     print(as_json(loaded, jobs, results) if fmt == "json" else as_table(loaded, results))
     return int(overall(results))
@@ -80,11 +86,17 @@ def _writable(directory: Path) -> bool:
 
 
 def _with_writable_state_dir(loaded: LoadedConfig) -> LoadedConfig:
-    """The one-shot keeps integrity verdicts in state_dir, like the daemon; where it cannot
+    """The one-shot keeps integrity verdicts (and what verification read) in state_dir, like the
+    daemon; where it cannot
     write there, in the user's cache directory. It says where on stderr, and never fails for it."""
     config = loaded.config
-    if not any(t.backups or (t.redis and t.redis.snapshot_store) for t in config.targets):
-        return loaded  # no check keeps verdicts
+    if not any(
+        t.backups
+        or (t.redis and t.redis.snapshot_store)
+        or (t.postgres and not t.postgres.verification.is_empty())
+        for t in config.targets
+    ):
+        return loaded  # no check keeps verdicts or verification state
     state = Path(config.state_dir)
     if _writable(state):
         print(f"drwatch check: integrity verdicts cached in {state}", file=sys.stderr)

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True)
     check.add_argument("--format", default="table", choices=["table", "json"])
     check.add_argument("--target", help="only this target")
+    check.add_argument(
+        "--full-sweep",
+        action="store_true",
+        help="verification reads its tables in full (forgets what earlier runs kept)",
+    )
 
     remediate = sub.add_parser(
         "remediate", help="show what remediation would do now; do it with --execute"
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from exporter.cli.check import check
 
-        return check(args.config, args.format, args.target)
+        return check(args.config, args.format, args.target, args.full_sweep)
     if args.command == "drill":
         from exporter.cli.drill import drill
 
