@@ -56,9 +56,17 @@ def harness(dsn: str, state: Path, standby_dsn: str | None = None) -> CheckHarne
     return CheckHarness(parse_config(text, env={}))
 
 
+ITEMS: dict[str, float] = {}  # the last run's time per item
+
+
 def run(h: CheckHarness) -> float:
     result = h.run("verification")
     assert result.up, result.summary
+    ITEMS.clear()
+    ITEMS.update(
+        {s.values[0]: s.value for s in result.samples
+         if s.name == "drwatch_verification_item_duration_seconds"}
+    )  # fmt: skip
     return result.duration_seconds
 
 
@@ -119,6 +127,8 @@ def main() -> int:
                     traffic(conn)
                     incremental.append(run(kept))
                 incr = statistics.median(incremental)
+                items = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in ITEMS.items())
+                print(f"<!-- {size:,}: incremental items: {items} -->", flush=True)
                 amortised = incr + sweep * INTERVAL / SWEEP
                 sent = primary.execute("SELECT pg_current_wal_lsn()::text")[0][0]
                 wait_until(

@@ -161,14 +161,22 @@ def orphans(
         swept = True
     else:
         low = int(state.get("watermark") or 0) - overlap
+        # Two index scans, never one with an OR the planner may answer with a full scan.
         rows = fetch_all(
             conn,
-            sql.SQL("{q} AND (c.{wm} > %(low)s OR c.{wm} = ANY(%(known)s))").format(
-                q=orphan_query, wm=wm
-            ),
-            {"low": low, "known": known},
+            sql.SQL("{q} AND c.{wm} > %(low)s").format(q=orphan_query, wm=wm),
+            {"low": low},
             what="orphans (new rows)",
         )
+        if known:
+            rows += fetch_all(
+                conn,
+                sql.SQL("{q} AND c.{wm} = ANY(%(known)s) AND c.{wm} <= %(low)s").format(
+                    q=orphan_query, wm=wm
+                ),
+                {"known": known, "low": low},
+                what="orphans (known ones)",
+            )
         found = [int(r["wm"]) for r in rows]
         count = len(found)
         swept = False
