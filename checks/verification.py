@@ -122,6 +122,13 @@ METRICS = (
     VERIFICATION_ON_STANDBY,
     VERIFICATION_REPLAY_LAG_SECONDS,
 )
+# Each item: its own timeout; no JIT (compiling costs more than these short queries, and row
+# estimates over big tables trigger it) and no parallel workers (a monitor takes no extra cores
+# of the server it watches).
+_ITEM_SETTINGS = (
+    "SELECT set_config('statement_timeout', %s, true), set_config('jit', 'off', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true)"
+)
 _SERVER_SQL = """
 SELECT pg_is_in_recovery() AS standby,
        CASE WHEN NOT pg_is_in_recovery() THEN 0
@@ -188,12 +195,8 @@ class VerificationCheck(PostgresCheck[None]):
             item_started = time.monotonic()
             found.where, found.swept = where, False
             try:
-                fetch_all(
-                    conn,
-                    "SELECT set_config('statement_timeout', %s, true)",
-                    (f"{int(self.item_timeout * 1000)}ms",),
-                    what="statement_timeout",
-                )
+                fetch_all(conn, _ITEM_SETTINGS, (f"{int(self.item_timeout * 1000)}ms",),
+                          what="item settings")  # fmt: skip
                 measure(conn, item, obs, found)
             except CheckError as exc:
                 if conn.broken or conn.closed:  # the server went away: no item can run

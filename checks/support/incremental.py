@@ -202,20 +202,22 @@ def daily_counts(
     if swept:
         state.clear()
         state.update(marks, swept_at=now, minutes={}, upto=None)
+    # One index-only range count per recent window: no expression evaluated per row. Days are
+    # 86,400 s, as the windows' labels say (a calendar day can be 23 or 25 hours).
     recent = fetch_all(
         conn,
         sql.SQL(
-            "SELECT floor(EXTRACT(EPOCH FROM now() - {col}) / 86400)::int AS days_ago, "
-            "count(*) AS n FROM {t} WHERE {col} > now() - make_interval(days => %(d)s) "
-            "AND {col} <= now() GROUP BY 1"
+            "SELECT k AS days_ago, (SELECT count(*) FROM {t} "
+            "WHERE {col} > now() - make_interval(secs => 86400 * (k + 1)) "
+            "AND {col} <= now() - make_interval(secs => 86400 * k)) AS n "
+            "FROM generate_series(0, %(last)s) AS k"
         ).format(col=col, t=table),
-        {"d": min(days, mutable_days)},
+        {"last": min(days, mutable_days) - 1},
         what="daily counts (recent)",
     )
     counts = dict.fromkeys(range(days), 0)
     for row in recent:
-        if row["days_ago"] in counts:
-            counts[row["days_ago"]] += int(row["n"])
+        counts[int(row["days_ago"])] = int(row["n"])
     if days > mutable_days:
         _older_windows(conn, table, col, days, mutable_days, state, counts)
     return counts, swept
@@ -235,8 +237,8 @@ def _older_windows(
     edges = fetch_one(
         conn,
         "SELECT "
-        "floor(EXTRACT(EPOCH FROM now() - make_interval(days => %(m)s)) / 60)::bigint AS upto, "
-        "ceil(EXTRACT(EPOCH FROM now() - make_interval(days => %(d)s)) / 60)::bigint - 1 AS oldest",
+        "floor((EXTRACT(EPOCH FROM now()) - 86400 * %(m)s) / 60)::bigint AS upto, "
+        "ceil((EXTRACT(EPOCH FROM now()) - 86400 * %(d)s) / 60)::bigint - 1 AS oldest",
         {"m": mutable_days, "d": days},
         what="daily counts (edges)",
     )
@@ -267,7 +269,7 @@ def _older_windows(
             "SELECT e.k, EXTRACT(EPOCH FROM e.at) AS at, "
             "count(t.{col}) FILTER (WHERE t.{col} <= e.at) AS before, "
             "count(t.{col}) FILTER (WHERE t.{col} > e.at) AS after "
-            "FROM (SELECT k, now() - make_interval(days => k) AS at "
+            "FROM (SELECT k, now() - make_interval(secs => 86400 * k) AS at "
             "      FROM unnest(%(ks)s::int[]) AS k) AS e "
             "LEFT JOIN {t} AS t "
             "ON t.{col} > to_timestamp(floor(EXTRACT(EPOCH FROM e.at) / 60) * 60) "

@@ -75,7 +75,7 @@ class Orphans(_TableRef):
     # A monotonic integer column of the child (default: its integer primary key): only rows
     # above its last value, less `overlap` for transactions that commit late, are read again.
     watermark: str | None = Field(None, min_length=1)
-    overlap: int = Field(10_000, ge=0)
+    overlap: int = Field(1_000, ge=0)
 
 
 class GroupCounts(_TableRef):
