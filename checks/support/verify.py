@@ -224,20 +224,9 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
         with tempfile.TemporaryFile(prefix="drwatch-rdb-") as copy:
             bytes_read = _copy(store, key, copy, deadline)
             path = f"/proc/self/fd/{copy.fileno()}"  # the child's own, inherited descriptor
-            proc = _spawn(
-                [REDIS_CHECK_RDB.name, path],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(copy.fileno(),),
+            code, output = _checker(
+                [REDIS_CHECK_RDB.name, path], key, deadline, pass_fds=(copy.fileno(),)
             )
-            output = _Drain(proc.stdout)  # type: ignore[arg-type]
-            try:
-                code = proc.wait(max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                raise VerificationTimedOut(key) from None
-            finally:
-                _reap([proc], kill=proc.poll() is None)
-        output.join(5)
         duration = time.monotonic() - started
         if code == 0:
             return Verdict(True, "redis-check-rdb ok", None, bytes_read, duration)
@@ -245,6 +234,22 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
         return Verdict(False, f"redis-check-rdb: {problem}", None, bytes_read, duration)
     finally:
         _ONE_AT_A_TIME.release()
+
+
+def _checker(
+    args: list[str], key: str, deadline: float, **popen: object
+) -> tuple[int, _Drain]:
+    """A checking program run to its end or the deadline: its exit code and output."""
+    proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+    output = _Drain(proc.stdout)  # type: ignore[arg-type]
+    try:
+        code = proc.wait(max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise VerificationTimedOut(key) from None
+    finally:
+        _reap([proc], kill=proc.poll() is None)
+    output.join(5)
+    return code, output
 
 
 def _copy(store: Store, key: str, sink: IO[bytes], deadline: float) -> int:
@@ -289,19 +294,8 @@ def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) 
                 return Verdict(False, str(exc), None, 0, time.monotonic() - started)
             has_wal = (data / "pg_wal").is_dir()
             binary = PG_VERIFYBACKUP.find() or PG_VERIFYBACKUP.name
-            proc = _spawn(
-                [binary, *([] if has_wal else ["-n"]), str(data)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            output = _Drain(proc.stdout)  # type: ignore[arg-type]
-            try:
-                code = proc.wait(max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                raise VerificationTimedOut(manifest.key) from None
-            finally:
-                _reap([proc], kill=proc.poll() is None)
-        output.join(5)
+            checked = [binary, *([] if has_wal else ["-n"]), str(data)]
+            code, output = _checker(checked, manifest.key, deadline)
         duration = time.monotonic() - started
         if code == 0:
             return Verdict(True, "pg_verifybackup ok", None, bytes_read, duration)
