@@ -167,6 +167,8 @@ class BaseBackupsCheck(Check[None]):
             obs.summary = f"no usable base backup in {self.base.url} ({layout})"
             if self.full_restore is not None:
                 obs.exposures["full_restore"] = float("inf")
+            if self.wal is not None:
+                obs.exposures["pitr"] = float("inf")
             return obs
         newest = good[-1]
         obs.add(BASE_BACKUP_NEWEST_SIZE_BYTES, newest.size)
@@ -228,6 +230,7 @@ class BaseBackupsCheck(Check[None]):
         obs.add(RECOVERY_WINDOW_OBJECTIVE_SECONDS, retention)
         if start is None:
             obs.add(RECOVERY_WINDOW_SECONDS, 0)
+            obs.exposures["pitr"] = float("inf")  # nothing to replay the archive onto
             return ["no base backup has continuous WAL to now: point-in-time recovery impossible"]
         window = now - start.stopped
         obs.add(RECOVERY_WINDOW_SECONDS, window)
@@ -267,7 +270,8 @@ DEFINITION = CheckDef(
     "`backup.info` or pg_basebackup manifests: newest per type, size, backups the tool marked "
     "failed, the newest pg_basebackup backup checked with `pg_verifybackup` (once; cached); the "
     "**recovery window** (from the oldest base backup whose WAL is continuous to "
-    "now) against the retention; the `full_restore` exposure where there is no dump store",
+    "now) against the retention; the `full_restore` exposure where there is no dump store, and "
+    "PITR impossible (+Inf) when no base backup has continuous WAL",
     metrics=METRICS,
     scenarios=("full_restore",),
     plan=_plan,

@@ -201,6 +201,11 @@ def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
                     "{{target}} beyond max_slots",
                     "C",
                 ),
+                q(
+                    f"drwatch_pg_replication_slots_unlabelled_retained_bytes{{{TARGET}}}",
+                    "{{target}} bytes held beyond max_slots",
+                    "D",
+                ),
                 steps=GREEN_RED,
                 w=12,
                 h=8,
@@ -235,6 +240,7 @@ def _slots_and_storage(dashboard: Dashboard) -> Dashboard:
                     "{{target}} data checksums on",
                     "C",
                 ),
+                q(f"drwatch_pg_wal_directory_files{{{TARGET}}}", "{{target}} files in pg_wal", "D"),
                 w=12,
                 h=8,
             )
@@ -316,6 +322,39 @@ def _data(dashboard: Dashboard) -> Dashboard:
                     "{{target}} {{table}} {{group}}",
                 ),
                 w=24,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Verification cost",
+                "Each verification item's time in its last run (incremental: what changed; a "
+                "full sweep daily), and the standby's replay lag when verification reads one.",
+                q(
+                    f"drwatch_verification_item_duration_seconds{{{TARGET}}}",
+                    "{{target}} {{item}}",
+                ),
+                q(
+                    f"drwatch_verification_replay_lag_seconds{{{TARGET}}}",
+                    "{{target}} standby replay lag",
+                    "B",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Verification source and sweeps",
+                "1 when verification reads a standby; time since each item last read its "
+                "tables in full.",
+                q(f"drwatch_verification_on_standby{{{TARGET}}}", "{{target}} on a standby"),
+                q(
+                    "time() - drwatch_verification_item_last_full_sweep_timestamp_seconds"
+                    f"{{{TARGET}}}",
+                    "{{target}} {{item}} swept",
+                    "B",
+                ),
+                w=12,
+                h=8,
             )
         )
     )

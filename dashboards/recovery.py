@@ -242,6 +242,11 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
                     "{{target}} retention",
                     "B",
                 ),
+                q(
+                    f"time() - drwatch_recovery_window_start_timestamp_seconds{{{TARGET}}}",
+                    "{{target}} oldest recoverable point",
+                    "C",
+                ),
                 unit="s",
                 dashed_refs=("B",),
             )

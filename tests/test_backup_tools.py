@@ -218,5 +218,6 @@ def test_barman_cloud_archive_and_backups(
         base = harness.run("base_backups")
         assert sample(base, "drwatch_recovery_window_seconds") == 0  # the gap is after it
         assert "point-in-time recovery impossible" in base.summary
+        assert base.exposures["pitr"] == float("inf")  # raises the archiver's PITR exposure
     finally:
         s3.put_object(Bucket="barman-backups", Key=victim, Body=body)
