@@ -236,9 +236,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
         _ONE_AT_A_TIME.release()
 
 
-def _checker(
-    args: list[str], key: str, deadline: float, **popen: object
-) -> tuple[int, _Drain]:
+def _checker(args: list[str], key: str, deadline: float, **popen: object) -> tuple[int, _Drain]:
     """A checking program run to its end or the deadline: its exit code and output."""
     proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
     output = _Drain(proc.stdout)  # type: ignore[arg-type]
