@@ -55,10 +55,14 @@ class DaemonProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        if plain_http:
-            wait_until(lambda: self.get("/-/healthy")[0] == 200, 30, what="drwatch listening")
-        else:
-            wait_until(lambda: "drwatch started" in self.log(), 30, what="drwatch started")
+        try:
+            if plain_http:
+                wait_until(lambda: self.get("/-/healthy")[0] == 200, 30, what="drwatch listening")
+            else:
+                wait_until(lambda: "drwatch started" in self.log(), 30, what="drwatch started")
+        except BaseException:  # a daemon that never came up is not left running
+            self.stop()
+            raise
 
     def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
         if self.proc.poll() is not None:
