@@ -172,7 +172,8 @@ class MetricsPage:
             parts.append(entry)
         if len(self._rendered) > len(parts):  # jobs a reload removed
             keep = {job.key for job in current.jobs}
-            for key in [k for k in self._rendered if k not in keep]:
+            # Over a copy: check threads add entries while a scrape prunes.
+            for key in [k for k in list(self._rendered) if k not in keep]:
                 self._rendered.pop(key, None)
         return page(self._check_specs(current), (p.check_lines for p in parts), False) + page(
             SELF_METRICS, [*(p.self_lines for p in parts), self._scrape_lines(current, snap)], True
