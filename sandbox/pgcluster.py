@@ -228,6 +228,21 @@ class PgCluster:
             cur.execute(sql)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 
+    def write_wal(self, segments: int) -> None:
+        """`segments` WAL segments, each with a write in it, switched to the archiver."""
+        for _ in range(segments):
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1); "
+                "SELECT pg_switch_wal()"
+            )
+
+    def archive_caught_up(self) -> bool:
+        """No segment is waiting for archive_command."""
+        ready = self.execute(
+            "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+        )
+        return bool(ready[0][0] == 0)
+
     def set(self, **settings: str) -> None:
         """ALTER SYSTEM and reload: how an operator changes archive_command on a live server."""
         with self.connect() as conn:

@@ -17,20 +17,6 @@ from tests.backup_tools import BarmanCloud, PgBackRest
 from tests.helpers import AWS, CheckHarness, make_config, s3_client, sample
 
 
-def _switches(cluster: PgCluster, n: int) -> None:
-    for _ in range(n):
-        cluster.execute(
-            "CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1); SELECT pg_switch_wal()"
-        )
-
-
-def _caught_up(cluster: PgCluster) -> bool:
-    row = cluster.execute(
-        "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
-    )
-    return bool(row[0][0] == 0)
-
-
 @pytest.fixture(scope="module")
 def pgbackrest() -> Iterator[PgBackRest]:
     """A full backup, three segments, an incremental backup, three more segments."""
@@ -40,10 +26,10 @@ def pgbackrest() -> Iterator[PgBackRest]:
     try:
         tool.run("stanza-create")
         tool.run("backup", "--type=full")
-        _switches(cluster, 3)
+        cluster.write_wal(3)
         tool.run("backup", "--type=incr")
-        _switches(cluster, 3)
-        wait_until(lambda: _caught_up(cluster), 60, what="pgBackRest archived every segment")
+        cluster.write_wal(3)
+        wait_until(cluster.archive_caught_up, 60, what="pgBackRest archived every segment")
         yield tool
     finally:
         cluster.destroy()
@@ -176,10 +162,10 @@ def barman(moto_endpoint: str) -> Iterator[BarmanCloud]:
     tool = BarmanCloud(cluster, moto_endpoint, "barman-backups")
     cluster.init(tool.archive_command).start()
     try:
-        _switches(cluster, 2)
+        cluster.write_wal(2)
         tool.backup()
-        _switches(cluster, 3)
-        wait_until(lambda: _caught_up(cluster), 60, what="barman-cloud archived every segment")
+        cluster.write_wal(3)
+        wait_until(cluster.archive_caught_up, 60, what="barman-cloud archived every segment")
         yield tool
     finally:
         cluster.destroy()

@@ -99,16 +99,7 @@ def test_pg_basebackup_manifests(cluster: PgCluster, tmp_path: Path) -> None:
     cluster.execute("CREATE TABLE t (x int); SELECT pg_switch_wal()")
     cluster.tar_base_backup(base / "tuesday")
     cluster.execute("INSERT INTO t VALUES (1); SELECT pg_switch_wal()")
-    wait_until(
-        lambda: (
-            cluster.execute(
-                "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
-            )[0][0]
-            == 0
-        ),
-        30,
-        what="archived",
-    )
+    wait_until(cluster.archive_caught_up, 30, what="archived")
     result = _harness(tmp_path, base, cluster.archive).run("base_backups")
     assert result.status == Status.OK, result.summary
     assert "pg_basebackup" in result.summary and "tuesday" in result.summary

@@ -15,13 +15,6 @@ def _harness(cluster: PgCluster, **options: object) -> CheckHarness:
     return CheckHarness(make_config([{"name": "db", "postgres": pg}]))
 
 
-def _write_wal(cluster: PgCluster, segments: int) -> None:
-    for _ in range(segments):
-        cluster.execute(
-            "CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1); SELECT pg_switch_wal()"
-        )
-
-
 def test_an_inactive_slot_holding_wal_back(cluster: PgCluster) -> None:
     cluster.execute("SELECT pg_create_physical_replication_slot('forgotten', true)")
     harness = _harness(cluster, inactive_retained_bytes=2 * SEG)
@@ -32,7 +25,7 @@ def test_an_inactive_slot_holding_wal_back(cluster: PgCluster) -> None:
     assert sample(first, "drwatch_pg_replication_slot_wal_status", slot="forgotten",
                   status="reserved") == 1  # fmt: skip
     assert sample(first, "drwatch_pg_replication_slot_safe_wal_bytes", slot="forgotten") is None
-    _write_wal(cluster, 4)
+    cluster.write_wal(4)
     result = harness.run("replication_slots")
     assert sample(result, "drwatch_pg_replication_slot_retained_bytes", slot="forgotten") > 3 * SEG
     assert result.status == Status.WARNING
@@ -45,12 +38,12 @@ def test_a_slot_the_server_gave_up_on_is_lost(cluster: PgCluster) -> None:
     cluster.execute("SELECT pg_create_physical_replication_slot('standby_b', true)")
     harness = _harness(cluster)
     harness.run("replication_slots")
-    _write_wal(cluster, 1)
+    cluster.write_wal(1)
     reserved = harness.run("replication_slots")
     safe = sample(reserved, "drwatch_pg_replication_slot_safe_wal_bytes", slot="standby_b")
     assert safe is not None and 0 < safe <= 32 * 1024 * 1024
     assert sample(reserved, "drwatch_pg_replication_slot_exposure_seconds", slot="standby_b") > 0
-    _write_wal(cluster, 6)
+    cluster.write_wal(6)
     cluster.execute("CHECKPOINT")  # the checkpoint removes the WAL and invalidates the slot
     lost = harness.run("replication_slots")
     assert sample(lost, "drwatch_pg_replication_slot_wal_status", slot="standby_b",
@@ -62,7 +55,7 @@ def test_a_slot_the_server_gave_up_on_is_lost(cluster: PgCluster) -> None:
 def test_slot_labels_are_capped(cluster: PgCluster) -> None:
     for i in range(5):
         cluster.execute(f"SELECT pg_create_physical_replication_slot('s{i}', {i < 2})")
-    _write_wal(cluster, 1)
+    cluster.write_wal(1)
     result = _harness(cluster, max_slots=2).run("replication_slots")
     labelled = {
         dict(s.labels)["slot"] for s in result.samples

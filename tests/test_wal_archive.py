@@ -14,20 +14,6 @@ from tests.helpers import CheckHarness, drwatch, make_config, sample, write_conf
 SEG = 16 * 1024 * 1024
 
 
-def _switches(cluster: PgCluster, n: int) -> None:
-    for _ in range(n):
-        cluster.execute(
-            "CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1); SELECT pg_switch_wal()"
-        )
-
-
-def _caught_up(cluster: PgCluster) -> bool:
-    ready = cluster.execute(
-        "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
-    )
-    return ready[0][0] == 0
-
-
 def _target(primary: PgCluster, archive_of: PgCluster | None = None) -> dict[str, object]:
     store = archive_of or primary
     return {
@@ -44,10 +30,10 @@ def _harness(
 
 
 def test_continuous_archive_then_one_segment_deleted(cluster: PgCluster, tmp_path: Path) -> None:
-    _switches(cluster, 2)
+    cluster.write_wal(2)
     cluster.base_backup()
-    _switches(cluster, 5)
-    wait_until(lambda: _caught_up(cluster), 30, what="archive caught up")
+    cluster.write_wal(5)
+    wait_until(cluster.archive_caught_up, 30, what="archive caught up")
     harness = _harness(cluster, tmp_path)
     result = harness.run("wal_archive")
     assert result.up and result.status == Status.OK, result.summary
@@ -79,24 +65,24 @@ def test_continuous_archive_then_one_segment_deleted(cluster: PgCluster, tmp_pat
 def test_segments_before_the_newest_base_backup_do_not_count(
     cluster: PgCluster, tmp_path: Path
 ) -> None:
-    _switches(cluster, 4)
-    wait_until(lambda: _caught_up(cluster), 30, what="archive caught up")
+    cluster.write_wal(4)
+    wait_until(cluster.archive_caught_up, 30, what="archive caught up")
     oldest = sorted(p.name for p in cluster.archive.iterdir() if len(p.name) == 24)[1]
     (cluster.archive / oldest).unlink()  # a hole older than the base backup below
     cluster.base_backup()
-    _switches(cluster, 2)
-    wait_until(lambda: _caught_up(cluster), 30, what="archive caught up")
+    cluster.write_wal(2)
+    wait_until(cluster.archive_caught_up, 30, what="archive caught up")
     result = _harness(cluster, tmp_path).run("wal_archive")
     assert sample(result, "drwatch_wal_archive_missing_segments") == 0, result.summary
 
 
 def test_timeline_switch_is_not_a_gap(cluster: PgCluster, tmp_path: Path) -> None:
-    _switches(cluster, 2)
+    cluster.write_wal(2)
     standby = cluster.create_standby().start()  # archives into the same store once promoted
     try:
         wait_until(lambda: standby.execute("SELECT pg_is_in_recovery()")[0][0], 30, what="standby")
-        _switches(cluster, 2)
-        wait_until(lambda: _caught_up(cluster), 30, what="archive caught up")
+        cluster.write_wal(2)
+        wait_until(cluster.archive_caught_up, 30, what="archive caught up")
         primary_lsn = cluster.execute("SELECT pg_current_wal_lsn()::text")[0][0]
         wait_until(
             lambda: standby.execute(f"SELECT pg_last_wal_replay_lsn() >= '{primary_lsn}'")[0][0],
@@ -105,9 +91,9 @@ def test_timeline_switch_is_not_a_gap(cluster: PgCluster, tmp_path: Path) -> Non
         )
         cluster.stop()  # the primary is lost; fail over
         standby.promote()
-        _switches(standby, 3)
+        standby.write_wal(3)
         try:
-            wait_until(lambda: _caught_up(standby), 60, what="new primary archived")
+            wait_until(standby.archive_caught_up, 60, what="new primary archived")
         except TimeoutError as exc:  # say why: what waits, and what the archiver said
             waiting = standby.execute(
                 "SELECT name FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
@@ -126,8 +112,8 @@ def test_timeline_switch_is_not_a_gap(cluster: PgCluster, tmp_path: Path) -> Non
 
 
 def test_archiver_success_for_a_file_that_never_arrived(cluster: PgCluster, tmp_path: Path) -> None:
-    _switches(cluster, 3)
-    wait_until(lambda: _caught_up(cluster), 30, what="archive caught up")
+    cluster.write_wal(3)
+    wait_until(cluster.archive_caught_up, 30, what="archive caught up")
     last = cluster.execute("SELECT last_archived_wal FROM pg_stat_archiver")[0][0]
     (cluster.archive / last).unlink()
     result = _harness(cluster, tmp_path).run("wal_archive")
