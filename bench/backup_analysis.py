@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from checks.backups import BackupsCheck
+from checks.support.continuity import read_continuity, segment_name
 from checks.support.stores import FileStore, StoredObject, open_store
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import verify_dump
-from checks.wal_archive import analyse, segment_name
 from core.config.aws import AwsConfig
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
@@ -78,9 +78,10 @@ def analysis(names: int, dumps: int) -> None:
             if i != n - 10
         ]
         objects.append(StoredObject(f"{segment_name(1, 3, SEG)}.00000028.backup", 300, 3.0))
-        result = analyse(objects, SEG)
+        switch = f"1\t0/{(n // 2) * SEG:X}\tno recovery target\n"  # timeline 1 ends at n // 2
+        result = read_continuity(objects, SEG, lambda _, text=switch: text)  # type: ignore[misc]
         assert result.missing == 1, result
-        seconds = cpu(lambda objs=objects: analyse(objs, SEG))
+        seconds = cpu(lambda objs=objects, text=switch: read_continuity(objs, SEG, lambda _: text))  # type: ignore[misc]
         print(f"| {n:,} | {seconds * 1000:,.1f} ms | {seconds / n * 1e6:.2f} µs |")
     now = time.time()
     listing = [

@@ -5,9 +5,11 @@ backup sets.
 
 For each layout the names are the tool's own (pgBackRest's `<segment>-<sha1>.gz` under
 `archive/<stanza>/<id>/<timeline+log>/`, WAL-G's `wal_005/<segment>.lz4`, barman's
-`wals/<timeline+log>/<segment>.gz`, plain `<segment>.gz`), with one segment missing; timed is
-what the wal_archive check does with a listing: detect the layout, keep the archive's files,
-parse every name and find the gap (CPU seconds, best of 3). The catalogue is a backup.info in
+`wals/<timeline+log>/<segment>.gz`, plain `<segment>.gz`), on two timelines: timeline 1 up to
+the middle and 1,000 abandoned segments past its switch point, timeline 2 (with its history file)
+from there, one of its segments missing; timed is what the wal_archive check does with a listing:
+detect the layout, keep the archive's files, parse every name, follow the history, find the gap
+(CPU seconds, best of 3). The catalogue is a backup.info in
 pgBackRest's format (one full set, then diff and incr sets referring to it), parsed by the
 base_backups check's reader.
 """
@@ -25,29 +27,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checks.base_backups import continuous_since
 from checks.support.catalogues import pgbackrest_backups
+from checks.support.continuity import Continuity, read_continuity, segment_name
 from checks.support.stores import StoredObject
-from checks.support.wal_layouts import archive_file_name, archive_files, detect
-from checks.support.walnames import parse_wal_name
-from checks.wal_archive import analyse, segment_name
+from checks.support.wal_layouts import archive_files, detect
 
 SEG = 16 * 1024 * 1024
 
 
+ABANDONED = 1000
+
+
+def history(n: int) -> str:
+    """Timeline 1 ended at the start of segment n // 4."""
+    return f"1\t{(n // 4) * SEG >> 32:X}/{(n // 4) * SEG & 0xFFFFFFFF:X}\tno recovery target\n"
+
+
 def keys(layout: str, n: int) -> list[str]:
     out = []
-    for segno in range(1, n + 1):
-        if segno == n // 2:
-            continue  # the gap
-        name = segment_name(1, segno, SEG)
+    switch = n // 4
+    names = [
+        *(segment_name(1, segno, SEG) for segno in range(1, switch + ABANDONED)),
+        *(segment_name(2, segno, SEG) for segno in range(switch, n + 1) if segno != n // 2),
+        "00000002.history",
+    ]
+    for name in names:
         if layout == "pgbackrest":
             sha1 = hashlib.sha1(name.encode()).hexdigest()
             out.append(f"archive/main/15-1/{name[:16]}/{name}-{sha1}.gz")
         elif layout == "walg":
             out.append(f"wal_005/{name}.lz4")
         elif layout == "barman":
-            out.append(f"pg/wals/{name[:16]}/{name}.gz")
+            out.append(f"pg/wals/{name[:16]}/{name}.gz" if len(name) == 24 else f"pg/wals/{name}")
         else:
             out.append(f"{name}.gz")
     return out
@@ -62,20 +73,12 @@ def best_cpu(work: Callable[[], object]) -> float:
     return best
 
 
-def continuity(objects: list[StoredObject]) -> None:
-    """What the wal_archive check does with a listing."""
-    result = analyse(archive_files(objects, detect(objects)), SEG)
-    assert result.missing == 1, result.missing
-
-
-def window(objects: list[StoredObject], gap: int) -> None:
-    """What the base_backups check adds: every segment's number, the continuous tail."""
-    segnos = [
-        w.segno
-        for o in archive_files(objects, detect(objects))
-        if (w := parse_wal_name(archive_file_name(o.key), SEG)) and w.segno is not None
-    ]
-    assert continuous_since(segnos) == gap + 1
+def continuity(objects: list[StoredObject], n: int) -> Continuity:
+    """What the wal_archive and base_backups checks do with a listing."""
+    result = read_continuity(archive_files(objects, detect(objects)), SEG, lambda _: history(n))
+    assert result.path.current == 2 and result.missing == 1, (result.path, result.missing)
+    assert result.abandoned == ABANDONED and result.continuous_from == n // 2 + 1
+    return result
 
 
 def backup_info(sets: int) -> str:
@@ -109,11 +112,10 @@ def main() -> None:
     args = parser.parse_args()
     for layout in ("plain", "pgbackrest", "walg", "barman"):
         objects = [StoredObject(k, 1000, 1.7e9 + i) for i, k in enumerate(keys(layout, args.names))]
-        cpu = best_cpu(lambda objects=objects: continuity(objects))  # type: ignore[misc]
-        tail = best_cpu(lambda objects=objects: window(objects, args.names // 2))  # type: ignore[misc]
+        cpu = best_cpu(lambda objects=objects: continuity(objects, args.names))  # type: ignore[misc]
         print(
-            f"{layout:10} {len(objects):,} names: continuity {cpu:.3f} s CPU, "
-            f"recovery window's tail {tail:.3f} s CPU",
+            f"{layout:10} {len(objects):,} names on 2 timelines: continuity and the recovery "
+            f"window's tail {cpu:.3f} s CPU",
             flush=True,
         )
     text = backup_info(args.sets)

@@ -20,12 +20,17 @@ from checks.support.catalogues import (
     detect_catalogue,
     read_catalogue,
 )
+from checks.support.continuity import (
+    SERVER_WAL_SQL,
+    Continuity,
+    history_reader,
+    read_continuity,
+)
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import VerificationIncomplete, verify_basebackup
-from checks.support.wal_layouts import archive_file_name, archive_files, detect
-from checks.support.walnames import parse_wal_name
+from checks.support.wal_layouts import archive_files, detect
 from core.config.postgres import PostgresConfig
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
@@ -82,28 +87,11 @@ METRICS = (
 )
 
 
-def continuous_since(segnos: list[int]) -> int | None:
-    """The first segment from which every segment up to the newest is archived."""
-    if not segnos:
-        return None
-    ordered = sorted(set(segnos))
-    since = ordered[-1]
-    for segno in reversed(ordered[:-1]):
-        if segno != since - 1:
-            break
-        since = segno
-    return since
-
-
-def window_start(
-    backups: list[BaseBackup], since: int | None, segment_size: int
-) -> BaseBackup | None:
-    """The oldest good backup whose WAL is continuous from its first segment on."""
-    if since is None:
-        return None
+def window_start(backups: list[BaseBackup], continuity: Continuity) -> BaseBackup | None:
+    """The oldest good backup whose WAL is continuous from its first segment to the newest, along
+    the current timeline's history."""
     for backup in backups:  # oldest first
-        wal = parse_wal_name(backup.wal_start or "", segment_size)
-        if backup.error is None and wal and wal.segno is not None and wal.segno >= since:
+        if backup.error is None and backup.wal_start and continuity.recovers(backup.wal_start):
             return backup
     return None
 
@@ -126,22 +114,22 @@ class BaseBackupsCheck(Check[None]):
         self.pg = pg
         self.full_restore = full_restore  # set when these backups are the target's full_restore
 
-    def _segment_size(self) -> int:
-        if self.config.wal_segment_size:
-            return self.config.wal_segment_size
+    def _ask_postgres(self) -> tuple[int, str | None]:
+        """wal_segment_size, and on a primary the WAL file it writes now (its timeline is the
+        current one, as the wal_archive check reads it)."""
         if self.pg is None:
-            return DEFAULT_SEGMENT_SIZE
+            return self.config.wal_segment_size or DEFAULT_SEGMENT_SIZE, None
         with session(self.pg) as conn:
             row = fetch_one(
                 conn,
-                "SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size",
+                SERVER_WAL_SQL,
                 what="wal_segment_size",
             )
-        return int(row["size"])
+        return self.config.wal_segment_size or int(row["size"]), row["writing"]
 
     def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
-        segment_size = self._segment_size()
+        segment_size, writing = self._ask_postgres()
         objects = list(self.base.list())
         layout: CatalogueLayout | None = (
             detect_catalogue(objects)
@@ -183,7 +171,7 @@ class BaseBackupsCheck(Check[None]):
         if layout == "pg_basebackup" and self.config.verify != "none":
             problems += self._verify_newest(obs, objects, newest, deadline)
         if self.wal is not None:
-            problems += self._window(obs, backups, segment_size, now)
+            problems += self._window(obs, backups, segment_size, writing, now)
         obs.status = Status.WARNING if problems else Status.OK
         rpo = self.full_restore.rpo if self.full_restore else None
         if rpo is not None and now - newest.stopped > rpo:
@@ -213,25 +201,29 @@ class BaseBackupsCheck(Check[None]):
         return [] if verdict.ok else [f"{newest.label} fails verification: {verdict.reason}"]
 
     def _window(
-        self, obs: Observation, backups: list[BaseBackup], segment_size: int, now: float
+        self,
+        obs: Observation,
+        backups: list[BaseBackup],
+        segment_size: int,
+        writing: str | None,
+        now: float,
     ) -> list[str]:
         assert self.wal is not None
         listed = list(self.wal.list())
         layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
-        segnos = [
-            wal.segno
-            for obj in archive_files(listed, layout)
-            if (wal := parse_wal_name(archive_file_name(obj.key), segment_size))
-            and wal.kind == "segment"
-            and wal.segno is not None
-        ]
-        start = window_start(backups, continuous_since(segnos), segment_size)
+        continuity = read_continuity(
+            archive_files(listed, layout), segment_size, history_reader(self.wal), writing
+        )
+        start = window_start(backups, continuity)
         retention = self.config.retention
         obs.add(RECOVERY_WINDOW_OBJECTIVE_SECONDS, retention)
         if start is None:
             obs.add(RECOVERY_WINDOW_SECONDS, 0)
             obs.exposures["pitr"] = float("inf")  # nothing to replay the archive onto
-            return ["no base backup has continuous WAL to now: point-in-time recovery impossible"]
+            return [
+                f"no base backup has continuous WAL to {_newest(continuity)}: point-in-time "
+                "recovery impossible"
+            ]
         window = now - start.stopped
         obs.add(RECOVERY_WINDOW_SECONDS, window)
         obs.add(RECOVERY_WINDOW_START_TIMESTAMP_SECONDS, start.stopped)
@@ -242,6 +234,11 @@ class BaseBackupsCheck(Check[None]):
                 f"the {format_duration(retention)} retention"
             ]
         return []
+
+
+def _newest(continuity: Continuity) -> str:
+    newest = continuity.newest
+    return f"the newest segment ({newest.name})" if newest else "now"
 
 
 def _plan(context: BuildContext) -> Planned | None:

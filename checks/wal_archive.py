@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
+from checks.support.compression import CompressionError, read_prefix
+from checks.support.continuity import (
+    SERVER_WAL_SQL,
+    Continuity,
+    history_reader,
+    read_continuity,
+)
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
+from checks.support.timelines import format_lsn
 from checks.support.wal_layouts import archive_file_name, archive_files, compressed, detect
-from checks.support.walnames import WalName, parse_wal_name
+from checks.support.walnames import LONG_PAGE_HEADER_BYTES, segment_size_in_header
 from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
@@ -42,10 +49,27 @@ WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS = gauge(
     "When the newest archived segment was written to the store.",
 )
 WAL_ARCHIVE_TIMELINE = gauge(
-    "drwatch_wal_archive_timeline", "Timeline of the newest archived segment."
+    "drwatch_wal_archive_timeline",
+    "The current timeline: the primary's own, else the highest with a history file or WAL in "
+    "the store.",
+)
+WAL_ARCHIVE_TIMELINE_START_POSITION_BYTES = gauge(
+    "drwatch_wal_archive_timeline_start_position_bytes",
+    "Where each timeline of the current one's history began: its parent's switch point, a WAL "
+    "position (LSN) in bytes (the newest ten).",
+    "timeline",
+)
+WAL_ARCHIVE_ABANDONED_FILES = gauge(
+    "drwatch_wal_archive_abandoned_files",
+    "WAL files recovery does not read: abandoned timelines, or an ancestor's past its switch.",
+)
+WAL_ARCHIVE_TIMELINES_WITHOUT_HISTORY = gauge(
+    "drwatch_wal_archive_timelines_without_history",
+    "Timelines above 1 with WAL in the store but no .history file: recovery cannot follow them.",
 )
 WAL_ARCHIVE_BASE_BACKUPS = gauge(
-    "drwatch_wal_archive_base_backups", "Base backup labels (.backup files) in the archive store."
+    "drwatch_wal_archive_base_backups",
+    "Base backup labels (.backup files) in the archive store on the current timeline's path.",
 )
 WAL_ARCHIVE_LAST_ARCHIVED_PRESENT = gauge(
     "drwatch_wal_archive_last_archived_present",
@@ -62,92 +86,14 @@ METRICS = (
     WAL_ARCHIVE_MISSING_SEGMENTS,
     WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS,
     WAL_ARCHIVE_TIMELINE,
+    WAL_ARCHIVE_TIMELINE_START_POSITION_BYTES,
+    WAL_ARCHIVE_ABANDONED_FILES,
+    WAL_ARCHIVE_TIMELINES_WITHOUT_HISTORY,
     WAL_ARCHIVE_BASE_BACKUPS,
     WAL_ARCHIVE_LAST_ARCHIVED_PRESENT,
     WAL_SEGMENT_SIZE_BYTES_USED,
 )
-
-
-@dataclass(frozen=True)
-class Archived:
-    name: str
-    wal: WalName
-    obj: StoredObject
-
-
-@dataclass(frozen=True)
-class Continuity:
-    segments: int
-    start_segno: int | None
-    newest: Archived | None
-    missing: int
-    gaps: list[tuple[int, int]]  # (first missing segno, last missing segno)
-    before_first_gap: Archived | None  # the last segment PITR can replay to
-    base_backups: int
-
-
-def segment_name(timeline: int, segno: int, segment_size: int) -> str:
-    per_id = 0x100000000 // segment_size
-    return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
-
-
-def analyse(objects: list[StoredObject], segment_size: int) -> Continuity:
-    """One pass over the names plus a sort: linear-logarithmic in the number of files."""
-    segments: dict[int, Archived] = {}  # segno -> the newest-timeline file holding it
-    starts: list[int] = []
-    for obj in objects:
-        name = archive_file_name(obj.key)
-        wal = parse_wal_name(name, segment_size)
-        if wal is None or wal.segno is None:
-            continue
-        if wal.kind == "backup":
-            starts.append(wal.segno)
-            continue
-        seen = segments.get(wal.segno)
-        if seen is None or (wal.timeline, wal.kind == "segment") > (
-            seen.wal.timeline,
-            seen.wal.kind == "segment",
-        ):
-            segments[wal.segno] = Archived(name, wal, obj)
-    if not segments:
-        return Continuity(0, None, None, 0, [], None, len(starts))
-    ordered = sorted(segments)
-    start = max(starts) if starts else ordered[0]
-    newest = segments[ordered[-1]]
-    gaps: list[tuple[int, int]] = []
-    previous = start - 1
-    before_first_gap: Archived | None = None
-    for segno in ordered:
-        if segno < start:
-            continue
-        if segno > previous + 1:
-            if not gaps and previous >= start:
-                before_first_gap = segments[previous]
-            gaps.append((previous + 1, segno - 1))
-        previous = segno
-    missing = sum(last - first + 1 for first, last in gaps)
-    return Continuity(
-        segments=sum(1 for a in segments.values() if a.wal.kind == "segment"),
-        start_segno=start,
-        newest=newest,
-        missing=missing,
-        gaps=gaps,
-        before_first_gap=before_first_gap,
-        base_backups=len(starts),
-    )
-
-
-def infer_segment_size(objects: list[StoredObject]) -> int | None:
-    """Uncompressed segments are exactly wal_segment_size bytes: the most common such size."""
-    sizes = [
-        o.size
-        for o in objects
-        if not compressed(o.key)
-        and len(archive_file_name(o.key)) == 24
-        and o.size >= 1024 * 1024
-        and o.size & (o.size - 1) == 0
-    ]
-    return statistics.mode(sizes) if sizes else None
+MAX_TIMELINES_EXPORTED = 10
 
 
 class WalArchiveCheck(Check[None]):
@@ -162,54 +108,65 @@ class WalArchiveCheck(Check[None]):
         self.store = store
         self.pg = pg
 
-    def _ask_postgres(self) -> tuple[int | None, str | None, bool]:
+    def _ask_postgres(self) -> tuple[int | None, str | None, str | None]:
+        """wal_segment_size, the archiver's newest file and, on a primary, the file it writes
+        now (its timeline is the current one); on a standby neither is the primary's."""
         if self.pg is None:
-            return None, None, False
+            return None, None, None
         with session(self.pg) as conn:
-            row = fetch_one(
-                conn,
-                "SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size, "
-                "last_archived_wal, pg_is_in_recovery() AS standby FROM pg_stat_archiver",
-                what="pg_stat_archiver",
-            )
-        return int(row["size"]), row["last_archived_wal"], bool(row["standby"])
+            row = fetch_one(conn, SERVER_WAL_SQL, what="pg_stat_archiver")
+        return int(row["size"]), row["last_archived_wal"], row["writing"]
 
     def run(self) -> Observation:
         # PostgreSQL first, then the store: a file archived in between is then in the listing.
-        pg_size, last_archived, standby = self._ask_postgres()
+        pg_size, last_archived, writing = self._ask_postgres()
         listed = list(self.store.list())
         layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
         objects = archive_files(listed, layout)
-        segment_size = self.config.wal_segment_size or pg_size or infer_segment_size(objects)
-        if segment_size is None:
-            raise CheckError(
-                "config",
-                f"store {self.store.url}: cannot tell wal_segment_size (no postgres section, no "
-                "backups.wal_segment_size, no uncompressed segment to measure)",
-            )
-        result = analyse(objects, segment_size)
+        segment_size = (
+            self.config.wal_segment_size or pg_size or infer_segment_size(self.store, objects)
+        )
+        result = read_continuity(objects, segment_size, history_reader(self.store), writing)
         now = time.time()
         obs = Observation(Status.OK, "")
         obs.add(WAL_ARCHIVE_SEGMENTS, result.segments)
         obs.add(WAL_ARCHIVE_MISSING_SEGMENTS, result.missing)
         obs.add(WAL_ARCHIVE_BASE_BACKUPS, result.base_backups)
         obs.add(WAL_SEGMENT_SIZE_BYTES_USED, segment_size)
+        obs.add(WAL_ARCHIVE_TIMELINE, result.path.current)
+        obs.add(WAL_ARCHIVE_ABANDONED_FILES, result.abandoned)
+        obs.add(WAL_ARCHIVE_TIMELINES_WITHOUT_HISTORY, len(result.without_history))
+        for timeline, begin in result.path.begins()[-MAX_TIMELINES_EXPORTED:]:
+            obs.add(WAL_ARCHIVE_TIMELINE_START_POSITION_BYTES, begin, timeline=str(timeline))
         obs.values.update(
-            segments=result.segments, missing_segments=result.missing, wal_layout=layout
+            segments=result.segments,
+            missing_segments=result.missing,
+            wal_layout=layout,
+            timeline=result.path.current,
+            timeline_switches=", ".join(
+                f"{s.timeline}->{format_lsn(s.end)}" for s in result.path.switches
+            ),
         )
         how = f"{layout} layout" + (", detected" if self.config.wal_layout == "auto" else "")
+        problems = [
+            f"timeline {timeline} has WAL but no {timeline:08X}.history: recovery cannot follow "
+            "the switch to it"
+            for timeline in result.without_history
+        ]
         if result.newest is None:
             obs.status = Status.CRITICAL
-            obs.summary = f"no WAL segment in {self.store.url} ({how})"
+            obs.summary = "; ".join(
+                [f"no WAL segment of timeline {result.path.current} in {self.store.url} ({how})",
+                 *problems]
+            )  # fmt: skip
             return obs
         newest = result.newest
         obs.add(WAL_ARCHIVE_NEWEST_SEGMENT_TIMESTAMP_SECONDS, newest.obj.modified)
-        obs.add(WAL_ARCHIVE_TIMELINE, newest.wal.timeline)
         obs.values.update(
             newest_segment=newest.name, newest_segment_age_seconds=now - newest.obj.modified
         )
-        problems = self._gaps(obs, result, segment_size, now)
-        if last_archived and not standby:
+        problems += self._gaps(obs, result, now)
+        if last_archived and writing:  # a standby's archiver is not the primary's
             present = any(archive_file_name(o.key) == last_archived for o in objects)
             obs.add(WAL_ARCHIVE_LAST_ARCHIVED_PRESENT, present)
             obs.values["last_archived_present"] = present
@@ -218,25 +175,26 @@ class WalArchiveCheck(Check[None]):
                     f"the archiver reported {last_archived} archived, but it is not in the store"
                 )
         obs.status = Status.CRITICAL if problems else Status.OK
-        start = segment_name(newest.wal.timeline, result.start_segno or 0, segment_size)
-        base = f"{count(result.segments, 'segment')} since {start} ({how})"
+        base = f"{count(result.segments, 'segment')} since {result.name(result.start_segno or 0)}"
+        on = f"timeline {result.path.current}" + (
+            f" (from {_switches(result)})" if result.path.switches else ""
+        )
         obs.summary = "; ".join(
             [
-                f"{base}, newest {newest.name} {format_duration(now - newest.obj.modified)} old",
+                f"{base} ({how}), {on}, newest {newest.name} "
+                f"{format_duration(now - newest.obj.modified)} old",
                 *problems,
             ]
         )
         return obs
 
     @staticmethod
-    def _gaps(obs: Observation, result: Continuity, segment_size: int, now: float) -> list[str]:
+    def _gaps(obs: Observation, result: Continuity, now: float) -> list[str]:
         """Names the gaps (a few of them) and caps PITR at the last segment before the first."""
         if not result.gaps or result.newest is None:
             return []
-        timeline = result.newest.wal.timeline
         names = [
-            segment_name(timeline, first, segment_size)
-            + ("" if last == first else f"..{segment_name(timeline, last, segment_size)}")
+            result.name(first) + ("" if last == first else f"..{result.name(last)}")
             for first, last in result.gaps[:MAX_NAMED_GAPS]
         ]
         more = len(result.gaps) - MAX_NAMED_GAPS
@@ -248,6 +206,41 @@ class WalArchiveCheck(Check[None]):
             f"{count(result.missing, 'segment')} missing: {', '.join(names)}"
             + (f" and {more} more gaps" if more > 0 else "")
         ]
+
+
+def _switches(result: Continuity) -> str:
+    return ", ".join(
+        f"timeline {s.timeline} to {format_lsn(s.end)}" for s in result.path.switches[-3:]
+    )
+
+
+def infer_segment_size(store: Store, objects: list[StoredObject]) -> int:
+    """Uncompressed segments are exactly wal_segment_size bytes: the most common such size.
+    Compressed ones say it in their first page's header."""
+    sizes = [
+        o.size
+        for o in objects
+        if not compressed(o.key)
+        and len(archive_file_name(o.key)) == 24
+        and o.size >= 1024 * 1024
+        and o.size & (o.size - 1) == 0
+    ]
+    if sizes:
+        return statistics.mode(sizes)
+    segments = [o for o in objects if len(archive_file_name(o.key)) == 24]
+    if segments:
+        newest = max(segments, key=lambda o: o.key)
+        try:
+            head = read_prefix(newest.key, store.chunks(newest.key), LONG_PAGE_HEADER_BYTES)
+        except CompressionError as exc:
+            raise CheckError("query", f"store {store.url}: {exc}") from None
+        if size := segment_size_in_header(head):
+            return size
+    raise CheckError(
+        "config",
+        f"store {store.url}: cannot tell wal_segment_size (no postgres section, no "
+        "backups.wal_segment_size, no segment whose size or page header says it)",
+    )
 
 
 def _plan(context: BuildContext) -> Planned | None:

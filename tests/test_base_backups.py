@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from checks.base import Status
-from checks.base_backups import continuous_since
 from checks.support.catalogues import lsn, segment_of
-from checks.wal_archive import segment_name
+from checks.support.continuity import read_continuity, segment_name
+from checks.support.stores import StoredObject
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.helpers import CheckHarness, config_problems, file_store, make_config, sample
 
@@ -129,9 +129,13 @@ def test_a_broken_sentinel_is_named(tmp_path: Path) -> None:
 
 
 def test_continuity() -> None:
-    assert continuous_since([]) is None
-    assert continuous_since([5, 6, 7]) == 5
-    assert continuous_since([1, 2, 4, 5, 7, 8, 9]) == 7
+    def since(segnos: list[int]) -> int | None:
+        objects = [StoredObject(segment_name(1, n, SEG), SEG, 0.0) for n in segnos]
+        return read_continuity(objects, SEG, lambda key: "").continuous_from
+
+    assert since([]) is None
+    assert since([5, 6, 7]) == 5
+    assert since([1, 2, 4, 5, 7, 8, 9]) == 7
 
 
 @pytest.mark.parametrize(

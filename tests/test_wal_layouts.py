@@ -7,11 +7,15 @@ import hashlib
 
 import pytest
 
+from checks.support.continuity import read_continuity, segment_name
 from checks.support.stores import StoredObject
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
-from checks.wal_archive import analyse, segment_name
 
 SEG = 16 * 1024 * 1024
+
+
+def _no_history(key: str) -> str:
+    raise AssertionError(f"{key} read: timeline 1 has no history to follow")
 
 
 def _sha1(name: str) -> str:
@@ -54,7 +58,7 @@ def _objects(keys: list[str]) -> list[StoredObject]:
 def test_each_layout_is_detected_and_read_whole(layout: str) -> None:
     objects = _objects(_keys(layout, range(3, 40)))
     assert detect(objects) == layout
-    result = analyse(archive_files(objects, layout), SEG)
+    result = read_continuity(archive_files(objects, layout), SEG, _no_history)
     assert result.missing == 0 and result.segments == 37
     assert result.newest is not None and result.newest.name == segment_name(1, 39, SEG)
 
@@ -64,7 +68,7 @@ def test_a_removed_segment_is_found_and_named_in_each_layout(layout: str) -> Non
     keys = _keys(layout, range(3, 40))
     gone = segment_name(1, 20, SEG)
     objects = _objects([k for k in keys if gone not in k])
-    result = analyse(archive_files(objects, detect(objects)), SEG)
+    result = read_continuity(archive_files(objects, detect(objects)), SEG, _no_history)
     assert result.missing == 1 and result.gaps == [(20, 20)]
     assert segment_name(1, result.gaps[0][0], SEG) == gone
 

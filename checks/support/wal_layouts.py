@@ -33,17 +33,19 @@ _COMPRESSION_EXTENSIONS = frozenset(suffix[1:] for suffix in COMPRESSION_SUFFIXE
 
 
 def strip_compression(name: str) -> str:
-    stem, dot, extension = name.rpartition(".")
-    return stem if dot and extension in _COMPRESSION_EXTENSIONS else name
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 and name[dot + 1 :] in _COMPRESSION_EXTENSIONS else name
 
 
 def archive_file_name(key: str) -> str:
     """The PostgreSQL file name a key holds, whatever the tool added (directories, a hash, a
     compression suffix): `000000010000000000000003`, `00000002.history`, `...0028.backup`.
-    Called for every key of an archive: string methods, a regex only for hashed names."""
-    name = strip_compression(key.rpartition("/")[2])
-    head, dash, sha1 = name.rpartition("-")  # PostgreSQL's own names never hold a "-"
-    return head if dash and len(sha1) == 40 and sha1.isalnum() else name
+    Called for every key of an archive: slices, no regex, no tuples."""
+    name = strip_compression(key[key.rfind("/") + 1 :])
+    # pgBackRest's "-<sha1>": PostgreSQL's own names never hold a "-"
+    if len(name) > 41 and name[-41] == "-" and name[-40:].isalnum():
+        return name[:-41]
+    return name
 
 
 def compressed(key: str) -> bool:

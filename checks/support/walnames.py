@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+import struct
+from typing import Literal, NamedTuple
 
 _SEGMENT = re.compile(
     r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial|\.[0-9A-F]{8}\.backup)?$"
@@ -14,8 +14,7 @@ _HISTORY = re.compile(r"^([0-9A-F]{8})\.history$")
 Kind = Literal["segment", "partial", "backup", "history"]
 
 
-@dataclass(frozen=True)
-class WalName:
+class WalName(NamedTuple):  # a tuple: made for every key of an archive
     timeline: int
     kind: Kind
     segno: int | None  # None for a timeline history file
@@ -25,8 +24,16 @@ def segments_per_xlogid(segment_size: int) -> int:
     return 0x100000000 // segment_size
 
 
+_HEX = frozenset("0123456789ABCDEF")
+
+
 def parse_wal_name(name: str, segment_size: int) -> WalName | None:
     """The parts of `name`, or None if it is not a WAL archive file name."""
+    if len(name) == 24 and _HEX.issuperset(name):  # a segment: most names, without a regex
+        per_id = segments_per_xlogid(segment_size)
+        return WalName(
+            int(name[:8], 16), "segment", int(name[8:16], 16) * per_id + int(name[16:], 16)
+        )
     m = _SEGMENT.match(name)
     if m:
         timeline, log, seg, suffix = int(m[1], 16), int(m[2], 16), int(m[3], 16), m[4]
@@ -54,3 +61,25 @@ def archived_end_lsn(name: str, segment_size: int) -> int | None:
     if wal.kind == "partial":
         return wal.segno * segment_size
     return (wal.segno + 1) * segment_size
+
+
+# XLogLongPageHeaderData, the header of a segment's first page (access/xlog_internal.h): the
+# standard header (xlp_magic u16, xlp_info u16, xlp_tli u32, xlp_pageaddr u64, xlp_rem_len u32,
+# padded to 24 bytes), then xlp_sysid u64, xlp_seg_size u32, xlp_xlog_blcksz u32.
+LONG_PAGE_HEADER_BYTES = 40
+_XLP_LONG_HEADER = 0x0002
+_MIN_SEGMENT, _MAX_SEGMENT = 1 << 20, 1 << 30
+
+
+def segment_size_in_header(head: bytes) -> int | None:
+    """The wal_segment_size a segment's first page header states (little-endian, as written on
+    the platforms PostgreSQL ships for), or None if `head` is no such header."""
+    if len(head) < LONG_PAGE_HEADER_BYTES:
+        return None
+    magic, info = struct.unpack_from("<HH", head, 0)
+    seg_size, block_size = struct.unpack_from("<II", head, 32)
+    if magic & 0xFF00 != 0xD100 or not info & _XLP_LONG_HEADER:
+        return None
+    if not _MIN_SEGMENT <= seg_size <= _MAX_SEGMENT or seg_size & (seg_size - 1):
+        return None
+    return seg_size if block_size and block_size & (block_size - 1) == 0 else None

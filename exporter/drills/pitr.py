@@ -7,21 +7,19 @@ recover; recovery that stops before the newest archived segment is a gap, and a 
 
 from __future__ import annotations
 
-import bz2
 import json
-import lzma
 import shutil
 import time
-import zlib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
+from checks.support.compression import CompressionError, inflated
+from checks.support.continuity import history_reader, read_continuity
 from checks.support.pg import fetch_one, session
-from checks.support.stores import StoredObject, open_store
-from checks.support.wal_layouts import archive_file_name, archive_files, compressed, detect
+from checks.support.stores import Store, StoredObject, open_store
+from checks.support.wal_layouts import archive_file_name, archive_files, detect
 from checks.support.walnames import parse_wal_name
 from core.config.postgres import PostgresConfig
 from core.config.schema import Config, Target
@@ -162,47 +160,32 @@ def _start_segment(manifest: Path, segment_size: int) -> str:
     return f"{int(first['Timeline']):08X}{segno // per_log:08X}{segno % per_log:08X}"
 
 
-def _archive(config: Config, backups: BackupsConfig) -> Iterator[tuple[str, StoredObject]]:
-    """(PostgreSQL file name, object) of every WAL file in the target's archive, in its layout."""
+def _archive(config: Config, backups: BackupsConfig) -> tuple[Store, list[StoredObject]]:
+    """The target's WAL store and its archive's files, in its layout."""
     assert backups.wal_store
-    listed = list(open_store(backups.wal_store, config.aws).list())
+    store = open_store(backups.wal_store, config.aws)
+    listed = list(store.list())
     layout = detect(listed) if backups.wal_layout == "auto" else backups.wal_layout
-    for obj in archive_files(listed, layout):
-        yield archive_file_name(obj.key), obj
-
-
-def _inflater(key: str) -> Callable[[bytes], bytes]:
-    """Decompresses a WAL file's blocks in turn, by its suffix; b"" at the end flushes."""
-    if key.endswith(".gz"):
-        gz = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return lambda block: gz.decompress(block) if block else gz.flush()
-    if key.endswith(".bz2"):
-        bz = bz2.BZ2Decompressor()
-        return lambda block: bz.decompress(block) if block else b""
-    if key.endswith((".xz", ".lzma")):
-        xz = lzma.LZMADecompressor()
-        return lambda block: xz.decompress(block) if block else b""
-    if compressed(key):
-        raise DrillError(f"{key}: the drill cannot decompress this WAL file (gz, bz2, xz only)")
-    return lambda block: block
+    return store, archive_files(listed, layout)
 
 
 def _spool_wal(
     config: Config, backups: BackupsConfig, start: str, into: Path, timer: Timer
 ) -> None:
-    """Every WAL file from the backup's start on (and every timeline history), uncompressed, where
-    the scratch server's restore_command copies them from."""
-    assert backups.wal_store
-    store = open_store(backups.wal_store, config.aws)
-    for name, obj in _archive(config, backups):
+    """Every WAL file from the backup's start on (and every timeline history), decompressed as
+    its tool wrote it, where the scratch server's restore_command copies them from."""
+    store, objects = _archive(config, backups)
+    for obj in objects:
+        name = archive_file_name(obj.key)
         if not (name.endswith(".history") or (len(name) == 24 and name[8:] >= start[8:])):
             continue
-        inflate = _inflater(obj.key)
-        with open(into / name, "wb") as sink:
-            for block in store.chunks(obj.key):
-                sink.write(inflate(block))
-                timer.remaining()
-            sink.write(inflate(b""))
+        try:
+            with open(into / name, "wb") as sink:
+                for block in inflated(obj.key, store.chunks(obj.key)):
+                    sink.write(block)
+                    timer.remaining()
+        except CompressionError as exc:
+            raise DrillError(f"WAL archive {store.url}: {exc}") from None
 
 
 def _quote(value: str) -> str:
@@ -260,21 +243,17 @@ def _wait_promoted(copy: PhysicalCopy, dsn: str, timer: Timer) -> RecoveryEnd:
 
 
 def _continuity(config: Config, backups: BackupsConfig, end: RecoveryEnd) -> list[str]:
-    """Recovery that ended before the newest archived segment stopped at a gap."""
+    """Recovery that ended before the newest segment of the archive's current timeline (as the
+    wal_archive check reads it) stopped at a gap."""
     replayed = parse_wal_name(end.segment, end.segment_size) if end.segment else None
-    newest: tuple[int, str] | None = None
-    for name, _ in _archive(config, backups):
-        wal = parse_wal_name(name, end.segment_size)
-        if wal is None or wal.kind != "segment" or wal.segno is None:
-            continue
-        if newest is None or wal.segno > newest[0]:
-            newest = (wal.segno, name)
-    if replayed is None or replayed.segno is None or newest is None:
+    store, objects = _archive(config, backups)
+    newest = read_continuity(objects, end.segment_size, history_reader(store)).newest
+    if replayed is None or replayed.segno is None or newest is None or newest.wal.segno is None:
         return []
-    missing = newest[0] - replayed.segno
+    missing = newest.wal.segno - replayed.segno
     if missing > 0:
         return [
-            f"recovery stopped at {end.segment} but the archive holds WAL up to {newest[1]}: "
+            f"recovery stopped at {end.segment} but the archive holds WAL up to {newest.name}: "
             f"a gap; {count(missing, 'segment')} of WAL after it cannot be replayed"
         ]
     return []
