@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exporter.drills import pitr
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
@@ -207,3 +209,38 @@ def test_pgbackrest_restores_its_newest_set_and_replays_its_archive(tmp_path: Pa
         assert cluster.execute(after, "app") == [(25,)]  # written after the backup: from the WAL
     finally:
         cluster.destroy()
+
+
+def _repack(archive: Path, into: Path, layout: str) -> None:
+    """The archive as a tool writes it by default: WAL-G lz4 under wal_005/, barman-cloud snappy
+    under wals/<tl+log>/, barman's local gzip under PostgreSQL's own names."""
+    from tests.wal_codecs import COMPRESS
+
+    for path in archive.iterdir():
+        data, name = path.read_bytes(), path.name
+        if layout == "walg-lz4":
+            target = into / "wal_005" / f"{name}.lz4"
+            data = COMPRESS["lz4"](data)
+        elif layout == "barman-cloud-snappy":
+            target = (
+                into / "pg" / "wals" / (name[:16] if len(name) == 24 else "") / f"{name}.snappy"
+            )
+            data = COMPRESS["snappy"](data)
+        else:
+            target = into / "wals" / (name[:16] if len(name) == 24 else "") / name
+            data = COMPRESS["gz"](data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+@pytest.mark.parametrize("layout", ["walg-lz4", "barman-cloud-snappy", "barman-local-gzip"])
+def test_wal_as_the_tools_write_it_by_default_replays(
+    cluster: PgCluster, tmp_path: Path, layout: str
+) -> None:
+    base = _setup(cluster, tmp_path)
+    repacked = tmp_path / "repacked"
+    _repack(cluster.archive, repacked, layout)
+    result = _run(cluster, tmp_path, base, (f"file://{base}/", f"file://{repacked}/"))
+    assert result.ok, result.summary
+    after = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    assert result.tables["debates"] == (after, 0)  # the rows after the backup came from the WAL

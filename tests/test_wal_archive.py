@@ -148,3 +148,24 @@ def test_analysis_of_names() -> None:
         + [segment_name(2, n, SEG) for n in range(5, 9)]
     )
     assert analyse(_objects(switched), SEG).missing == 0
+
+
+def test_compressed_wal_without_postgres_states_its_segment_size(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """WAL-G's default (lz4) and no postgres section: the segment size comes from the segments'
+    own first page, not a config error."""
+    from tests.wal_codecs import COMPRESS
+
+    cluster.write_wal(3)
+    wait_until(cluster.archive_caught_up, 30, what="archive caught up")
+    store = tmp_path / "walg"
+    (store / "wal_005").mkdir(parents=True)
+    for path in cluster.archive.iterdir():
+        if len(path.name) == 24:
+            (store / "wal_005" / f"{path.name}.lz4").write_bytes(COMPRESS["lz4"](path.read_bytes()))
+    target = {"name": "db", "backups": {"wal_store": f"file://{store}/"}}
+    result = CheckHarness(make_config([target], state_dir=str(tmp_path))).run("wal_archive")
+    assert result.status == Status.OK, result.summary
+    assert sample(result, "drwatch_wal_segment_size_bytes_used") == SEG
+    assert "walg layout" in result.summary

@@ -63,8 +63,21 @@ def codec_of(key: str, head: bytes = b"") -> str | None:
     return None
 
 
-def _streaming(decompress: Callable[[bytes], bytes], flush: Callable[[], bytes]) -> Inflate:
-    return lambda block: decompress(block) if block else flush()
+def _streaming(
+    decompress: Callable[[bytes], bytes], flush: Callable[[], bytes], ended: Callable[[], bool]
+) -> Inflate:
+    """A streaming decoder; at the end, a stream that did not reach its end marker is truncated
+    (the decoders themselves just stop giving output)."""
+
+    def inflate(block: bytes) -> bytes:
+        if block:
+            return decompress(block)
+        tail = flush()
+        if not ended():
+            raise EOFError("the compressed stream ends early (truncated)")
+        return tail
+
+    return inflate
 
 
 def _whole(decompress: Callable[[Any], Any]) -> Inflate:
@@ -84,19 +97,22 @@ def _whole(decompress: Callable[[Any], Any]) -> Inflate:
 def inflater(codec: str | None) -> Inflate:
     if codec == "gz":
         gz = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return _streaming(gz.decompress, gz.flush)
+        return _streaming(gz.decompress, gz.flush, lambda: gz.eof)
     if codec == "bz2":
-        return _streaming(bz2.BZ2Decompressor().decompress, bytes)
+        bz = bz2.BZ2Decompressor()
+        return _streaming(bz.decompress, bytes, lambda: bz.eof)
     if codec == "xz":
-        return _streaming(lzma.LZMADecompressor().decompress, bytes)
+        xz = lzma.LZMADecompressor()
+        return _streaming(xz.decompress, bytes, lambda: xz.eof)
     if codec == "zst":
         zst = zstandard.ZstdDecompressor().decompressobj()
-        return _streaming(zst.decompress, zst.flush)
+        return _streaming(zst.decompress, zst.flush, lambda: bool(zst.eof))
     if codec == "lz4":
-        return _streaming(lz4.frame.LZ4FrameDecompressor().decompress, bytes)
+        lz = lz4.frame.LZ4FrameDecompressor()
+        return _streaming(lz.decompress, bytes, lambda: bool(lz.eof))
     if codec == "br":
         br = brotli.Decompressor()
-        return _streaming(br.process, bytes)
+        return _streaming(br.process, bytes, br.is_finished)
     if codec == "snappy":
         return _whole(cramjam.snappy.decompress)
     return lambda block: block

@@ -1,0 +1,77 @@
+"""Every compression the backup tools write, read back from a real WAL segment: by suffix, and
+by magic bytes under a plain name (barman's local archive); corrupt input is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from checks.support.compression import CompressionError, codec_of, inflated, read_prefix
+from checks.support.walnames import LONG_PAGE_HEADER_BYTES, segment_size_in_header
+from sandbox.pgcluster import PgCluster, wait_until
+from tests.wal_codecs import COMPRESS
+
+SEG = 16 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def segment() -> bytes:
+    cluster = PgCluster().init().start()
+    try:
+        cluster.write_wal(1)
+        wait_until(cluster.archive_caught_up, 30, what="archived")
+        first = min(p for p in cluster.archive.iterdir() if len(p.name) == 24)
+        return first.read_bytes()
+    finally:
+        cluster.destroy()
+
+
+def _blocks(data: bytes, size: int = 65536) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_a_real_segment_states_its_size_in_its_first_page(segment: bytes) -> None:
+    assert len(segment) == SEG
+    assert segment_size_in_header(segment[:LONG_PAGE_HEADER_BYTES]) == SEG
+    assert segment_size_in_header(b"\x00" * LONG_PAGE_HEADER_BYTES) is None
+    assert segment_size_in_header(segment[:20]) is None
+
+
+@pytest.fixture(scope="module")
+def sample(segment: bytes) -> bytes:
+    """A segment's first megabyte (its header included): every codec compresses it quickly."""
+    return segment[: 1 << 20]
+
+
+@pytest.mark.parametrize("codec", sorted(COMPRESS))
+def test_every_codec_reads_back_by_suffix(sample: bytes, codec: str) -> None:
+    packed = COMPRESS[codec](sample)
+    name = f"wal_005/000000010000000000000001.{codec}"
+    assert b"".join(inflated(name, _blocks(packed))) == sample
+    head = read_prefix(name, _blocks(packed), LONG_PAGE_HEADER_BYTES)
+    assert segment_size_in_header(head) == SEG
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz", "zst", "lz4", "snappy"])
+def test_a_plain_name_is_told_by_its_first_bytes(sample: bytes, codec: str) -> None:
+    """barman's local archive keeps PostgreSQL's names for compressed files: a segment must
+    never be handed to recovery still compressed."""
+    packed = COMPRESS[codec](sample)
+    name = "wals/0000000100000000/000000010000000000000001"
+    assert codec_of(name, packed[:16]) == codec
+    assert b"".join(inflated(name, _blocks(packed))) == sample
+    assert codec_of(name, sample[:16]) is None  # a raw segment stays raw
+    assert b"".join(inflated(name, _blocks(sample))) == sample
+
+
+@pytest.mark.parametrize("codec", ["gz", "zst", "lz4", "br", "xz"])
+def test_a_truncated_file_is_named(sample: bytes, codec: str) -> None:
+    packed = COMPRESS[codec](sample)
+    name = f"000000010000000000000001.{codec}"
+    with pytest.raises(CompressionError, match=rf"{name}: does not decompress .*truncated"):
+        b"".join(inflated(name, [packed[: len(packed) // 2]]))
+
+
+def test_output_is_bounded(sample: bytes) -> None:
+    packed = COMPRESS["gz"](sample * 2)
+    with pytest.raises(CompressionError, match="more than 1048576 bytes"):
+        b"".join(inflated("x.gz", _blocks(packed), limit=1 << 20))
