@@ -291,12 +291,14 @@ class PgCluster:
         finally:
             shutil.rmtree(target, ignore_errors=True)
 
-    def tar_base_backup(self, directory: Path) -> Path:
+    def tar_base_backup(self, directory: Path, compress: str | None = None) -> Path:
         """`pg_basebackup -Ft -X stream` into `directory` (base.tar, pg_wal.tar, backup_manifest),
-        as a PITR drill's base_store holds it."""
+        as a PITR drill's base_store holds it; `compress` is -Z's value (gzip, lz4, zstd,
+        server-zstd...)."""
         directory.mkdir(parents=True)
         _chown_to_server_user(directory)
-        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream")
+        options = ("-Z", compress) if compress else ()
+        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream", *options)
         return directory / "backup"
 
     def promote(self) -> None:

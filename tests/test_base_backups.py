@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -199,3 +200,28 @@ def test_the_newest_pg_basebackup_is_verified_once_and_corruption_is_named(
     assert "tuesday/backup fails verification: pg_verifybackup:" in result.summary, result.summary
     assert "PG_VERSION" in result.summary  # the damaged file, named
     assert backup.exists()
+
+
+@pytest.fixture(scope="module")
+def shared_archiving_cluster() -> Iterator[PgCluster]:
+    c = PgCluster().init().start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+@pytest.mark.parametrize(
+    "compress", [None, "gzip", "lz4", "zstd", "server-gzip", "server-lz4", "server-zstd"]
+)
+def test_every_compression_pg_basebackup_writes_is_verified(
+    shared_archiving_cluster: PgCluster, tmp_path: Path, compress: str | None
+) -> None:
+    cluster = shared_archiving_cluster
+    base = cluster.root / "base" / (compress or "none")
+    backup = cluster.tar_base_backup(base / "b", compress)
+    names = {p.name for p in backup.iterdir()}
+    suffix = {"gzip": ".gz", "lz4": ".lz4", "zstd": ".zst"}.get((compress or "").split("-")[-1], "")
+    assert f"base.tar{suffix}" in names, names
+    result = _harness(tmp_path, base, cluster.archive).run("base_backups")
+    assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary

@@ -75,3 +75,12 @@ def test_output_is_bounded(sample: bytes) -> None:
     packed = COMPRESS["gz"](sample * 2)
     with pytest.raises(CompressionError, match="more than 1048576 bytes"):
         b"".join(inflated("x.gz", _blocks(packed), limit=1 << 20))
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz", "zst", "lz4"])
+def test_concatenated_members_are_read_whole(sample: bytes, codec: str) -> None:
+    """pg_basebackup's pg_wal.tar.gz is several gzip members; pigz, pbzip2 and zstd -T write
+    several too: every member is read, not only the first."""
+    half = len(sample) // 2
+    packed = COMPRESS[codec](sample[:half]) + COMPRESS[codec](sample[half:])
+    assert b"".join(inflated(f"x.{codec}", _blocks(packed, 1000))) == sample

@@ -18,7 +18,10 @@ from tests.helpers import CheckHarness, make_config, sample
 
 
 def _harness(server: PgCluster | None, tmp_path: Path, **backups: Any) -> CheckHarness:
-    target: dict[str, Any] = {"name": "db", "backups": {"wal_segment_size": 16 * 1024 * 1024, **backups}}
+    target: dict[str, Any] = {
+        "name": "db",
+        "backups": {"wal_segment_size": 16 * 1024 * 1024, **backups},
+    }
     if server is not None:
         target["postgres"] = {"dsn": server.dsn()}
     return CheckHarness(make_config([target], state_dir=str(tmp_path / "state")))

@@ -14,7 +14,7 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import brotli  # type: ignore[import-untyped]
 import cramjam
@@ -63,21 +63,48 @@ def codec_of(key: str, head: bytes = b"") -> str | None:
     return None
 
 
-def _streaming(
-    decompress: Callable[[bytes], bytes], flush: Callable[[], bytes], ended: Callable[[], bool]
-) -> Inflate:
-    """A streaming decoder; at the end, a stream that did not reach its end marker is truncated
-    (the decoders themselves just stop giving output)."""
+class _Decoder(Protocol):
+    eof: bool
+    unused_data: bytes
 
-    def inflate(block: bytes) -> bytes:
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+class _Members:
+    """A streaming decoder of concatenated members (gzip members, bzip2 and xz streams, zstd
+    and lz4 frames: pg_basebackup and parallel compressors write several), each to its end
+    marker; a file that stops before one is truncated (the decoders themselves just stop
+    giving output)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._decoder: _Decoder = make()
+
+    def __call__(self, block: bytes) -> bytes:
+        if not block:
+            tail = bytes(getattr(self._decoder, "flush", bytes)())
+            if not self._decoder.eof:
+                raise EOFError("the compressed stream ends early (truncated)")
+            return tail
+        out = bytearray()
+        while block:
+            if self._decoder.eof:
+                self._decoder = self._make()
+            out += self._decoder.decompress(block)
+            block = bytes(self._decoder.unused_data or b"") if self._decoder.eof else b""
+        return bytes(out)
+
+
+class _Brotli:
+    def __init__(self) -> None:
+        self._decoder = brotli.Decompressor()
+
+    def __call__(self, block: bytes) -> bytes:
         if block:
-            return decompress(block)
-        tail = flush()
-        if not ended():
+            return bytes(self._decoder.process(block))
+        if not self._decoder.is_finished():
             raise EOFError("the compressed stream ends early (truncated)")
-        return tail
-
-    return inflate
+        return b""
 
 
 def _whole(decompress: Callable[[Any], Any]) -> Inflate:
@@ -95,24 +122,17 @@ def _whole(decompress: Callable[[Any], Any]) -> Inflate:
 
 
 def inflater(codec: str | None) -> Inflate:
-    if codec == "gz":
-        gz = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return _streaming(gz.decompress, gz.flush, lambda: gz.eof)
-    if codec == "bz2":
-        bz = bz2.BZ2Decompressor()
-        return _streaming(bz.decompress, bytes, lambda: bz.eof)
-    if codec == "xz":
-        xz = lzma.LZMADecompressor()
-        return _streaming(xz.decompress, bytes, lambda: xz.eof)
-    if codec == "zst":
-        zst = zstandard.ZstdDecompressor().decompressobj()
-        return _streaming(zst.decompress, zst.flush, lambda: bool(zst.eof))
-    if codec == "lz4":
-        lz = lz4.frame.LZ4FrameDecompressor()
-        return _streaming(lz.decompress, bytes, lambda: bool(lz.eof))
+    makers: dict[str, Callable[[], Any]] = {
+        "gz": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+        "bz2": bz2.BZ2Decompressor,
+        "xz": lzma.LZMADecompressor,
+        "zst": lambda: zstandard.ZstdDecompressor().decompressobj(),
+        "lz4": lz4.frame.LZ4FrameDecompressor,
+    }
+    if codec in makers:
+        return _Members(makers[codec])
     if codec == "br":
-        br = brotli.Decompressor()
-        return _streaming(br.process, bytes, br.is_finished)
+        return _Brotli()
     if codec == "snappy":
         return _whole(cramjam.snappy.decompress)
     return lambda block: block

@@ -19,7 +19,6 @@ import errno
 import functools
 import posixpath
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from checks.support.stores import Store, StoredObject
+from checks.support.tarballs import TAR_SUFFIXES, UNREADABLE, UnsafeMember, unpack
 from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
@@ -276,9 +276,10 @@ def _rdb_problem(output: str) -> str:
 
 
 def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) -> Verdict:
-    """The backup's files (base.tar[.gz], pg_wal.tar[.gz], backup_manifest) copied, unpacked and
-    checked with pg_verifybackup: every file against the manifest's checksum, and the WAL the
-    backup needs parsed (skipped with -n when the backup holds no WAL)."""
+    """The backup's files (base.tar and pg_wal.tar in any compression pg_basebackup writes,
+    backup_manifest) copied, unpacked and checked with pg_verifybackup: every file against the
+    manifest's checksum, and the WAL the backup needs parsed (skipped with -n when the backup
+    holds no WAL)."""
     manifest = next(f for f in files if posixpath.basename(f.key) == "backup_manifest")
     _slot(deadline)
     started = time.monotonic()
@@ -311,15 +312,14 @@ def _unpack(store: Store, files: list[StoredObject], data: Path, deadline: float
         if name == "backup_manifest":
             with open(data / name, "wb") as sink:
                 bytes_read += _copy(store, obj.key, sink, deadline)
-        elif into is not None and name.endswith((".tar", ".tar.gz")):
+        elif into is not None and name.endswith(TAR_SUFFIXES):
             into.mkdir(mode=0o700, exist_ok=True)
             with tempfile.TemporaryFile(dir=data.parent) as copy:
                 bytes_read += _copy(store, obj.key, copy, deadline)
                 copy.seek(0)
                 try:
-                    with tarfile.open(fileobj=copy) as tar:
-                        tar.extractall(into, filter="data")
-                except (tarfile.TarError, EOFError, OSError) as exc:
+                    unpack(copy, name, into)
+                except (*UNREADABLE, UnsafeMember, OSError) as exc:
                     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                         raise NoSpace(obj.key, tempfile.gettempdir()) from None
                     raise BadArchive(obj.key, exc) from None
@@ -330,4 +330,7 @@ class BadArchive(Exception):
     """A tar file of the backup cannot be read: a verdict (failed), not an incomplete run."""
 
     def __init__(self, key: str, exc: BaseException) -> None:
-        super().__init__(f"{key}: not a readable tar file ({type(exc).__name__}: {exc})")
+        if isinstance(exc, UnsafeMember):
+            super().__init__(f"{key}: refused, {exc}")
+        else:
+            super().__init__(f"{key}: not a readable tar file ({type(exc).__name__}: {exc})")

@@ -19,6 +19,7 @@ from checks.support.compression import CompressionError, inflated
 from checks.support.continuity import history_reader, read_continuity
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject, open_store
+from checks.support.tarballs import tar_name
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
 from checks.support.walnames import parse_wal_name
 from core.config.postgres import PostgresConfig
@@ -118,12 +119,12 @@ def _newest_base_backup(config: Config, store_url: str) -> list[StoredObject]:
     backups: dict[str, list[StoredObject]] = {}
     for obj in open_store(store_url, config.aws).list():
         directory, _, name = obj.key.rpartition("/")
-        if name in ("base.tar", "base.tar.gz", "pg_wal.tar", "pg_wal.tar.gz", "backup_manifest"):
+        if tar_name(name, "base") or tar_name(name, "pg_wal") or name == "backup_manifest":
             backups.setdefault(directory, []).append(obj)
     usable = {
         d: files
         for d, files in backups.items()
-        if {f.key.rpartition("/")[2] for f in files} & {"base.tar", "base.tar.gz"}
+        if any(tar_name(f.key.rpartition("/")[2], "base") for f in files)
         and any(f.key.endswith("backup_manifest") for f in files)
     }
     if not usable:

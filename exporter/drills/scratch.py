@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Protocol
 
 import psycopg
 
+from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
 from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
@@ -305,14 +305,17 @@ class PhysicalCopy(ThrowawayCluster):
         self._reachable()
         track(self, True)
         self.data.mkdir(mode=0o700)
-        for archive, into in (("base.tar", self.data), ("pg_wal.tar", self.data / "pg_wal")):
-            found = [p for p in (backup / archive, backup / f"{archive}.gz") if p.exists()]
-            if found:
+        has_wal = False
+        for stem, into in (("base", self.data), ("pg_wal", self.data / "pg_wal")):
+            for found in (p for p in backup.iterdir() if tar_name(p.name, stem)):
                 into.mkdir(mode=0o700, exist_ok=True)
-                with tarfile.open(found[0]) as tar:
-                    tar.extractall(into, filter="data")
+                has_wal |= stem == "pg_wal"
+                try:
+                    with open(found, "rb") as source:
+                        unpack(source, found.name, into)
+                except (*UNREADABLE, UnsafeMember) as exc:
+                    raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
         shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
-        has_wal = any(p.exists() for p in (backup / "pg_wal.tar", backup / "pg_wal.tar.gz"))
         self.wal = self.root / "wal"  # where the drill puts the archive's WAL for recovery
         self.wal.mkdir()
         self._give(self.data, self.wal)
