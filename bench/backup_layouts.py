@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checks.support.catalogues import pgbackrest_backups
+from checks.support.catalogue_formats import pgbackrest_backups
 from checks.support.continuity import Continuity, read_continuity, segment_name
 from checks.support.stores import StoredObject
 from checks.support.wal_layouts import archive_files, detect

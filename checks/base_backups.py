@@ -29,7 +29,12 @@ from checks.support.continuity import (
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
 from checks.support.verdicts import VerdictCache
-from checks.support.verify import VerificationIncomplete, verify_basebackup
+from checks.support.verify import (
+    VerificationIncomplete,
+    manifest_versions_read,
+    pg_verifybackup_version,
+    verify_basebackup,
+)
 from checks.support.wal_layouts import archive_files, detect
 from core.config.postgres import PostgresConfig
 from core.config.schema import ObjectiveSpec
@@ -53,8 +58,14 @@ BASE_BACKUP_NEWEST_SIZE_BYTES = gauge(
 )
 BASE_BACKUPS_FAILED = gauge(
     "drwatch_base_backups_failed",
-    "Base backups the tool itself marked failed (pgBackRest: page checksum errors; barman: not "
-    "DONE).",
+    "Base backups that are no recovery point: marked failed by their tool (pgBackRest: page "
+    "checksum errors; barman: FAILED), unreadable, or missing part of their chain.",
+)
+BASE_BACKUPS_INCOMPLETE = gauge(
+    "drwatch_base_backups_incomplete",
+    "Base backups not failed but not yet recovery points: running (in_progress) or copied with "
+    "their WAL not yet archived (waiting_for_wal, barman's WAITING_FOR_WALS).",
+    "state",
 )
 RECOVERY_WINDOW_SECONDS = gauge(
     "drwatch_recovery_window_seconds",
@@ -80,6 +91,7 @@ METRICS = (
     BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS,
     BASE_BACKUP_NEWEST_SIZE_BYTES,
     BASE_BACKUPS_FAILED,
+    BASE_BACKUPS_INCOMPLETE,
     BASE_BACKUP_NEWEST_VERIFIED,
     RECOVERY_WINDOW_SECONDS,
     RECOVERY_WINDOW_START_TIMESTAMP_SECONDS,
@@ -87,11 +99,16 @@ METRICS = (
 )
 
 
+def usable(backup: BaseBackup) -> bool:
+    """Complete by its tool's word, readable, its chain whole."""
+    return backup.error is None and backup.pending is None
+
+
 def window_start(backups: list[BaseBackup], continuity: Continuity) -> BaseBackup | None:
     """The oldest good backup whose WAL is continuous from its first segment to the newest, along
     the current timeline's history."""
     for backup in backups:  # oldest first
-        if backup.error is None and backup.wal_start and continuity.recovers(backup.wal_start):
+        if usable(backup) and backup.wal_start and continuity.recovers(backup.wal_start):
             return backup
     return None
 
@@ -138,7 +155,10 @@ class BaseBackupsCheck(Check[None]):
         )
         if layout is None:
             raise CheckError("config", f"no backup catalogue found in {self.base.url}")
-        backups = read_catalogue(self.base, objects, layout, segment_size)
+        cipher = self.config.pgbackrest_cipher_pass
+        backups = read_catalogue(
+            self.base, objects, layout, segment_size, cipher.get_secret_value() if cipher else None
+        )
         now = time.time()
         obs = Observation(Status.OK, "")
         kinds = sorted({b.kind for b in backups})
@@ -148,11 +168,17 @@ class BaseBackupsCheck(Check[None]):
             obs.add(BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS, of_kind[-1].stopped, type=kind)
         failed = [b for b in backups if b.error]
         obs.add(BASE_BACKUPS_FAILED, len(failed))
+        for state in ("in_progress", "waiting_for_wal"):
+            obs.add(BASE_BACKUPS_INCOMPLETE, sum(b.pending == state for b in backups), state=state)
         obs.values.update(base_backups=len(backups), catalogue=layout)
-        good = [b for b in backups if b.error is None]
+        good = [b for b in backups if usable(b)]
+        incomplete = _incomplete(backups)
         if not good:
             obs.status = Status.CRITICAL
-            obs.summary = f"no usable base backup in {self.base.url} ({layout})"
+            obs.summary = "; ".join(
+                [f"no usable base backup in {self.base.url} ({layout})", *incomplete]
+                + [f"{b.label}: {b.error}" for b in failed[-3:]]
+            )
             if self.full_restore is not None:
                 obs.exposures["full_restore"] = float("inf")
             if self.wal is not None:
@@ -167,6 +193,7 @@ class BaseBackupsCheck(Check[None]):
             f"({newest.kind}, {format_bytes(newest.size)}) "
             f"{format_duration(now - newest.stopped)} old"
         ]
+        parts += incomplete
         problems = [f"{b.label}: {b.error}" for b in failed[-3:]]
         if layout == "pg_basebackup" and self.config.verify != "none":
             problems += self._verify_newest(obs, objects, newest, deadline)
@@ -190,6 +217,12 @@ class BaseBackupsCheck(Check[None]):
         manifest = next(o for o in files if posixpath.basename(o.key) == "backup_manifest")
         verdict = self.cache.get(manifest)
         if verdict is None:
+            if (version := newest.manifest_version or 1) > manifest_versions_read():
+                return [
+                    f"newest base backup not verified: its backup_manifest is version {version} "
+                    f"(PostgreSQL 17+), {pg_verifybackup_version()} reads "
+                    f"version {manifest_versions_read()}: install a newer PostgreSQL client"
+                ]
             try:
                 verdict = verify_basebackup(self.base, files, deadline)
             except VerificationIncomplete as exc:
@@ -234,6 +267,12 @@ class BaseBackupsCheck(Check[None]):
                 f"the {format_duration(retention)} retention"
             ]
         return []
+
+
+def _incomplete(backups: list[BaseBackup]) -> list[str]:
+    """What runs or waits: said, never a failure (a 4-hour backup is not a broken one)."""
+    said = {"in_progress": "running", "waiting_for_wal": "copied, waiting for its WAL"}
+    return [f"{b.label} {said[b.pending]}" for b in backups if b.pending][-3:]
 
 
 def _newest(continuity: Continuity) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from checks.base import Status
-from checks.support.catalogues import lsn, segment_of
+from checks.support.catalogue_formats import lsn, segment_of
 from checks.support.continuity import read_continuity, segment_name
 from checks.support.stores import StoredObject
 from sandbox.pgcluster import PgCluster, wait_until
@@ -121,12 +121,16 @@ def test_no_catalogue_is_a_clear_error(tmp_path: Path) -> None:
     assert not result.up and "no backup catalogue found in file://" in result.summary
 
 
-def test_a_broken_sentinel_is_named(tmp_path: Path) -> None:
+def test_a_broken_sentinel_is_one_failed_backup_named(tmp_path: Path) -> None:
+    """One unreadable entry does not hide the good backups beside it."""
     store = _walg_store(tmp_path, range(3, 5))
-    bad = next((store / "basebackups_005").glob("*sentinel.json"))
+    bad = sorted((store / "basebackups_005").glob("*sentinel.json"))[-1]
     bad.write_text("{not json")
     result = _harness(tmp_path, store, store).run("base_backups")
-    assert not result.up and bad.name in result.summary
+    assert result.up, result.summary
+    assert bad.name.removesuffix("_backup_stop_sentinel.json") + ": unreadable" in result.summary
+    assert sample(result, "drwatch_base_backups_failed") == 1
+    assert sample(result, "drwatch_base_backups", type="full") == 1
 
 
 def test_continuity() -> None:

@@ -1,55 +1,42 @@
-"""Physical base backups, from the catalogues the tools keep in their stores.
+"""Physical base backups, from the catalogues the tools keep in their stores (the fields of each
+in `checks.support.catalogue_formats`; what is read and refused in docs/what-drwatch-reads.md).
 
-- pgBackRest: `backup.info` (an INI file whose `[backup:current]` values are JSON): each set's
-  label, type (full, diff, incr), start and stop times, size, first WAL segment and error flag
-  (page checksum errors found during the backup). Read from the store, never from an exit code:
-  pgBackRest has exited 0 while reporting `status: error` (pgbackrest#2502).
-- WAL-G: `basebackups_005/<name>_backup_stop_sentinel.json`: start LSN and timeline, times (V2
-  sentinels; the object's time otherwise), sizes, `DeltaFrom` for a delta.
-- barman-cloud: `base/<backup_id>/backup.info` (key=value lines): times, first WAL, size, status.
-- pg_basebackup: one directory per backup holding `backup_manifest` (its WAL range) and the
-  tar files; the manifest's time is the stop time.
+A backup is a recovery point only when its tool says it is complete and everything it needs is
+there: a diff, incremental or delta backup needs its whole chain. An entry that cannot be read
+is one failed backup, named; the others are still read.
 """
 
 from __future__ import annotations
 
-import configparser
-import json
+import dataclasses
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
+from checks.support.catalogue_formats import (
+    WALG_SENTINEL,
+    BadEntry,
+    BaseBackup,
+    barman_backup,
+    barman_label,
+    incremental_from,
+    manifest_facts,
+    pgbackrest_backups,
+    segment_of,
+    unreadable,
+    walg_backup,
+)
+from checks.support.pgbackrest_cipher import CipherError, decrypt, encrypted
 from checks.support.stores import Store, StoredObject
+from checks.support.tarballs import read_member, tar_name
 from core.errors import CheckError
+
+__all__ = ["BaseBackup", "CatalogueLayout", "detect_catalogue", "read_catalogue"]
 
 CatalogueLayout = Literal["pgbackrest", "walg", "barman", "pg_basebackup"]
 CATALOGUE_LAYOUTS: tuple[CatalogueLayout, ...] = ("pgbackrest", "walg", "barman", "pg_basebackup")
 MAX_CATALOGUE_BYTES = 64 << 20  # a backup_manifest lists every file: megabytes for big clusters
-WALG_SENTINEL = "_backup_stop_sentinel.json"
-
-
-@dataclass(frozen=True)
-class BaseBackup:
-    label: str
-    kind: str  # full, diff, incr (pgBackRest), delta (WAL-G)
-    started: float  # unix time
-    stopped: float
-    size: int  # bytes of the cluster it restores
-    wal_start: str | None  # the first WAL segment recovery from it needs
-    error: str | None  # why the tool marked it failed
-
-
-def lsn(text: str) -> int:
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
-def segment_of(position: int, timeline: int, segment_size: int) -> str:
-    segno = position // segment_size
-    per_id = 0x100000000 // segment_size
-    return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
+MAX_LABEL_SEARCH = 16  # tar members looked at for backup_label (pg_basebackup sends it first)
 
 
 def detect_catalogue(objects: Iterable[StoredObject]) -> CatalogueLayout | None:
@@ -60,8 +47,10 @@ def detect_catalogue(objects: Iterable[StoredObject]) -> CatalogueLayout | None:
             return "walg"
         if name == "backup.info.copy":
             return "pgbackrest"  # pgBackRest writes every info file twice
-        if name == "backup.info" and "base/" in obj.key:
-            found = "barman"
+        if (name == "backup.info" and "base/" in obj.key) or (
+            name.endswith("-backup.info") and "meta/" in obj.key
+        ):
+            found = "barman"  # barman keeps a backup_manifest in base/<id>/data/ too
         elif name == "backup_manifest" and found is None:
             found = "pg_basebackup"
     return found
@@ -76,27 +65,16 @@ def _read(store: Store, key: str) -> bytes:
     return bytes(data)
 
 
-def _time(value: Any) -> float:
-    """Unix time from an epoch number or an ISO 8601 / barman timestamp."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().replace(" ", "T", 1)
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def read_catalogue(
-    store: Store, objects: list[StoredObject], layout: CatalogueLayout, segment_size: int
+    store: Store,
+    objects: list[StoredObject],
+    layout: CatalogueLayout,
+    segment_size: int,
+    cipher_pass: str | None = None,
 ) -> list[BaseBackup]:
-    """Every base backup the catalogue lists, oldest first; CheckError naming a bad file."""
+    """Every base backup the catalogue lists, oldest first, chains checked."""
     if layout == "pgbackrest":
-        infos = [o for o in objects if posixpath.basename(o.key) == "backup.info"]
-        if len(infos) != 1:
-            raise CheckError(
-                "config",
-                f"{len(infos)} pgBackRest backup.info files: point base_store at one stanza's "
-                "backup/<stanza>/ directory",
-            )
-        backups = pgbackrest_backups(_read(store, infos[0].key).decode(), infos[0].key)
+        backups = _pgbackrest(store, objects, cipher_pass)
     elif layout == "walg":
         backups = [
             walg_backup(_read(store, o.key), o, segment_size)
@@ -104,114 +82,154 @@ def read_catalogue(
             if o.key.endswith(WALG_SENTINEL)
         ]
     elif layout == "barman":
-        backups = [
-            barman_backup(_read(store, o.key).decode(), o, objects)
-            for o in objects
-            if posixpath.basename(o.key) == "backup.info"
-        ]
+        backups = _barman(store, objects)
     else:
-        backups = [
-            basebackup_manifest(_read(store, o.key), o, objects, segment_size)
-            for o in objects
-            if posixpath.basename(o.key) == "backup_manifest"
-        ]
-    return sorted(backups, key=lambda b: (b.stopped, b.label))
+        backups = _manifests(store, objects, segment_size)
+    return chains_checked(sorted(backups, key=lambda b: (b.stopped, b.label)))
 
 
-def _bad(key: str, what: str) -> CheckError:
-    return CheckError("query", f"{key}: {what}")
-
-
-def pgbackrest_backups(text: str, key: str) -> list[BaseBackup]:
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # labels keep their case
-    try:
-        parser.read_string(text)
-    except configparser.Error as exc:
-        raise _bad(key, f"not a pgBackRest info file ({type(exc).__name__})") from None
-    if not parser.has_section("backup:current"):
-        return []
-    out = []
-    for label, raw in parser.items("backup:current"):
-        try:
-            fields = json.loads(raw)
-            out.append(
-                BaseBackup(
-                    label=label,
-                    kind=str(fields["backup-type"]),
-                    started=float(fields["backup-timestamp-start"]),
-                    stopped=float(fields["backup-timestamp-stop"]),
-                    size=int(fields["backup-info-size"]),
-                    wal_start=fields.get("backup-archive-start"),
-                    error="page checksum errors found" if fields.get("backup-error") else None,
-                )
+def _pgbackrest(
+    store: Store, objects: list[StoredObject], cipher_pass: str | None
+) -> list[BaseBackup]:
+    infos = [o for o in objects if posixpath.basename(o.key) == "backup.info"]
+    if len(infos) != 1:
+        raise CheckError(
+            "config",
+            f"{len(infos)} pgBackRest backup.info files: point base_store at one stanza's "
+            "backup/<stanza>/ directory",
+        )
+    key = infos[0].key
+    data = _read(store, key)
+    if encrypted(data):
+        if not cipher_pass:
+            raise CheckError(
+                "config",
+                f"{store.url}{key} is encrypted (the repository has repo-cipher-type set): give "
+                "its repo-cipher-pass as backups.pgbackrest_cipher_pass (or _file)",
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _bad(key, f"backup set {label}: {type(exc).__name__} {exc}") from None
-    return out
-
-
-def walg_backup(data: bytes, obj: StoredObject, segment_size: int) -> BaseBackup:
-    name = posixpath.basename(obj.key).removesuffix(WALG_SENTINEL)
+        try:
+            data = decrypt(data, cipher_pass)
+            if not data.startswith(b"[backrest]"):  # a wrong key can still unpad (1 in 256)
+                raise CipherError("the passphrase does not open it")
+        except CipherError as exc:
+            raise CheckError("config", f"{key}: backups.pgbackrest_cipher_pass: {exc}") from None
     try:
-        fields = json.loads(data)
-        timeline = int(fields.get("Timeline") or 1)
-        stopped = _time(fields["FinishTime"]) if fields.get("FinishTime") else obj.modified
-        return BaseBackup(
-            label=name,
-            kind="delta" if fields.get("DeltaFrom") else "full",
-            started=_time(fields["StartTime"]) if fields.get("StartTime") else stopped,
-            stopped=stopped,
-            size=int(fields.get("UncompressedSize") or 0),
-            wal_start=segment_of(int(fields["LSN"]), timeline, segment_size),
-            error=None,
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _bad(obj.key, f"not a WAL-G sentinel ({type(exc).__name__} {exc})") from None
-
-
-def barman_backup(text: str, info: StoredObject, objects: list[StoredObject]) -> BaseBackup:
-    fields = dict(
-        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
-    )
-    directory = posixpath.dirname(info.key)
-    size = fields.get("size", "")  # barman-cloud writes None: the files' sum then
-    try:
-        status = fields.get("status", "")
-        return BaseBackup(
-            label=posixpath.basename(directory),
-            kind="full",
-            started=_time(fields["begin_time"]),
-            stopped=_time(fields["end_time"]),
-            size=int(size) if size.isdigit() else _files_size(objects, directory),
-            wal_start=fields.get("begin_wal") or None,
-            error=None if status == "DONE" else f"status {status}: {fields.get('error', '')}",
-        )
-    except (ValueError, KeyError) as exc:
-        raise _bad(info.key, f"not a barman backup.info ({type(exc).__name__} {exc})") from None
+        return pgbackrest_backups(data.decode("utf-8"), key)
+    except (BadEntry, UnicodeDecodeError) as exc:
+        raise CheckError("query", f"{key}: {exc}") from None
 
 
 def _files_size(objects: list[StoredObject], directory: str) -> int:
-    return sum(o.size for o in objects if posixpath.dirname(o.key) == directory)
-
-
-def basebackup_manifest(
-    data: bytes, manifest: StoredObject, objects: list[StoredObject], segment_size: int
-) -> BaseBackup:
-    directory = posixpath.dirname(manifest.key)
-    try:
-        ranges = json.loads(data)["WAL-Ranges"]
-        first = ranges[0]
-        wal_start = segment_of(lsn(first["Start-LSN"]), int(first["Timeline"]), segment_size)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise _bad(manifest.key, f"not a backup_manifest ({type(exc).__name__})") from None
-    files = [o for o in objects if posixpath.dirname(o.key) == directory]
-    return BaseBackup(
-        label=directory or manifest.key,
-        kind="full",
-        started=min(o.modified for o in files),
-        stopped=manifest.modified,
-        size=_files_size(objects, directory),
-        wal_start=wal_start,
-        error=None,
+    """What a backup's directory holds, its own backup.info aside."""
+    prefix = directory + "/"
+    return sum(
+        o.size for o in objects if o.key.startswith(prefix) and not o.key.endswith("backup.info")
     )
+
+
+def _barman(store: Store, objects: list[StoredObject]) -> list[BaseBackup]:
+    out = []
+    for info in objects:
+        name = posixpath.basename(info.key)
+        if name != "backup.info" and not (name.endswith("-backup.info") and "meta/" in info.key):
+            continue
+        label = barman_label(info)
+        server = info.key.rpartition("meta/" if "meta/" in info.key else "base/")[0]
+        files_size = _files_size(objects, f"{server}base/{label}")
+        try:
+            text = _read(store, info.key).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            out.append(unreadable(label, info, f"{info.key}: {exc}"))
+            continue
+        out.append(barman_backup(text, info, files_size))
+    return out
+
+
+def _manifests(store: Store, objects: list[StoredObject], segment_size: int) -> list[BaseBackup]:
+    """pg_basebackup directories; a PostgreSQL 17 incremental one needs the backup whose start
+    its backup_label names (`pg_combinebackup` restores the chain, never one alone)."""
+    by_directory: dict[str, list[StoredObject]] = {}
+    for obj in objects:
+        by_directory.setdefault(posixpath.dirname(obj.key), []).append(obj)
+    out: list[BaseBackup] = []
+    wanted: dict[str, tuple[int, int]] = {}  # label -> the (timeline, start) it was taken from
+    starts: dict[tuple[int, int], str] = {}
+    for directory, files in by_directory.items():
+        manifest = next((o for o in files if posixpath.basename(o.key) == "backup_manifest"), None)
+        if manifest is None:
+            continue
+        label = directory or manifest.key
+        try:
+            facts = manifest_facts(_read(store, manifest.key))
+        except BadEntry as exc:
+            out.append(unreadable(label, manifest, f"{manifest.key}: {exc}"))
+            continue
+        starts[(facts.timeline, facts.start_lsn)] = label
+        if facts.incremental:
+            wanted[label] = _incremental_from(store, files) or (0, 0)
+        out.append(
+            BaseBackup(
+                label=label,
+                kind="incremental" if facts.incremental else "full",
+                started=min(o.modified for o in files),
+                stopped=manifest.modified,
+                size=sum(o.size for o in files),
+                wal_start=segment_of(facts.start_lsn, facts.timeline, segment_size),
+                error=None,
+                manifest_version=facts.version,
+            )
+        )
+    return [_with_parent(b, wanted, starts) if b.label in wanted else b for b in out]
+
+
+def _with_parent(
+    backup: BaseBackup, wanted: dict[str, tuple[int, int]], starts: dict[tuple[int, int], str]
+) -> BaseBackup:
+    timeline, start = wanted[backup.label]
+    if (timeline, start) == (0, 0):
+        return dataclasses.replace(
+            backup, error="incremental, but its backup_label does not say what it was taken from"
+        )
+    parent = starts.get((timeline, start))
+    if parent is None:
+        where = f"{start >> 32:X}/{start & 0xFFFFFFFF:X} on timeline {timeline}"
+        return dataclasses.replace(
+            backup,
+            error=f"incremental from the backup that started at {where}, which is not in the "
+            "store: pg_combinebackup cannot restore it",
+        )
+    return dataclasses.replace(backup, parent=parent)
+
+
+def _incremental_from(store: Store, files: list[StoredObject]) -> tuple[int, int] | None:
+    """What backup_label says (a plain backup's file, else the first members of base.tar)."""
+    label = next((o for o in files if posixpath.basename(o.key) == "backup_label"), None)
+    if label is not None:
+        return incremental_from(_read(store, label.key).decode("utf-8", "replace"))
+    base = next((o for o in files if tar_name(posixpath.basename(o.key), "base")), None)
+    if base is None:
+        return None
+    text = read_member(base.key, store.chunks(base.key), "backup_label", MAX_LABEL_SEARCH)
+    return incremental_from(text.decode("utf-8", "replace")) if text is not None else None
+
+
+def chains_checked(backups: list[BaseBackup]) -> list[BaseBackup]:
+    """A backup that needs another (diff, incr, delta, incremental) is no recovery point when
+    that one is missing, failed or not complete: oldest first, so parents are judged first."""
+    by_label: dict[str, BaseBackup] = {}
+    out = []
+    for backup in backups:
+        parent = by_label.get(backup.parent) if backup.parent else None
+        if backup.parent and backup.error is None:
+            if parent is None:
+                backup = dataclasses.replace(
+                    backup, error=f"needs {backup.parent}, which is not in the catalogue"
+                )
+            elif parent.error is not None or parent.pending is not None:
+                why = parent.error or parent.pending
+                backup = dataclasses.replace(
+                    backup, error=f"needs {backup.parent}, which is no recovery point ({why})"
+                )
+        by_label[backup.label] = backup
+        out.append(backup)
+    return out

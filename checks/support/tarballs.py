@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -117,6 +117,25 @@ def unpack(source: IO[bytes], name: str, into: Path) -> None:
         for member in tar:
             # Checked above; where Python has filters, it is told so (else 3.12+ warns).
             tar.extract(checked(member, into), into, **_TRUSTED)  # type: ignore[arg-type]
+
+
+def read_member(
+    name: str, blocks: Iterable[bytes], member: str, max_members: int, limit: int = 1 << 16
+) -> bytes | None:
+    """The first `limit` bytes of one small member among the first `max_members` of tar file
+    `name`, read no further; None if it is not there or the archive is unreadable."""
+    stream = io.BufferedReader(_Stream(inflated(name, blocks)), CHUNK)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for number, info in enumerate(tar):
+                if info.name.removeprefix("./") == member and info.isreg():
+                    handle = tar.extractfile(info)
+                    return handle.read(limit) if handle else None
+                if number >= max_members:
+                    return None
+    except UNREADABLE:
+        return None
+    return None
 
 
 UNREADABLE = (tarfile.TarError, CompressionError, EOFError)

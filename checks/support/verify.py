@@ -18,6 +18,7 @@ import contextlib
 import errno
 import functools
 import posixpath
+import re
 import subprocess
 import tempfile
 import threading
@@ -92,6 +93,25 @@ def pg_restore_version() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "pg_restore"
     return out.stdout.strip() or "pg_restore"
+
+
+@functools.cache
+def pg_verifybackup_version() -> str:
+    """`pg_verifybackup (PostgreSQL) 15.x`, as the binary says of itself."""
+    try:
+        out = subprocess.run(
+            [PG_VERIFYBACKUP.find() or PG_VERIFYBACKUP.name, "--version"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "pg_verifybackup"
+    return out.stdout.strip() or "pg_verifybackup"
+
+
+def manifest_versions_read() -> int:
+    """The newest backup_manifest version this pg_verifybackup reads: 2 from PostgreSQL 17."""
+    match = re.search(r"\) (\d+)", pg_verifybackup_version())
+    return 2 if match and int(match[1]) >= 17 else 1
 
 
 def terminate_all() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from core.config.base import Strict
 from core.durations import Duration
@@ -35,6 +35,8 @@ class BackupsConfig(Strict):
     # barman-cloud server prefix, or pg_basebackup -Ft directories with their backup_manifest.
     base_store: StoreUrl | None = None
     base_layout: Literal["auto", "pgbackrest", "walg", "barman", "pg_basebackup"] = "auto"
+    # An encrypted pgBackRest repository's repo-cipher-pass (a secret: `_file` or ${VAR}).
+    pgbackrest_cipher_pass: SecretStr | None = None
     replica_store: StoreUrl | None = None  # the cross-region copy of `store`
     patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
     retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
