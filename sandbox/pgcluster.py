@@ -256,8 +256,8 @@ class PgCluster:
         hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         self.execute("SELECT pg_reload_conf()")
 
-    def dump(self, dbname: str, directory: Path) -> Path:
-        """A custom-format pg_dump, as the runbook's backups are."""
+    def dump(self, dbname: str, directory: Path, *options: str) -> Path:
+        """A custom-format pg_dump, as the runbook's backups are; `options` go to pg_dump."""
         self.make_server_dir(directory)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = directory / f"{dbname}-{stamp}.dump"
@@ -272,6 +272,7 @@ class PgCluster:
             "postgres",
             "-f",
             str(target),
+            *options,
             dbname,
         )
         return target

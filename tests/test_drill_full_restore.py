@@ -119,6 +119,27 @@ def test_a_copy_that_lacks_rows_fails_naming_the_table(
     assert result.tables["debates"][1] == 7
 
 
+def test_a_table_that_came_back_empty_fails_the_drill(
+    production: PgCluster, tmp_path: Path
+) -> None:
+    """A dump taken without a table's data (a pg_dump --exclude-table-data left in a script):
+    the copy has no newest row to compare up to; the dump's own time is the measure."""
+    store = production.backups / tmp_path.name
+    production.dump(
+        "app", store, "--exclude-table-data=debates", "--exclude-table-data=debate_messages"
+    )
+    result = _drill(_loaded(production, store, tmp_path / "state"))
+    # Every row but those of the last five minutes (a late commit could explain those).
+    older = production.execute(
+        "SELECT count(*) FROM debates WHERE created_at <= now() - interval '5 minutes'", "app"
+    )[0][0]
+    assert not result.ok
+    copied, missing = result.tables["debates"]
+    assert copied == 0 and older - 5 <= missing <= older + 5, (missing, older)
+    assert f"debates: {missing} rows production has up to" in result.summary
+    assert "(the copy holds 0)" in result.summary
+
+
 def test_drwatch_drill_reports_and_the_collector_exports(
     production: PgCluster, tmp_path: Path
 ) -> None:

@@ -12,6 +12,8 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from checks.support.stores import listed_backups, nested_prefixes, open_store
@@ -19,6 +21,7 @@ from core.config.drills import DrillsConfig
 from core.config.postgres import server
 from core.config.schema import Config, Target
 from core.humanize import format_bytes
+from core.programs import PG_RESTORE
 from exporter.drills.copy_checks import check_copy
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
@@ -68,7 +71,8 @@ def _run(
         for block in store.chunks(newest.key):
             sink.write(block)
             timer.remaining()  # raises past the deadline
-    scratch = _scratch(config, drills, timer.deadline, dump)
+    header = _dump_header(_pg_restore_binary(drills), dump)
+    scratch = _scratch(config, drills, timer.deadline, header)
     try:
         with timer.phase("restore"):
             timer.remaining()
@@ -77,7 +81,11 @@ def _run(
             _pg_restore(scratch, copy, dump, drills.full_restore.jobs, timer)
         with timer.phase("verify"):
             timer.remaining()
-            problems = check_copy(target, copy, timer)
+            # The dump holds what was committed when pg_dump started (its archive's time), at
+            # the latest when the upload finished.
+            dumped_at = min(header.created_at or newest.modified, newest.modified)
+            timer.result.values["backup_time"] = dumped_at
+            problems = check_copy(target, copy, timer, dumped_at)
     finally:
         scratch.close()
     ok = not problems
@@ -88,7 +96,7 @@ def _run(
 
 
 def _scratch(
-    config: Config, drills: DrillsConfig, deadline: float, dump: Path
+    config: Config, drills: DrillsConfig, deadline: float, header: DumpHeader
 ) -> ThrowawayCluster | StagingDatabase:
     if drills.scratch.dsn:
         for target in config.targets:  # names may differ and still reach one server
@@ -99,7 +107,7 @@ def _scratch(
                 )
         return StagingDatabase(drills.scratch.dsn)
     pg_bin = server_binaries(drills.scratch.pg_bin)
-    dumped = _dumped_from(pg_bin, dump)
+    dumped = header.major
     server = major_version(pg_bin)
     if dumped is not None and dumped > server:
         raise DrillError(
@@ -121,21 +129,42 @@ def _addresses(dsn: str) -> set[tuple[str, str]]:
     return {(str(info[4][0]), port) for info in infos}
 
 
-def _dumped_from(pg_bin: Path, dump: Path) -> int | None:
-    """The major version of the server the dump was taken from (its table of contents says)."""
+@dataclass(frozen=True)
+class DumpHeader:
+    major: int | None  # the PostgreSQL major version the dump was taken from
+    created_at: float | None  # when pg_dump started (its snapshot), where the header says so
+
+
+def _pg_restore_binary(drills: DrillsConfig) -> str:
+    if drills.scratch.dsn:
+        return PG_RESTORE.find() or PG_RESTORE.name
+    return str(server_binaries(drills.scratch.pg_bin) / "pg_restore")
+
+
+def _dump_header(pg_restore: str, dump: Path) -> DumpHeader:
+    """What the dump's table of contents says of where and when it was taken."""
     listing = subprocess.run(
-        [str(pg_bin / "pg_restore"), "--list", str(dump)], capture_output=True, text=True,
-        timeout=300,
+        [pg_restore, "--list", str(dump)], capture_output=True, text=True, timeout=300,
+        env={"PATH": os.defpath, "TZ": "UTC"},
     )  # fmt: skip
     if "unsupported version" in listing.stderr:  # drwatch's limit, not the dump's fault
         raise DrillError(
-            f"the dump was written by a newer pg_dump than {pg_bin}/pg_restore reads "
+            f"the dump was written by a newer pg_dump than {pg_restore} reads "
             "(set drills.scratch.pg_bin to the dump's PostgreSQL version or newer)"
         )
     if listing.returncode != 0:
         raise DrillError(f"the dump does not read: {listing.stderr.strip()[:300]}")
     match = re.search(r"Dumped from database version: (\d+)", listing.stdout)
-    return int(match[1]) if match else None
+    return DumpHeader(int(match[1]) if match else None, _created_at(listing.stdout))
+
+
+def _created_at(listing: str) -> float | None:
+    """`;     Archive created at 2026-12-06 02:00:00 UTC`: pg_dump's wall clock, which names its
+    zone only as an abbreviation; read when it is UTC (as on most servers), else not used."""
+    match = re.search(r"Archive created at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (UTC|GMT)\b", listing)
+    if match is None:
+        return None
+    return datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
 
 
 def _pg_restore(

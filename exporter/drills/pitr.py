@@ -64,7 +64,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 # it ends recovery with an error instead (PostgreSQL refuses to promote).
                 problems = [] if drills.pitr.target_time else _continuity(config, backups, end)
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
-                problems += check_copy(target, on_copy, timer)
+                problems += check_copy(target, on_copy, timer, end.recovered_to)
         finally:
             copy.close()
         timer.result.recovered_to = end.recovered_to
