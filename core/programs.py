@@ -34,7 +34,7 @@ PG_VERIFYBACKUP = Program("pg_verifybackup", "postgresql-client", "pitr drill", 
 PG_SERVER = Program("postgres", "postgresql", "drill scratch clusters (initdb, pg_ctl)", True)
 PGBACKREST = Program("pgbackrest", "pgbackrest", "pitr drill restoring with pgBackRest")
 REDIS_CHECK_RDB = Program("redis-check-rdb", "redis-tools", "RDB snapshot verification")
-REDIS_SERVER = Program("redis-server", "redis-tools", "redis drill scratch server")
+REDIS_SERVER = Program("redis-server", "redis-server", "redis drill scratch server")
 RUNUSER = Program("runuser", "util-linux", "drill scratch clusters when drwatch runs as root")
 
 PROGRAMS = (

@@ -5,11 +5,14 @@ lints it in `make lint`, these tests hold it to the code.)"""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from core.programs import PROGRAMS
 from exporter.cli.main import _parser
@@ -47,6 +50,35 @@ def test_the_image_installs_every_program_drwatch_runs() -> None:
     packages = set(shlex.split(installs[0].split("apt-get install", 1)[1].split("&&")[0]))
     for program in PROGRAMS:
         assert program.package in packages, f"{program.name} needs {program.package}"
+
+
+def _owner(path: str) -> str | None:
+    """The Debian package that installed `path` (dpkg -S): the name itself first (redis-server
+    is a link to redis-check-rdb, and each package ships its own name), then its merged-/usr
+    twin, then where the links lead."""
+    candidates: list[str] = []
+    for p in (path, os.path.realpath(path)):
+        twin = p.removeprefix("/usr") if p.startswith("/usr/") else "/usr" + p
+        candidates += [p, twin]
+    for candidate in candidates:
+        out = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.split(":", 1)[0].split(",")[0].strip()
+    return None
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
+def test_each_program_is_declared_with_the_package_that_really_ships_it(program) -> None:  # type: ignore[no-untyped-def]
+    """The table in core/programs.py against dpkg's own file lists on this machine, where the
+    tests install every program (redis-server is in redis-server, not redis-tools)."""
+    path = program.find()
+    assert path is not None, f"{program.name} is not installed here"
+    owner = _owner(path)
+    assert owner is not None, f"dpkg knows no package for {path}"
+    # postgresql-client stands for postgresql-client-<newest version>, as Debian's metapackage
+    assert owner == program.package or owner.startswith(program.package + "-"), (
+        f"{program.name} ({path}) is shipped by {owner}, declared as {program.package}"
+    )
 
 
 def test_the_image_runs_the_daemon_as_a_user_with_flags_the_cli_accepts() -> None:

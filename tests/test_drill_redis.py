@@ -52,3 +52,67 @@ def test_a_truncated_snapshot_fails(redis_server: RedisServer, tmp_path: Path) -
     (snapshots / "cache-1.rdb").write_bytes(data[: len(data) // 2])
     result = _run(snapshots, tmp_path / "state")
     assert not result.ok and result.summary.startswith("the snapshot does not read")
+
+
+def test_a_missing_program_is_a_failed_drill_everywhere(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """No redis-server on the PATH: a failed drill naming the program and its package, in the
+    CLI's JSON and exit code and in the engine's record, not a traceback and "no drill yet"."""
+    import json
+    import os
+    import sys
+
+    import yaml
+
+    from exporter.drills.engine import DrillEngine
+    from exporter.drills.status import drill_rows
+    from tests.helpers import drwatch
+
+    redis_server.start(save="3600 1")
+    write_keys(redis_server, 10)
+    redis_server.client().save()
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    (snapshots / "cache-1.rdb").write_bytes((redis_server.dir / "dump.rdb").read_bytes())
+    doc = {
+        "state_dir": str(tmp_path / "state"),
+        "targets": [{
+            "name": "cache",
+            "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": f"file://{snapshots}/"},
+            "drills": {"schedule": "0 3 * * 0", "redis": {}},
+        }],
+    }  # fmt: skip
+    config_file = tmp_path / "drwatch.yml"
+    config_file.write_text(yaml.safe_dump(doc))
+    import shutil
+
+    empty = tmp_path / "bin"  # redis-check-rdb verifies the snapshot; redis-server is missing
+    empty.mkdir()
+    (empty / "redis-check-rdb").symlink_to(shutil.which("redis-check-rdb") or "redis-check-rdb")
+    env = {**os.environ, "PATH": str(empty)}
+    proc = drwatch("drill", "--config", str(config_file), "--format", "json", env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    drill = json.loads(proc.stdout)["drills"][0]
+    assert drill["status"] == "CRITICAL"
+    assert drill["summary"] == (
+        "drill could not run: cannot run redis-server: not installed (Debian package redis-server)"
+    )
+    assert drill["rto_measured_seconds"] is None
+    table = drwatch("drill", "--config", str(config_file), env=env, timeout=120)
+    row = table.stdout.splitlines()[1].split()
+    assert row[:4] == ["cache", "redis", "CRITICAL", "-"]  # no RTO for a drill that failed
+
+    # In the daemon's engine: recorded as a failed drill, shown so on the page's rows.
+    loaded = make_config(doc["targets"], state_dir=doc["state_dir"])
+    engine = DrillEngine()
+    engine.configure(loaded.config)
+    path = os.environ["PATH"]
+    os.environ["PATH"] = str(empty)
+    try:
+        engine.run(loaded.config, loaded.config.targets[0])
+    finally:
+        os.environ["PATH"] = path
+    row_doc = drill_rows(engine, loaded.config)[0]
+    assert row_doc["status"] == "CRITICAL" and "redis-server: not installed" in row_doc["summary"]
+    assert sys.executable  # the CLI ran under this interpreter, PATH or not

@@ -164,3 +164,35 @@ def test_drills_show_the_measured_rto_beside_the_objective() -> None:
     assert '<td class="rto" style="color:#cf222e;font-weight:bold">2h30m</td>' in row
     assert "<td>2h</td>" in row and "restored app.dump" in row
     assert "Restore drills" not in render({**doc, "drills": []})  # no drill configured: no table
+
+
+def test_the_headline_counts_drills() -> None:
+    """A failed drill under a big OK badge: never. Drills that have not run yet do not count."""
+    from exporter.web.statuspage import status_document
+
+    class Current:
+        jobs: list[object] = []
+        off: list[object] = []
+        config = None
+
+    class Snap:
+        results: dict[object, object] = {}
+        last_success: dict[object, object] = {}
+
+    def drill(status: str, ran: bool) -> dict[str, object]:
+        return {"target": "app", "scenario": "pitr", "status": status, "summary": "x",
+                "rto_measured_seconds": None, "rto_objective_seconds": 1800.0,
+                "last_run_seconds_ago": 5.0 if ran else None, "last_success_seconds_ago": None}  # fmt: skip
+
+    import exporter.web.statuspage as page
+
+    original = page.exposure_rows
+    page.exposure_rows = lambda *args: []  # type: ignore[assignment]
+    try:
+        failed = status_document(Current(), Snap(), 0.0, [drill("CRITICAL", True)])  # type: ignore[arg-type]
+        waiting = status_document(Current(), Snap(), 0.0, [drill("UNKNOWN", False)])  # type: ignore[arg-type]
+    finally:
+        page.exposure_rows = original
+    assert failed["status"] == "CRITICAL"
+    assert waiting["status"] == "UNKNOWN"  # nothing ran at all: nothing to say OK about
+    assert '">CRITICAL</span></h1>' in render(failed)  # the page's headline

@@ -50,7 +50,7 @@ def drill(path: str, target_name: str | None, scenario: str | None, fmt: str) ->
                 r.target,
                 r.scenario,
                 r.status.name,
-                format_duration(r.duration_seconds),
+                "-" if r.rto_measured_seconds is None else format_duration(r.rto_measured_seconds),
                 _objective(objectives[(r.target, r.scenario)]),
                 r.summary,
             )

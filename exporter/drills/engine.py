@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
 from exporter.drills import full_restore, pitr, redis
-from exporter.drills.result import DrillResult
+from exporter.drills.result import DrillResult, could_not_run
 from exporter.drills.scratch import close_all, remove_leftovers, scratch_base
 
 log = logging.getLogger("drwatch.drills")
@@ -119,8 +119,12 @@ class DrillEngine:
             with self._lock:
                 self.running = (target.name, name)
                 deadline = time.monotonic() + target.drills.timeout
+                started = time.time()
                 try:
                     result = RUNNERS[name](config, target, deadline)
+                except Exception as exc:  # whatever broke, the drill failed: say so, by name
+                    log.exception("drill could not run", extra={"target": target.name})
+                    result = could_not_run(target.name, name, started, exc)
                 finally:
                     self.running = None
             self._record(result)

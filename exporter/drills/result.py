@@ -7,9 +7,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from checks.base import Status
+from core.programs import PROGRAMS
 
 PHASES = ("download", "restore", "verify")
 
@@ -32,6 +34,11 @@ class DrillResult:
     def status(self) -> Status:
         return Status.OK if self.ok else Status.CRITICAL
 
+    @property
+    def rto_measured_seconds(self) -> float | None:
+        """Only a drill that passed measured a recovery time."""
+        return self.duration_seconds if self.ok else None
+
     def as_json(self, rto_objective: float | None) -> dict[str, Any]:
         return {
             "target": self.target,
@@ -39,6 +46,9 @@ class DrillResult:
             "status": self.status.name,
             "summary": self.summary,
             "duration_seconds": round(self.duration_seconds, 3),
+            "rto_measured_seconds": (
+                None if self.rto_measured_seconds is None else round(self.rto_measured_seconds, 3)
+            ),
             "rto_objective_seconds": rto_objective,
             "recovered_to": self.recovered_to,
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
@@ -47,6 +57,23 @@ class DrillResult:
                 "tables": {t: {"rows": r, "missing": m} for t, (r, m) in self.tables.items()},
             },
         }
+
+
+def could_not_run(target: str, scenario: str, started: float, exc: Exception) -> DrillResult:
+    """A drill that broke before it could judge a copy: failed, naming what broke (a program
+    that is not installed, by name and package)."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        program = Path(str(exc.filename)).name
+        package = next((p.package for p in PROGRAMS if p.name == program), None)
+        why = f"cannot run {program}: not installed" + (
+            f" (Debian package {package})" if package else ""
+        )
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return DrillResult(
+        target, scenario, started, ok=False, summary=f"drill could not run: {why}",
+        duration_seconds=time.time() - started,
+    )  # fmt: skip
 
 
 class Timer:

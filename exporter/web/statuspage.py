@@ -7,7 +7,7 @@ import html
 import math
 from typing import Any
 
-from checks.base import worst
+from checks.base import Status, worst
 from checks.registry import definition
 from core.durations import format_duration
 from exporter import __version__
@@ -50,10 +50,13 @@ def status_document(
         row["breached"] = (
             None if exposure is None or objective is None else float(exposure) > objective
         )
-    results = list(snap.results.values())
+    # The headline counts every check and every drill that has run: a failed drill under a big
+    # OK is what it must never show.
+    statuses = [r.status for r in snap.results.values()]
+    statuses += [Status[d["status"]] for d in drills or [] if d["last_run_seconds_ago"] is not None]
     return {
         "version": __version__,
-        "status": worst([r.status for r in results]).name if results else "UNKNOWN",
+        "status": worst(statuses).name if statuses else "UNKNOWN",
         "checks": checks,
         "exposures": exposures,
         "off": [{"target": o.target, "section": o.section, "why": o.why} for o in current.off],
