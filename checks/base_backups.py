@@ -302,9 +302,11 @@ DEFINITION = CheckDef(
     name=NAME,
     section="backups",
     source="the physical backups' catalogue (`backups.base_store`)",
-    tells="base backups by type from pgBackRest's `backup.info`, WAL-G's sentinels, barman-cloud's "
-    "`backup.info` or pg_basebackup manifests: newest per type, size, backups the tool marked "
-    "failed, the newest pg_basebackup backup checked with `pg_verifybackup` (once; cached); the "
+    tells="base backups by type from pgBackRest's `backup.info` (encrypted too), WAL-G's "
+    "sentinels, barman's and barman-cloud's `backup.info` or pg_basebackup manifests: newest per "
+    "type, size, backups that are no recovery point (failed, unreadable, a broken chain), "
+    "running or waiting for WAL, the newest pg_basebackup backup checked with "
+    "`pg_verifybackup` (once; cached); the "
     "**recovery window** (from the oldest base backup whose WAL is continuous to "
     "now) against the retention; the `full_restore` exposure where there is no dump store, and "
     "PITR impossible (+Inf) when no base backup has continuous WAL",

@@ -256,9 +256,10 @@ DEFINITION = CheckDef(
     name=NAME,
     section="backups",
     source="the WAL store",
-    tells="segments missing between the newest base backup's start and the newest segment "
-    "(timelines, `.partial`, `.history`, `.backup`, compressed names understood; plain copies, "
-    "pgBackRest, WAL-G and barman layouts), the newest "
+    tells="segments missing between the newest base backup's start and the newest segment, "
+    "along the current timeline's history (abandoned timelines prove nothing; a timeline "
+    "without its `.history` is CRITICAL; `.partial`, `.backup`, compressed names understood; "
+    "plain copies, pgBackRest, WAL-G and barman layouts), the newest "
     "segment's age, whether the archiver's `last_archived_wal` really is in the store; a gap caps "
     "PITR",
     metrics=METRICS,

@@ -289,10 +289,18 @@ def _base_backups(dashboard: Dashboard) -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Base backups marked failed",
-                "Backups the tool itself marked failed (pgBackRest: page checksum errors).",
+                "Base backups that are no recovery point",
+                "Marked failed by their tool, unreadable, or missing part of their chain.",
                 q(f"drwatch_base_backups_failed{{{TARGET}}}", "{{target}}"),
                 steps=GREEN_RED,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Base backups running or waiting for WAL",
+                "Not failed, not yet recovery points: running, or copied with their WAL not yet "
+                "archived (barman's WAITING_FOR_WALS).",
+                q(f"drwatch_base_backups_incomplete{{{TARGET}}}", "{{target}} {{state}}"),
             )
         )
     )
@@ -308,6 +316,19 @@ def _wal_archive_and_cross_region_copy(dashboard: Dashboard) -> Dashboard:
                 "time recovery cannot cross them.",
                 q(f"drwatch_wal_archive_missing_segments{{{TARGET}}}", "{{target}}"),
                 steps=GREEN_RED,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "WAL timeline",
+                "The current timeline recovery follows; a new one after every failover or PITR. "
+                "Timelines with WAL but no .history file cannot be followed (red).",
+                q(f"drwatch_wal_archive_timeline{{{TARGET}}}", "{{target}} timeline"),
+                q(
+                    f"drwatch_wal_archive_timelines_without_history{{{TARGET}}}",
+                    "{{target}} without history",
+                    ref="B",
+                ),
             )
         )
         .with_panel(

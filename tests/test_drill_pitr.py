@@ -244,3 +244,18 @@ def test_wal_as_the_tools_write_it_by_default_replays(
     assert result.ok, result.summary
     after = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
     assert result.tables["debates"] == (after, 0)  # the rows after the backup came from the WAL
+
+
+def test_an_lz4_base_backup_replays(cluster: PgCluster, tmp_path: Path) -> None:
+    """pg_basebackup -Z lz4 (base.tar.lz4): unpacked and replayed like an uncompressed one."""
+    cluster.execute("CREATE DATABASE app")
+    with cluster.connect("app") as conn:
+        seed(conn, debates=100)
+    base = cluster.backups / "base-lz4"
+    backup = cluster.tar_base_backup(base, "lz4")
+    assert (backup / "base.tar.lz4").exists()
+    cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now()", "app")
+    _archived(cluster)
+    result = _run(cluster, tmp_path, base)
+    assert result.ok, result.summary
+    assert result.tables["debates"][1] == 0
