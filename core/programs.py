@@ -3,11 +3,35 @@ installs it. The Dockerfile installs each package (a test holds it to this list)
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 PG_LIB = Path("/usr/lib/postgresql")  # Debian's per-version binaries: <version>/bin/<name>
+
+
+# Every program drwatch starts gets an environment built from nothing: only what it needs, never
+# drwatch's own (which holds production's DSNs and credentials). A restored backup is code from
+# whoever can write the store, and a server drwatch starts runs it.
+CHILD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def child_env(**needed: str) -> dict[str, str]:
+    """The environment of a program drwatch starts: a PATH, the C locale, what it needs."""
+    return {"PATH": CHILD_PATH, "LC_ALL": "C", "TZ": "UTC", **needed}
+
+
+def program_path(name: str) -> str:
+    """Where drwatch's own PATH finds `name` (a child's PATH is not drwatch's); FileNotFoundError
+    naming it when it is not installed there."""
+    if os.path.isabs(name):
+        return name
+    found = shutil.which(name, path=os.environ.get("PATH"))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "not installed", name)
+    return found
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,9 @@ def test_an_unfinished_barman_cloud_backup_is_one_failed_set(tmp_path: Path) -> 
     assert result.up, result.summary
     assert sample(result, "drwatch_base_backups_failed") == 1
     assert "20261205T020000: status FAILED: failure uploading data" in result.summary
-    assert "newest 20261205T010000 (full, 1.0 kB)" in result.summary  # size=None: the data files' sum
+    assert (
+        "newest 20261205T010000 (full, 1.0 kB)" in result.summary
+    )  # size=None: the data files' sum
 
 
 def test_barman_statuses_running_and_waiting_are_neither_failed_nor_recovery_points(

@@ -262,6 +262,39 @@ def test_a_staging_server_gets_a_database_of_its_own_dropped_afterwards(
         staging.destroy()
 
 
+def test_a_staging_password_never_reaches_a_command_line(
+    production: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_restore's arguments are in every local user's `ps` for the whole restore: the staging
+    server's password (its superuser's, and the drill role's) goes in the child's environment.
+    The real pg_restore runs; the spy only records what it was given."""
+    store = production.backups / tmp_path.name
+    production.dump("app", store)
+    staging = PgCluster().init(None).start()
+    started: list[tuple[list[str], dict[str, str]]] = []
+    real_popen = subprocess.Popen
+
+    def spy(args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append((list(args), dict(kwargs.get("env") or {})))
+        return real_popen(args, **kwargs)
+
+    monkeypatch.setattr(full_restore.subprocess, "Popen", spy)
+    try:
+        staging.execute("ALTER ROLE postgres PASSWORD 'staging-s3cret'")
+        staging.require_password("all")
+        dsn = staging.dsn(password="staging-s3cret")
+        result = _drill(_loaded(production, store, tmp_path / "state", scratch={"dsn": dsn}))
+        assert result.ok, result.summary
+    finally:
+        staging.destroy()
+    restores = [(a, e) for a, e in started if Path(a[0]).name == "pg_restore"]
+    for args, _ in restores:
+        assert not any("s3cret" in arg or "password=" in arg for arg in args), args
+    ((args, env),) = [(a, e) for a, e in restores if "-d" in a]
+    assert env.get("PGPASSWORD") and env["PGPASSWORD"] != "staging-s3cret"  # the drill's role
+    assert "DATABASE_URL" not in env and set(env) <= {"PATH", "LC_ALL", "TZ", "PGPASSWORD"}
+
+
 def test_a_staging_name_that_reaches_a_watched_server_is_refused(
     production: PgCluster, tmp_path: Path
 ) -> None:
@@ -374,3 +407,51 @@ def test_a_dump_too_new_for_the_scratch_binaries_says_so(
     assert not result.ok
     assert result.summary.startswith("the dump was written by a newer pg_dump than ")
     assert "set drills.scratch.pg_bin to the dump's PostgreSQL version or newer" in result.summary
+
+
+def test_a_hostile_dump_cannot_run_a_program_during_the_restore(tmp_path: Path) -> None:
+    """Anyone who can write the backup store can write a dump whose CHECK constraint calls a
+    function that runs `COPY ... TO PROGRAM`: restored as a role without pg_execute_server_program,
+    the program never runs and the drill fails naming why."""
+    attacker = PgCluster().init(None).start()
+    drop = tmp_path / "drop"  # where the scratch server's OS user could write, if it ran it
+    drop.mkdir()
+    drop.chmod(0o777)
+    tmp_path.chmod(0o755)
+    marker = drop / "pwned"
+    try:
+        attacker.execute("CREATE DATABASE app")
+        attacker.execute(
+            "CREATE FUNCTION pwn(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+            "IF current_database() <> 'app' THEN "
+            f"EXECUTE 'COPY (SELECT 1) TO PROGRAM ''env > {marker}'''; END IF; "
+            "RETURN true; END $$; "
+            "CREATE TABLE debates (id int PRIMARY KEY, title text, created_at timestamptz, "
+            "CHECK (pwn(id))); "
+            "INSERT INTO debates SELECT i, 'x', now() - interval '1 day' FROM generate_series(1, 5) i",
+            "app",
+        )
+        store = attacker.backups / "hostile"
+        attacker.dump("app", store)
+        target = {
+            "name": "app",
+            "postgres": {"dsn": attacker.dsn("app")},
+            "backups": {"store": f"file://{store}/"},
+            "drills": {
+                "schedule": "0 3 * * 0",
+                "scratch": {"user": "postgres", "dir": str(tmp_path / "scratch")},
+                "full_restore": {},
+            },
+        }
+        (tmp_path / "scratch").mkdir()
+        for path in (tmp_path / "scratch", *(tmp_path / "scratch").parents):
+            if path == Path("/tmp"):
+                break
+            path.chmod(path.stat().st_mode | 0o011)
+        result = _drill(make_config([target], state_dir=str(tmp_path / "state")))
+    finally:
+        attacker.destroy()
+    assert not marker.exists(), "the dump ran a program on the scratch server"
+    assert not result.ok
+    assert "pg_restore failed" in result.summary
+    assert "pg_execute_server_program" in result.summary

@@ -259,3 +259,37 @@ def test_an_lz4_base_backup_replays(cluster: PgCluster, tmp_path: Path) -> None:
     result = _run(cluster, tmp_path, base)
     assert result.ok, result.summary
     assert result.tables["debates"][1] == 0
+
+
+def test_code_in_a_physical_copy_sees_none_of_drwatchs_secrets(
+    cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A physical base backup is a whole server, its code included: a view the drill reads
+    runs the backup's function as the copy's superuser, and that can run a program (as the
+    scratch OS user). It must find nothing of drwatch's in its environment."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:TOPSECRET-PW@db.internal/app")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "TOPSECRET-KEY")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    tmp_path.chmod(0o755)
+    marker = drop / "environ"
+    cluster.execute("CREATE DATABASE app")
+    cluster.execute(
+        "CREATE FUNCTION pwn() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+        "IF current_setting('data_directory') LIKE '%drwatch-drill%' THEN "
+        f"EXECUTE 'COPY (SELECT 1) TO PROGRAM ''env > {marker}'''; END IF; "
+        "RETURN true; END $$; "
+        "CREATE TABLE real_debates (id serial PRIMARY KEY, title text, created_at timestamptz); "
+        "INSERT INTO real_debates (title, created_at) SELECT 'x', now() FROM generate_series(1, 3); "
+        "CREATE VIEW debates AS SELECT * FROM real_debates WHERE pwn()",
+        "app",
+    )
+    base = cluster.backups / "base"
+    cluster.tar_base_backup(base)
+    _archived(cluster)
+    _run(cluster, tmp_path, base)
+    assert marker.exists(), "the backup's function did not run: the test proves nothing"
+    seen = marker.read_text()
+    assert "PATH=" in seen
+    assert "TOPSECRET" not in seen and "DATABASE_URL" not in seen and "AWS_" not in seen

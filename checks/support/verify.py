@@ -29,7 +29,7 @@ from typing import IO
 
 from checks.support.stores import Store, StoredObject
 from checks.support.tarballs import TAR_SUFFIXES, UNREADABLE, UnsafeMember, unpack
-from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB
+from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB, child_env, program_path
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
 _ONE_AT_A_TIME = threading.Lock()
@@ -80,7 +80,7 @@ class NoSpace(VerificationIncomplete):
 
 
 def pg_restore_binary() -> str:
-    return PG_RESTORE.find() or PG_RESTORE.name
+    return PG_RESTORE.find() or program_path(PG_RESTORE.name)
 
 
 @functools.cache
@@ -123,7 +123,8 @@ def terminate_all() -> None:
 
 
 def _spawn(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, **kwargs)  # type: ignore[call-overload]
+    # A checking program gets an environment built from nothing, never drwatch's.
+    proc = subprocess.Popen(args, env=child_env(), **kwargs)  # type: ignore[call-overload]
     with _RUNNING_LOCK:
         _RUNNING.add(proc)
     return proc  # type: ignore[no-any-return]
@@ -245,7 +246,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
             bytes_read = _copy(store, key, copy, deadline)
             path = f"/proc/self/fd/{copy.fileno()}"  # the child's own, inherited descriptor
             code, output = _checker(
-                [REDIS_CHECK_RDB.name, path], key, deadline, pass_fds=(copy.fileno(),)
+                [program_path(REDIS_CHECK_RDB.name), path], key, deadline, pass_fds=(copy.fileno(),)
             )
         duration = time.monotonic() - started
         if code == 0:

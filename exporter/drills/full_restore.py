@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from checks.support.stores import listed_backups, nested_prefixes, open_store
 from core.config.drills import DrillsConfig
 from core.config.postgres import server
 from core.config.schema import Config, Target
 from core.humanize import format_bytes
-from core.programs import PG_RESTORE
+from core.programs import PG_RESTORE, child_env, program_path
 from exporter.drills.copy_checks import check_copy
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
@@ -77,8 +79,9 @@ def _run(
         with timer.phase("restore"):
             timer.remaining()
             scratch.start()
-            copy = scratch.dsn(scratch.create_database())
-            _pg_restore(scratch, copy, dump, drills.full_restore.jobs, timer)
+            # Restored and read as a role that cannot run programs or touch server files.
+            copy = scratch.restorer_dsn(scratch.create_database(header.extensions))
+            _pg_restore(scratch, copy, dump, header, drills.full_restore.jobs, timer)
         with timer.phase("verify"):
             timer.remaining()
             # The dump holds what was committed when pg_dump started (its archive's time), at
@@ -133,11 +136,19 @@ def _addresses(dsn: str) -> set[tuple[str, str]]:
 class DumpHeader:
     major: int | None  # the PostgreSQL major version the dump was taken from
     created_at: float | None  # when pg_dump started (its snapshot), where the header says so
+    listing: str  # pg_restore --list: the table of contents, one entry a line
+    extensions: list[str]  # what its CREATE EXTENSION entries name
+
+
+_EXTENSION = re.compile(r"^\d+; \d+ \d+ EXTENSION - (\S+)", re.MULTILINE)
+# Left out of the restore: the superuser created the extensions beforehand, from the server's
+# own files; their comments belong to their owner.
+_SUPERUSER_ENTRIES = re.compile(r"^\d+; \d+ \d+ (EXTENSION - |COMMENT - EXTENSION )")
 
 
 def _pg_restore_binary(drills: DrillsConfig) -> str:
     if drills.scratch.dsn:
-        return PG_RESTORE.find() or PG_RESTORE.name
+        return PG_RESTORE.find() or program_path(PG_RESTORE.name)
     return str(server_binaries(drills.scratch.pg_bin) / "pg_restore")
 
 
@@ -145,7 +156,7 @@ def _dump_header(pg_restore: str, dump: Path) -> DumpHeader:
     """What the dump's table of contents says of where and when it was taken."""
     listing = subprocess.run(
         [pg_restore, "--list", str(dump)], capture_output=True, text=True, timeout=300,
-        env={"PATH": os.defpath, "TZ": "UTC"},
+        env=child_env(),
     )  # fmt: skip
     if "unsupported version" in listing.stderr:  # drwatch's limit, not the dump's fault
         raise DrillError(
@@ -155,7 +166,12 @@ def _dump_header(pg_restore: str, dump: Path) -> DumpHeader:
     if listing.returncode != 0:
         raise DrillError(f"the dump does not read: {listing.stderr.strip()[:300]}")
     match = re.search(r"Dumped from database version: (\d+)", listing.stdout)
-    return DumpHeader(int(match[1]) if match else None, _created_at(listing.stdout))
+    return DumpHeader(
+        int(match[1]) if match else None,
+        _created_at(listing.stdout),
+        listing.stdout,
+        _EXTENSION.findall(listing.stdout),
+    )
 
 
 def _created_at(listing: str) -> float | None:
@@ -168,16 +184,34 @@ def _created_at(listing: str) -> float | None:
 
 
 def _pg_restore(
-    scratch: ThrowawayCluster | StagingDatabase, copy: str, dump: Path, jobs: int, timer: Timer
+    scratch: ThrowawayCluster | StagingDatabase,
+    copy: str,
+    dump: Path,
+    header: DumpHeader,
+    jobs: int,
+    timer: Timer,
 ) -> None:
     binary = (
-        scratch.pg_bin / "pg_restore" if isinstance(scratch, ThrowawayCluster) else "pg_restore"
+        str(scratch.pg_bin / "pg_restore")
+        if isinstance(scratch, ThrowawayCluster)
+        else PG_RESTORE.find() or program_path(PG_RESTORE.name)
     )
+    entries = dump.with_name(dump.name + ".list")
+    entries.write_text(
+        "".join(line + "\n" for line in header.listing.splitlines()
+                if not _SUPERUSER_ENTRIES.match(line))
+    )  # fmt: skip
+    # The password (a staging server's) goes in the child's environment, never on its command
+    # line where every local user's `ps` would see it.
+    params = conninfo_to_dict(copy)
+    password = str(params.pop("password", "") or "")
     # Production roles do not exist in a scratch database: restored without owners or grants.
-    args = [str(binary), "--no-owner", "--no-privileges", f"--jobs={jobs}", "-d", copy, str(dump)]
+    args = [binary, "--no-owner", "--no-privileges", f"--jobs={jobs}", "-L", str(entries),
+            "-d", make_conninfo("", **params), str(dump)]  # fmt: skip
     proc = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=child_env(**({"PGPASSWORD": password} if password else {})),
+    )  # fmt: skip
     try:
         _, errors = proc.communicate(timeout=max(1.0, timer.remaining()))
     except subprocess.TimeoutExpired:

@@ -18,7 +18,7 @@ import redis as redis_client
 from checks.support.stores import listed_backups, open_store
 from core.config.schema import Config, Target
 from core.humanize import format_bytes
-from core.programs import REDIS_CHECK_RDB, REDIS_SERVER
+from core.programs import REDIS_CHECK_RDB, REDIS_SERVER, child_env, program_path
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
@@ -70,8 +70,9 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
 def _keys_in(rdb: Path, timer: Timer) -> int:
     """The keys the snapshot holds, as redis-check-rdb counts them reading every record."""
     proc = subprocess.run(
-        [REDIS_CHECK_RDB.name, str(rdb)], capture_output=True, text=True, timeout=timer.remaining()
-    )
+        [program_path(REDIS_CHECK_RDB.name), str(rdb)], capture_output=True, text=True,
+        timeout=timer.remaining(), env=child_env(),
+    )  # fmt: skip
     match = re.search(r"\[info\] (\d+) keys read", proc.stdout)
     if proc.returncode != 0 or match is None:
         raise DrillError(f"the snapshot does not read: {proc.stdout.strip().splitlines()[-1:]}")
@@ -95,12 +96,14 @@ def _start(workdir: Path, timer: Timer) -> tuple[_ScratchRedis, int]:
         port = int(probe.getsockname()[1])
     server = subprocess.Popen(
         [
-            REDIS_SERVER.name, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+            program_path(REDIS_SERVER.name), "--bind", "127.0.0.1", "--port", str(port),
+            "--dir", str(workdir),
             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
             "--protected-mode", "yes", "--logfile", str(workdir / "redis.log"),
             "--pidfile", str(workdir / "redis.pid"),  # for the clean-up after a kill
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=child_env(),
     )  # fmt: skip
     scratch = _ScratchRedis(server)
     track(scratch, True)

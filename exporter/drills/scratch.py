@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,14 +24,21 @@ from pathlib import Path
 from typing import Protocol
 
 import psycopg
+from psycopg import sql
 
 from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
 from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
-from core.programs import PG_SERVER, PGBACKREST, REDIS_SERVER, RUNUSER
+from core.programs import PG_SERVER, PGBACKREST, REDIS_SERVER, RUNUSER, child_env, program_path
 
 SUPERUSER = "drwatch_drill"
+# Who restores a dump and reads the copy: not a superuser, without pg_execute_server_program,
+# pg_read_server_files or pg_write_server_files. A dump is code from whoever can write the store
+# (a CHECK constraint's function runs during the restore): as this role it cannot run a program
+# or touch the server's files.
+RESTORER = "drwatch_restore"
+AMCHECK_SCHEMA = "drwatch_amcheck"  # amcheck installed by the superuser, its functions granted
 MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
 
 
@@ -129,14 +137,16 @@ class ThrowawayCluster:
             account = pwd.getpwnam(scratch.user)
             for path in (self.root, self.socket_dir):
                 os.chown(path, account.pw_uid, account.pw_gid)
-            self._runuser = [RUNUSER.name, "-u", scratch.user, "--"]
+            self._runuser = [program_path(RUNUSER.name), "-u", scratch.user, "--"]
         self.data = self.root / "data"
+        self.server_env: dict[str, str] = {}  # what the server needs beyond child_env()
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str, **env: str) -> None:
         remaining = max(1.0, self.deadline - time.monotonic())
         proc = subprocess.run(
-            [*self._runuser, *args], capture_output=True, text=True, timeout=remaining
-        )
+            [*self._runuser, *args], capture_output=True, text=True, timeout=remaining,
+            env=child_env(**env),
+        )  # fmt: skip
         if proc.returncode != 0:
             raise DrillError(f"{Path(args[0]).name}: {(proc.stderr or proc.stdout).strip()[:300]}")
 
@@ -153,7 +163,9 @@ class ThrowawayCluster:
     def _reachable(self) -> None:
         if (
             self._runuser
-            and subprocess.run([*self._runuser, "test", "-w", str(self.root)]).returncode
+            and subprocess.run(
+                [*self._runuser, "test", "-w", str(self.root)], env=child_env()
+            ).returncode
         ):
             raise DrillError(
                 f"OS user {self._runuser[2]} cannot reach {self.root}: make its parent "
@@ -179,7 +191,7 @@ class ThrowawayCluster:
         try:
             self._run(
                 str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-                "-w", "-t", wait, "start",
+                "-w", "-t", wait, "start", **self.server_env,
             )  # fmt: skip
         except DrillError as exc:  # the server's own log says why
             raise DrillError(f"{failure}: {self._log_reason() or exc}") from None
@@ -202,9 +214,43 @@ class ThrowawayCluster:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10"
 
-    def create_database(self) -> str:
+    def restorer_dsn(self, dbname: str) -> str:
+        return f"host={self.socket_dir} user={RESTORER} dbname={dbname} connect_timeout=10"
+
+    def create_database(self, extensions: list[str] | None = None) -> str:
+        """A database the restoring role owns, with the extensions the dump names created by
+        the superuser from the server's own files beforehand (the dump's CREATE EXTENSION is
+        left out of the restore); amcheck for the index checks, its functions granted."""
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE restored")
+            conn.execute(f"CREATE ROLE {RESTORER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+            conn.execute(f"CREATE DATABASE restored OWNER {RESTORER}")
+        with psycopg.connect(self.dsn("restored"), autocommit=True) as conn:
+            available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
+            for name in extensions or []:
+                if name not in available:
+                    raise DrillError(
+                        f"the dump needs extension {name!r}, which the scratch server does not "
+                        "have (install it, or set drills.scratch.pg_bin)"
+                    )
+                conn.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name))
+                )
+            if "amcheck" in available:
+                schema = sql.Identifier(AMCHECK_SCHEMA)
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+                conn.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {}").format(schema)
+                )
+                conn.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                        schema, sql.Identifier(RESTORER)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(
+                        schema, sql.Identifier(RESTORER)
+                    )
+                )
         return "restored"
 
     def close(self) -> None:
@@ -219,30 +265,73 @@ class ThrowawayCluster:
         track(self, False)
 
 
+_SERVER_PRIVILEGES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
+
+
 class StagingDatabase:
-    """A database of drwatch's own on a staging server, dropped afterwards."""
+    """A database of drwatch's own on a staging server, dropped afterwards. Restored as the
+    configured role when it is no superuser and holds none of the server-program or server-file
+    roles; a superuser makes a restoring role of its own for the drill, dropped with it."""
 
     def __init__(self, dsn: str) -> None:
         self.admin = dsn
         self.name = f"drwatch_drill_{uuid.uuid4().hex[:12]}"
+        self.restorer: str | None = None  # a role made for this drill
+        self._restorer_password = secrets.token_urlsafe(24)
 
     def start(self) -> None:
         track(self, True)
         with psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
+            row = conn.execute(
+                "SELECT rolsuper, ARRAY(SELECT r FROM unnest(%s::text[]) r "
+                "WHERE pg_has_role(current_user, r, 'USAGE')) FROM pg_roles "
+                "WHERE rolname = current_user",
+                [list(_SERVER_PRIVILEGES)],
+            ).fetchone()
+            superuser, privileged = (bool(row[0]), list(row[1])) if row else (False, [])
+            if privileged and not superuser:
+                raise DrillError(
+                    f"drills.scratch.dsn's role holds {', '.join(privileged)}: a restored dump "
+                    "could run programs or read the server's files; give the drill a role "
+                    "without them"
+                )
+            owner: sql.Composable = sql.SQL("")
+            if superuser:
+                self.restorer = f"drwatch_restore_{self.name[-12:]}"
+                # A login of its own: SET ROLE is no boundary (the dump's code could RESET it).
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                    ).format(sql.Identifier(self.restorer), sql.Literal(self._restorer_password))
+                )
+                owner = sql.SQL(" OWNER {}").format(sql.Identifier(self.restorer))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)) + owner)
 
-    def create_database(self) -> str:
+    def create_database(self, extensions: list[str] | None = None) -> str:
         return self.name
 
     def dsn(self, dbname: str = "postgres") -> str:
         return psycopg.conninfo.make_conninfo(self.admin, dbname=dbname)
+
+    def restorer_dsn(self, dbname: str) -> str:
+        if self.restorer is None:
+            return self.dsn(dbname)
+        return psycopg.conninfo.make_conninfo(
+            self.admin, dbname=dbname, user=self.restorer, password=self._restorer_password
+        )
 
     def close(self) -> None:
         with (
             contextlib.suppress(psycopg.Error),
             psycopg.connect(self.admin, autocommit=True, connect_timeout=10) as conn,
         ):
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+            if self.restorer:
+                conn.execute(
+                    sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.restorer))
+                )
 
 
 def stop_postmaster(data: Path) -> None:
@@ -334,18 +423,21 @@ class PhysicalCopy(ThrowawayCluster):
         self.wal.mkdir()
         self._give(self.data, self.wal)
         tool = [
-            PGBACKREST.find() or PGBACKREST.name,
+            PGBACKREST.find() or program_path(PGBACKREST.name),
             f"--config={config}",
             f"--stanza={stanza}",
             f"--pg1-path={self.data}",  # archive-get insists it is the server's directory
         ]
-        self._run(*tool, "--type=none", "--archive-mode=off", "restore")
+        # pgBackRest gets its config file and its own PGBACKREST_* variables (repository
+        # credentials given that way), here and in the server that runs archive-get: no more.
+        self.server_env = {k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")}
+        self._run(*tool, "--type=none", "--archive-mode=off", "restore", **self.server_env)
         return " ".join([*tool, "archive-get", "%f", '"%p"'])
 
     def segment_size(self) -> int:
         out = subprocess.run(
             [*self._runuser, str(self.pg_bin / "pg_controldata"), str(self.data)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=child_env(),
         )  # fmt: skip
         match = re.search(r"Bytes per WAL segment:\s+(\d+)", out.stdout)
         if match is None:
