@@ -234,7 +234,7 @@ def test_too_little_space_is_a_clear_failure_not_a_full_disk(
     loaded = _loaded(production, store, tmp_path / "state", scratch={"user": "postgres"})
     small = tmp_path / "state" / "drills"
     small.mkdir(parents=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(small)]).returncode:
         pytest.skip("mounting a tmpfs needs root")
     try:
         result = _drill(loaded)

@@ -33,6 +33,7 @@ def drill(path: str, target_name: str | None, scenario: str | None, fmt: str) ->
         )
         return int(Status.UNKNOWN)
     engine = DrillEngine()
+    engine.clean_leftovers(config)  # a one-shot drill that was killed leaves them too
     results: list[DrillResult] = []
     for target in targets:
         results += engine.run(config, target, scenario)

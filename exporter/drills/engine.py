@@ -18,13 +18,15 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
 from exporter.drills import full_restore, pitr, redis
+from exporter.drills.leftovers import remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run
-from exporter.drills.scratch import close_all, remove_leftovers, scratch_base
+from exporter.drills.scratch import close_all, drop_staging_leftovers, scratch_base
 
 log = logging.getLogger("drwatch.drills")
 
@@ -84,13 +86,23 @@ class DrillEngine:
             old.shutdown(wait=False)
         scheduler.start()
 
-    def start(self, config: Config) -> None:
-        bases = {
-            scratch_base(t.drills.scratch, config.state_dir) for t in config.targets if t.drills
-        }
-        for base in bases:
-            for left in remove_leftovers(base):
+    def clean_leftovers(self, config: Config) -> None:
+        """What drills of a killed drwatch left (scratch directories and their servers, staging
+        databases): removed, where drwatch proves it made them. At every start, the daemon's
+        and the one-shot `drwatch drill`'s."""
+        drills = [t.drills for t in config.targets if t.drills]
+        for base in {scratch_base(d.scratch, config.state_dir) for d in drills}:
+            for left in remove_leftovers(base, config.state_dir):
                 log.warning("removed a drill left behind by a drwatch that was killed: %s", left)
+        for dsn in {d.scratch.dsn for d in drills if d.scratch.dsn}:
+            try:
+                for name in drop_staging_leftovers(dsn, config.state_dir):
+                    log.warning("dropped a staging drill database left behind: %s", name)
+            except psycopg.Error as exc:
+                log.warning("staging leftovers not checked: %s", str(exc).strip()[:200])
+
+    def start(self, config: Config) -> None:
+        self.clean_leftovers(config)
         self.schedule(config)
         first = [t for t in config.targets if t.drills and t.drills.run_at_start]
         if first:  # `run_at_start`: a first measured RTO without waiting for the schedule

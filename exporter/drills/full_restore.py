@@ -108,7 +108,7 @@ def _scratch(
                     f"drills.scratch.dsn reaches the server of target {target.name!r}; a drill "
                     "never writes to a monitored server"
                 )
-        return StagingDatabase(drills.scratch.dsn)
+        return StagingDatabase(drills.scratch.dsn, config.state_dir)
     pg_bin = server_binaries(drills.scratch.pg_bin)
     dumped = header.major
     server = major_version(pg_bin)

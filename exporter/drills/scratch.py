@@ -14,7 +14,6 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -30,7 +29,15 @@ from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
 from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
-from core.programs import PG_SERVER, PGBACKREST, REDIS_SERVER, RUNUSER, child_env, program_path
+from core.programs import PG_SERVER, PGBACKREST, RUNUSER, child_env, program_path
+from exporter.drills.leftovers import (
+    MARKER,
+    NotOurs,
+    instance_id,
+    mark,
+    safe_base,
+    stop_postmaster,
+)
 
 SUPERUSER = "drwatch_drill"
 # Who restores a dump and reads the copy: not a superuser, without pg_execute_server_program,
@@ -39,7 +46,6 @@ SUPERUSER = "drwatch_drill"
 # or touch the server's files.
 RESTORER = "drwatch_restore"
 AMCHECK_SCHEMA = "drwatch_amcheck"  # amcheck installed by the superuser, its functions granted
-MARKER = "drwatch-drill"  # in every scratch directory's name, so leftovers are found by it
 
 
 class Closeable(Protocol):
@@ -80,11 +86,15 @@ def scratch_base(scratch: ScratchConfig, state_dir: str | Path) -> Path:
 
 
 def new_scratch_dir(scratch: ScratchConfig, state_dir: str | Path, kind: str = "") -> Path:
-    """A fresh directory named for the drwatch that owns it, so that the clean-up after a kill
-    finds it (remove_leftovers)."""
-    base = scratch_base(scratch, state_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-{kind}", dir=base))
+    """A fresh directory named for the drwatch that owns it and marked as its own, so that the
+    clean-up after a kill finds it and can prove it is drwatch's (exporter.drills.leftovers)."""
+    try:
+        base = safe_base(scratch_base(scratch, state_dir))
+    except NotOurs as exc:
+        raise DrillError(str(exc)) from None
+    made = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-{kind}", dir=base))
+    mark(made, state_dir)
+    return made
 
 
 def require_space(where: Path, size: int, factor: float) -> None:
@@ -127,6 +137,7 @@ class ThrowawayCluster:
         self.root = new_scratch_dir(scratch, state_dir)
         # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
         self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
+        mark(self.socket_dir, state_dir)
         self._runuser: list[str] = []
         if os.geteuid() == 0:
             if not scratch.user:
@@ -268,14 +279,42 @@ class ThrowawayCluster:
 _SERVER_PRIVILEGES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 
 
+def staging_prefix(state_dir: str | Path) -> str:
+    return f"drwatch_drill_{instance_id(state_dir)[:8]}_"
+
+
+def drop_staging_leftovers(dsn: str, state_dir: str | Path) -> list[str]:
+    """Drill databases (and roles) a killed drwatch of this installation left on a staging
+    server: dropped. Another installation's, or a database in use by a drill now, stay."""
+    prefix = staging_prefix(state_dir)
+    dropped: list[str] = []
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix]
+        )]  # fmt: skip
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))  # fmt: skip
+            dropped.append(name)
+        roles = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+            [prefix.replace("drwatch_drill_", "drwatch_restore_", 1)],
+        )]  # fmt: skip
+        for role in roles:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    return dropped
+
+
 class StagingDatabase:
     """A database of drwatch's own on a staging server, dropped afterwards. Restored as the
     configured role when it is no superuser and holds none of the server-program or server-file
     roles; a superuser makes a restoring role of its own for the drill, dropped with it."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, state_dir: str | Path) -> None:
         self.admin = dsn
-        self.name = f"drwatch_drill_{uuid.uuid4().hex[:12]}"
+        # Named for this installation, so the next start drops what a kill left (and only that).
+        self.name = f"{staging_prefix(state_dir)}{uuid.uuid4().hex[:12]}"
         self.restorer: str | None = None  # a role made for this drill
         self._restorer_password = secrets.token_urlsafe(24)
 
@@ -297,7 +336,7 @@ class StagingDatabase:
                 )
             owner: sql.Composable = sql.SQL("")
             if superuser:
-                self.restorer = f"drwatch_restore_{self.name[-12:]}"
+                self.restorer = self.name.replace("drwatch_drill_", "drwatch_restore_", 1)
                 # A login of its own: SET ROLE is no boundary (the dump's code could RESET it).
                 conn.execute(
                     sql.SQL(
@@ -332,51 +371,6 @@ class StagingDatabase:
                 conn.execute(
                     sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.restorer))
                 )
-
-
-def stop_postmaster(data: Path) -> None:
-    """Kills the postmaster of `data` if one still runs (its first line of postmaster.pid)."""
-    try:
-        # Negative while a single-user backend (initdb's bootstrap) holds the directory.
-        pid = abs(int((data / "postmaster.pid").read_text().split()[0]))
-    except (OSError, ValueError, IndexError):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if "postgres" in Path(f"/proc/{pid}/comm").read_text():
-            os.kill(pid, signal.SIGQUIT)  # immediate shutdown: children go with it
-
-
-def remove_leftovers(base: Path) -> list[Path]:
-    """Scratch clusters a drwatch that is gone left in `base` (and their sockets): stopped and
-    removed. Those of a drwatch still running (another daemon on the host) are left alone."""
-    found = sorted(base.glob(f"{MARKER}-*")) if base.is_dir() else []
-    found += sorted(Path(tempfile.gettempdir()).glob(f"{MARKER}-*"))
-    left = [path for path in found if not _owner_alive(path)]
-    for path in left:
-        stop_postmaster(path / "data")
-        _kill_from_pidfile(path / "redis.pid", REDIS_SERVER.name)
-        shutil.rmtree(path, ignore_errors=True)
-    return left
-
-
-def _kill_from_pidfile(pidfile: Path, program: str) -> None:
-    with contextlib.suppress(OSError, ValueError, ProcessLookupError, PermissionError):
-        pid = int(pidfile.read_text().split()[0])
-        if program in Path(f"/proc/{pid}/comm").read_text():
-            os.kill(pid, signal.SIGKILL)
-
-
-def _owner_alive(path: Path) -> bool:
-    match = re.match(rf"{MARKER}-(\d+)-", path.name)
-    if match is None:
-        return False
-    try:
-        os.kill(int(match[1]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PhysicalCopy(ThrowawayCluster):
