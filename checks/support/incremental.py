@@ -32,8 +32,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from pydantic import TypeAdapter
 
 from checks.support.pg import Row, fetch_all, fetch_one
+from core.statefile import read_state
 
 log = logging.getLogger("drwatch.verification")
 
@@ -43,17 +45,17 @@ State = dict[str, Any]
 Table = sql.Composable
 
 
+_ITEMS = TypeAdapter(dict[str, dict[str, Any]])
+
+
 class StateFile:
     """Every item's state for one target, as JSON in state_dir: it survives restarts."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.items: dict[str, State] = {}
-        if path is not None and path.exists():
-            try:
-                self.items = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                log.warning("ignoring unreadable verification state %s: %s", path, exc)
+        if path is not None:  # what does not fit is set aside: a full sweep rebuilds it
+            self.items = read_state(path, _ITEMS) or {}
 
     def item(self, key: str) -> State:
         return self.items.setdefault(key, {})

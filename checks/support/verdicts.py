@@ -10,10 +10,30 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
 from checks.support.stores import StoredObject
 from checks.support.verify import Verdict
+from core.statefile import read_state
 
 log = logging.getLogger("drwatch.verdicts")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identity: str
+    ok: bool
+    reason: str
+    toc_entries: int | None
+    bytes_read: int
+    duration_seconds: float
+
+    def verdict(self) -> Verdict:
+        return Verdict(self.ok, self.reason, self.toc_entries, self.bytes_read,
+                       self.duration_seconds)  # fmt: skip
+
+
+_VERDICTS = TypeAdapter(dict[str, _Entry])
 
 
 def _identity(obj: StoredObject) -> str:
@@ -27,11 +47,12 @@ class VerdictCache:
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, object]] = {}
         self._warned = False
-        if path is not None and path.exists():
-            try:
-                self._entries = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                log.warning("ignoring unreadable verdict cache %s: %s", path, exc)
+        if path is not None:
+            # A verdict that does not fit is re-verified, never trusted, never a stuck check.
+            self._entries = {
+                key: {"identity": entry.identity, **asdict(entry.verdict())}
+                for key, entry in (read_state(path, _VERDICTS) or {}).items()
+            }
 
     def get(self, obj: StoredObject) -> Verdict | None:
         with self._lock:

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
+from pydantic import BaseModel, TypeAdapter
 
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
+from core.statefile import read_state
 from exporter.drills import full_restore, pitr, redis
 from exporter.drills.leftovers import remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run
@@ -173,20 +174,15 @@ class DrillEngine:
 
     def _load(self) -> None:
         assert self._state_file is not None
-        try:
-            doc: dict[str, Any] = json.loads(self._state_file.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable drill state %s: %s", self._state_file, exc)
+        doc = read_state(self._state_file, _STATE)
+        if doc is None:
             return
         with self._state_lock:
-            for name, slot in (("last", self.last), ("last_success", self.last_success)):
-                for entry in doc.get(name, []):
-                    result = DrillResult(**{**entry, "tables": _tables(entry)})
+            for results, slot in ((doc.last, self.last), (doc.last_success, self.last_success)):
+                for result in results:
                     slot[(result.target, result.scenario)] = result
-            for target, scenario, since in doc.get("expected_since", []):
-                self.expected_since[(target, scenario)] = float(since)
+            for target, scenario, since in doc.expected_since:
+                self.expected_since[(target, scenario)] = since
 
     def _save(self) -> None:
         if self._state_file is None:
@@ -206,5 +202,12 @@ class DrillEngine:
             log.warning("cannot save drill state %s: %s", self._state_file, exc.strerror)
 
 
-def _tables(entry: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    return {name: (int(rows), int(missing)) for name, (rows, missing) in entry["tables"].items()}
+class _DrillState(BaseModel):
+    """drills.json: fields a newer or older drwatch added are ignored, a wrong shape set aside."""
+
+    last: list[DrillResult] = []
+    last_success: list[DrillResult] = []
+    expected_since: list[tuple[str, str, float]] = []
+
+
+_STATE = TypeAdapter(_DrillState)
