@@ -9,8 +9,10 @@ cipher-suite and curve names, and the rate limiter.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
+import bcrypt
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.config.base import Strict
@@ -113,6 +115,10 @@ class HttpServerConfig(Strict):
     headers: Headers = Headers()
 
 
+# Modular crypt format: $2a$, $2b$ or $2y$, a two-digit cost 04-31, 53 characters of salt+hash.
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+
+
 class WebConfigFile(Strict):
     tls_server_config: TlsServerConfig = TlsServerConfig()
     http_server_config: HttpServerConfig = HttpServerConfig()
@@ -132,7 +138,12 @@ class WebConfigFile(Strict):
         for user, hashed in users.items():
             if not user or ":" in user:
                 raise ValueError(f"user {user!r}: a basic-auth user name is non-empty, no ':'")
-            if not hashed.get_secret_value().startswith(BCRYPT_PREFIXES):
-                # Never echo the value: a plain password here is a secret.
+            value = hashed.get_secret_value()
+            # Never echo the value: a plain password here is a secret.
+            if not value.startswith(BCRYPT_PREFIXES) or not _BCRYPT_HASH.match(value):
                 raise ValueError(f'user {user!r}: not a bcrypt hash (htpasswd -nBC 10 "")')
+            try:  # what bcrypt itself cannot use is refused now, not a 500 on every request
+                bcrypt.checkpw(b"", value.encode())
+            except ValueError:
+                raise ValueError(f"user {user!r}: a bcrypt hash bcrypt cannot use") from None
         return users

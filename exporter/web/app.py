@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from exporter.runtime.current import Current
 from exporter.runtime.results import ResultStore
+from exporter.web.basicauth import WINDOW_SECONDS, Outcome
 from exporter.web.exposition import CONTENT_TYPE
 from exporter.web.security import WebSecurity
 from exporter.web.statuspage import render, status_document
@@ -120,34 +121,41 @@ def protect(app: WsgiApp, security: WebSecurity, self_authenticating: set[str]) 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, *extra], exc_info)
 
-        if (
-            settings.users
-            and environ.get("PATH_INFO", "/") not in self_authenticating
-            and not _basic_auth_ok(environ.get("HTTP_AUTHORIZATION", ""), security)
-        ):
-            start(
-                "401 Unauthorized",
-                [
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("WWW-Authenticate", 'Basic realm="drwatch", charset="UTF-8"'),
-                ],
-            )
-            return [b"Unauthorized.\n"]
+        if settings.users and environ.get("PATH_INFO", "/") not in self_authenticating:
+            outcome = _basic_auth(environ, security)
+            if outcome is Outcome.THROTTLED:
+                start(
+                    "429 Too Many Requests",
+                    [("Content-Type", "text/plain; charset=utf-8"),
+                     ("Retry-After", str(int(WINDOW_SECONDS)))],
+                )  # fmt: skip
+                return [b"Too many failed logins from this address; try again later.\n"]
+            if outcome is not Outcome.OK:
+                start(
+                    "401 Unauthorized",
+                    [
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                        ("WWW-Authenticate", 'Basic realm="drwatch", charset="UTF-8"'),
+                    ],
+                )
+                return [b"Unauthorized.\n"]
         return app(environ, start)
 
     return protected
 
 
-def _basic_auth_ok(header: str, security: WebSecurity) -> bool:
-    scheme, _, encoded = header.partition(" ")
+def _basic_auth(environ: dict[str, Any], security: WebSecurity) -> Outcome:
+    scheme, _, encoded = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return Outcome.DENIED
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        return False
+        return Outcome.DENIED
     user, sep, password = decoded.partition(":")
-    return bool(sep) and security.authorized(user, password)
+    if not sep:
+        return Outcome.DENIED
+    return security.authorized(user, password, str(environ.get("REMOTE_ADDR", "")))
 
 
 def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:

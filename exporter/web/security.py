@@ -5,7 +5,6 @@ is logged and the running one kept, like a bad drwatch config."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import ssl
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from core.config.reading import decode, load_yaml, read_regular_file, yaml_path
 from core.config.web import TlsServerConfig, WebConfigFile
 from core.errors import ConfigError
+from exporter.web.basicauth import Outcome, PasswordChecker
 
 log = logging.getLogger("drwatch.http")
 
@@ -163,7 +163,7 @@ class WebSecurity:
         self._lock = threading.Lock()
         self._next_look = time.monotonic() + RECHECK_SECONDS
         self._rejected: tuple[tuple[str, int, int], ...] | None = None
-        self._verified: dict[bytes, bool] = {}
+        self.passwords = PasswordChecker()
 
     @property
     def settings(self) -> WebSettings:
@@ -182,7 +182,7 @@ class WebSecurity:
             return False
         with self._lock:
             self._settings = settings
-            self._verified.clear()
+        self.passwords.forget()
         log.info("web config loaded", extra={"file": str(self.path)})
         return True
 
@@ -215,19 +215,8 @@ class WebSecurity:
         if not names & allowed:
             raise PeerRefused(f"client certificate names {sorted(names)}, none allowed")
 
-    def authorized(self, user: str, password: str) -> bool:
-        """bcrypt-verified, the outcome cached per (user, password, hash): the cost (tens of ms)
-        is paid once, not on every scrape."""
-        users = self._settings.users
-        hashed = users.get(user, _UNKNOWN_USER_HASH)
-        key = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed))).digest()
-        with self._lock:
-            known = self._verified.get(key)
-        if known is None:
-            # An unknown user pays for a bcrypt too: the time says nothing about which exist.
-            known = bcrypt.checkpw(password.encode(), hashed) and user in users
-            with self._lock:
-                if len(self._verified) >= 1024:  # bounded: a flood of guesses cannot grow it
-                    self._verified.clear()
-                self._verified[key] = known
-        return known
+    def authorized(self, user: str, password: str, client: str = "") -> Outcome:
+        """bcrypt-verified once per (user, password, hash); failures limited per client."""
+        return self.passwords.check(
+            self._settings.users, _UNKNOWN_USER_HASH, user, password, client
+        )

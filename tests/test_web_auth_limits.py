@@ -1,0 +1,113 @@
+"""Basic auth as an attacker tries it, against a real TLS server: a password past bcrypt's 72
+bytes, a hash bcrypt cannot use, a flood of wrong passwords from one address while a valid
+client from another goes on being served."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt as bcrypt_module
+import pytest
+import yaml
+
+from core.errors import ConfigError
+from exporter.web import basicauth
+from exporter.web.app import StartResponse, protect
+from exporter.web.basicauth import FAILURES_ALLOWED, Outcome, PasswordChecker
+from exporter.web.security import WebSecurity, load_web_config
+from exporter.web.server import HttpServer
+from tests.pki import Pki, bcrypt_hash, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _ok(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok\n"]
+
+
+@pytest.fixture
+def port(tmp_path: Path, pki: Pki) -> Iterator[int]:
+    config = {
+        "tls_server_config": {"cert_file": str(pki.path("server.crt")),
+                              "key_file": str(pki.path("server.key"))},
+        "basic_auth_users": {"prom": bcrypt_hash("s3cret")},
+    }  # fmt: skip
+    file = tmp_path / "web.yml"
+    file.write_text(yaml.safe_dump(config))
+    security = WebSecurity(file)
+    server = HttpServer("127.0.0.1:0", protect(_ok, security, set()), security)
+    server.start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
+def _get(port: int, context: ssl.SSLContext, user: str, password: str, source: str) -> int:
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=10, context=context, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", "/metrics", headers={"Authorization": f"Basic {auth}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_password_longer_than_bcrypt_reads_is_a_401(port: int, pki: Pki) -> None:
+    context = pki.client_context()
+    for user in ("prom", "nobody"):
+        assert _get(port, context, user, "x" * 73, "127.0.0.1") == 401
+    assert _get(port, context, "prom", "s3cret", "127.0.0.1") == 200
+
+
+def test_a_flood_of_wrong_passwords_is_throttled_per_address(port: int, pki: Pki) -> None:
+    context = pki.client_context()
+    attacker, prometheus = "127.0.0.2", "127.0.0.3"  # two loopback addresses, two clients
+    statuses = [
+        _get(port, context, "prom", f"guess{i}", attacker) for i in range(FAILURES_ALLOWED + 5)
+    ]
+    assert statuses[:FAILURES_ALLOWED] == [401] * FAILURES_ALLOWED
+    assert set(statuses[FAILURES_ALLOWED:]) == {429}  # answered without a bcrypt
+    # Even the right password from the flooding address waits out the window...
+    assert _get(port, context, "prom", "s3cret", attacker) == 429
+    # ...while another client is served as before.
+    assert _get(port, context, "prom", "s3cret", prometheus) == 200
+
+
+def test_wrong_guesses_never_flush_verified_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    checker = PasswordChecker()
+    hashed = bcrypt_module.hashpw(b"s3cret", bcrypt_module.gensalt(4))
+    users = {"prom": hashed}
+    assert checker.check(users, hashed, "prom", "s3cret", "10.0.0.1") is Outcome.OK
+    for i in range(2000):  # more distinct guesses than any cache holds, each its own address
+        checker.check(users, hashed, "prom", f"guess{i}", f"127.1.{i // 250}.{i % 250}")
+
+    def no_bcrypt(*args: object) -> bool:
+        raise AssertionError("a verified password paid for bcrypt again")
+
+    monkeypatch.setattr(basicauth.bcrypt, "checkpw", no_bcrypt)
+    assert checker.check(users, hashed, "prom", "s3cret", "10.0.0.1") is Outcome.OK
+
+
+def test_a_hash_bcrypt_cannot_use_is_refused_when_read(tmp_path: Path) -> None:
+    for bad in ("$2y$10$truncated", "$2b$99$" + "a" * 53, "$2a$10$" + "!" * 53):
+        file = tmp_path / "web.yml"
+        file.write_text(yaml.safe_dump({"basic_auth_users": {"prom": bad}}))
+        with pytest.raises(ConfigError) as caught:
+            load_web_config(file)
+        problem = " ".join(caught.value.problems)
+        assert "basic_auth_users" in problem and "prom" in problem, problem
+        assert bad not in problem  # a hash, maybe a password pasted by mistake: never echoed
