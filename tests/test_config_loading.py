@@ -124,7 +124,21 @@ def test_the_same_target_name_in_two_files_is_refused(tmp_path: Path) -> None:
     config = _fleet(tmp_path, {"a.yml": target, "b.yml": target})
     with pytest.raises(ConfigError) as raised:
         load_config(config)
-    assert any("twin" in problem for problem in raised.value.problems), raised.value.problems
+    assert raised.value.problems == [
+        f"targets: target name 'twin' repeats: {tmp_path}/targets.d/a.yml: targets[0] and "
+        f"{tmp_path}/targets.d/b.yml: targets[0]"
+    ]
+
+
+def test_a_directory_a_target_files_pattern_matches_is_not_a_file_of_targets(
+    tmp_path: Path,
+) -> None:
+    config = _fleet(tmp_path, {"a.yml": "- {name: one, redis: {url: 'redis://127.0.0.1:1/0'}}\n"})
+    (tmp_path / "targets.d" / "old.yml").mkdir()  # a directory named like a targets file
+    assert [t.name for t in load_config(config).config.targets] == ["one"]
+    # Named as such where a file is expected (a config path, a secret file).
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(tmp_path / "targets.d")
 
 
 def test_target_files_must_be_a_list_of_patterns() -> None:

@@ -69,7 +69,7 @@ def test_duplicate_target_names() -> None:
     (problem,) = config_problems(
         f"targets: [{{name: a, postgres: {{dsn: '{DSN}'}}}}, {{name: a, postgres: {{dsn: '{DSN}'}}}}]"
     )
-    assert problem == "targets: target name 'a' repeats"
+    assert problem == "targets: target name 'a' repeats: targets[0] and targets[1]"
 
 
 def test_target_name_not_label_safe() -> None:

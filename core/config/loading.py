@@ -139,6 +139,8 @@ def _add_target_files(raw: dict[str, Any], base_dir: Path) -> dict[int, str]:
             (Path("/"), pattern.lstrip("/")) if pattern.startswith("/") else (base_dir, pattern)
         )
         for file in sorted(root.glob(relative)):
+            if file.is_dir():  # `targets.d/*` may match a directory: its files are not targets
+                continue
             try:
                 doc = load_yaml(decode(read_regular_file(file, MAX_CONFIG_BYTES), str(file)))
             except ConfigError as exc:
@@ -156,11 +158,13 @@ def _add_target_files(raw: dict[str, Any], base_dir: Path) -> dict[int, str]:
 
 
 def _in_its_file(problem: str, origins: dict[int, str]) -> str:
-    """`targets[7].redis.url: ...` as `targets.d/cache.yml: targets[2].redis.url: ...`."""
-    match = re.match(r"targets\[(\d+)\]", problem)
-    if match is None or int(match[1]) not in origins:
-        return problem
-    return origins[int(match[1])] + problem[match.end() :]
+    """`targets[7].redis.url: ...` as `targets.d/cache.yml: targets[2].redis.url: ...`, wherever
+    a target's index appears (a repeated name names both files)."""
+
+    def origin(match: re.Match[str]) -> str:
+        return origins.get(int(match[1]), match[0])
+
+    return re.sub(r"targets\[(\d+)\]", origin, problem)
 
 
 def _secrets(config: Config) -> set[str]:

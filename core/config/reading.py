@@ -113,10 +113,13 @@ def read_regular_file(file: Path, limit: int) -> bytes:
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError([f"cannot read {file}: {exc.strerror}"]) from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory or a FIFO: before fdopen
             raise ConfigError([f"cannot read {file}: not a regular file"])
-        data = f.read(limit + 1)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise ConfigError([f"cannot read {file}: larger than {limit} bytes"])
     return data

@@ -85,11 +85,15 @@ class Config(Strict):
     @field_validator("targets")
     @classmethod
     def _unique_names(cls, v: list[Target]) -> list[Target]:
-        seen: set[str] = set()
-        for t in v:
+        seen: dict[str, int] = {}
+        for index, t in enumerate(v):
             if t.name in seen:
-                raise ValueError(f"target name {t.name!r} repeats")
-            seen.add(t.name)
+                # Both places, by index: the loader names the file each came from.
+                raise ValueError(
+                    f"target name {t.name!r} repeats: targets[{seen[t.name]}] and "
+                    f"targets[{index}]"
+                )
+            seen[t.name] = index
         return v
 
     @field_validator("targets")
