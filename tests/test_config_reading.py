@@ -4,7 +4,10 @@ crash, a hang or unbounded memory (at start, on SIGHUP and in `config validate`)
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,53 @@ def test_a_secret_file_that_is_a_fifo_or_endless_is_refused(tmp_path: Path) -> N
         assert outcome == [
             [f"targets[0].postgres.dsn_file: cannot read {source}: not a regular file"]
         ]
+
+
+def _validate_under_1gib(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`drwatch config validate` as users run it, under a 1 GiB address-space limit."""
+    return subprocess.run(
+        ["prlimit", "--as=1073741824", "--", sys.executable, "-m", "exporter", "config",
+         "validate", str(config)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_a_big_scalar_named_by_thousands_of_aliases_is_refused_by_size(tmp_path: Path) -> None:
+    """One 200 kB scalar holding ${HOME}, referenced ~70,000 times: few nodes, 14 GB once built.
+    Refused with the limit, in bounded memory and time, no traceback."""
+    scalar = "${HOME}" * (200_000 // 7)
+    refs = ", ".join(["*s"] * 1000)
+    lines = [f"s: &s '{scalar}'", f"l: &l [{refs}]"]
+    lines += [f"m{i}: [{', '.join(['*l'] * 10)}]" for i in range(7)]  # 70,000 references
+    config = tmp_path / "bomb.yml"
+    config.write_text("\n".join([*lines, "targets: []"]) + "\n")
+    started = time.monotonic()
+    proc = _validate_under_1gib(config, {"HOME": "/root"})
+    assert time.monotonic() - started < 30
+    assert proc.returncode != 0
+    assert "expands to more than 4 MiB of text (YAML aliases?)" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and "MemoryError" not in proc.stderr
+
+
+def test_variables_that_expand_past_the_limit_are_refused(tmp_path: Path) -> None:
+    """A small file whose ${VAR}, long in the environment, is named at many aliased places."""
+    lines = ["v: &v '${BIG}'", f"l: &l [{', '.join(['*v'] * 100)}]",
+             f"m: [{', '.join(['*l'] * 100)}]", "targets: []"]  # fmt: skip
+    config = tmp_path / "vars.yml"
+    config.write_text("\n".join(lines) + "\n")
+    proc = _validate_under_1gib(config, {"BIG": "x" * 100_000})  # 10,000 x 100 kB = 1 GB
+    assert proc.returncode != 0
+    assert "${BIG} and the other variables expand to more than 16 MiB" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_dollar_escapes_in_an_aliased_scalar_cost_bounded_time(tmp_path: Path) -> None:
+    scalar = "$$" * 100_000
+    lines = [f"s: &s '{scalar}'", f"l: &l [{', '.join(['*s'] * 100)}]",
+             f"m: [{', '.join(['*l'] * 100)}]", "targets: []"]  # fmt: skip
+    config = tmp_path / "dollars.yml"
+    config.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    proc = _validate_under_1gib(config, {})
+    assert time.monotonic() - started < 30 and proc.returncode != 0
+    assert "expands to more than 4 MiB of text" in proc.stdout + proc.stderr

@@ -10,6 +10,9 @@ from typing import Any
 from core.config.reading import MAX_SECRET_BYTES, decode, read_regular_file, yaml_path
 from core.errors import ConfigError
 
+# What ${VAR} substitutions may produce in all: a variable named at 100,000 aliased places
+# must not build gigabytes before the config is refused.
+MAX_INTERPOLATED_BYTES = 16 << 20
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -21,6 +24,7 @@ class Interpolator:
         self.secrets: set[str] = set()
         self.empty_because: dict[str, str] = {}
         self.failed_paths: set[str] = set()
+        self.produced = 0  # bytes the substitutions have produced so far
 
     def walk(self, node: Any, path: list[Any]) -> Any:
         if isinstance(node, dict):
@@ -59,6 +63,8 @@ class Interpolator:
         return secret
 
     def _string(self, text: str, path: list[Any]) -> str:
+        if "$" not in text:  # most strings: no scan, no copy
+            return text
         unset: list[str] = []
 
         def substitute(m: re.Match[str]) -> str:
@@ -66,6 +72,12 @@ class Interpolator:
                 return "$"
             name, default = m.group(1), m.group(2)
             if name in self.env:
+                self.produced += len(self.env[name])
+                if self.produced > MAX_INTERPOLATED_BYTES:
+                    raise ConfigError(
+                        [f"{yaml_path(path)}: ${{{name}}} and the other variables expand to more "
+                         f"than {MAX_INTERPOLATED_BYTES >> 20} MiB (YAML aliases?)"]
+                    )  # fmt: skip
                 return self.env[name]
             if default is None:
                 self.failed_paths.add(yaml_path(path))

@@ -20,6 +20,9 @@ from core.errors import ConfigError
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; a bigger file is a mistake or an attack
 MAX_DEPTH = 64
 MAX_NODES = 100_000  # scalars, lists and mappings, with aliases expanded
+# The text of every scalar, counted at every alias that refers to it: a 200 kB scalar named
+# 70,000 times is 14 GB once built, though the file is small and its nodes few.
+MAX_EXPANDED_BYTES = 4 << 20
 
 
 def decode(data: bytes, where: str) -> str:
@@ -43,6 +46,7 @@ def yaml_path(parts: list[Any]) -> str:
 class _Limits:
     def __init__(self) -> None:
         self.nodes = 0
+        self.bytes = 0
         self.problems: list[str] = []
 
     def walk(self, node: yaml.Node, path: list[Any], stack: tuple[int, ...]) -> None:
@@ -51,6 +55,13 @@ class _Limits:
             raise ConfigError(
                 [f"the config expands to more than {MAX_NODES} values (YAML aliases?)"]
             )
+        if isinstance(node, yaml.ScalarNode):
+            self.bytes += len(node.value)
+            if self.bytes > MAX_EXPANDED_BYTES:
+                raise ConfigError(
+                    [f"{yaml_path(path)}: the config expands to more than "
+                     f"{MAX_EXPANDED_BYTES >> 20} MiB of text (YAML aliases?)"]
+                )  # fmt: skip
         if id(node) in stack:
             raise ConfigError([f"{yaml_path(path)}: a YAML alias refers to itself"])
         if len(stack) >= MAX_DEPTH:
