@@ -37,19 +37,21 @@ def test_custom_sql_metrics(db: PgCluster) -> None:
 
 
 def test_custom_sql_cannot_write(db: PgCluster) -> None:
+    """Behind the parse-tree rules (which refuse both below), least privilege and the read-only
+    transaction still hold: with allow_side_effects, neither writes."""
     db.execute("CREATE TABLE t (x int); CREATE SEQUENCE s", "verify")
     # Only a query can run inside drwatch's own SELECT: a statement that writes is not SQL there...
     insert = run_verification(
         db,
-        custom=[
-            {"name": "sneaky", "help": "x", "sql": "INSERT INTO t VALUES (1) RETURNING 1 AS value"}
-        ],
-    )
+        custom=[{"name": "sneaky", "help": "x", "allow_side_effects": True,
+                 "sql": "INSERT INTO t VALUES (1) RETURNING 1 AS value"}],
+    )  # fmt: skip
     assert not insert.up and "custom metric sneaky: syntax error" in insert.summary
     # ... and a query that would write is stopped by the read-only transaction.
     writes = run_verification(
-        db, custom=[{"name": "sneaky", "help": "x", "sql": "SELECT nextval('s') AS value"}]
-    )
+        db, custom=[{"name": "sneaky", "help": "x", "allow_side_effects": True,
+                     "sql": "SELECT nextval('s') AS value"}],
+    )  # fmt: skip
     assert not writes.up
     assert "cannot execute nextval() in a read-only transaction" in writes.summary
     assert db.execute("SELECT count(*) FROM t", "verify")[0][0] == 0
@@ -106,6 +108,37 @@ def test_sql_with_side_effects_is_refused_unless_allowed(sql: str) -> None:
     assert "allow_side_effects: true" in problem
     query["allow_side_effects"] = True
     assert make_config([target]).config.targets[0].postgres is not None
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ('SELECT length("pg_read_file"(\'/etc/passwd\')) AS value', "pg_read_file() (line 1"),
+        ("SELECT length(E'\\'' || pg_read_file('/etc/passwd')) AS value", "pg_read_file()"),
+        ('SELECT count("pg_terminate_backend"(pid)) AS value FROM pg_stat_activity',
+         "pg_terminate_backend()"),
+        ("SELECT 1 AS value FROM pg_create_physical_replication_slot('x')",
+         "pg_create_physical_replication_slot()"),
+        ("SELECT 1 AS value FROM pg_catalog.pg_stat_reset_shared('bgwriter')",
+         "pg_catalog.pg_stat_reset_shared()"),
+        ("SELECT count(*) AS value FROM pg_class FOR UPDATE", "a locking clause"),
+        ("WITH gone AS (DELETE FROM jobs RETURNING 1) SELECT count(*) AS value FROM gone",
+         "a data-modifying WITH (DELETE)"),
+        ("SELECT 1 AS value INTO copied", "SELECT INTO"),
+        ("SELECT count(*) AS value FROM jobs\nWHERE my_check(id)", "my_check() (line 2, column 7)"),
+    ],
+)  # fmt: skip
+def test_the_parse_tree_finds_what_a_text_scan_missed(sql: str, named: str) -> None:
+    query = {"name": "q", "help": "x", "sql": sql}
+    target = {"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [query]}}}
+    (problem,) = config_problems(yaml.safe_dump({"targets": [target]}))
+    assert named in problem, problem
+
+
+def test_the_dbas_own_functions_are_named_in_config() -> None:
+    query = {"name": "q", "help": "x", "sql": "SELECT count(*) AS value FROM jobs WHERE my_check(id)",
+             "functions": ["my_check"]}  # fmt: skip
+    make_config([{"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [query]}}}])
 
 
 def test_side_effect_words_in_strings_and_comments_are_not_code() -> None:

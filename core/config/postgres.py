@@ -92,7 +92,9 @@ class CustomQuery(Strict):
     value: str = "value"
     labels: list[str] = []
     type: Literal["gauge", "counter"] = "gauge"
-    # Needed for SQL that reaches outside a read-only query (see core.config.sql_safety).
+    # The DBA's own functions the query may call, beside the side-effect-free ones drwatch
+    # knows (core.config.sql_safety); allow_side_effects lifts every rule, for SQL one has read.
+    functions: list[str] = []
     allow_side_effects: bool = False
 
     @field_validator("name")
@@ -122,12 +124,14 @@ class CustomQuery(Strict):
 
     @model_validator(mode="after")
     def _no_side_effects(self) -> CustomQuery:
-        found = side_effects(self.sql)
-        if found and not self.allow_side_effects:
+        if self.allow_side_effects:
+            return self
+        found = side_effects(self.sql, frozenset(self.functions))
+        if found:
             raise ValueError(
-                f"custom metric {self.name}: the query uses {', '.join(found)}, which reach "
-                "outside a read-only query; drwatch refuses them unless "
-                "allow_side_effects: true"
+                f"custom metric {self.name}: the query uses {', '.join(found)}: a custom metric "
+                "is one SELECT calling side-effect-free functions (name your own in functions:, "
+                "or set allow_side_effects: true for SQL you have read)"
             )
         return self
 
