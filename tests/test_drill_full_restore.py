@@ -234,7 +234,9 @@ def test_too_little_space_is_a_clear_failure_not_a_full_disk(
     loaded = _loaded(production, store, tmp_path / "state", scratch={"user": "postgres"})
     small = tmp_path / "state" / "drills"
     small.mkdir(parents=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(small)]).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(small)]
+    ).returncode:
         pytest.skip("mounting a tmpfs needs root")
     try:
         result = _drill(loaded)
@@ -455,3 +457,45 @@ def test_a_hostile_dump_cannot_run_a_program_during_the_restore(tmp_path: Path) 
     assert not result.ok
     assert "pg_restore failed" in result.summary
     assert "pg_execute_server_program" in result.summary
+
+
+def test_a_disk_that_fills_during_the_restore_is_named(tmp_path: Path) -> None:
+    """The dump is small (its rows compress well), the restored copy is not: the disk fills
+    mid-restore. The drill says so, with free and needed bytes, not "server closed the
+    connection unexpectedly"."""
+    source = PgCluster().init(None).start()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for path in (scratch, *scratch.parents):  # the scratch cluster's OS user must reach it
+        if path == Path("/tmp"):
+            break
+        path.chmod(path.stat().st_mode | 0o011)
+    mounted = not subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=80m,mode=0755", "tmpfs", str(scratch)]
+    ).returncode
+    try:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        source.execute("CREATE DATABASE app")
+        source.execute(
+            "CREATE TABLE filler AS SELECT i, repeat('x', 1000) AS pad "
+            "FROM generate_series(1, 100000) i",
+            "app",
+        )  # ~100 MB in a table, a few hundred kB in a dump
+        store = source.backups / "dumps"
+        source.dump("app", store)
+        target = {
+            "name": "app",
+            "postgres": {"dsn": source.dsn("app")},
+            "backups": {"store": f"file://{store}/"},
+            "drills": {"schedule": "0 3 * * 0", "full_restore": {},
+                       "scratch": {"user": "postgres", "dir": str(scratch)}},
+        }  # fmt: skip
+        result = _drill(make_config([target], state_dir=str(tmp_path / "state")))
+        assert not result.ok
+        assert result.summary.startswith(f"no space left on {scratch}: "), result.summary
+        assert " free, about " in result.summary and " needed" in result.summary
+    finally:
+        if mounted:
+            subprocess.run(["umount", "--lazy", str(scratch)], check=False)
+        source.destroy()

@@ -89,6 +89,8 @@ def _run(
             dumped_at = min(header.created_at or newest.modified, newest.modified)
             timer.result.values["backup_time"] = dumped_at
             problems = check_copy(target, copy, timer, dumped_at)
+    except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
+        raise scratch.explain(exc, int(newest.size * drills.scratch.disk_factor)) from None
     finally:
         scratch.close()
     ok = not problems

@@ -65,6 +65,9 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 problems = [] if drills.pitr.target_time else _continuity(config, backups, end)
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 problems += check_copy(target, on_copy, timer, end.recovered_to)
+        except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
+            needed = sum(f.stat().st_size for f in workdir.iterdir() if f.is_file())
+            raise copy.explain(exc, int(needed * drills.scratch.disk_factor)) from None
         finally:
             copy.close()
         timer.result.recovered_to = end.recovered_to

@@ -216,6 +216,18 @@ class ThrowawayCluster:
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line][-2:]
         return " | ".join(errors or lines[-2:])
 
+    def explain(self, exc: Exception, needed: int) -> Exception:
+        """A failure the scratch disk filling explains is said as such: "no space left on
+        <dir>", free and needed bytes, not "server closed the connection unexpectedly"."""
+        told = str(exc) + self._log_reason()
+        if "No space left on device" not in told and "could not extend file" not in told:
+            return exc
+        free = shutil.disk_usage(self.root).free
+        return DrillError(
+            f"no space left on {self.root.parent}: {format_bytes(free)} free, about "
+            f"{format_bytes(needed)} needed (drills.scratch.dir, drills.scratch.disk_factor)"
+        )
+
     def exited(self) -> str | None:
         """Why the server is gone, or None while it runs (its postmaster.pid is there)."""
         if (self.data / "postmaster.pid").exists():
@@ -348,6 +360,9 @@ class StagingDatabase:
 
     def create_database(self, extensions: list[str] | None = None) -> str:
         return self.name
+
+    def explain(self, exc: Exception, needed: int) -> Exception:
+        return exc  # the staging server's disk is its operator's; its error says so
 
     def dsn(self, dbname: str = "postgres") -> str:
         return psycopg.conninfo.make_conninfo(self.admin, dbname=dbname)
