@@ -164,3 +164,31 @@ def test_state_survives_a_restart_and_reads_less(estate: Any, tmp_path: Path) ->
     assert _sweeps(again) == _sweeps(first)
     assert again.status == first.status == Status.WARNING  # gaps and orphans are findings
     assert (tmp_path / "kept" / "verification-db.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("item", "tampered"),
+    [
+        ("gaps", {"newest": 4e9}),  # a newest row in the future: nothing after it to scan
+        ("gaps", {"maxima": [[1e300, 1e300]]}),  # a difference outside any window
+        ("gaps", {"newest": "soon"}),  # not a number at all
+        ("orphans", {"watermark": 10**12}),  # beyond the table's max: no new row to look at
+        ("orphans", {"orphans": ["x"]}),
+    ],
+)
+def test_tampered_state_is_checked_against_the_live_table(
+    estate: Any, item: str, tampered: dict[str, Any]
+) -> None:
+    """State in state_dir is anyone's who can write there: numbers that cannot be true of the
+    live table send the item to a full sweep, and the numbers stay the full ones."""
+    import json
+
+    cluster, incremental, tmp_path = estate
+    _mid_minute()
+    incremental.run("verification")
+    path = tmp_path / "kept" / "verification-db.json"
+    state = json.loads(path.read_text())
+    key = next(k for k in state if k.startswith(item))
+    state[key].update(tampered)
+    path.write_text(json.dumps(state))
+    _same_as_full((cluster, _harness(cluster, tmp_path / "kept"), tmp_path), f"{item} {tampered}")

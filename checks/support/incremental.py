@@ -144,8 +144,12 @@ def orphans(
         conn, sql.SQL("SELECT max({wm}) AS n FROM {t}").format(wm=wm, t=child), what="watermark"
     )["n"]
     now = time.time()
-    backwards = newest is not None and int(newest) < int(state.get("watermark") or 0)
     known = state.get("orphans")
+    try:  # a watermark beyond the table's newest row, or one that is no number: swept in full
+        backwards = newest is not None and int(newest) < int(state.get("watermark") or 0)
+        known = None if known is None else [int(k) for k in known]
+    except (TypeError, ValueError):
+        backwards, known = True, None
     if backwards or known is None or sweep_due(state, marks, sweep_every, now):
         rows = fetch_all(
             conn,
@@ -320,7 +324,9 @@ def gaps(
         what="gaps (newest row)",
     )
     now, newest = float(row["now"]), row["newest"]
-    swept = sweep_due(state, marks, sweep_every, time.time())
+    swept = sweep_due(state, marks, sweep_every, time.time()) or not _gaps_state_holds(
+        state, newest, now, lookback
+    )
     if swept:
         scan_from = now - lookback
         kept_gaps: list[list[float]] = []
@@ -362,6 +368,23 @@ def gaps(
         newest=newest,
     )
     return len(over), max((m[1] for m in candidates), default=0.0), swept
+
+
+def _gaps_state_holds(state: State, newest: float | None, now: float, lookback: float) -> bool:
+    """Whether what the previous run kept can be true of the live table: its newest row no
+    later than the table's, every kept difference inside the window and no longer than it.
+    State is a file anyone with access to state_dir could have changed: what does not hold is
+    swept in full, never trusted (a watermark in the future would hide every gap)."""
+    try:
+        kept_newest = state.get("newest")
+        if kept_newest is not None and (newest is None or float(kept_newest) > float(newest)):
+            return False
+        for start, gap in [*state.get("gaps", []), *state.get("maxima", [])]:
+            if not (now - lookback <= float(start) <= now and 0 <= float(gap) <= lookback):
+                return False
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _suffix_maxima(entries: list[list[float]]) -> list[list[float]]:
