@@ -104,7 +104,18 @@ class Daemon:
         result = self.runner.run(job)
         previous = self.store.put(result)
         self.metrics.prerender(job)  # here, in the check's thread, not in the next scrape
-        if previous is not None and previous.status != result.status:
+        if previous is None and result.status != Status.OK:
+            # A problem present from the first run is said too: nothing changes to log it later.
+            log.warning(
+                "check not OK at its first run",
+                extra={
+                    "target": job.target,
+                    "check": job.check,
+                    "new_status": result.status.name,
+                    "summary": result.summary,
+                },
+            )
+        elif previous is not None and previous.status != result.status:
             log.log(
                 logging.INFO if result.status == Status.OK else logging.WARNING,
                 "check status changed",

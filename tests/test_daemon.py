@@ -181,6 +181,35 @@ def test_postgres_down_then_restarted(daemon: DaemonProcess, cluster: PgCluster)
     assert changes == [("OK", "CRITICAL"), ("CRITICAL", "OK")], changes
 
 
+def test_a_problem_present_at_start_is_logged_with_its_summary(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """No transition ever happens for a check that is CRITICAL from its first run (an empty
+    dump store here): the journal still has a line about it, with the reason; an OK first run
+    says nothing."""
+    empty = tmp_path / "dumps"
+    empty.mkdir()
+    target = {"name": "db", "postgres": {"dsn": cluster.dsn(), "interval": "1s"},
+              "backups": {"store": f"file://{empty}/", "interval": "1s"}}  # fmt: skip
+    daemon = DaemonProcess(write_config(tmp_path / "drwatch.yml", [target]), tmp_path)
+
+    def first_runs() -> list[dict[str, object]]:
+        lines = map(json.loads, filter(lambda s: s.startswith("{"), daemon.log().splitlines()))
+        return [line for line in lines if line["msg"] == "check not OK at its first run"]
+
+    try:
+        logged = wait_until(
+            lambda: [line for line in first_runs() if line["check"] == "backups"], 30,
+            what="the first-run problem logged",
+        )  # fmt: skip
+        (line,) = logged
+        assert line["level"] == "warning" and line["new_status"] == "CRITICAL"
+        assert str(empty) in str(line["summary"])
+        assert "connections" not in {line["check"] for line in first_runs()}
+    finally:
+        daemon.stop()
+
+
 def test_sighup_rejects_a_bad_config_and_applies_a_good_one(
     daemon: DaemonProcess, cluster: PgCluster, tmp_path: Path
 ) -> None:
