@@ -191,3 +191,25 @@ def test_a_pitr_target_time_names_its_time_zone() -> None:
     assert loaded.config.targets[0].drills.pitr.target_time == datetime(  # type: ignore[union-attr]
         2026, 11, 26, 2, tzinfo=UTC
     )
+
+
+def test_a_drill_without_what_it_restores_is_refused_by_name() -> None:
+    target = {"name": "cache", "postgres": {"dsn": DSN},
+              "drills": {"schedule": "0 3 * * 0", "redis": {}}}  # fmt: skip
+    (problem,) = config_problems(yaml.safe_dump({"targets": [target]}))
+    assert problem == (
+        "targets[0]: drills.redis: needs redis.snapshot_store (the snapshots it loads), "
+        "which this target lacks"
+    )
+
+
+def test_a_drill_whose_section_is_off_is_off_too() -> None:
+    target = {"name": "cache", "redis": {"url": "${REDIS_URL:-}", "snapshot_store": "file:///x/"},
+              "postgres": {"dsn": DSN}, "drills": {"schedule": "0 3 * * 0", "redis": {}}}  # fmt: skip
+    loaded = parse_config(yaml.safe_dump({"targets": [target]}), env={})
+    assert loaded.config.targets[0].drills is not None
+    assert loaded.config.targets[0].drill_scenarios() == []
+    assert [(o.section, o.why) for o in loaded.off] == [
+        ("redis", "targets[0].redis.url is empty (REDIS_URL not set)"),
+        ("drills.redis", "the redis section is off"),
+    ]

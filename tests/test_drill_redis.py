@@ -116,3 +116,21 @@ def test_a_missing_program_is_a_failed_drill_everywhere(
     row_doc = drill_rows(engine, loaded.config)[0]
     assert row_doc["status"] == "CRITICAL" and "redis-server: not installed" in row_doc["summary"]
     assert sys.executable  # the CLI ran under this interpreter, PATH or not
+
+
+def test_drill_of_a_scenario_not_configured_says_so(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.helpers import drwatch
+
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    target = {"name": "cache", "redis": {"url": "redis://127.0.0.1:1/0",
+              "snapshot_store": f"file://{snapshots}/"},
+              "drills": {"schedule": "0 3 * * 0", "redis": {}}}  # fmt: skip
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({"targets": [target], "state_dir": str(tmp_path / "s")}))
+    proc = drwatch("drill", "--config", str(config), "--scenario", "pitr")
+    assert proc.returncode == 3
+    assert proc.stdout == ""  # no bare table header
+    assert "no pitr drill is configured for any target" in proc.stderr

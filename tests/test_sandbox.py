@@ -31,8 +31,9 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
             )
             base = match.group(1)
             printed = out.read_text()
-            dumps = Path(re.search(r"backups +(\S+)", printed).group(1))
-            archive = Path(re.search(r"wal archive +(\S+)", printed).group(1))
+            # The sandbox's own lines, indented; log lines (a first-run warning) come between.
+            dumps = Path(re.search(r"^  backups +(\S+)", printed, re.M).group(1))
+            archive = Path(re.search(r"^  wal archive +(\S+)", printed, re.M).group(1))
             wait_until(lambda: http_get(base + "/-/ready")[0] == 200, 60, what="ready")
             status, metrics = http_get(base + "/metrics")
             assert status == 200

@@ -64,6 +64,7 @@ def _switch_off_empty_sections(
     for i, target in enumerate(data.get("targets") or []):
         if not isinstance(target, dict):
             continue
+        switched: set[str] = set()
         for section, (key, model, stand_in) in _SWITCHES.items():
             body = target.get(section)
             where = yaml_path(["targets", i, section, key])
@@ -74,7 +75,26 @@ def _switch_off_empty_sections(
                 off.append(OffSection(name, section, reason))
                 problems += _validate(model, {**body, key: stand_in}, ["targets", i, section])
                 del target[section]
+                switched.add(section)
+        off += _drills_off(target, switched)
     return off, problems
+
+
+# A drill restores what a section stores: with that section off, the drill is off too.
+_DRILL_SOURCES = {"full_restore": "backups", "pitr": "backups", "redis": "redis"}
+
+
+def _drills_off(target: dict[str, Any], switched: set[str]) -> list[OffSection]:
+    drills = target.get("drills")
+    if not isinstance(drills, dict):
+        return []
+    off = []
+    for scenario, section in _DRILL_SOURCES.items():
+        if drills.get(scenario) is not None and section in switched:
+            name = str(target.get("name", "?"))
+            off.append(OffSection(name, f"drills.{scenario}", f"the {section} section is off"))
+            del drills[scenario]
+    return off
 
 
 def _validate(model: type[BaseModel], data: object, at: list[Any]) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
@@ -62,6 +62,25 @@ class Target(Strict):
         wal = self.backups is not None and bool(self.backups.wal_store)
         dumps = self.backups is not None and bool(self.backups.store)
         return self.drills.scenarios(dumps, wal, snapshots)
+
+    @model_validator(mode="after")
+    def _drills_have_what_they_restore(self) -> Target:
+        """A drill without the store it restores from would never run: refused by name."""
+        if self.drills is None:
+            return self
+        backups, redis = self.backups, self.redis
+        needs = (
+            ("full_restore", self.drills.full_restore, backups and backups.store,
+             "backups.store (the dumps it restores)"),
+            ("pitr", self.drills.pitr, backups and backups.wal_store,
+             "backups.wal_store (the WAL it replays)"),
+            ("redis", self.drills.redis, redis and redis.snapshot_store,
+             "redis.snapshot_store (the snapshots it loads)"),
+        )  # fmt: skip
+        for scenario, drill, source, what in needs:
+            if drill is not None and not source:
+                raise ValueError(f"drills.{scenario}: needs {what}, which this target lacks")
+        return self
 
     @field_validator("name")
     @classmethod

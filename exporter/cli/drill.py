@@ -32,6 +32,12 @@ def drill(path: str, target_name: str | None, scenario: str | None, fmt: str) ->
             f"{path}: no drill is configured{where} (a target's drills: section)", file=sys.stderr
         )
         return int(Status.UNKNOWN)
+    if scenario is not None:
+        targets = [t for t in targets if scenario in t.drill_scenarios()]
+        if not targets:
+            where = f"target {target_name!r}" if target_name else "any target"
+            print(f"{path}: no {scenario} drill is configured for {where}", file=sys.stderr)
+            return int(Status.UNKNOWN)
     engine = DrillEngine()
     engine.clean_leftovers(config)  # a one-shot drill that was killed leaves them too
     results: list[DrillResult] = []
