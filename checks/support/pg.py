@@ -64,6 +64,15 @@ def connect(pg: PostgresConfig, statement_timeout: float | None = None) -> psyco
 
 _superusers_warned: set[tuple[str, int, str]] = set()
 _warned_lock = threading.Lock()
+# Servers drwatch started itself (drill scratch clusters): their superuser is drwatch's own
+# business, not a least-privilege problem of a monitored server.
+_scratch_hosts: set[str] = set()
+
+
+def scratch_server(host: str, started: bool) -> None:
+    """Registers (or forgets) the socket directory of a server drwatch started for a drill."""
+    with _warned_lock:
+        (_scratch_hosts.add if started else _scratch_hosts.discard)(host)
 
 
 def _warn_if_superuser(conn: psycopg.Connection[Row]) -> None:
@@ -73,7 +82,7 @@ def _warn_if_superuser(conn: psycopg.Connection[Row]) -> None:
         return
     who = (conn.info.host, conn.info.port, conn.info.user)
     with _warned_lock:
-        if who in _superusers_warned:
+        if who in _superusers_warned or who[0] in _scratch_hosts:
             return
         _superusers_warned.add(who)
     log.warning(

@@ -25,6 +25,7 @@ from typing import Protocol
 import psycopg
 from psycopg import sql
 
+from checks.support.pg import scratch_server
 from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
 from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
@@ -138,6 +139,7 @@ class ThrowawayCluster:
         # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
         self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
         mark(self.socket_dir, state_dir)
+        scratch_server(str(self.socket_dir), True)
         self._runuser: list[str] = []
         if os.geteuid() == 0:
             if not scratch.user:
@@ -285,6 +287,7 @@ class ThrowawayCluster:
         stop_postmaster(self.data)  # if pg_ctl could not
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        scratch_server(str(self.socket_dir), False)
         track(self, False)
 
 
