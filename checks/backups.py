@@ -17,7 +17,7 @@ from checks.support.verdicts import VerdictCache
 from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
-from core.durations import format_duration
+from core.durations import age_of, format_duration
 from core.humanize import count, format_bytes
 from core.metrics import counter, gauge
 
@@ -243,7 +243,7 @@ class BackupsCheck(Check[dict[str, int]]):
         objective = f" (objective {format_duration(self.rpo)})" if self.rpo is not None else ""
         parts = [
             f"{count(len(backups), 'backup')} ({format_bytes(sum(o.size for o in backups))}), "
-            f"newest {newest.key} {format_duration(now - newest.modified)} old "
+            f"newest {newest.key} {age_of(newest.modified)} old "
             f"({format_bytes(newest.size)})"
         ]
         if exposure is None:

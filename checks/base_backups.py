@@ -39,7 +39,7 @@ from checks.support.wal_layouts import archive_files, detect
 from core.config.postgres import PostgresConfig
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
-from core.durations import format_duration
+from core.durations import age_of, format_duration
 from core.errors import CheckError
 from core.humanize import count, format_bytes
 from core.metrics import gauge
@@ -191,7 +191,7 @@ class BaseBackupsCheck(Check[None]):
         parts = [
             f"{count(len(backups), 'base backup')} ({layout}), newest {newest.label} "
             f"({newest.kind}, {format_bytes(newest.size)}) "
-            f"{format_duration(now - newest.stopped)} old"
+            f"{age_of(newest.stopped)} old"
         ]
         parts += incomplete
         problems = [f"{b.label}: {b.error}" for b in failed[-3:]]

@@ -12,7 +12,7 @@ from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig
 from core.config.redis import ElastiCacheConfig
-from core.durations import format_duration
+from core.durations import age_of, format_duration
 from core.humanize import count
 from core.metrics import gauge
 
@@ -84,7 +84,7 @@ class ElastiCacheCheck(Check[None]):
         age = time.time() - newest
         obs.add(ELASTICACHE_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS, newest)
         obs.values["newest_age_seconds"] = age
-        obs.summary = f"{count(len(snapshots), 'snapshot')}, newest {format_duration(age)} old"
+        obs.summary = f"{count(len(snapshots), 'snapshot')}, newest {age_of(newest)} old"
         if age > self.config.max_age:
             obs.status = Status.CRITICAL
             obs.summary += f", over the {format_duration(self.config.max_age)} allowed"

@@ -12,7 +12,7 @@ from checks.support.verdicts import VerdictCache
 from checks.support.verify import VerificationIncomplete, verify_rdb
 from core.config.redis import RedisConfig
 from core.config.schema import ObjectiveSpec
-from core.durations import format_duration
+from core.durations import age_of, format_duration
 from core.humanize import count
 from core.metrics import gauge
 
@@ -77,7 +77,8 @@ class RedisSnapshotsCheck(Check[None]):
         obs.add(REDIS_SNAPSHOT_NEWEST_SIZE_BYTES, newest.size)
         obs.values.update(snapshots=len(snapshots), newest_key=newest.key, newest_age_seconds=age)
         parts = [
-            f"{count(len(snapshots), 'snapshot')}, newest {newest.key} {format_duration(age)} old"
+            f"{count(len(snapshots), 'snapshot')}, newest {newest.key} "
+            f"{age_of(newest.modified)} old"
         ]
         if self.config.verify:
             verdict = self.cache.get(newest)

@@ -36,7 +36,7 @@ from core.config.postgres import (
     PostgresConfig,
     VerificationOptions,
 )
-from core.durations import format_duration
+from core.durations import age_of, format_duration
 from core.errors import CheckError
 from core.humanize import count
 from core.metrics import gauge
@@ -249,7 +249,7 @@ class VerificationCheck(PostgresCheck[None]):
                 f"(max {format_duration(c.max_age)})"
             )
         else:
-            f.notes.append(f"{label}: newest row {format_duration(age_s)} old")
+            f.notes.append(f"{label}: newest row {age_of(time.time() - age_s)} old")
 
     def _daily_counts(
         self, conn: psycopg.Connection[Row], c: DailyCounts, obs: Observation, f: _Findings

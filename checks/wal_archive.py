@@ -31,7 +31,7 @@ from checks.support.wal_layouts import archive_file_name, archive_files, compres
 from checks.support.walnames import LONG_PAGE_HEADER_BYTES, segment_size_in_header
 from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
-from core.durations import format_duration
+from core.durations import age_of
 from core.errors import CheckError
 from core.humanize import count
 from core.metrics import gauge
@@ -181,8 +181,7 @@ class WalArchiveCheck(Check[None]):
         )
         obs.summary = "; ".join(
             [
-                f"{base} ({how}), {on}, newest {newest.name} "
-                f"{format_duration(now - newest.obj.modified)} old",
+                f"{base} ({how}), {on}, newest {newest.name} {age_of(newest.obj.modified)} old",
                 *problems,
             ]
         )

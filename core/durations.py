@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated
 
 from pydantic import BeforeValidator
@@ -45,3 +46,21 @@ def format_duration(seconds: float) -> str:
             minor = rest // sub_size
             return f"{major}{unit}{minor}{sub}" if minor else f"{major}{unit}"
     return f"{whole}s"  # pragma: no cover - loop always returns for whole >= 60
+
+
+# An age in a summary is rendered when the summary is shown, never when it was written: a
+# result is shown for minutes ("newest ... <1s old" two minutes later was a lie).
+_AGE_TOKEN = re.compile(r"\{age:(-?\d+(?:\.\d+)?)\}")
+
+
+def age_of(timestamp: float) -> str:
+    """A placeholder for the age of `timestamp`, rendered by render_ages when shown."""
+    return f"{{age:{timestamp:.3f}}}"
+
+
+def render_ages(text: str, now: float | None = None) -> str:
+    """`text` with each age placeholder as the age it is now (`3m5s`)."""
+    if "{age:" not in text:
+        return text
+    at = time.time() if now is None else now
+    return _AGE_TOKEN.sub(lambda m: format_duration(max(0.0, at - float(m[1]))), text)

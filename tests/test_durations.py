@@ -38,3 +38,18 @@ def test_format_duration() -> None:
         "3h5m",
         "2d4h",
     ]
+
+
+def test_ages_in_summaries_are_as_of_when_shown() -> None:
+    """A summary written at a check's run and shown two minutes later says two minutes."""
+    from checks.base import Status
+    from core.durations import age_of, render_ages
+    from exporter.runtime.results import CheckResult
+
+    written = 1_000_000.0
+    result = CheckResult("t", "backups", Status.OK, f"newest a.dump {age_of(written)} old", True,
+                         0.1, written)  # fmt: skip
+    assert render_ages(result.summary_text, now=written + 0.2) == "newest a.dump <1s old"
+    assert render_ages(result.summary_text, now=written + 125) == "newest a.dump 2m5s old"
+    assert "{age:" not in result.summary and result.summary.endswith(" old")
+    assert render_ages("no ages here {agenda}") == "no ages here {agenda}"

@@ -109,8 +109,7 @@ class Config(Strict):
             if t.name in seen:
                 # Both places, by index: the loader names the file each came from.
                 raise ValueError(
-                    f"target name {t.name!r} repeats: targets[{seen[t.name]}] and "
-                    f"targets[{index}]"
+                    f"target name {t.name!r} repeats: targets[{seen[t.name]}] and targets[{index}]"
                 )
             seen[t.name] = index
         return v

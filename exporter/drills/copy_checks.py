@@ -20,6 +20,7 @@ from checks.support.pg import fetch_one, session
 from checks.verification import VerificationCheck
 from core.config.postgres import PostgresConfig, VerificationOptions
 from core.config.schema import Target
+from core.durations import render_ages
 from core.programs import PG_AMCHECK, child_env
 from exporter.drills.result import Timer
 
@@ -40,7 +41,7 @@ def check_copy(
         if not options.is_empty():
             on_copy = _postgres(copy, timer, verification=options)
             seen = VerificationCheck(on_copy, options, StateFile(None)).run()
-            timer.result.values["verification"] = seen.summary
+            timer.result.values["verification"] = render_ages(seen.summary)
             problems += [f"verification on the copy: {e}" for e in seen.errors]
         problems += _compare_rows(pg, options, copy, timer, backup_time)
     problems += _amcheck(copy, timer)

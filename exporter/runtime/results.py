@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from checks.base import Facts, Status, Value
+from core.durations import render_ages
 from core.errors import CheckError
 from core.metrics import Sample
 
@@ -20,7 +21,7 @@ class CheckResult:
     target: str
     check: str
     status: Status
-    summary: str
+    summary_text: str  # as the check wrote it: ages as placeholders (core.durations.age_of)
     up: bool
     duration_seconds: float
     finished_at: float  # unix time
@@ -33,6 +34,11 @@ class CheckResult:
     @property
     def key(self) -> JobKey:
         return (self.target, self.check)
+
+    @property
+    def summary(self) -> str:
+        """The summary with its ages as they are now, whenever it is shown."""
+        return render_ages(self.summary_text)
 
 
 @dataclass(frozen=True)
