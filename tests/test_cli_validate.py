@@ -152,3 +152,13 @@ def test_validate_says_how_each_store_is_read(tmp_path: Path) -> None:
         "db: base backups s3://backups/pgbackrest/backup/main/: layout detected from the names"
         in proc.stdout
     )
+
+
+def test_validate_takes_the_file_as_every_other_command_does(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.yml", [{"name": "a", "redis": {"url": "redis://127.0.0.1:1/0"}}]
+    )
+    assert drwatch("config", "validate", "--config", str(config)).returncode == 0
+    assert drwatch("config", "validate", str(config)).returncode == 0
+    both = drwatch("config", "validate", str(config), "--config", str(config))
+    assert both.returncode == 2 and "give the config file once" in both.stderr

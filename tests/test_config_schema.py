@@ -37,7 +37,7 @@ targets:
 def test_unknown_key() -> None:
     assert config_problems(
         f"targets: [{{name: a, postgres: {{dsn: '{DSN}', intervall: 5s}}}}]"
-    ) == ["targets[0].postgres.intervall: unknown key"]
+    ) == ["targets[0].postgres.intervall: unknown key; did you mean 'interval'?"]
 
 
 def test_duration_without_unit() -> None:
@@ -213,3 +213,10 @@ def test_a_drill_whose_section_is_off_is_off_too() -> None:
         ("redis", "targets[0].redis.url is empty (REDIS_URL not set)"),
         ("drills.redis", "the redis section is off"),
     ]
+
+
+def test_an_unknown_key_nothing_is_close_to_gets_no_guess() -> None:
+    (problem,) = [
+        p for p in config_problems(f"targets: [{{name: a, postgres: {{dsn: '{DSN}'}}}}]\nzzz: 1\n")
+    ]
+    assert problem == "zzz: unknown key"

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def _validate(model: type[BaseModel], data: object, at: list[Any]) -> list[str]:
 def _describe(error: Any, at: list[Any] | None = None) -> str:
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean([*(at or []), *error["loc"]])
     elif kind == "missing":
         msg = "required key is missing"
     elif msg.startswith("Value error, "):
@@ -175,6 +176,41 @@ def _add_target_files(raw: dict[str, Any], base_dir: Path) -> dict[int, str]:
     if problems:
         raise ConfigError(problems)
     return origins
+
+
+def _model_at(path: list[Any]) -> type[BaseModel] | None:
+    """The schema model a config path's parent is validated with (Config at the top)."""
+    model: Any = Config
+    for part in path:
+        if isinstance(part, int) or model is None:
+            continue
+        fields = getattr(model, "model_fields", {})
+        field = fields.get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside `X | None`, `list[X]`, `dict[str, X]`, or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if (found := _inner_model(arg)) is not None:
+            return found
+    return None
+
+
+def _did_you_mean(loc: list[Any]) -> str:
+    """`; did you mean 'interval'?` for a misspelt key, when one is close."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.7)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _in_its_file(problem: str, origins: dict[int, str]) -> str:

@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
-    validate.add_argument("file")
+    # The file as the other commands take it (--config), or as a plain argument.
+    validate.add_argument("file", nargs="?")
+    validate.add_argument("--config", dest="config_file", metavar="FILE")
     validate.add_argument(
         "--strict",
         action="store_true",
@@ -131,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
     if args.command == "check":
@@ -152,4 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         return remediate(args.config, args.target, args.execute)
     from exporter.cli.validate import validate
 
-    return validate(args.file, args.strict)
+    if (args.file is None) == (args.config_file is None):
+        parser.error("config validate: give the config file once, as --config FILE or FILE")
+    return validate(args.file or args.config_file, args.strict)
