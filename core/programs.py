@@ -54,6 +54,9 @@ PG_RESTORE = Program(
     "pg_restore", "postgresql-client", "dump verification, full_restore drill", server_bin=True
 )
 PG_AMCHECK = Program("pg_amcheck", "postgresql-client", "index checks on drill copies", True)
+PSQL = Program(
+    "psql", "postgresql-client", "full_restore drill of plain SQL dumps", server_bin=True
+)
 PG_VERIFYBACKUP = Program("pg_verifybackup", "postgresql-client", "pitr drill", server_bin=True)
 PG_SERVER = Program("postgres", "postgresql", "drill scratch clusters (initdb, pg_ctl)", True)
 PGBACKREST = Program("pgbackrest", "pgbackrest", "pitr drill restoring with pgBackRest")
@@ -62,6 +65,6 @@ REDIS_SERVER = Program("redis-server", "redis-server", "redis drill scratch serv
 RUNUSER = Program("runuser", "util-linux", "drill scratch clusters when drwatch runs as root")
 
 PROGRAMS = (
-    PG_RESTORE, PG_AMCHECK, PG_VERIFYBACKUP, PG_SERVER, PGBACKREST, REDIS_CHECK_RDB, REDIS_SERVER,
-    RUNUSER,
+    PG_RESTORE, PG_AMCHECK, PSQL, PG_VERIFYBACKUP, PG_SERVER, PGBACKREST, REDIS_CHECK_RDB,
+    REDIS_SERVER, RUNUSER,
 )  # fmt: skip

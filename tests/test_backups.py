@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import tempfile
 import time
@@ -206,3 +207,50 @@ def test_replicas_sharing_a_verdict_dir_read_each_backup_once(
     assert sample(after_reshard, "drwatch_backup_verifications_total", result="ok") == 0
     assert sample(after_reshard, "drwatch_backup_newest_verified") == 1
     assert not (tmp_path / "a").exists() or not list((tmp_path / "a").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def plain_dump(shared_cluster) -> bytes:  # type: ignore[no-untyped-def]
+    """`pg_dump app | gzip`, as a cron job writes it: a real plain SQL dump."""
+    shared_cluster.execute("CREATE DATABASE plain")
+    shared_cluster.execute(
+        "CREATE TABLE t AS SELECT i, md5(i::text) AS v FROM generate_series(1, 20000) i", "plain"
+    )
+    dumped = subprocess.run(
+        [pg_restore_binary().replace("pg_restore", "pg_dump"), "-d", shared_cluster.dsn("plain")],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return gzip.compress(dumped)
+
+
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [
+        ("good", None),
+        ("truncated", "truncated"),
+        ("no closing line", "pg_dump's closing line is missing"),
+        ("not a dump", "not a pg_dump plain SQL dump"),
+    ],
+)
+def test_plain_sql_dumps_are_read_whole(
+    plain_dump: bytes, tmp_path: Path, broken: str, why: str | None
+) -> None:
+    text = gzip.decompress(plain_dump)
+    data = {
+        "good": plain_dump,
+        "truncated": plain_dump[: len(plain_dump) // 2],
+        "no closing line": gzip.compress(
+            text[: text.rindex(b"-- PostgreSQL database dump complete")]
+        ),
+        "not a dump": gzip.compress(b"hello\n"),
+    }[broken]
+    root = file_store(tmp_path, {"app-1.sql.gz": (data, time.time() - 60)})
+    result = _harness(f"file://{root}/", tmp_path / "state", patterns=["*.sql.gz"]).run("backups")
+    assert result.up, result.summary
+    if why is None:
+        assert sample(result, "drwatch_backup_newest_verified") == 1, result.summary
+        assert result.status == Status.OK
+    else:
+        assert sample(result, "drwatch_backup_newest_verified") == 0, result.summary
+        assert why in result.summary
+        assert "table of contents" not in result.summary  # never read as a custom-format dump

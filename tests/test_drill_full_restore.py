@@ -499,3 +499,42 @@ def test_a_disk_that_fills_during_the_restore_is_named(tmp_path: Path) -> None:
         if mounted:
             subprocess.run(["umount", "--lazy", str(scratch)], check=False)
         source.destroy()
+
+
+def test_a_plain_sql_dump_restores_through_psql(production: PgCluster, tmp_path: Path) -> None:
+    """`pg_dump | gzip > app.sql.gz` (with an extension in it): restored by psql in one
+    transaction as the restoring role, checked like any other copy."""
+    import gzip
+
+    production.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm", "app")
+    store = tmp_path / "plain"
+    store.mkdir()
+    dumped = subprocess.run(
+        [str(bindir() / "pg_dump"), "-d", production.dsn("app")], capture_output=True, check=True
+    ).stdout
+    (store / "app-20261206.sql.gz").write_bytes(gzip.compress(dumped))
+    loaded = _loaded(production, store, tmp_path / "state")
+    doc = _doc(production, store, tmp_path / "state")
+    doc["targets"][0]["backups"]["patterns"] = ["*.sql.gz"]
+    loaded = make_config(doc["targets"], state_dir=doc["state_dir"])
+    result = _drill(loaded)
+    assert result.ok, result.summary
+    rows, missing = result.tables["debates"]
+    assert missing == 0 and rows == production.execute("SELECT count(*) FROM debates", "app")[0][0]
+    assert "app-20261206.sql.gz" in result.summary
+
+
+def test_owners_and_grants_are_left_out_but_never_a_row_of_data() -> None:
+    from exporter.drills.plain_restore import statements_kept
+
+    lines = [
+        b"CREATE TABLE public.t (x text);\n",
+        b"ALTER TABLE public.t OWNER TO app_owner;\n",
+        b"COPY public.t (x) FROM stdin;\n",
+        b"GRANT ALL ON everything\n",  # a row of data that reads like a statement
+        b"ALTER TABLE x OWNER TO y\n",
+        b"\\.\n",
+        b"GRANT SELECT ON TABLE public.t TO reporting;\n",
+        b"COMMENT ON EXTENSION pg_trgm IS 'text similarity';\n",
+    ]
+    assert list(statements_kept(iter(lines))) == [lines[0], *lines[2:6]]

@@ -17,7 +17,7 @@ import yaml
 
 from exporter.drills.engine import DrillEngine
 from exporter.drills.leftovers import MARKER, OWNER_FILE, instance_id, mark, remove_leftovers
-from exporter.drills.scratch import staging_prefix
+from exporter.drills.staging import staging_prefix
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.helpers import make_config
 

@@ -48,6 +48,9 @@ _CORRUPT = (OSError, EOFError, ValueError, RuntimeError, lzma.LZMAError, zlib.er
             zstandard.ZstdError, brotli.error, cramjam.DecompressionError)  # fmt: skip
 
 
+COMPRESSED_SUFFIXES = tuple(f".{extension}" for extension in _SUFFIXES)
+
+
 class CompressionError(Exception):
     """A file that does not decompress (truncated, corrupt, or more than it may hold)."""
 

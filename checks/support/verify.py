@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from checks.support.plaindump import PlainReadTimedOut, is_plain, read_plain
 from checks.support.stores import Store, StoredObject
 from checks.support.tarballs import TAR_SUFFIXES, UNREADABLE, UnsafeMember, unpack
 from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB, child_env, program_path
@@ -174,9 +175,17 @@ def _slot(deadline: float) -> None:
 
 
 def verify_dump(store: Store, key: str, mode: str, deadline: float) -> Verdict:
-    """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC."""
+    """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC.
+    A plain SQL dump (`*.sql[.gz|.zst|...]`) has no TOC: it is read whole in either mode."""
     _slot(deadline)
     try:
+        if is_plain(key):
+            started = time.monotonic()
+            try:
+                ok, reason, read = read_plain(store, key, deadline)
+            except PlainReadTimedOut:
+                raise VerificationTimedOut(key) from None
+            return Verdict(ok, reason, None, read, time.monotonic() - started)
         return _verify(store, key, mode, deadline)
     finally:
         _ONE_AT_A_TIME.release()

@@ -27,7 +27,8 @@ from core.statefile import read_state
 from exporter.drills import full_restore, pitr, redis
 from exporter.drills.leftovers import remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run
-from exporter.drills.scratch import close_all, drop_staging_leftovers, scratch_base
+from exporter.drills.scratch import close_all, scratch_base
+from exporter.drills.staging import drop_staging_leftovers
 
 log = logging.getLogger("drwatch.drills")
 

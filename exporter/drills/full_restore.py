@@ -18,6 +18,8 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from checks.support.compression import CompressionError
+from checks.support.plaindump import is_plain
 from checks.support.stores import listed_backups, nested_prefixes, open_store
 from core.config.drills import DrillsConfig
 from core.config.postgres import server
@@ -25,17 +27,18 @@ from core.config.schema import Config, Target
 from core.humanize import format_bytes
 from core.programs import PG_RESTORE, child_env, program_path
 from exporter.drills.copy_checks import check_copy
+from exporter.drills.plain_restore import plain_lines, psql_restore
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
     DrillError,
-    StagingDatabase,
     ThrowawayCluster,
     major_version,
     new_scratch_dir,
     require_space,
     server_binaries,
 )
+from exporter.drills.staging import StagingDatabase
 
 SCENARIO = "full_restore"
 
@@ -73,7 +76,8 @@ def _run(
         for block in store.chunks(newest.key):
             sink.write(block)
             timer.remaining()  # raises past the deadline
-    header = _dump_header(_pg_restore_binary(drills), dump)
+    plain = is_plain(newest.key)
+    header = _plain_header(dump) if plain else _dump_header(_pg_restore_binary(drills), dump)
     scratch = _scratch(config, drills, timer.deadline, header)
     try:
         with timer.phase("restore"):
@@ -81,7 +85,10 @@ def _run(
             scratch.start()
             # Restored and read as a role that cannot run programs or touch server files.
             copy = scratch.restorer_dsn(scratch.create_database(header.extensions))
-            _pg_restore(scratch, copy, dump, header, drills.full_restore.jobs, timer)
+            if plain:
+                psql_restore(scratch, copy, dump, timer)
+            else:
+                _pg_restore(scratch, copy, dump, header, drills.full_restore.jobs, timer)
         with timer.phase("verify"):
             timer.remaining()
             # The dump holds what was committed when pg_dump started (its archive's time), at
@@ -174,6 +181,27 @@ def _dump_header(pg_restore: str, dump: Path) -> DumpHeader:
         listing.stdout,
         _EXTENSION.findall(listing.stdout),
     )
+
+
+def _plain_header(dump: Path) -> DumpHeader:
+    """What a plain SQL dump says of itself: its server version in its first lines, the
+    extensions it creates (read through once; the superuser creates them beforehand)."""
+    major: int | None = None
+    extensions: list[str] = []
+    try:
+        with open(dump, "rb") as source:
+            for line in plain_lines(dump.name, source):
+                if major is None and (m := _PLAIN_VERSION.match(line)):
+                    major = int(m[1])
+                elif m := _PLAIN_EXTENSION.match(line):
+                    extensions.append(m[1].decode().strip('"'))
+    except CompressionError as exc:
+        raise DrillError(f"the dump does not read: {exc}") from None
+    return DumpHeader(major, None, "", extensions)
+
+
+_PLAIN_VERSION = re.compile(rb"^-- Dumped from database version (\d+)")
+_PLAIN_EXTENSION = re.compile(rb"^CREATE EXTENSION IF NOT EXISTS (\S+)")
 
 
 def _created_at(listing: str) -> float | None:
