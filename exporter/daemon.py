@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -139,7 +140,17 @@ class Daemon:
         self.drills.start(self._current.config)
         log.info(
             "drwatch started",
-            extra={"listen_port": self.http.port, "checks": len(self._current.jobs)},
+            extra={
+                "listen_port": self.http.port,
+                "checks": len(self._current.jobs),
+                # What a reader of the journal asks first: is this endpoint protected?
+                "tls": self.web.settings.tls is not None,
+                "basic_auth": bool(self.web.settings.users),
+                "client_certificates": bool(
+                    self.web.settings.tls
+                    and self.web.settings.tls.verify_mode != ssl.CERT_NONE
+                ),
+            },
         )
 
     def reload(self) -> bool:

@@ -131,3 +131,11 @@ def test_dollar_escapes_in_an_aliased_scalar_cost_bounded_time(tmp_path: Path) -
     proc = _validate_under_1gib(config, {})
     assert time.monotonic() - started < 30 and proc.returncode != 0
     assert "expands to more than 4 MiB of text" in proc.stdout + proc.stderr
+
+
+def test_a_yaml_mistake_is_reported_where_it_begins() -> None:
+    """An unclosed quote on line 4 is reported at line 4, not where the parser gave up."""
+    (problem,) = config_problems('a: 1\nb: 2\nc: 3\nd: "unclosed\ne: 5\nf: 6\n')
+    assert problem.startswith("line 4, column 4: not valid YAML: while scanning a quoted scalar")
+    (bracket,) = config_problems("targets:\n  - name: a\n    x: [1, 2\n    y: 3\n")
+    assert bracket.startswith("line 3, ")

@@ -206,6 +206,9 @@ def test_a_problem_present_at_start_is_logged_with_its_summary(
         assert line["level"] == "warning" and line["new_status"] == "CRITICAL"
         assert str(empty) in str(line["summary"])
         assert "connections" not in {line["check"] for line in first_runs()}
+        lines = map(json.loads, filter(lambda s: s.startswith("{"), daemon.log().splitlines()))
+        started = next(line for line in lines if line["msg"] == "drwatch started")
+        assert (started["tls"], started["basic_auth"]) == (False, False)  # plain HTTP, said so
     finally:
         daemon.stop()
 

@@ -285,6 +285,14 @@ def _up(prometheus_port: int, job: str) -> float | None:
 
 def test_prometheus_scrapes_over_mutual_tls_with_basic_auth(tmp_path: Path, pki: Pki) -> None:
     daemon = _daemon(tmp_path, _daemon_web_config(tmp_path, pki, "scrape-pw"))
+    started = next(
+        json.loads(line) for line in daemon.log().splitlines()
+        if line.startswith("{") and json.loads(line)["msg"] == "drwatch started"
+    )  # fmt: skip
+    # The journal says how the endpoint is protected.
+    assert (started["tls"], started["basic_auth"], started["client_certificates"]) == (
+        True, True, True,
+    )  # fmt: skip
     prometheus_port = free_port()
     tls_config = {
         "ca_file": str(pki.path("ca.crt")),

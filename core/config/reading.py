@@ -102,13 +102,26 @@ def load_yaml(text: str) -> Any:
             raise ConfigError(limits.problems)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError([f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+        raise ConfigError([_yaml_problem(exc)]) from None
     except RecursionError:
         raise ConfigError([f"nested more than {MAX_DEPTH} levels deep"]) from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where the mistake is: what was left open (a quote, a bracket) is where it began, not the
+    line at which the parser gave up on it."""
+    problem, mark = getattr(exc, "problem", None) or str(exc), getattr(exc, "problem_mark", None)
+    opened, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
+    if opened is not None and context:
+        found = f" (found at line {mark.line + 1})" if mark is not None else ""
+        return (
+            f"line {opened.line + 1}, column {opened.column + 1}: not valid YAML: {context}: "
+            f"{problem}{found}"
+        )
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}"
 
 
 MAX_SECRET_BYTES = 64 << 10
