@@ -74,23 +74,34 @@ class ReplicaCopyCheck(Check[None]):
         return verdict is not None and verdict.ok
 
     def run(self) -> Observation:
-        verified = sorted(
-            (
-                o
-                for o in self.primary.list()
-                if is_backup(o.key, self.config.patterns) and self._verified(o)
-            ),
+        backups = sorted(
+            (o for o in self.primary.list() if is_backup(o.key, self.config.patterns)),
             key=lambda o: (o.modified, o.key),
         )
+        verified = [o for o in backups if self._verified(o)]
         copies = {o.key: o for o in self.replica.list() if is_backup(o.key, self.config.patterns)}
-        now = time.time()
         obs = Observation(Status.OK, "")
         obs.add(REPLICA_BACKUPS, len(copies))
-        if not verified:
+        if not backups:
             obs.status = Status.WARNING
-            obs.summary = "no verified backup yet in the primary store (see the backups check)"
+            obs.summary = "no backup in the primary store (see the backups check)"
             obs.exposures["cross_region"] = None
             return obs
+        if not verified:
+            # Right after a start the backups check has not read them yet: the copies are
+            # judged as they are, the exposure waits for a verdict (no flip at every start).
+            return self._copies(obs, backups, copies, proven=False)
+        return self._copies(obs, verified, copies, proven=True)
+
+    def _copies(
+        self,
+        obs: Observation,
+        candidates: list[StoredObject],
+        copies: dict[str, StoredObject],
+        proven: bool,
+    ) -> Observation:
+        verified = candidates
+        now = time.time()
         newest = verified[-1]
         present = next((o for o in reversed(verified) if same_object(o, copies.get(o.key))), None)
         obs.add(REPLICA_NEWEST_VERIFIED_PRESENT, present is newest)
@@ -101,21 +112,27 @@ class ReplicaCopyCheck(Check[None]):
         if present is None:
             obs.exposures["cross_region"] = float("inf")
             obs.status = Status.CRITICAL
-            obs.summary = f"no verified backup is intact in {self.replica.url}"
+            kind = "verified backup" if proven else "backup"
+            obs.summary = f"no {kind} is intact in {self.replica.url}"
             return obs
         exposure = now - present.modified
         obs.add(REPLICA_LAST_COPIED_TIMESTAMP_SECONDS, present.modified)
         obs.add(REPLICA_COPY_LAG_SECONDS, newest.modified - present.modified)
-        obs.exposures["cross_region"] = exposure
-        parts = [f"cross_region exposure {format_duration(exposure)}{objective}"]
+        if not proven:
+            obs.exposures["cross_region"] = None
+            parts = ["backups not verified yet (the backups check reads them first)"]
+        else:
+            obs.exposures["cross_region"] = exposure
+            parts = [f"cross_region exposure {format_duration(exposure)}{objective}"]
         if present is not newest:
             copy = copies.get(newest.key)
             why = "missing" if copy is None else f"differs ({copy.size} vs {newest.size} bytes)"
-            parts.append(f"newest verified backup {newest.key} {why} in {self.replica.url}")
+            kind = "verified backup" if proven else "backup"
+            parts.append(f"newest {kind} {newest.key} {why} in {self.replica.url}")
             obs.status = Status.WARNING
         else:
-            parts.append(f"newest verified backup {newest.key} copied")
-        if self.rpo is not None and exposure > self.rpo:
+            parts.append(f"newest {'verified ' if proven else ''}backup {newest.key} copied")
+        if proven and self.rpo is not None and exposure > self.rpo:
             obs.status = Status.CRITICAL
         obs.summary = "; ".join(parts)
         return obs

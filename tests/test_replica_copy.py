@@ -58,3 +58,22 @@ def test_replica_missing_the_newest_backup(dumps: dict[str, bytes], tmp_path: Pa
     assert sample(caught_up, "drwatch_replica_newest_verified_present") == 1
     assert sample(caught_up, "drwatch_replica_copy_lag_seconds") == 0
     assert caught_up.status == Status.OK, caught_up.summary
+
+
+def test_before_any_verdict_the_copies_are_judged_without_a_flip(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Right after a start the backups check has read nothing yet: the replica check says the
+    copy is there (OK, exposure not yet proven), not a WARNING that turns OK a minute later."""
+    now = time.time()
+    primary = file_store(tmp_path / "primary", {"app-1.dump": (dumps["good"], now - 600)})
+    replica = file_store(tmp_path / "replica", {"app-1.dump": (dumps["good"], now - 500)})
+    target = {"name": "db", "backups": {"store": f"file://{primary}/",
+                                        "replica_store": f"file://{replica}/"}}  # fmt: skip
+    harness = CheckHarness(make_config([target], state_dir=str(tmp_path / "state")))
+    first = harness.run("replica_copy")
+    assert first.status == Status.OK, first.summary
+    assert "not verified yet" in first.summary and first.exposures["cross_region"] is None
+    harness.run("backups")
+    after = harness.run("replica_copy")
+    assert after.status == Status.OK and after.exposures["cross_region"] is not None

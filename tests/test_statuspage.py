@@ -196,3 +196,13 @@ def test_the_headline_counts_drills() -> None:
     assert failed["status"] == "CRITICAL"
     assert waiting["status"] == "UNKNOWN"  # nothing ran at all: nothing to say OK about
     assert '">CRITICAL</span></h1>' in render(failed)  # the page's headline
+
+
+def test_an_objective_not_set_says_so() -> None:
+    drill = {"target": "cache", "scenario": "redis", "status": "OK", "summary": "loaded",
+             "rto_measured_seconds": 3.0, "rto_objective_seconds": None,
+             "last_run_seconds_ago": 1.0, "last_success_seconds_ago": 1.0}  # fmt: skip
+    doc = {"version": "1", "status": "OK", "checks": [], "exposures": [], "off": [],
+           "drills": [drill]}  # fmt: skip
+    row = next(line for line in render(doc).splitlines() if 'class="drill ' in line)
+    assert "<td>not set</td>" in row and "unmeasured" not in row

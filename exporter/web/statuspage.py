@@ -64,6 +64,11 @@ def status_document(
     }
 
 
+def _objective_text(seconds: object) -> str:
+    """An objective no one set is "not set": "unmeasured" is for an exposure."""
+    return "not set" if seconds is None else _exposure_text(seconds)
+
+
 def _exposure_text(seconds: object) -> str:
     if seconds is None:
         return "unmeasured"
@@ -110,7 +115,7 @@ def _objective_rows(doc: dict[str, Any]) -> list[str]:
             f"<td>{e(x['target'])}</td><td>{e(x['scenario'])}</td>"
             f'<td class="status" style="background:{_COLOURS[state]}">'
             f"{e(_exposure_text(x['exposure_seconds']))}</td>"
-            f"<td>{e(_exposure_text(objective))}</td><td>{link}</td></tr>"
+            f"<td>{e(_objective_text(objective))}</td><td>{link}</td></tr>"
         )
     return rows
 
@@ -139,7 +144,7 @@ def _drill_rows(doc: dict[str, Any]) -> list[str]:
             f"<td>{e(d['scenario'])}</td>"
             f'<td class="status" style="background:{_COLOURS[d["status"]]}">{e(d["status"])}</td>'
             f'<td class="rto"{over}>{e(rto)}</td>'
-            f"<td>{e(_exposure_text(objective))}</td>"
+            f"<td>{e(_objective_text(objective))}</td>"
             f"<td>{e(_ago(d['last_success_seconds_ago']))}</td>"
             f'<td class="summary">{e(d["summary"])}</td></tr>'
         )
