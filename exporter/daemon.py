@@ -147,8 +147,7 @@ class Daemon:
                 "tls": self.web.settings.tls is not None,
                 "basic_auth": bool(self.web.settings.users),
                 "client_certificates": bool(
-                    self.web.settings.tls
-                    and self.web.settings.tls.verify_mode != ssl.CERT_NONE
+                    self.web.settings.tls and self.web.settings.tls.verify_mode != ssl.CERT_NONE
                 ),
             },
         )

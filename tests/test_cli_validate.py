@@ -162,3 +162,50 @@ def test_validate_takes_the_file_as_every_other_command_does(tmp_path: Path) -> 
     assert drwatch("config", "validate", str(config)).returncode == 0
     both = drwatch("config", "validate", str(config), "--config", str(config))
     assert both.returncode == 2 and "give the config file once" in both.stderr
+
+
+def test_ci_validates_the_shipped_configs_without_their_secrets(tmp_path: Path) -> None:
+    """As the README's `docker run ... config validate --allow-missing-env` does: unset variables
+    are allowed and listed, a real mistake still fails."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "PROD_"))}
+    for shipped in ("deploy/kubernetes/base/drwatch.yml",
+                    "deploy/kubernetes/overlays/example/drwatch.yml"):  # fmt: skip
+        strict = drwatch("config", "validate", "--config", str(root / shipped), env=env)
+        assert strict.returncode == 1 and "is not set" in strict.stderr, shipped
+        allowed = drwatch(
+            "config", "validate", "--allow-missing-env", "--config", str(root / shipped), env=env
+        )
+        assert allowed.returncode == 0, allowed.stderr
+        assert "not set (allowed): " in allowed.stdout
+    broken = write_config(
+        tmp_path / "c.yml", [{"name": "a", "redis": {"url": "${NOPE}", "intervall": "5s"}}]
+    )
+    mistake = drwatch("config", "validate", "--allow-missing-env", str(broken), env=env)
+    assert mistake.returncode == 1 and "intervall: unknown key" in mistake.stderr
+
+
+def test_hash_password_makes_a_hash_the_web_config_takes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import bcrypt
+    import yaml
+
+    from exporter.web.security import load_web_config
+
+    made = subprocess.run(
+        [sys.executable, "-m", "exporter", "hash-password"], input="s3cret pw\n",
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    hashed = made.stdout.strip()
+    assert bcrypt.checkpw(b"s3cret pw", hashed.encode())
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}}))
+    assert load_web_config(web).users["prometheus"] == hashed.encode()
+    too_long = subprocess.run(
+        [sys.executable, "-m", "exporter", "hash-password"], input="x" * 80 + "\n",
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert too_long.returncode == 1 and "72 bytes" in too_long.stderr

@@ -17,8 +17,12 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Interpolator:
-    def __init__(self, env: dict[str, str], base_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], base_dir: Path, allow_missing: bool = False) -> None:
         self.env = env
+        # `config validate --allow-missing-env`: an unset ${VAR} is empty (its section then
+        # off), listed instead of refused: a CI job without production secrets validates.
+        self.allow_missing = allow_missing
+        self.missing: list[str] = []
         self.base_dir = base_dir
         self.problems: list[str] = []
         self.secrets: set[str] = set()
@@ -79,6 +83,10 @@ class Interpolator:
                          f"than {MAX_INTERPOLATED_BYTES >> 20} MiB (YAML aliases?)"]
                     )  # fmt: skip
                 return self.env[name]
+            if default is None and self.allow_missing:
+                self.missing.append(name)
+                unset.append(name)
+                return ""
             if default is None:
                 self.failed_paths.add(yaml_path(path))
                 self.problems.append(

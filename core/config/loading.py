@@ -44,6 +44,7 @@ class LoadedConfig:
     config: Config
     off: list[OffSection] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    missing_env: list[str] = field(default_factory=list)  # allowed unset (config validate)
 
 
 # Sections that switch off when their connection string or store is empty (`${VAR:-}`), and a
@@ -118,14 +119,19 @@ def _describe(error: Any, at: list[Any] | None = None) -> str:
 
 
 def parse_config(
-    text: str, env: dict[str, str] | None = None, base_dir: Path | None = None
+    text: str,
+    env: dict[str, str] | None = None,
+    base_dir: Path | None = None,
+    allow_missing_env: bool = False,
 ) -> LoadedConfig:
     """Validates YAML text into a Config; raises ConfigError listing every problem."""
     raw = load_yaml(text)
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping with a `targets` list"])
     origins = _add_target_files(raw, base_dir or Path.cwd())
-    interp = Interpolator(dict(os.environ) if env is None else env, base_dir or Path.cwd())
+    interp = Interpolator(
+        dict(os.environ) if env is None else env, base_dir or Path.cwd(), allow_missing_env
+    )
     data = interp.walk(raw, [])
     off, problems = _switch_off_empty_sections(data, interp)
     problems = interp.problems + problems
@@ -136,7 +142,12 @@ def parse_config(
         problems.extend(_describe(e) for e in exc.errors())
     if problems or config is None:
         raise ConfigError([_in_its_file(problem, origins) for problem in problems])
-    return LoadedConfig(config=config, off=off, secrets=interp.secrets | _secrets(config))
+    return LoadedConfig(
+        config=config,
+        off=off,
+        secrets=interp.secrets | _secrets(config),
+        missing_env=sorted(set(interp.missing)),
+    )
 
 
 def _add_target_files(raw: dict[str, Any], base_dir: Path) -> dict[int, str]:
@@ -240,7 +251,7 @@ def _secrets(config: Config) -> set[str]:
     return secrets - {""}
 
 
-def load_config(path: str | Path) -> LoadedConfig:
+def load_config(path: str | Path, allow_missing_env: bool = False) -> LoadedConfig:
     file = Path(path)
     text = decode(read_regular_file(file, MAX_CONFIG_BYTES), str(file))
-    return parse_config(text, base_dir=file.parent)
+    return parse_config(text, base_dir=file.parent, allow_missing_env=allow_missing_env)

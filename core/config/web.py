@@ -141,7 +141,9 @@ class WebConfigFile(Strict):
             value = hashed.get_secret_value()
             # Never echo the value: a plain password here is a secret.
             if not value.startswith(BCRYPT_PREFIXES) or not _BCRYPT_HASH.match(value):
-                raise ValueError(f'user {user!r}: not a bcrypt hash (htpasswd -nBC 10 "")')
+                raise ValueError(
+                    f"user {user!r}: not a bcrypt hash (drwatch hash-password makes one)"
+                )
             try:  # what bcrypt itself cannot use is refused now, not a 500 on every request
                 bcrypt.checkpw(b"", value.encode())
             except ValueError:

@@ -9,10 +9,10 @@ from core.errors import ConfigError
 from core.redact import redact
 
 
-def load_or_report(path: str) -> LoadedConfig | None:
+def load_or_report(path: str, allow_missing_env: bool = False) -> LoadedConfig | None:
     """The config, or None after printing every problem in it to stderr."""
     try:
-        return load_config(path)
+        return load_config(path, allow_missing_env)
     except ConfigError as exc:
         print(f"{path}: invalid configuration:", file=sys.stderr)
         for problem in exc.problems:

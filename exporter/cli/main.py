@@ -87,12 +87,22 @@ def _parser() -> argparse.ArgumentParser:
         "--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS
     )
 
+    sub.add_parser(
+        "hash-password",
+        help="a bcrypt hash for basic_auth_users (the password from stdin, or asked twice)",
+    )
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate", help="validate a config file")
     # The file as the other commands take it (--config), or as a plain argument.
     validate.add_argument("file", nargs="?")
     validate.add_argument("--config", dest="config_file", metavar="FILE")
+    validate.add_argument(
+        "--allow-missing-env",
+        action="store_true",
+        help="an unset ${VAR} is empty, not an error (validate in CI without the secrets)",
+    )
     validate.add_argument(
         "--strict",
         action="store_true",
@@ -145,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.cli.drill import drill
 
         return drill(args.config, args.target, args.scenario, args.format)
+    if args.command == "hash-password":
+        from exporter.cli.hashpassword import hash_password
+
+        return hash_password()
     if args.command == "healthcheck":
         from exporter.cli.healthcheck import healthcheck
 
@@ -157,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
     if (args.file is None) == (args.config_file is None):
         parser.error("config validate: give the config file once, as --config FILE or FILE")
-    return validate(args.file or args.config_file, args.strict)
+    return validate(args.file or args.config_file, args.strict, args.allow_missing_env)

@@ -28,9 +28,9 @@ def _layouts(backups: BackupsConfig | None) -> list[str]:
     return out
 
 
-def validate(path: str, strict: bool) -> int:
+def validate(path: str, strict: bool, allow_missing_env: bool = False) -> int:
     """0 valid, 1 invalid (or, with `strict`, valid with a warning)."""
-    loaded = load_or_report(path)
+    loaded = load_or_report(path, allow_missing_env)
     if loaded is None:
         return 1
     jobs, _ = build_jobs(loaded.config)
@@ -42,6 +42,8 @@ def validate(path: str, strict: bool) -> int:
             print(f"  {target.name}: {line}")
     for off in loaded.off:
         print(f"  off: {off}")
+    if loaded.missing_env:
+        print(f"  not set (allowed): {', '.join(loaded.missing_env)}")
     if jobs:
         return 0
     print(
