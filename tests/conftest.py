@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -8,6 +10,22 @@ import pytest
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port, wait_until
 from sandbox.redisserver import RedisServer
 from tests.remediation import GRANTS, Sessions
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A base temporary directory of this session's own, outside /tmp/pytest-of-<user>: every
+    pytest session that starts resets that shared directory to mode 0700, which cuts the drills'
+    scratch OS user off from a drill in progress in another session (a CI run beside a
+    developer's). Workers get theirs from the controller."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="drwatch-tests-", dir="/tmp")
+        config._drwatch_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_drwatch_basetemp", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest.fixture
