@@ -206,3 +206,28 @@ def test_an_objective_not_set_says_so() -> None:
            "drills": [drill]}  # fmt: skip
     row = next(line for line in render(doc).splitlines() if 'class="drill ' in line)
     assert "<td>not set</td>" in row and "unmeasured" not in row
+
+
+def test_rows_that_are_not_ok_link_to_their_checks_runbook_section() -> None:
+    from checks.registry import REGISTRY
+
+    runbook = (Path(__file__).resolve().parent.parent / "docs" / "runbook.md").read_text()
+    for definition in REGISTRY:  # a link never dangles
+        assert f'<a id="check-{definition.name}"></a>' in runbook, definition.name
+    assert '<a id="wal-archiving-off"></a>' in runbook
+
+    def row(check: str, status: str) -> dict[str, object]:
+        return {"target": "db", "check": check, "section": "backups", "status": status,
+                "summary": "x", "up": True, "last_run_seconds_ago": 1.0,
+                "last_success_seconds_ago": 1.0}  # fmt: skip
+
+    doc = {"version": "1", "status": "CRITICAL", "exposures": [], "off": [], "drills": [],
+           "runbook_url": "https://wiki.example/dr", "checks": [row("backups", "CRITICAL"),
+                                                                row("connections", "OK")]}  # fmt: skip
+    page = render(doc)
+    rows = page.split("<tr")
+    critical = next(row for row in rows if 'data-check="backups"' in row)
+    ok = next(row for row in rows if 'data-check="connections"' in row)
+    assert '<a href="https://wiki.example/dr#check-backups">runbook</a>' in critical
+    assert "runbook" not in ok
+    assert '<a href="https://wiki.example/dr">runbook</a>' in page  # the header's link too

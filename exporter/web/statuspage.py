@@ -9,13 +9,13 @@ from typing import Any
 
 from checks.base import Status, worst
 from checks.registry import definition
+from core.config.schema import Config
 from core.durations import format_duration
 from exporter import __version__
 from exporter.runtime.current import Current
 from exporter.runtime.exposures import exposure_rows
 from exporter.runtime.results import Snapshot
 
-RUNBOOK = "https://github.com/drwatch/drwatch/blob/main/docs/runbook.md"
 _COLOURS = {"OK": "#1a7f37", "WARNING": "#9a6700", "CRITICAL": "#cf222e", "UNKNOWN": "#6e7781"}
 
 
@@ -61,7 +61,13 @@ def status_document(
         "exposures": exposures,
         "off": [{"target": o.target, "section": o.section, "why": o.why} for o in current.off],
         "drills": drills or [],
+        "runbook_url": current.config.runbook_url if current.config is not None else "",
     }
+
+
+def _runbook(doc: dict[str, Any]) -> str:
+    """The configured runbook address (`runbook_url`), or drwatch's own."""
+    return str(doc.get("runbook_url") or Config.model_fields["runbook_url"].default)
 
 
 def _objective_text(seconds: object) -> str:
@@ -81,14 +87,21 @@ def _exposure_text(seconds: object) -> str:
 def _check_rows(doc: dict[str, Any]) -> list[str]:
     e = html.escape
     rows = []
+    runbook = _runbook(doc)
     for c in doc["checks"]:
         colour = _COLOURS[c["status"]]
+        # A row that is not OK links to what its check's runbook section says to do.
+        link = (
+            f' <a href="{e(runbook)}#check-{e(c["check"])}">runbook</a>'
+            if c["status"] in ("WARNING", "CRITICAL")
+            else ""
+        )
         rows.append(
             f'<tr class="check status-{e(c["status"].lower())}" data-target="{e(c["target"])}" '
             f'data-check="{e(c["check"])}" data-section="{e(c["section"])}">'
             f"<td>{e(c['target'])}</td><td>{e(c['check'])}</td>"
             f'<td class="status" style="background:{colour}">{e(c["status"])}</td>'
-            f'<td class="summary">{e(c["summary"])}</td>'
+            f'<td class="summary">{e(c["summary"])}{link}</td>'
             f"<td>{e(_ago(c['last_success_seconds_ago']))}</td></tr>"
         )
     for off in doc["off"]:  # greyed: nothing is watched there, and it says why
@@ -107,7 +120,8 @@ def _objective_rows(doc: dict[str, Any]) -> list[str]:
     for x in doc["exposures"]:
         state = {True: "CRITICAL", False: "OK", None: "UNKNOWN"}[x["breached"]]
         anchor = f"rpo-breached-{x['scenario']}" if x["breached"] is not False else ""
-        link = f' <a href="{e(RUNBOOK)}#{e(anchor)}">runbook</a>' if anchor else ""
+        runbook = _runbook(doc)
+        link = f' <a href="{e(runbook)}#{e(anchor)}">runbook</a>' if anchor else ""
         objective = x["objective_seconds"]
         rows.append(
             f'<tr class="exposure status-{state.lower()}" data-target="{e(x["target"])}" '
@@ -168,7 +182,7 @@ h1 span{{color:#fff;padding:.1em .5em;border-radius:.3em}}
 </style></head><body>
 <h1>drwatch <span id="overall" style="background:{_COLOURS[overall]}">{e(overall)}</span></h1>
 <p>drwatch {e(doc["version"])} · <a href="/metrics">/metrics</a> ·
-<a href="/status.json">/status.json</a> · <a href="{e(RUNBOOK)}">runbook</a> ·
+<a href="/status.json">/status.json</a> · <a href="{e(_runbook(doc))}">runbook</a> ·
 <a href="/?refresh=30">refresh every 30 s</a></p>
 <h2>Recovery objectives</h2>
 <table id="objectives"><tr><th>target</th><th>scenario</th><th>data at risk</th>
