@@ -22,7 +22,7 @@ from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster, bindir, wait_until
 from sandbox.seed import seed
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, drwatch, make_config, s3_client
+from tests.helpers import AWS, drwatch, make_config, reachable, s3_client
 
 VERIFICATION = {
     "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
@@ -48,10 +48,7 @@ def production() -> Iterator[PgCluster]:
 def _doc(production: PgCluster, store: Path, state: Path, **drills: object) -> dict[str, Any]:
     scratch = state / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    for path in (scratch, *scratch.parents):  # the scratch cluster's OS user must reach it
-        if path == Path("/tmp"):
-            break
-        path.chmod(path.stat().st_mode | 0o011)
+    reachable(scratch)  # the scratch cluster's OS user must reach it
     target = {
         "name": "app",
         "postgres": {"dsn": production.dsn("app"), "verification": VERIFICATION},
@@ -446,10 +443,7 @@ def test_a_hostile_dump_cannot_run_a_program_during_the_restore(tmp_path: Path) 
             },
         }
         (tmp_path / "scratch").mkdir()
-        for path in (tmp_path / "scratch", *(tmp_path / "scratch").parents):
-            if path == Path("/tmp"):
-                break
-            path.chmod(path.stat().st_mode | 0o011)
+        reachable(tmp_path / "scratch")
         result = _drill(make_config([target], state_dir=str(tmp_path / "state")))
     finally:
         attacker.destroy()
@@ -466,10 +460,7 @@ def test_a_disk_that_fills_during_the_restore_is_named(tmp_path: Path) -> None:
     source = PgCluster().init(None).start()
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    for path in (scratch, *scratch.parents):  # the scratch cluster's OS user must reach it
-        if path == Path("/tmp"):
-            break
-        path.chmod(path.stat().st_mode | 0o011)
+    reachable(scratch)
     mounted = not subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=80m,mode=0755", "tmpfs", str(scratch)]
     ).returncode

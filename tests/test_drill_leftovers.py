@@ -19,7 +19,7 @@ from exporter.drills.engine import DrillEngine
 from exporter.drills.leftovers import MARKER, OWNER_FILE, instance_id, mark, remove_leftovers
 from exporter.drills.staging import staging_prefix
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.helpers import make_config
+from tests.helpers import make_config, reachable
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -119,10 +119,7 @@ def test_a_killed_one_shot_drill_is_cleaned_by_the_next_one(tmp_path: Path) -> N
         source.dump("app", store)
         scratch = tmp_path / "scratch"
         scratch.mkdir()
-        for path in (scratch, *scratch.parents):
-            if path == Path("/tmp"):
-                break
-            path.chmod(path.stat().st_mode | 0o011)
+        reachable(scratch)
         doc = {
             "state_dir": str(tmp_path / "state"),
             "targets": [{

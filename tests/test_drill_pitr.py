@@ -13,7 +13,7 @@ from exporter.drills import pitr
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.seed import seed
 from tests.backup_tools import PgBackRest
-from tests.helpers import AWS, make_config, s3_client
+from tests.helpers import AWS, make_config, reachable, s3_client
 
 
 def _archived(cluster: PgCluster) -> None:
@@ -55,10 +55,7 @@ def _run(  # type: ignore[no-untyped-def]
     the base and WAL store URLs; `settings` go into `drills.pitr`."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    for path in (scratch, *scratch.parents):
-        if path == Path("/tmp"):
-            break
-        path.chmod(path.stat().st_mode | 0o011)
+    reachable(scratch)
     (tmp_path / "dumps").mkdir()
     base_store, wal_store = stores or (f"file://{base}/", f"file://{cluster.archive}/")
     target = {

@@ -16,7 +16,7 @@ from checks.base import Status
 from sandbox.pgcluster import PgCluster, wait_until
 from sandbox.redisserver import RedisServer
 from tests.backup_tools import AWS_ENV
-from tests.helpers import AWS, CheckHarness, make_config, s3_client, write_keys
+from tests.helpers import AWS, CheckHarness, make_config, reachable, s3_client, write_keys
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SECTION = README.split("### Getting your backups in", 1)[1].split("\n## ", 1)[0]
@@ -50,10 +50,7 @@ def _chown_to_postgres(*paths: Path) -> None:
     for path in paths:
         path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["chown", "postgres", str(path)], check=True)
-        for parent in path.parents:
-            if parent == Path("/tmp"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
+        reachable(path)
 
 
 def test_the_file_archive_command_fills_a_store_the_wal_archive_check_reads(
