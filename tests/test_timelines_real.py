@@ -183,3 +183,46 @@ def test_a_segment_lost_after_a_pgbackrest_pitr_is_found(
         assert "no base backup has continuous WAL" in window.summary
     finally:
         kept.rename(path)
+
+
+def test_the_pitr_drill_follows_the_timeline_after_a_pgbackrest_pitr(
+    restored: PgBackRest, tmp_path: Path
+) -> None:
+    """The drill restores the newest set (taken on timeline 1) and recovers along the history
+    to timeline 2's end: the newest segment it must reach is timeline 2's, not timeline 1's."""
+    import time
+
+    from exporter.drills import pitr
+    from tests.helpers import reachable
+
+    cluster = restored.cluster
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reachable(scratch)
+    target = {
+        "name": "db",
+        "postgres": {"dsn": cluster.dsn()},
+        "backups": {"wal_store": f"file://{restored.archive}/"},
+        "drills": {
+            "schedule": "0 3 * * 0",
+            "scratch": {"user": "postgres", "dir": str(scratch)},
+            "pitr": {"pgbackrest": {"config": str(restored.conf), "stanza": "main"}},
+        },
+    }
+    config = make_config([target], state_dir=str(tmp_path / "state")).config
+    result = pitr.run(config, config.targets[0], time.monotonic() + 180)
+    assert result.ok, result.summary
+    newest_tl2 = max(n for n in _wal_files(restored.archive) if n.startswith("00000002"))
+    assert result.values["replayed_to_segment"][8:] >= newest_tl2[8:]
+    # A segment lost on timeline 2 (timeline 1 holds its twin): recovery stops there, and the
+    # drill names the timeline-2 WAL it cannot reach.
+    victim = _twin_on_the_new_timeline(restored.archive)
+    path = _wal_files(restored.archive)[victim]
+    kept = tmp_path / "kept"
+    path.rename(kept)
+    try:
+        gap = pitr.run(config, config.targets[0], time.monotonic() + 180)
+    finally:
+        kept.rename(path)
+    assert not gap.ok, gap.summary
+    assert f"but the archive holds WAL up to {newest_tl2}" in gap.summary
