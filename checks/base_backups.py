@@ -47,7 +47,9 @@ from core.metrics import gauge
 NAME = "base_backups"
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024  # without PostgreSQL or backups.wal_segment_size
 
-BASE_BACKUPS = gauge("drwatch_base_backups", "Base backups in the catalogue, by type.", "type")
+BASE_BACKUPS = gauge(
+    "drwatch_base_backups", "Base backups in the catalogue, by type (running ones apart).", "type"
+)
 BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS = gauge(
     "drwatch_base_backup_newest_timestamp_seconds",
     "When the newest base backup of each type finished.",
@@ -76,6 +78,14 @@ RECOVERY_WINDOW_START_TIMESTAMP_SECONDS = gauge(
     "drwatch_recovery_window_start_timestamp_seconds",
     "The earliest point PITR can reach (absent if no base backup has continuous WAL).",
 )
+BASE_BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS = gauge(
+    "drwatch_base_backup_running_since_timestamp_seconds",
+    "When the oldest base backup still running (or abandoned mid-way) started (absent: none).",
+)
+BASE_BACKUP_RUNNING_BYTES = gauge(
+    "drwatch_base_backup_running_bytes",
+    "What the base backups still running have written so far.",
+)
 BASE_BACKUP_NEWEST_VERIFIED = gauge(
     "drwatch_base_backup_newest_verified",
     "1 if the newest pg_basebackup backup passed pg_verifybackup, 0 if it failed (absent: not "
@@ -92,6 +102,8 @@ METRICS = (
     BASE_BACKUP_NEWEST_SIZE_BYTES,
     BASE_BACKUPS_FAILED,
     BASE_BACKUPS_INCOMPLETE,
+    BASE_BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS,
+    BASE_BACKUP_RUNNING_BYTES,
     BASE_BACKUP_NEWEST_VERIFIED,
     RECOVERY_WINDOW_SECONDS,
     RECOVERY_WINDOW_START_TIMESTAMP_SECONDS,
@@ -161,15 +173,19 @@ class BaseBackupsCheck(Check[None]):
         )
         now = time.time()
         obs = Observation(Status.OK, "")
-        kinds = sorted({b.kind for b in backups})
-        for kind in kinds:
-            of_kind = [b for b in backups if b.kind == kind]
+        finished = [b for b in backups if b.pending is None]  # running ones are counted apart
+        for kind in sorted({b.kind for b in finished}):
+            of_kind = [b for b in finished if b.kind == kind]
             obs.add(BASE_BACKUPS, len(of_kind), type=kind)
             obs.add(BASE_BACKUP_NEWEST_TIMESTAMP_SECONDS, of_kind[-1].stopped, type=kind)
         failed = [b for b in backups if b.error]
         obs.add(BASE_BACKUPS_FAILED, len(failed))
         for state in ("in_progress", "waiting_for_wal"):
             obs.add(BASE_BACKUPS_INCOMPLETE, sum(b.pending == state for b in backups), state=state)
+        running = [b for b in backups if b.pending == "in_progress"]
+        obs.add(BASE_BACKUP_RUNNING_BYTES, sum(b.size for b in running))
+        if running:
+            obs.add(BASE_BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS, min(b.started for b in running))
         obs.values.update(base_backups=len(backups), catalogue=layout)
         good = [b for b in backups if usable(b)]
         incomplete = _incomplete(backups)
@@ -271,8 +287,12 @@ class BaseBackupsCheck(Check[None]):
 
 def _incomplete(backups: list[BaseBackup]) -> list[str]:
     """What runs or waits: said, never a failure (a 4-hour backup is not a broken one)."""
-    said = {"in_progress": "running", "waiting_for_wal": "copied, waiting for its WAL"}
-    return [f"{b.label} {said[b.pending]}" for b in backups if b.pending][-3:]
+    said = {"in_progress": "running since", "waiting_for_wal": "copied, waiting for its WAL since"}
+    return [
+        f"{b.label} {said[b.pending]} {age_of(b.started)} ago ({format_bytes(b.size)} so far)"
+        for b in backups
+        if b.pending
+    ][-3:]
 
 
 def _newest(continuity: Continuity) -> str:

@@ -207,3 +207,24 @@ def test_barman_cloud_archive_and_backups(
         assert base.exposures["pitr"] == float("inf")  # raises the archiver's PITR exposure
     finally:
         s3.put_object(Bucket="barman-backups", Key=victim, Body=body)
+
+
+def test_a_pgbackrest_set_not_yet_in_backup_info_is_running(
+    pgbackrest: PgBackRest, tmp_path: Path
+) -> None:
+    """pgBackRest saves a set's manifest copy when it starts and lists the set in backup.info
+    when it ends: a real repository's catalogue, plus the directory of a set under way."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(pgbackrest.repo / "backup" / "main", repo, symlinks=True)
+    label = "20261206-030000F"
+    (repo / label / "pg_data").mkdir(parents=True)
+    (repo / label / "backup.manifest.copy").write_text("[backup]\n")
+    (repo / label / "pg_data" / "PG_VERSION.gz").write_bytes(b"x" * 3000)
+    harness = _harness(pgbackrest.cluster, tmp_path, base_store=f"file://{repo}/", retention="1s")
+    result = harness.run("base_backups")
+    assert sample(result, "drwatch_base_backups_incomplete", state="in_progress") == 1
+    assert sample(result, "drwatch_base_backup_running_since_timestamp_seconds") == 1796526000.0
+    assert f"{label} running since" in result.summary
+    assert sample(result, "drwatch_base_backups", type="full") == 1  # the listed set, unchanged

@@ -229,3 +229,49 @@ def test_every_compression_pg_basebackup_writes_is_verified(
     assert f"base.tar{suffix}" in names, names
     result = _harness(tmp_path, base, cluster.archive).run("base_backups")
     assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary
+
+
+def test_a_pg_basebackup_paused_midway_is_running_not_old(
+    shared_archiving_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """A real pg_basebackup stopped (SIGSTOP) mid-copy: its directory has tar data and no
+    backup_manifest yet. Reported as running, with what it wrote; once it finishes, listed."""
+    import subprocess
+
+    cluster = shared_archiving_cluster
+    base = cluster.root / "base-running"
+    target_dir = base / "tuesday"
+    base.mkdir()
+    subprocess.run(["chown", "postgres", str(base)], check=True)
+    copy = subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", str(cluster.bin / "pg_basebackup"), "-D",
+         str(target_dir), "-Ft", "-X", "stream", "-h", "127.0.0.1", "-p", str(cluster.port),
+         "-U", "postgres", "-c", "fast", "--max-rate=8M"],
+    )  # fmt: skip
+    try:
+        wait_until(lambda: (target_dir / "base.tar").exists(), 60, interval=0.05, what="copying")
+        subprocess.run(["pkill", "-STOP", "-f", f"pg_basebackup -D {target_dir}"], check=False)
+        result = _harness(tmp_path, base, cluster.archive).run("base_backups")
+        assert sample(result, "drwatch_base_backups_incomplete", state="in_progress") == 1
+        assert sample(result, "drwatch_base_backup_running_bytes") > 0
+        assert "tuesday running since" in result.summary, result.summary
+        assert sample(result, "drwatch_base_backups_failed") == 0
+    finally:
+        subprocess.run(["pkill", "-CONT", "-f", f"pg_basebackup -D {target_dir}"], check=False)
+        copy.wait(120)
+    assert copy.returncode == 0
+    done = _harness(tmp_path, base, cluster.archive).run("base_backups")
+    assert sample(done, "drwatch_base_backups_incomplete", state="in_progress") == 0
+    assert sample(done, "drwatch_base_backups", type="full") == 1, done.summary
+
+
+def test_a_walg_backup_without_its_sentinel_yet_is_running(tmp_path: Path) -> None:
+    """WAL-G writes the sentinel last: the tar partitions of a backup under way, no sentinel."""
+    store = _walg_store(tmp_path, range(3, 30))
+    running = store / "basebackups_005" / f"base_{segment_name(1, 20, SEG)}" / "tar_partitions"
+    running.mkdir(parents=True)
+    (running / "part_1.tar.lz4").write_bytes(b"x" * 5000)
+    result = _harness(tmp_path, store, store).run("base_backups")
+    assert sample(result, "drwatch_base_backups_incomplete", state="in_progress") == 1
+    assert sample(result, "drwatch_base_backup_running_bytes") == 5000
+    assert sample(result, "drwatch_base_backups_failed") == 0

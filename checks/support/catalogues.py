@@ -27,6 +27,7 @@ from checks.support.catalogue_formats import (
     walg_backup,
 )
 from checks.support.pgbackrest_cipher import CipherError, decrypt, encrypted
+from checks.support.running import running_backups
 from checks.support.stores import Store, StoredObject
 from checks.support.tarballs import read_member, tar_name
 from core.errors import CheckError
@@ -43,7 +44,7 @@ def detect_catalogue(objects: Iterable[StoredObject]) -> CatalogueLayout | None:
     found: CatalogueLayout | None = None
     for obj in objects:
         name = posixpath.basename(obj.key)
-        if name.endswith(WALG_SENTINEL):
+        if name.endswith(WALG_SENTINEL) or obj.key.startswith("basebackups_005/"):
             return "walg"
         if name == "backup.info.copy":
             return "pgbackrest"  # pgBackRest writes every info file twice
@@ -51,8 +52,8 @@ def detect_catalogue(objects: Iterable[StoredObject]) -> CatalogueLayout | None:
             name.endswith("-backup.info") and "meta/" in obj.key
         ):
             found = "barman"  # barman keeps a backup_manifest in base/<id>/data/ too
-        elif name == "backup_manifest" and found is None:
-            found = "pg_basebackup"
+        elif (name == "backup_manifest" or tar_name(name, "base")) and found is None:
+            found = "pg_basebackup"  # a first backup still running has no manifest yet
     return found
 
 
@@ -85,6 +86,7 @@ def read_catalogue(
         backups = _barman(store, objects)
     else:
         backups = _manifests(store, objects, segment_size)
+    backups += running_backups(objects, layout, {b.label for b in backups})
     return chains_checked(sorted(backups, key=lambda b: (b.stopped, b.label)))
 
 
