@@ -86,6 +86,11 @@ BASE_BACKUP_RUNNING_BYTES = gauge(
     "drwatch_base_backup_running_bytes",
     "What the base backups still running have written so far.",
 )
+BASE_BACKUP_MAX_DURATION_SECONDS = gauge(
+    "drwatch_base_backup_max_duration_seconds",
+    "How long a base backup may run before it counts as stuck: backups.max_duration, else three "
+    "times the newest finished backup's duration (at least an hour).",
+)
 BASE_BACKUP_NEWEST_VERIFIED = gauge(
     "drwatch_base_backup_newest_verified",
     "1 if the newest pg_basebackup backup passed pg_verifybackup, 0 if it failed (absent: not "
@@ -104,6 +109,7 @@ METRICS = (
     BASE_BACKUPS_INCOMPLETE,
     BASE_BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS,
     BASE_BACKUP_RUNNING_BYTES,
+    BASE_BACKUP_MAX_DURATION_SECONDS,
     BASE_BACKUP_NEWEST_VERIFIED,
     RECOVERY_WINDOW_SECONDS,
     RECOVERY_WINDOW_START_TIMESTAMP_SECONDS,
@@ -182,6 +188,7 @@ class BaseBackupsCheck(Check[None]):
         obs.add(BASE_BACKUPS_FAILED, len(failed))
         for state in ("in_progress", "waiting_for_wal"):
             obs.add(BASE_BACKUPS_INCOMPLETE, sum(b.pending == state for b in backups), state=state)
+        obs.add(BASE_BACKUP_MAX_DURATION_SECONDS, self._max_duration(finished))
         running = [b for b in backups if b.pending == "in_progress"]
         obs.add(BASE_BACKUP_RUNNING_BYTES, sum(b.size for b in running))
         if running:
@@ -222,6 +229,12 @@ class BaseBackupsCheck(Check[None]):
             problems.append(f"older than the {format_duration(rpo)} full_restore objective")
         obs.summary = "; ".join(parts + problems)
         return obs
+
+    def _max_duration(self, finished: list[BaseBackup]) -> float:
+        if self.config.max_duration is not None:
+            return self.config.max_duration
+        newest = finished[-1] if finished else None
+        return max(3600.0, 3 * (newest.stopped - newest.started)) if newest else 86400.0
 
     def _verify_newest(
         self, obs: Observation, objects: list[StoredObject], newest: BaseBackup, deadline: float

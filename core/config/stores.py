@@ -35,6 +35,9 @@ class BackupsConfig(Strict):
     # barman-cloud server prefix, or pg_basebackup -Ft directories with their backup_manifest.
     base_store: StoreUrl | None = None
     base_layout: Literal["auto", "pgbackrest", "walg", "barman", "pg_basebackup"] = "auto"
+    # How long a base backup may run before DrwatchBackupStuck; default three times the newest
+    # finished one's duration (at least an hour).
+    max_duration: Duration | None = None
     # An encrypted pgBackRest repository's repo-cipher-pass (a secret: `_file` or ${VAR}).
     pgbackrest_cipher_pass: SecretStr | None = None
     replica_store: StoreUrl | None = None  # the cross-region copy of `store`
