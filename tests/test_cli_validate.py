@@ -209,3 +209,27 @@ def test_hash_password_makes_a_hash_the_web_config_takes(tmp_path: Path) -> None
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert too_long.returncode == 1 and "72 bytes" in too_long.stderr
+
+
+def test_validate_lists_each_drill_and_warns_when_root_cannot_run_it(tmp_path: Path) -> None:
+    target = {
+        "name": "app",
+        "postgres": {"dsn": DSN},
+        "backups": {"store": "file:///backups/dumps/"},
+        "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": "file:///backups/redis/"},
+        "drills": {"schedule": "0 3 * * 0", "full_restore": {}, "redis": {}},
+    }
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
+    proc = drwatch("config", "validate", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert "app: drill full_restore (0 3 * * 0 UTC, next 20" in proc.stdout
+    assert "newest dump in file:///backups/dumps/ into a throwaway cluster in" in proc.stdout
+    assert "app: drill redis (0 3 * * 0 UTC, next " in proc.stdout
+    if os.geteuid() == 0:  # as CI runs: PostgreSQL refuses root, and no scratch.user is set
+        assert "drwatch runs as root and PostgreSQL refuses root" in proc.stderr
+        assert drwatch("config", "validate", "--strict", str(config)).returncode == 1
+    target["drills"]["scratch"] = {"user": "postgres"}  # type: ignore[index]
+    fixed = write_config(tmp_path / "c2.yml", [target], state_dir=str(tmp_path / "s"))
+    quiet = drwatch("config", "validate", "--strict", str(fixed))
+    assert quiet.returncode == 0 and "refuses root" not in quiet.stderr
+    assert "as OS user postgres" in quiet.stdout

@@ -6,9 +6,14 @@ string unset, every section off) still catches a misspelt key or a duration with
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import UTC, datetime
 
+from core.config.drills import cron_trigger
+from core.config.schema import Target
 from core.config.stores import BackupsConfig
+from core.redact import redact
 from exporter.cli.load import load_or_report
 from exporter.runtime.jobs import build_jobs
 
@@ -28,6 +33,49 @@ def _layouts(backups: BackupsConfig | None) -> list[str]:
     return out
 
 
+def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
+    """Each drill the target runs, with its schedule, next run, source and scratch; and the
+    warnings about what cannot run as configured."""
+    drills = target.drills
+    if drills is None:
+        return [], []
+    trigger = cron_trigger(drills.schedule, drills.timezone)
+    upcoming = trigger.get_next_fire_time(None, datetime.now(UTC))
+    nxt = f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never"
+    scratch = drills.scratch
+    where = (
+        f"staging server {redact(scratch.dsn)}" if scratch.dsn
+        else f"throwaway cluster in {scratch.dir or state_dir + '/drills'}"
+        + (f" as OS user {scratch.user}" if scratch.user else "")
+    )  # fmt: skip
+    backups, redis = target.backups, target.redis
+    sources = {
+        "full_restore": f"newest dump in {backups.store}" if backups else "",
+        "pitr": (
+            f"pgBackRest stanza {drills.pitr.pgbackrest.stanza}"
+            if drills.pitr and drills.pitr.pgbackrest
+            else f"base backups in {drills.pitr.base_store if drills.pitr else ''}"
+        )
+        + (f", WAL from {backups.wal_store}" if backups else ""),
+        "redis": f"newest snapshot in {redis.snapshot_store}" if redis else "",
+    }
+    lines = [
+        f"{target.name}: drill {scenario} ({drills.schedule} {drills.timezone}, next {nxt}): "
+        f"{sources[scenario]} into a "
+        + ("scratch redis-server on loopback" if scenario == "redis" else where)
+        for scenario in target.drill_scenarios()
+    ]
+    warnings = []
+    postgres_drills = {"full_restore", "pitr"} & set(target.drill_scenarios())
+    if os.geteuid() == 0 and not scratch.dsn and not scratch.user and postgres_drills:
+        warnings.append(
+            f"{target.name}: drills: drwatch runs as root and PostgreSQL refuses root: set "
+            "drills.scratch.user (an unprivileged OS user) or drills.scratch.dsn, or the "
+            "PostgreSQL drills fail"
+        )
+    return lines, warnings
+
+
 def validate(path: str, strict: bool, allow_missing_env: bool = False) -> int:
     """0 valid, 1 invalid (or, with `strict`, valid with a warning)."""
     loaded = load_or_report(path, allow_missing_env)
@@ -37,15 +85,24 @@ def validate(path: str, strict: bool, allow_missing_env: bool = False) -> int:
     print(f"{path}: valid: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
     for job in jobs:
         print(f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)")
+    warnings: list[str] = []
     for target in loaded.config.targets:
         for line in _layouts(target.backups):
             print(f"  {target.name}: {line}")
+        drill_lines, drill_warnings = _drills(target, loaded.config.state_dir)
+        for line in drill_lines:
+            print(f"  {line}")
+        warnings += drill_warnings
     for off in loaded.off:
         print(f"  off: {off}")
     if loaded.missing_env:
         print(f"  not set (allowed): {', '.join(loaded.missing_env)}")
-    if jobs:
+    for warning in warnings:
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+    if jobs and not warnings:
         return 0
+    if jobs:
+        return 1 if strict else 0
     print(
         f"{path}: warning: this config runs no check"
         + (" (every section is off)" if loaded.off else ""),
