@@ -174,6 +174,7 @@ def test_state_survives_a_restart_and_reads_less(estate: Any, tmp_path: Path) ->
         ("gaps", {"newest": "soon"}),  # not a number at all
         ("orphans", {"watermark": 10**12}),  # beyond the table's max: no new row to look at
         ("orphans", {"orphans": ["x"]}),
+        ("daily", {"minutes": {"three days ago": -5000}}),  # a negative count inside the window
     ],
 )
 def test_tampered_state_is_checked_against_the_live_table(
@@ -189,6 +190,9 @@ def test_tampered_state_is_checked_against_the_live_table(
     path = tmp_path / "kept" / "verification-db.json"
     state = json.loads(path.read_text())
     key = next(k for k in state if k.startswith(item))
+    if "minutes" in tampered:  # a minute inside the kept windows, three days back
+        minute = str(int(time.time() // 60) - 3 * 1440)
+        tampered = {"minutes": {**state[key]["minutes"], minute: -5000}}
     state[key].update(tampered)
     path.write_text(json.dumps(state))
     _same_as_full((cluster, _harness(cluster, tmp_path / "kept"), tmp_path), f"{item} {tampered}")

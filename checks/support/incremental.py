@@ -249,6 +249,8 @@ def _older_windows(
         what="daily counts (edges)",
     )
     upto, oldest = int(edges["upto"]), int(edges["oldest"])
+    if not _minutes_hold(state, upto):  # kept counts that cannot be true: counted again
+        state["minutes"], state["upto"] = {}, None
     minutes: dict[str, int] = state.setdefault("minutes", {})
     start = state.get("upto")
     start = oldest if start is None or int(start) < oldest else int(start)
@@ -292,6 +294,17 @@ def _older_windows(
         last_whole = _floor_minute(newer["at"])
         whole = sum(minutes.get(str(m), 0) for m in range(first_whole, last_whole + 1))
         counts[k] = int(older["after"]) + whole + int(newer["before"])
+
+
+def _minutes_hold(state: State, upto: int) -> bool:
+    """Kept minutes no later than now's last immutable one, counts that are counts."""
+    try:
+        kept = state.get("upto")
+        if kept is not None and int(kept) > upto:
+            return False
+        return all(int(k) <= upto and int(v) >= 0 for k, v in state.get("minutes", {}).items())
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _ceil_minute(epoch: Decimal) -> int:
