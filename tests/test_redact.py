@@ -29,3 +29,11 @@ def test_known_secrets_are_masked_wherever_they_appear() -> None:
     assert redact("abc and abcdef") == "abc and abcdef"
     redact.set_secrets(set())
     assert redact("webhook-token-0123456789") == "webhook-token-0123456789"
+
+
+def test_a_pgbackrest_cipher_pass_given_inline_is_a_secret() -> None:
+    from tests.helpers import make_config
+
+    target = {"name": "db", "backups": {"base_store": "file:///x/",
+              "pgbackrest_cipher_pass": "correct horse battery"}}  # fmt: skip
+    assert "correct horse battery" in make_config([target]).secrets

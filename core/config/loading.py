@@ -242,6 +242,8 @@ def _secrets(config: Config) -> set[str]:
     if config.remediation.webhook is not None:
         secrets.add(config.remediation.webhook.token)
     for target in config.targets:
+        if target.backups is not None and target.backups.pgbackrest_cipher_pass is not None:
+            secrets.add(target.backups.pgbackrest_cipher_pass.get_secret_value())
         if target.redis is not None:
             secrets |= {target.redis.password or "", urlparse(target.redis.url).password or ""}
         if target.postgres is not None:
