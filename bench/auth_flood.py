@@ -12,8 +12,6 @@ scrapes' p50/p99/max latency, the attackers' answers by status, drwatch's CPU ov
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import statistics
 import sys
 import tempfile
@@ -29,24 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sandbox.pgcluster import wait_until
 from tests.daemon import DaemonProcess
 from tests.helpers import write_config
-from tests.pki import bcrypt_hash, make_pki
+from tests.pki import basic_auth_get, bcrypt_hash, make_pki
 
 
 def request(port: int, context, password: str, source: str) -> tuple[int, float]:  # type: ignore[no-untyped-def]
-    auth = base64.b64encode(f"prom:{password}".encode()).decode()
     started = time.monotonic()
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, timeout=30, context=context, source_address=(source, 0)
-    )
     try:
-        connection.request("GET", "/metrics", headers={"Authorization": f"Basic {auth}"})
-        response = connection.getresponse()
-        response.read()
-        return response.status, time.monotonic() - started
+        status = basic_auth_get(port, context, "prom", password, source, timeout=30)
     except OSError:
-        return 0, time.monotonic() - started
-    finally:
-        connection.close()
+        status = 0
+    return status, time.monotonic() - started
 
 
 def cpu_seconds(pid: int) -> float:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ssl
 import subprocess
@@ -87,5 +88,22 @@ def https_get(
         connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+def basic_auth_get(
+    port: int, context: ssl.SSLContext, user: str, password: str, source: str, timeout: float = 10
+) -> int:
+    """GET /metrics over TLS with basic auth, from loopback address `source`: the status."""
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=timeout, context=context, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", "/metrics", headers={"Authorization": f"Basic {auth}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
     finally:
         connection.close()

@@ -4,8 +4,6 @@ client from another goes on being served."""
 
 from __future__ import annotations
 
-import base64
-import http.client
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from exporter.web.app import StartResponse, protect
 from exporter.web.basicauth import FAILURES_ALLOWED, Outcome, PasswordChecker
 from exporter.web.security import WebSecurity, load_web_config
 from exporter.web.server import HttpServer
-from tests.pki import Pki, bcrypt_hash, make_pki
+from tests.pki import Pki, basic_auth_get, bcrypt_hash, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +51,7 @@ def port(tmp_path: Path, pki: Pki) -> Iterator[int]:
 
 
 def _get(port: int, context: ssl.SSLContext, user: str, password: str, source: str) -> int:
-    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, timeout=10, context=context, source_address=(source, 0)
-    )
-    try:
-        connection.request("GET", "/metrics", headers={"Authorization": f"Basic {auth}"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
+    return basic_auth_get(port, context, user, password, source)
 
 
 def test_a_password_longer_than_bcrypt_reads_is_a_401(port: int, pki: Pki) -> None:
