@@ -13,6 +13,7 @@ from typing import Any, Literal
 from checks.base import Check
 from checks.support.stores import Store, open_store
 from checks.support.verdicts import VerdictCache
+from core.config.aws import AwsConfig
 from core.config.base import CheckOptions
 from core.config.schema import Config, ObjectiveSpec, Scenario, Target
 from core.metrics import MetricSpec
@@ -33,9 +34,10 @@ class BuildContext:
     def objective(self, scenario: Scenario) -> ObjectiveSpec:
         return self.config.objective(self.target, scenario)
 
-    def store(self, url: str) -> Store:
+    def store(self, url: str, aws: AwsConfig | None = None) -> Store:
+        """The store at `url`, reached as `aws` says (a replica's own), else as `aws:` does."""
         if url not in self._stores:
-            self._stores[url] = open_store(url, self.config.aws)
+            self._stores[url] = open_store(url, aws or self.config.aws)
         return self._stores[url]
 
     def state_file(self, kind: str) -> Path:

@@ -10,7 +10,7 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.stores import Store, StoredObject, is_backup
+from checks.support.stores import Store, StoredObject, is_backup, same_object
 from checks.support.verdicts import VerdictCache
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
@@ -40,15 +40,6 @@ METRICS = (
     REPLICA_LAST_COPIED_TIMESTAMP_SECONDS,
     REPLICA_COPY_LAG_SECONDS,
 )
-
-
-def same_object(original: StoredObject, copy: StoredObject | None) -> bool:
-    if copy is None or copy.size != original.size:
-        return False
-    # Multipart ETags ("...-N") depend on part sizes, which a copy may choose differently.
-    if original.etag and copy.etag and "-" not in original.etag + copy.etag:
-        return original.etag == copy.etag
-    return True
 
 
 class ReplicaCopyCheck(Check[None]):
@@ -145,7 +136,7 @@ def _plan(context: BuildContext) -> Planned | None:
     check = ReplicaCopyCheck(
         backups,
         context.store(backups.store),
-        context.store(backups.replica_store),
+        context.store(backups.replica_store, backups.replica_aws),
         context.verdicts("verdicts"),  # the backups check's
         context.objective("cross_region"),
     )

@@ -222,9 +222,13 @@ def test_validate_lists_each_drill_and_warns_when_root_cannot_run_it(tmp_path: P
     config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
     proc = drwatch("config", "validate", str(config))
     assert proc.returncode == 0, proc.stderr
-    assert "app: drill full_restore (0 3 * * 0 UTC, next 20" in proc.stdout
+    assert (
+        "app: drill full_restore (Restore to staging, weekly in the runbook; 0 3 * * 0 UTC, next 20"
+    ) in proc.stdout
     assert "newest dump in file:///backups/dumps/ into a throwaway cluster in" in proc.stdout
-    assert "app: drill redis (0 3 * * 0 UTC, next " in proc.stdout
+    assert "app: drill redis (Redis snapshot restore, weekly in the runbook; 0 3 * * 0 UTC" in (
+        proc.stdout
+    )
     if os.geteuid() == 0:  # as CI runs: PostgreSQL refuses root, and no scratch.user is set
         assert "drwatch runs as root and PostgreSQL refuses root" in proc.stderr
         assert drwatch("config", "validate", "--strict", str(config)).returncode == 1
@@ -233,3 +237,52 @@ def test_validate_lists_each_drill_and_warns_when_root_cannot_run_it(tmp_path: P
     quiet = drwatch("config", "validate", "--strict", str(fixed))
     assert quiet.returncode == 0 and "refuses root" not in quiet.stderr
     assert "as OS user postgres" in quiet.stdout
+
+
+def test_each_drill_keeps_the_runbooks_frequency_unless_told_otherwise(tmp_path: Path) -> None:
+    """No schedule anywhere: the runbook's Backup Testing Schedule (restore to staging weekly,
+    WAL replay monthly, full DR quarterly); a scenario's own schedule and max_age win."""
+    target = {
+        "name": "app",
+        "backups": {"store": "file:///b/dumps/", "wal_store": "file:///b/wal/",
+                    "replica_store": "file:///b/copy/"},
+        "drills": {"scratch": {"user": "postgres"}, "full_restore": {}, "pitr": {},
+                   "cross_region": {"schedule": "30 1 1 */6 *", "max_age": "200d"}},
+    }  # fmt: skip
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
+    out = drwatch("config", "validate", str(config)).stdout
+    assert "drill full_restore (Restore to staging, weekly in the runbook; 0 3 * * 0 UTC" in out
+    assert "overdue after 8d" in out
+    assert "drill pitr (WAL replay test, monthly in the runbook; 0 4 1 * * UTC" in out
+    assert "overdue after 32d" in out
+    assert "drill cross_region (Full DR drill, quarterly in the runbook; 30 1 1 */6 * UTC" in out
+    assert "overdue after 200d" in out
+    assert "copy in file:///b/copy/ of the newest verified dump" in out
+
+
+def test_a_drill_schedule_that_is_not_cron_is_named_by_its_scenario(tmp_path: Path) -> None:
+    target = {
+        "name": "app",
+        "backups": {"store": "file:///b/dumps/"},
+        "drills": {"full_restore": {"schedule": "weekly"}},
+    }
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
+    proc = drwatch("config", "validate", str(config))
+    assert proc.returncode == 1
+    assert "full_restore.schedule: 'weekly': expected five fields" in proc.stderr
+
+
+def test_drill_capacity_is_one_section_for_every_target(tmp_path: Path) -> None:
+    target = {"name": "app", "backups": {"store": "file:///b/dumps/"}}
+    good = write_config(
+        tmp_path / "c.yml",
+        [target],
+        state_dir=str(tmp_path / "s"),
+        drills={"max_concurrent": 2, "disk_budget": "50GiB", "wait": "30m"},
+    )
+    assert drwatch("config", "validate", str(good)).returncode == 0
+    bad = write_config(
+        tmp_path / "d.yml", [target], state_dir=str(tmp_path / "s"), drills={"max_concurrent": 0}
+    )
+    proc = drwatch("config", "validate", str(bad))
+    assert proc.returncode == 1 and "drills.max_concurrent" in proc.stderr

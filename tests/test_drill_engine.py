@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
+from core.config.schema import Config
 from exporter.drills.engine import DrillEngine
+from exporter.drills.metrics import DrillCollector
 from exporter.drills.result import DrillResult
 from sandbox.pgcluster import wait_until
 from sandbox.redisserver import RedisServer
@@ -57,6 +60,7 @@ def test_two_drills_never_overlap(redis_server: RedisServer, tmp_path: Path) -> 
         )
         config = loaded.config
         engine = DrillEngine()
+        engine.configure(config)  # drills.max_concurrent: 1, the default
         results: list[DrillResult] = []
         threads = [
             threading.Thread(target=lambda t=t: results.extend(engine.run(config, t)))
@@ -136,3 +140,110 @@ def test_a_restart_keeps_the_overdue_clock_of_a_drill_never_run(tmp_path: Path) 
     restarted = DrillEngine()
     restarted.configure(loaded.config)
     assert restarted.snapshot()[2] == {("cache", "redis"): since}
+
+
+def _paced_pair(tmp_path: Path, endpoint: str, **drills: object) -> Config:
+    return make_config(
+        [_target("a", endpoint), _target("b", endpoint)],
+        aws={**AWS, "endpoint_url": endpoint},
+        state_dir=str(tmp_path),
+        drills=drills,
+    ).config
+
+
+def _while_a_runs(engine: DrillEngine, config, then):  # type: ignore[no-untyped-def]
+    """Target a's drill in a thread; `then()` once it holds its slot; a's results after."""
+    results: list[DrillResult] = []
+    thread = threading.Thread(target=lambda: results.extend(engine.run(config, config.targets[0])))
+    thread.start()
+    try:
+        wait_until(lambda: ("a", "redis") in engine.running, 10, what="drill a to start")
+        other = then()
+    finally:
+        thread.join(60)
+    return results, other
+
+
+def test_a_drill_without_a_free_slot_is_deferred_not_failed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """max_concurrent 1: b's scheduled drill waits `drills.wait`, then is deferred: counted
+    and recorded as such, with no failed drill, no measured RTO, no DrwatchDrillFailed."""
+    rdb = _snapshot(redis_server)
+    with serve(single_object_s3("s.rdb", rdb, pace=0.3)) as endpoint:  # a few seconds
+        config = _paced_pair(tmp_path, endpoint, max_concurrent=1, wait="1s")
+        engine = DrillEngine()
+        engine.configure(config)
+        first, _ = _while_a_runs(
+            engine, config, lambda: engine._run_safely(config, config.targets[1], "redis")
+        )
+    assert first[0].ok, first[0].summary
+    last, _, _ = engine.snapshot()
+    assert ("b", "redis") not in last  # nothing judged: no success gauge, no failed drill
+    deferred, counts = engine.deferrals()
+    assert "drills.max_concurrent: 1" in deferred[("b", "redis")].summary
+    assert counts == {("a", "redis", "passed"): 1, ("b", "redis", "deferred"): 1}
+    text = _scrape(engine, config)
+    assert 'drwatch_drills_total{outcome="deferred",scenario="redis",target="b"} 1.0' in text
+    assert 'drwatch_drills_total{outcome="failed",scenario="redis",target="b"} 0.0' in text
+    assert 'drwatch_drill_success{scenario="redis",target="b"}' not in text
+    assert "drwatch_drill_last_deferred_timestamp_seconds" in text
+    records = engine.history.read() if engine.history else []
+    assert [(r.target, r.outcome) for r in records] == [("b", "deferred"), ("a", "passed")]
+    again = DrillEngine()  # the counts and the history survive a restart
+    again.configure(config)
+    assert again.deferrals()[1] == counts and len(again.history.read()) == 2  # type: ignore[union-attr]
+
+
+def test_max_concurrent_two_lets_two_targets_restore_at_once(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    rdb = _snapshot(redis_server)
+    with serve(single_object_s3("s.rdb", rdb, pace=0.3)) as endpoint:
+        config = _paced_pair(tmp_path, endpoint, max_concurrent=2, wait="1s")
+        engine = DrillEngine()
+        engine.configure(config)
+        first, second = _while_a_runs(
+            engine, config, lambda: engine.run(config, config.targets[1], wait=1.0)
+        )
+    assert first[0].ok and second[0].ok, (first[0].summary, second[0].summary)
+    assert second[0].started_at < first[0].started_at + first[0].duration_seconds
+
+
+def test_a_drill_past_the_disk_budget_is_deferred_and_says_how_much(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    rdb = _snapshot(redis_server)
+    with serve(single_object_s3("s.rdb", rdb)) as endpoint:
+        config = _paced_pair(tmp_path, endpoint, disk_budget=len(rdb))  # needs 4x the snapshot
+        engine = DrillEngine()
+        engine.configure(config)
+        (result,) = engine.run(config, config.targets[0])
+    assert result.deferred and result.status.name == "UNKNOWN"
+    assert "of drills.disk_budget" in result.summary
+
+
+def test_overdue_per_scenario_names_the_runbooks_test(tmp_path: Path) -> None:
+    loaded = make_config(
+        [_target("cache", "http://127.0.0.1:1")],
+        aws={**AWS, "endpoint_url": "http://127.0.0.1:1"},
+        state_dir=str(tmp_path),
+    )
+    engine = DrillEngine()
+    engine.configure(loaded.config)
+    text = _scrape(engine, loaded.config)
+    assert 'drwatch_drill_overdue{scenario="redis",target="cache"} 0.0' in text
+    assert (
+        'drwatch_drill_schedule_info{frequency="weekly",scenario="redis",schedule="0 3 * * 0",'
+        'target="cache",test="Redis snapshot restore"} 1.0'
+    ) in text
+    engine.expected_since[("cache", "redis")] = time.time() - 9 * 86400  # 8d max_age passed
+    assert 'drwatch_drill_overdue{scenario="redis",target="cache"} 1.0' in _scrape(
+        engine, loaded.config
+    )
+
+
+def _scrape(engine: DrillEngine, config) -> str:  # type: ignore[no-untyped-def]
+    registry = CollectorRegistry()
+    registry.register(DrillCollector(engine, lambda: config))
+    return generate_latest(registry).decode()

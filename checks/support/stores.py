@@ -146,6 +146,16 @@ def is_backup(key: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
+def same_object(original: StoredObject, copy: StoredObject | None) -> bool:
+    """Whether `copy` is `original` as a cross-region replication writes it."""
+    if copy is None or copy.size != original.size:
+        return False
+    # Multipart ETags ("...-N") depend on part sizes, which a copy may choose differently.
+    if original.etag and copy.etag and "-" not in original.etag + copy.etag:
+        return original.etag == copy.etag
+    return True
+
+
 def listed_backups(
     store: Store, patterns: list[str], exclude: tuple[str, ...] = ()
 ) -> list[StoredObject]:

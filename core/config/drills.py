@@ -8,10 +8,11 @@ by `scratch.dsn`, where drwatch creates a database of its own and drops it after
 from __future__ import annotations
 
 import re
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ByteSize, Field, field_validator, model_validator
 
 from core.config.base import Strict
 from core.config.stores import StoreUrl
@@ -47,6 +48,20 @@ def _day_name(number: int) -> str:
     return _DOW[number]
 
 
+class DrillCapacity(Strict):
+    """The top-level `drills:` section: what every target's drills share in one process."""
+
+    # Drills at once, across targets: each restores a whole database on this host.
+    max_concurrent: int = Field(1, ge=1, le=16)
+    # Scratch disk all running drills may claim together (their dumps times disk_factor).
+    disk_budget: ByteSize | None = None
+    # How long a scheduled drill waits for capacity before it is deferred (not failed).
+    wait: Duration = 3600.0
+    # Drill records and the per-minute exposure record kept in state_dir for reports.
+    history_keep: Duration = 366 * 86400.0
+    history_max_bytes: ByteSize = ByteSize(32 * 1024 * 1024)
+
+
 class ScratchConfig(Strict):
     """Where a drill restores to."""
 
@@ -65,8 +80,33 @@ class ScratchConfig(Strict):
         return None if v == "" else v  # `${VAR:-}` left empty: the default
 
 
-class FullRestoreDrill(Strict):
+# The runbook's "Backup Testing Schedule": each scenario's test, how often, and by default when
+# (a cron) and how long without a pass before it is overdue (the period and a day's grace).
+RUNBOOK_TESTS: dict[str, tuple[str, str, str, float]] = {
+    "full_restore": ("Restore to staging", "weekly", "0 3 * * 0", 8 * 86400.0),
+    "pitr": ("WAL replay test", "monthly", "0 4 1 * *", 32 * 86400.0),
+    "cross_region": ("Full DR drill", "quarterly", "0 5 1 1,4,7,10 *", 93 * 86400.0),
+    "redis": ("Redis snapshot restore", "weekly", "0 3 * * 0", 8 * 86400.0),
+}
+
+
+class ScheduledDrill(Strict):
+    """When this scenario runs and how long it may go without a pass; unset: the drills
+    section's `schedule`/`max_age`, else the runbook's frequency for the scenario."""
+
+    schedule: str | None = None
+    max_age: Duration | None = None
+
+
+class FullRestoreDrill(ScheduledDrill):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
+
+
+class CrossRegionDrill(ScheduledDrill):
+    """The full restore's work from `backups.replica_store`: the newest verified backup's copy
+    there, downloaded with the replica's own access (`backups.replica_aws`)."""
+
+    jobs: int = Field(2, ge=1, le=64)
 
 
 class PgBackRestSource(Strict):
@@ -77,7 +117,7 @@ class PgBackRestSource(Strict):
     stanza: str = Field(min_length=1)
 
 
-class PitrDrill(Strict):
+class PitrDrill(ScheduledDrill):
     """A physical base backup restored and the WAL archive replayed on it (to its end, or to
     `target_time`). `base_store` holds one directory (prefix) per backup, as `pg_basebackup -Ft`
     writes it: base.tar[.gz], pg_wal.tar[.gz] when WAL is included, backup_manifest. Or
@@ -88,28 +128,41 @@ class PitrDrill(Strict):
     target_time: AwareDatetime | None = (
         None  # with its offset: the copy's time zone is not production's
     )
+    # Which point of the recovery window the drill recovers to; rotate: newest, a random
+    # point, the oldest, in turn (the whole window proven over three drills).
+    point: Literal["newest", "oldest", "random", "rotate"] = "newest"
+    # primary: base_store and backups.wal_store; replica: their cross-region copies
+    # (drills.pitr.replica_base_store, backups.wal_replica_store).
+    source: Literal["primary", "replica"] = Field("primary", alias="from")
+    replica_base_store: StoreUrl | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> PitrDrill:
         if self.base_store and self.pgbackrest:
             raise ValueError("base_store and pgbackrest are two sources: keep one")
+        if self.target_time is not None and self.point != "newest":
+            raise ValueError("target_time and point are two targets: keep one")
+        if self.source == "replica" and not (self.base_store and self.replica_base_store):
+            raise ValueError("from: replica restores replica_base_store: set it and base_store")
         return self
 
 
-class RedisDrill(Strict):
+class RedisDrill(ScheduledDrill):
     """The newest RDB snapshot loaded into a scratch redis-server on loopback."""
 
 
 class DrillsConfig(Strict):
-    schedule: str
+    # Every scenario's schedule and max_age unless it sets its own; unset: the runbook's.
+    schedule: str | None = None
     timezone: str = "UTC"
-    max_age: Duration = 8 * 86400.0  # no passing drill for longer: overdue
+    max_age: Duration | None = None  # no passing drill for longer: overdue
     timeout: Duration = 4 * 3600.0  # drwatch's own deadline for one drill
     # Also once, shortly after drwatch starts (a first measured RTO without waiting a week).
     run_at_start: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
     pitr: PitrDrill | None = None
+    cross_region: CrossRegionDrill | None = None
     redis: RedisDrill | None = None
 
     @field_validator("timezone")
@@ -123,18 +176,35 @@ class DrillsConfig(Strict):
 
     @model_validator(mode="after")
     def _valid_schedule(self) -> DrillsConfig:
-        try:
-            cron_trigger(self.schedule, self.timezone)
-        except ValueError as exc:
-            raise ValueError(f"schedule: {exc}") from None
+        where = [("schedule", self.schedule)] + [
+            (f"{name}.schedule", drill.schedule) for name, drill in self.drills().items()
+        ]
+        for path, expression in where:
+            try:
+                if expression is not None:
+                    cron_trigger(expression, self.timezone)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
         return self
 
-    def scenarios(self, has_backups: bool, has_wal: bool, has_snapshots: bool) -> list[str]:
-        """The drills configured that have what they restore (a dump store, a WAL store, a
-        snapshot store)."""
-        wanted = (
-            ("full_restore", self.full_restore, has_backups),
-            ("pitr", self.pitr, has_wal),
-            ("redis", self.redis, has_snapshots),
-        )
-        return [name for name, drill, possible in wanted if drill is not None and possible]
+    def drills(self) -> dict[str, ScheduledDrill]:
+        named = {
+            "full_restore": self.full_restore,
+            "pitr": self.pitr,
+            "cross_region": self.cross_region,
+            "redis": self.redis,
+        }
+        return {name: drill for name, drill in named.items() if drill is not None}
+
+    def schedule_of(self, scenario: str) -> str:
+        """The scenario's cron: its own, else the section's, else the runbook's frequency."""
+        own = self.drills()[scenario].schedule
+        return own or self.schedule or RUNBOOK_TESTS[scenario][2]
+
+    def max_age_of(self, scenario: str) -> float:
+        own = self.drills()[scenario].max_age
+        return own or self.max_age or RUNBOOK_TESTS[scenario][3]
+
+    def scenarios(self, possible: dict[str, bool]) -> list[str]:
+        """The drills configured that have what they restore (`possible`: by scenario)."""
+        return [name for name in self.drills() if possible.get(name, False)]

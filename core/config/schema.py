@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
-from core.config.drills import DrillsConfig
+from core.config.drills import DrillCapacity, DrillsConfig
 from core.config.postgres import PostgresConfig, server
 from core.config.redis import RedisConfig
 from core.config.remediation import RemediationConfig, RemediationOverride, merge_remediation
@@ -58,10 +58,15 @@ class Target(Strict):
         """The drills this target runs (one without what it restores does not)."""
         if self.drills is None:
             return []
-        snapshots = self.redis is not None and bool(self.redis.snapshot_store)
-        wal = self.backups is not None and bool(self.backups.wal_store)
-        dumps = self.backups is not None and bool(self.backups.store)
-        return self.drills.scenarios(dumps, wal, snapshots)
+        backups = self.backups
+        return self.drills.scenarios(
+            {
+                "full_restore": backups is not None and bool(backups.store),
+                "pitr": backups is not None and bool(backups.wal_store),
+                "cross_region": backups is not None and bool(backups.replica_store),
+                "redis": self.redis is not None and bool(self.redis.snapshot_store),
+            }
+        )
 
     @model_validator(mode="after")
     def _drills_have_what_they_restore(self) -> Target:
@@ -74,12 +79,24 @@ class Target(Strict):
              "backups.store (the dumps it restores)"),
             ("pitr", self.drills.pitr, backups and backups.wal_store,
              "backups.wal_store (the WAL it replays)"),
+            ("cross_region", self.drills.cross_region, backups and backups.replica_store,
+             "backups.replica_store (the cross-region copies it restores)"),
             ("redis", self.drills.redis, redis and redis.snapshot_store,
              "redis.snapshot_store (the snapshots it loads)"),
         )  # fmt: skip
         for scenario, drill, source, what in needs:
             if drill is not None and not source:
                 raise ValueError(f"drills.{scenario}: needs {what}, which this target lacks")
+        pitr = self.drills.pitr
+        if (
+            pitr is not None
+            and pitr.source == "replica"
+            and not (backups and backups.wal_replica_store)
+        ):
+            raise ValueError(
+                "drills.pitr.from: replica needs backups.wal_replica_store (the WAL's "
+                "cross-region copy), which this target lacks"
+            )
         return self
 
     @field_validator("name")
@@ -103,6 +120,7 @@ class Config(Strict):
     # fleet share, so a target's new replica after a reshard reads no backup again.
     verdict_dir: str | None = None
     remediation: RemediationConfig = RemediationConfig()
+    drills: DrillCapacity = DrillCapacity()  # shared by every target's drills
 
     @field_validator("targets")
     @classmethod

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
+from core.config.aws import AwsConfig
 from core.config.base import Strict
 from core.durations import Duration
 
@@ -41,6 +42,10 @@ class BackupsConfig(Strict):
     # An encrypted pgBackRest repository's repo-cipher-pass (a secret: `_file` or ${VAR}).
     pgbackrest_cipher_pass: SecretStr | None = None
     replica_store: StoreUrl | None = None  # the cross-region copy of `store`
+    wal_replica_store: StoreUrl | None = None  # the cross-region copy of `wal_store`
+    # How the replica stores are reached (their region's endpoint, their own credentials);
+    # unset: the `aws:` section.
+    replica_aws: AwsConfig | None = None
     patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
     retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
     verify: Literal["full", "toc", "none"] = "full"
@@ -58,6 +63,8 @@ class BackupsConfig(Strict):
             raise ValueError("set at least one of store (dumps), wal_store, base_store")
         if self.replica_store and not self.store:
             raise ValueError("replica_store is the copy of store: set store too")
+        if self.wal_replica_store and not self.wal_store:
+            raise ValueError("wal_replica_store is the copy of wal_store: set wal_store too")
         return self
 
     @field_validator("wal_segment_size")

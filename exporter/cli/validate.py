@@ -10,9 +10,10 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from core.config.drills import cron_trigger
+from core.config.drills import RUNBOOK_TESTS, cron_trigger
 from core.config.schema import Target
 from core.config.stores import BackupsConfig
+from core.durations import format_duration
 from core.redact import redact
 from exporter.cli.load import load_or_report
 from exporter.runtime.jobs import build_jobs
@@ -39,9 +40,6 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
     drills = target.drills
     if drills is None:
         return [], []
-    trigger = cron_trigger(drills.schedule, drills.timezone)
-    upcoming = trigger.get_next_fire_time(None, datetime.now(UTC))
-    nxt = f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never"
     scratch = drills.scratch
     where = (
         f"staging server {redact(scratch.dsn)}" if scratch.dsn
@@ -57,16 +55,27 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             else f"base backups in {drills.pitr.base_store if drills.pitr else ''}"
         )
         + (f", WAL from {backups.wal_store}" if backups else ""),
+        "cross_region": (
+            f"copy in {backups.replica_store} of the newest verified dump" if backups else ""
+        ),
         "redis": f"newest snapshot in {redis.snapshot_store}" if redis else "",
     }
-    lines = [
-        f"{target.name}: drill {scenario} ({drills.schedule} {drills.timezone}, next {nxt}): "
-        f"{sources[scenario]} into a "
-        + ("scratch redis-server on loopback" if scenario == "redis" else where)
-        for scenario in target.drill_scenarios()
-    ]
+    lines = []
+    for scenario in target.drill_scenarios():
+        schedule = drills.schedule_of(scenario)
+        upcoming = cron_trigger(schedule, drills.timezone).get_next_fire_time(
+            None, datetime.now(UTC)
+        )
+        test, frequency, _, _ = RUNBOOK_TESTS[scenario]
+        nxt = f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never"
+        lines.append(
+            f"{target.name}: drill {scenario} ({test}, {frequency} in the runbook; {schedule} "
+            f"{drills.timezone}, next {nxt}, overdue after "
+            f"{format_duration(drills.max_age_of(scenario))}): {sources[scenario]} into a "
+            + ("scratch redis-server on loopback" if scenario == "redis" else where)
+        )
     warnings = []
-    postgres_drills = {"full_restore", "pitr"} & set(target.drill_scenarios())
+    postgres_drills = {"full_restore", "pitr", "cross_region"} & set(target.drill_scenarios())
     if os.geteuid() == 0 and not scratch.dsn and not scratch.user and postgres_drills:
         warnings.append(
             f"{target.name}: drills: drwatch runs as root and PostgreSQL refuses root: set "

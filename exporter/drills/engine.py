@@ -1,8 +1,10 @@
-"""Runs drills: on their cron schedules in the daemon, at once for `drwatch drill`.
+"""Runs drills: each scenario on its own cron schedule in the daemon, at once for `drwatch drill`.
 
-One drill at a time per process, in a thread of its own: a drill never delays a check or a
-scrape. The last result and the last success of each target and scenario survive restarts
-(`<state_dir>/drills.json`), so a restart does not make a drill look overdue, nor hide one.
+Drills run in threads of their own, `drills.max_concurrent` at a time across targets (one by
+default): a drill never delays a check or a scrape. A scheduled drill that finds no room within
+`drills.wait` is deferred, not failed. The last result and the last success of each target and
+scenario survive restarts (`<state_dir>/drills.json`), so a restart does not make a drill look
+overdue, nor hide one; every drill's record goes to the history reports are made from.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from pydantic import BaseModel, TypeAdapter
 
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
+from core.journal import Journal
 from core.statefile import read_state
-from exporter.drills import full_restore, pitr, redis
+from exporter.drills import cross_region, full_restore, pitr, redis
+from exporter.drills.capacity import CAPACITY, DrillDeferred
+from exporter.drills.history import DrillRecord, drill_history, record_of
 from exporter.drills.leftovers import remove_leftovers
-from exporter.drills.result import DrillResult, could_not_run
+from exporter.drills.result import DrillResult, could_not_run, deferred
 from exporter.drills.scratch import close_all, scratch_base
 from exporter.drills.staging import drop_staging_leftovers
 
@@ -37,23 +42,29 @@ START_DELAY = 10.0  # `run_at_start`: after the first round of checks, not in it
 RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
     full_restore.SCENARIO: full_restore.run,
     pitr.SCENARIO: pitr.run,
+    cross_region.SCENARIO: cross_region.run,
     redis.SCENARIO: redis.run,
 }
+OUTCOMES = ("passed", "failed", "deferred")
 
 
 class DrillEngine:
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # one drill at a time
         self._state_lock = threading.Lock()
-        self.last: dict[Key, DrillResult] = {}
+        self.last: dict[Key, DrillResult] = {}  # deferred ones aside: they judged nothing
         self.last_success: dict[Key, DrillResult] = {}
+        self.last_deferred: dict[Key, DrillResult] = {}
         self.expected_since: dict[Key, float] = {}  # when a drill was first configured
-        self.running: Key | None = None
+        self.counts: dict[tuple[str, str, str], int] = {}  # (target, scenario, outcome)
+        self.running: set[Key] = set()
+        self.history: Journal[DrillRecord] | None = None
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
     def configure(self, config: Config) -> None:
         """Takes a (re)loaded config: the remembered results, and the schedule if running."""
+        CAPACITY.configure(config.drills.max_concurrent, config.drills.disk_budget)
+        self.history = drill_history(config.state_dir, config.drills)
         state = Path(config.state_dir) / "drills.json"
         if state != self._state_file:
             self._state_file = state
@@ -71,18 +82,18 @@ class DrillEngine:
     def schedule(self, config: Config) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)
         for target in config.targets:
-            if target.drills is None:
-                continue
-            trigger = cron_trigger(target.drills.schedule, target.drills.timezone)
-            scheduler.add_job(
-                self._run_safely,
-                trigger,
-                args=(config, target),
-                id=target.name,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=3600,
-            )
+            drills = target.drills
+            for scenario in target.drill_scenarios():
+                assert drills is not None
+                scheduler.add_job(
+                    self._run_safely,
+                    cron_trigger(drills.schedule_of(scenario), drills.timezone),
+                    args=(config, target, scenario),
+                    id=f"{target.name}/{scenario}",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=3600,
+                )
         old, self._scheduler = self._scheduler, scheduler
         if old is not None:
             old.shutdown(wait=False)
@@ -112,49 +123,78 @@ class DrillEngine:
             timer.daemon = True
             timer.start()
 
+    def next_run(self, key: Key) -> float | None:
+        """When the scheduler runs the drill next (None: not scheduled here)."""
+        job = self._scheduler.get_job(f"{key[0]}/{key[1]}") if self._scheduler else None
+        when = getattr(job, "next_run_time", None)
+        return when.timestamp() if when is not None else None
+
     def _run_all(self, config: Config, targets: list[Target]) -> None:
         for target in targets:
-            self._run_safely(config, target)
+            for scenario in target.drill_scenarios():
+                self._run_safely(config, target, scenario)
 
-    def _run_safely(self, config: Config, target: Target) -> None:
+    def _run_safely(self, config: Config, target: Target, scenario: str) -> None:
         try:
-            self.run(config, target)
+            self.run(config, target, scenario, wait=config.drills.wait)
         except Exception:  # a bug in a drill must not end the scheduler's thread
             log.exception("drill failed to run", extra={"target": target.name})
 
-    def run(self, config: Config, target: Target, scenario: str | None = None) -> list[DrillResult]:
-        """The target's drills (or one), one after the other; waits for any drill running."""
+    def run(
+        self, config: Config, target: Target, scenario: str | None = None, wait: float | None = None
+    ) -> list[DrillResult]:
+        """The target's drills (or one), one after the other, each once a slot is free; a
+        drill that gets none within `wait` seconds (None: waits) is deferred."""
         if target.drills is None:
             return []
         results = []
         for name in target.drill_scenarios():
-            if scenario not in (None, name):
-                continue
-            with self._lock:
-                self.running = (target.name, name)
-                deadline = time.monotonic() + target.drills.timeout
-                started = time.time()
-                try:
-                    result = RUNNERS[name](config, target, deadline)
-                except Exception as exc:  # whatever broke, the drill failed: say so, by name
-                    log.exception("drill could not run", extra={"target": target.name})
-                    result = could_not_run(target.name, name, started, exc)
-                finally:
-                    self.running = None
-            self._record(result)
-            results.append(result)
+            if scenario in (None, name):
+                result = self._run_one(config, target, name, wait)
+                self._record(result, config.objective(target, name).rto)  # type: ignore[arg-type]
+                results.append(result)
         return results
 
-    def _record(self, result: DrillResult) -> None:
+    def _run_one(
+        self, config: Config, target: Target, name: str, wait: float | None
+    ) -> DrillResult:
+        assert target.drills is not None
+        key = (target.name, name)
+        try:
+            CAPACITY.acquire(wait)
+        except DrillDeferred as exc:
+            return deferred(target.name, name, str(exc))
+        self.running.add(key)
+        deadline = time.monotonic() + target.drills.timeout
+        started = time.time()
+        try:
+            return RUNNERS[name](config, target, deadline)
+        except DrillDeferred as exc:  # the disk budget, found once the backup's size is known
+            return deferred(target.name, name, str(exc))
+        except Exception as exc:  # whatever broke, the drill failed: say so, by name
+            log.exception("drill could not run", extra={"target": target.name})
+            return could_not_run(target.name, name, started, exc)
+        finally:
+            self.running.discard(key)
+            CAPACITY.release()
+
+    def _record(self, result: DrillResult, rto_objective: float | None) -> None:
         key = (result.target, result.scenario)
         with self._state_lock:
-            self.last[key] = result
+            if result.deferred:
+                self.last_deferred[key] = result
+            else:
+                self.last[key] = result
             if result.ok:
                 self.last_success[key] = result
+            count = (*key, result.outcome)
+            self.counts[count] = self.counts.get(count, 0) + 1
+        if self.history is not None:
+            self.history.append([record_of(result, rto_objective)])
         level = logging.INFO if result.ok else logging.WARNING
         log.log(
             level,
-            "drill " + ("passed" if result.ok else "failed"),
+            f"drill {result.outcome}",
             extra={
                 "target": result.target,
                 "scenario": result.scenario,
@@ -167,6 +207,10 @@ class DrillEngine:
     def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
         with self._state_lock:
             return dict(self.last), dict(self.last_success), dict(self.expected_since)
+
+    def deferrals(self) -> tuple[dict[Key, DrillResult], dict[tuple[str, str, str], int]]:
+        with self._state_lock:
+            return dict(self.last_deferred), dict(self.counts)
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -184,6 +228,9 @@ class DrillEngine:
                     slot[(result.target, result.scenario)] = result
             for target, scenario, since in doc.expected_since:
                 self.expected_since[(target, scenario)] = since
+            for target, scenario, outcome, n in doc.counts:
+                if outcome in OUTCOMES and n >= 0:
+                    self.counts[(target, scenario, outcome)] = n
 
     def _save(self) -> None:
         if self._state_file is None:
@@ -193,6 +240,7 @@ class DrillEngine:
                 "last": [asdict(r) for r in self.last.values()],
                 "last_success": [asdict(r) for r in self.last_success.values()],
                 "expected_since": [[*key, since] for key, since in self.expected_since.items()],
+                "counts": [[*key, n] for key, n in self.counts.items()],
             }
         try:
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +257,7 @@ class _DrillState(BaseModel):
     last: list[DrillResult] = []
     last_success: list[DrillResult] = []
     expected_since: list[tuple[str, str, float]] = []
+    counts: list[tuple[str, str, str, int]] = []
 
 
 _STATE = TypeAdapter(_DrillState)

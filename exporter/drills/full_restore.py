@@ -5,6 +5,7 @@ an exit code alone."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -20,7 +21,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from checks.support.compression import CompressionError
 from checks.support.plaindump import is_plain
-from checks.support.stores import listed_backups, nested_prefixes, open_store
+from checks.support.stores import (
+    Store,
+    StoredObject,
+    listed_backups,
+    nested_prefixes,
+    open_store,
+)
 from core.config.drills import DrillsConfig
 from core.config.postgres import server
 from core.config.schema import Config, Target
@@ -68,19 +75,38 @@ def _run(
     dumps = listed_backups(store, backups.patterns, exclude)
     if not dumps:
         raise DrillError(f"no backup in {store.url} to restore")
-    newest = dumps[-1]
+    return restore_dump(config, target, timer, workdir, store, dumps[-1], drills.full_restore.jobs)
+
+
+def restore_dump(
+    config: Config,
+    target: Target,
+    timer: Timer,
+    workdir: Path,
+    store: Store,
+    newest: StoredObject,
+    jobs: int,
+) -> DrillResult:
+    """`newest` from `store` downloaded, restored into a scratch database and checked."""
+    drills = target.drills
+    assert drills is not None
     timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
+    if newest.etag:
+        timer.result.values["backup_etag"] = newest.etag
     require_space(workdir, newest.size, drills.scratch.disk_factor)
     dump = workdir / Path(newest.key).name
-    with timer.phase("download"), open(dump, "wb") as sink:
+    digest = hashlib.sha256()
+    with timer.phase("download", newest.size), open(dump, "wb") as sink:
         for block in store.chunks(newest.key):
             sink.write(block)
+            digest.update(block)
             timer.remaining()  # raises past the deadline
+    timer.result.values["backup_sha256"] = digest.hexdigest()
     plain = is_plain(newest.key)
     header = _plain_header(dump) if plain else _dump_header(_pg_restore_binary(drills), dump)
     scratch = _scratch(config, drills, timer.deadline, header)
     try:
-        with timer.phase("restore"):
+        with timer.phase("restore", newest.size):
             timer.remaining()
             scratch.start()
             # Restored and read as a role that cannot run programs or touch server files.
@@ -88,7 +114,7 @@ def _run(
             if plain:
                 psql_restore(scratch, copy, dump, timer)
             else:
-                _pg_restore(scratch, copy, dump, header, drills.full_restore.jobs, timer)
+                _pg_restore(scratch, copy, dump, header, jobs, timer)
         with timer.phase("verify"):
             timer.remaining()
             # The dump holds what was committed when pg_dump started (its archive's time), at
@@ -101,7 +127,7 @@ def _run(
     finally:
         scratch.close()
     ok = not problems
-    restored = f"restored {newest.key} ({format_bytes(newest.size)})"
+    restored = f"restored {newest.key} ({format_bytes(newest.size)}) from {store.url}"
     return timer.finish(
         ok, "; ".join([restored, *problems]) if problems else f"{restored}, checked"
     )

@@ -3,14 +3,16 @@ held, and when the last drill ran and passed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from core.config.drills import RUNBOOK_TESTS
 from core.config.schema import Config
-from core.metrics import Families, gauge
-from exporter.drills.engine import DrillEngine
+from core.metrics import Families, counter, gauge
+from exporter.drills.engine import OUTCOMES, DrillEngine
 from exporter.drills.result import DrillResult
 
 KEYS = ("target", "scenario")
@@ -65,6 +67,35 @@ DRILL_TABLE_ROWS_MISSING = gauge(
     "table",
 )
 DRILL_RUNNING = gauge("drwatch_drill_running", "1 while a drill runs.", *KEYS)
+DRILL_OVERDUE = gauge(
+    "drwatch_drill_overdue",
+    "1 when no drill has passed within max_age (since the last pass, or since drwatch began "
+    "expecting one): the runbook's testing schedule is not kept.",
+    *KEYS,
+)
+DRILL_SCHEDULE_INFO = gauge(
+    "drwatch_drill_schedule_info",
+    "The scenario's test in the runbook's Backup Testing Schedule, its frequency and cron.",
+    *KEYS,
+    "test",
+    "frequency",
+    "schedule",
+)
+DRILL_NEXT_RUN_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_next_run_timestamp_seconds", "When the scheduler starts the drill next.", *KEYS
+)
+DRILLS = counter(
+    "drwatch_drills",
+    "Drills by outcome: passed, failed (the backup or the restore), deferred (no capacity: "
+    "drills.max_concurrent or drills.disk_budget; nothing was judged).",
+    *KEYS,
+    "outcome",
+)
+DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS = gauge(
+    "drwatch_drill_last_deferred_timestamp_seconds",
+    "When a drill was last deferred for want of capacity.",
+    *KEYS,
+)
 
 METRICS = (
     DRILL_CONFIGURED_TIMESTAMP_SECONDS,
@@ -79,6 +110,11 @@ METRICS = (
     DRILL_TABLE_ROWS,
     DRILL_TABLE_ROWS_MISSING,
     DRILL_RUNNING,
+    DRILL_OVERDUE,
+    DRILL_SCHEDULE_INFO,
+    DRILL_NEXT_RUN_TIMESTAMP_SECONDS,
+    DRILLS,
+    DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS,
 )
 
 
@@ -95,14 +131,26 @@ class DrillCollector(Collector):
         families = Families(METRICS)
         add = families.add
         last, passed, expected = self.engine.snapshot()
-        running = self.engine.running
+        last_deferred, counts = self.engine.deferrals()
+        running = set(self.engine.running)
+        now = time.time()
         for target in config.targets:
+            drills = target.drills
             for scenario in target.drill_scenarios():
+                assert drills is not None
                 key = (target.name, scenario)
                 k = {"target": target.name, "scenario": scenario}
-                assert target.drills is not None
-                add(DRILL_MAX_AGE_SECONDS, target.drills.max_age, **k)
-                add(DRILL_RUNNING, float(key == running), **k)
+                max_age = drills.max_age_of(scenario)
+                add(DRILL_MAX_AGE_SECONDS, max_age, **k)
+                add(DRILL_RUNNING, float(key in running), **k)
+                test, frequency, _, _ = RUNBOOK_TESTS[scenario]
+                schedule = drills.schedule_of(scenario)
+                add(DRILL_SCHEDULE_INFO, 1, **k, test=test, frequency=frequency, schedule=schedule)
+                if (nxt := self.engine.next_run(key)) is not None:
+                    add(DRILL_NEXT_RUN_TIMESTAMP_SECONDS, nxt, **k)
+                since = passed[key].started_at if key in passed else expected.get(key)
+                if since is not None:
+                    add(DRILL_OVERDUE, float(now - since > max_age), **k)
                 if key in expected:
                     add(DRILL_CONFIGURED_TIMESTAMP_SECONDS, expected[key], **k)
                 if key in passed:
@@ -111,6 +159,10 @@ class DrillCollector(Collector):
                     add(RTO_MEASURED_SECONDS, good.duration_seconds, **k)
                 if key in last:
                     self._last(families, last[key], k)
+                if key in last_deferred:
+                    add(DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS, last_deferred[key].started_at, **k)
+                for outcome in OUTCOMES:
+                    add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         yield from families
 
     @staticmethod

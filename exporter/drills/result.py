@@ -25,14 +25,23 @@ class DrillResult:
     summary: str = ""
     duration_seconds: float = 0.0  # start to a restored, checked, connectable database: the RTO
     phases: dict[str, float] = field(default_factory=dict)
+    phase_bytes: dict[str, int] = field(default_factory=dict)  # what each phase moved
     recovered_to: float | None = None  # the newest data the copy holds (unix time)
+    point: str | None = None  # pitr: the point of the recovery window asked for
+    deferred: bool = False  # could not start for want of capacity: not judged
     # table -> (rows in the copy, rows production has up to the copy's newest and the copy lacks)
     tables: dict[str, tuple[int, int]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:
+        if self.deferred:
+            return Status.UNKNOWN
         return Status.OK if self.ok else Status.CRITICAL
+
+    @property
+    def outcome(self) -> str:
+        return "deferred" if self.deferred else "passed" if self.ok else "failed"
 
     @property
     def rto_measured_seconds(self) -> float | None:
@@ -51,12 +60,19 @@ class DrillResult:
             ),
             "rto_objective_seconds": rto_objective,
             "recovered_to": self.recovered_to,
+            "point": self.point,
+            "outcome": self.outcome,
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "phase_bytes": dict(self.phase_bytes),
             "values": {
                 **self.values,
                 "tables": {t: {"rows": r, "missing": m} for t, (r, m) in self.tables.items()},
             },
         }
+
+
+def deferred(target: str, scenario: str, why: str) -> DrillResult:
+    return DrillResult(target, scenario, time.time(), summary=f"deferred: {why}", deferred=True)
 
 
 def could_not_run(target: str, scenario: str, started: float, exc: Exception) -> DrillResult:
@@ -85,7 +101,11 @@ class Timer:
         self._started = time.monotonic()
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str, moved_bytes: int = 0) -> Iterator[None]:
+        """Times `name`; `moved_bytes`: what it downloads, restores or replays (throughput)."""
+        if moved_bytes:
+            bytes_so_far = self.result.phase_bytes.get(name, 0)
+            self.result.phase_bytes[name] = bytes_so_far + moved_bytes
         started = time.monotonic()
         try:
             yield

@@ -29,6 +29,7 @@ from core.config.drills import ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
 from core.programs import PG_SERVER, PGBACKREST, RUNUSER, child_env, program_path
+from exporter.drills.capacity import CAPACITY
 from exporter.drills.leftovers import (
     MARKER,
     NotOurs,
@@ -96,8 +97,11 @@ def new_scratch_dir(scratch: ScratchConfig, state_dir: str | Path, kind: str = "
 
 
 def require_space(where: Path, size: int, factor: float) -> None:
-    """A clear failed drill rather than a full disk: `factor` times the backup must be free."""
+    """A clear failed drill rather than a full disk: `factor` times the backup must be free,
+    and fit in what the drills running beside it leave of `drills.disk_budget` (else the drill
+    is deferred)."""
     free, need = shutil.disk_usage(where).free, size * factor
+    CAPACITY.claim_disk(int(need))
     if free < need:
         raise DrillError(
             f"not enough space in {where.parent}: {format_bytes(free)} free, "

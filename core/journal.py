@@ -1,0 +1,108 @@
+"""Append-only records in state_dir (drill history, the per-minute exposure record): one JSON
+object a line, bounded by age and size, read back line by line through a schema.
+
+A line that does not fit (a torn write at a crash, a hand edit, an older or newer drwatch's
+shape it cannot read) is skipped and counted, never a crash and never the whole record lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+log = logging.getLogger("drwatch.journal")
+T = TypeVar("T")
+PRUNE_EVERY = 3600.0  # age pruning at most hourly: it rewrites the file
+MAX_LINE_BYTES = 1 << 20
+
+
+class Journal(Generic[T]):
+    def __init__(
+        self,
+        path: Path,
+        schema: TypeAdapter[T],
+        time_of: Callable[[T], float],
+        keep: float,
+        max_bytes: int,
+    ) -> None:
+        self.path = path
+        self.schema = schema
+        self.time_of = time_of
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self.skipped = 0  # lines of the last read that did not fit
+        self._lock = threading.Lock()
+        self._pruned_at = 0.0
+
+    def append(self, entries: Iterable[T]) -> None:
+        lines = "".join(json.dumps(self.schema.dump_python(e, mode="json")) + "\n" for e in entries)
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a") as handle:
+                    handle.write(lines)
+                size = self.path.stat().st_size
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.path, exc.strerror)
+                return
+            now = time.time()
+            if size > self.max_bytes or now - self._pruned_at > PRUNE_EVERY:
+                self._prune(now)
+
+    def read(self, since: float = 0.0) -> list[T]:
+        with self._lock:
+            entries, self.skipped = self._read_all()
+        return [e for e in entries if self.time_of(e) >= since]
+
+    def _read_all(self) -> tuple[list[T], int]:
+        entries: list[T] = []
+        skipped = 0
+        try:
+            with open(self.path, "rb") as handle:
+                for line in handle:
+                    if len(line) > MAX_LINE_BYTES:
+                        skipped += 1
+                        continue
+                    try:
+                        entries.append(self.schema.validate_python(json.loads(line)))
+                    except (ValueError, ValidationError):
+                        skipped += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.path, exc.strerror)
+        return entries, skipped
+
+    def _prune(self, now: float) -> None:
+        """Entries older than `keep` dropped, then the oldest until three quarters of
+        `max_bytes` remain (room to append before the next rewrite)."""
+        self._pruned_at = now
+        entries, _ = self._read_all()
+        lines = [
+            json.dumps(self.schema.dump_python(e, mode="json")) + "\n"
+            for e in entries
+            if now - self.time_of(e) <= self.keep
+        ]
+        budget, kept = self.max_bytes * 3 // 4, []
+        for line in reversed(lines):
+            budget -= len(line)
+            if budget < 0:
+                break
+            kept.append(line)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.writelines(reversed(kept))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot prune %s: %s", self.path, exc.strerror)

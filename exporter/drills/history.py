@@ -1,0 +1,69 @@
+"""Every drill's record, kept in state_dir (`drill-history.jsonl`, bounded by
+`drills.history_keep` and `drills.history_max_bytes`): the evidence a report is made from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from core.config.drills import DrillCapacity
+from core.journal import Journal
+from exporter import __version__
+from exporter.drills.result import DrillResult
+
+
+class DrillRecord(BaseModel):
+    # A newer drwatch's extra fields are ignored; a missing one is the line's loss, not ours.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    target: str
+    scenario: str
+    started_at: float
+    outcome: Literal["passed", "failed", "deferred"]
+    summary: str
+    duration_seconds: float
+    rto_objective_seconds: float | None = None
+    point: str | None = None
+    recovered_to: float | None = None
+    phases: dict[str, float] = {}
+    phase_bytes: dict[str, int] = {}
+    backup: dict[str, Any] = {}  # key, bytes, etag, sha256, modified: which backup was proven
+    version: str = ""
+
+    @property
+    def rto_measured_seconds(self) -> float | None:
+        return self.duration_seconds if self.outcome == "passed" else None
+
+
+BACKUP_FIELDS = ("backup", "backup_bytes", "backup_etag", "backup_sha256", "backup_time")
+_SCHEMA = TypeAdapter(DrillRecord)
+
+
+def record_of(result: DrillResult, rto_objective: float | None) -> DrillRecord:
+    return DrillRecord(
+        target=result.target,
+        scenario=result.scenario,
+        started_at=result.started_at,
+        outcome=result.outcome,
+        summary=result.summary,
+        duration_seconds=result.duration_seconds,
+        rto_objective_seconds=rto_objective,
+        point=result.point,
+        recovered_to=result.recovered_to,
+        phases=dict(result.phases),
+        phase_bytes=dict(result.phase_bytes),
+        backup={k: result.values[k] for k in BACKUP_FIELDS if k in result.values},
+        version=__version__,
+    )
+
+
+def drill_history(state_dir: str, capacity: DrillCapacity) -> Journal[DrillRecord]:
+    return Journal(
+        Path(state_dir) / "drill-history.jsonl",
+        _SCHEMA,
+        lambda r: r.started_at,
+        capacity.history_keep,
+        int(capacity.history_max_bytes),
+    )
