@@ -24,6 +24,11 @@ from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
 from exporter.remediation.metrics import RemediationCollector
 from exporter.remediation.webhook import WEBHOOK_PATH, webhook_app
 from exporter.runtime.current import Current, ReloadState, sections
+from exporter.runtime.exposure_record import (
+    COMPLIANCE_WINDOW,
+    ExposureRecord,
+    ExposureRecorder,
+)
 from exporter.runtime.jobs import Instances, build_jobs
 from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
@@ -54,7 +59,9 @@ class Daemon:
         self._instances: Instances = {}
         self.remediation = RemediationEngine()
         self.drills = DrillEngine()
+        self.exposure_record: ExposureRecord | None = None
         self._current = self._apply(loaded)
+        self.recorder = ExposureRecorder(self._record_exposures)
         self._reload = ReloadState(True, time.time())
         self.scheduler = Scheduler(self._run_job)
         self.metrics = MetricsPage(self.store, self.current, self.reload_state)
@@ -69,11 +76,25 @@ class Daemon:
             self.current,
             {WEBHOOK_PATH: webhook},
             lambda: drill_rows(self.drills, self._current.config),
+            self.compliance,
         )
         self.http = HttpServer(listen_address, protect(app, self.web, {WEBHOOK_PATH}), self.web)
 
     def current(self) -> Current:
         return self._current
+
+    def _record_exposures(self) -> None:
+        current, record = self._current, self.exposure_record
+        if record is not None:
+            record.sample(current.config, current.jobs, self.store.snapshot().results, time.time())
+
+    def compliance(self) -> dict[str, object]:
+        """Each scenario's last 30 days in drwatch's own exposure record, as JSON."""
+        if self.exposure_record is None:
+            return {}
+        now = time.time()
+        found = self.exposure_record.compliance(now - COMPLIANCE_WINDOW, now)
+        return {key: c.as_json() for key, c in found.items()}
 
     def checks(self) -> Instances:
         """The checks behind the running jobs (each keeps its state across reloads)."""
@@ -97,6 +118,7 @@ class Daemon:
             {t.name for t in config.targets if config.remediation_for(t).enabled}
         )
         self.drills.configure(config)
+        self.exposure_record = ExposureRecord(config.state_dir, config.drills.history_keep)
         for off in loaded.off:
             log.warning("section off: %s", off)
         return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off), self.shard)
@@ -138,6 +160,7 @@ class Daemon:
         self.http.start()
         self.scheduler.schedule(self._current.jobs)
         self.drills.start(self._current.config)
+        self.recorder.start()
         log.info(
             "drwatch started",
             extra={
@@ -186,6 +209,7 @@ class Daemon:
         self.http.stop()
         self.remediation.close()
         self.drills.stop()
+        self.recorder.stop()
         log.info("drwatch stopped")
 
     def serve_forever(self) -> None:

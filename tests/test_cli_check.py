@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from exporter.runtime.exposure_record import ExposureRecord, ExposureSample
 from sandbox.pgcluster import PgCluster, free_port
 from tests.helpers import drwatch, file_store, write_config
 
@@ -70,8 +71,19 @@ def test_json_shape_and_target_filter(shared_cluster: PgCluster, tmp_path: Path)
 def test_archive_mode_off_reports_infinite_exposure_as_json(
     shared_cluster: PgCluster, tmp_path: Path
 ) -> None:
+    """With the daemon's per-minute exposure record in state_dir, each exposure carries its
+    30 days: here 3 minutes within objective, one over it, one unmeasured."""
+    state = tmp_path / "state"
+    now = time.time() - time.time() % 60
+    record = ExposureRecord(str(state), 366 * 86400.0)
+    for minute, exposure in enumerate([10.0, 20.0, 900.0, None, 30.0]):
+        record.journal.append(
+            [ExposureSample(t=now - 3600 + minute * 60, x={"db/pitr": (exposure, 300.0)})]
+        )
     config = write_config(
-        tmp_path / "c.yml", [{"name": "db", "postgres": {"dsn": shared_cluster.dsn()}}]
+        tmp_path / "c.yml",
+        [{"name": "db", "postgres": {"dsn": shared_cluster.dsn()}}],
+        state_dir=str(state),
     )
     doc = json.loads(_check(config, "--format", "json").stdout)
     assert doc["exposures"] == [
@@ -80,6 +92,15 @@ def test_archive_mode_off_reports_infinite_exposure_as_json(
             "scenario": "pitr",
             "exposure_seconds": "+Inf",
             "objective_seconds": 300.0,
+            "compliance_30d": {
+                "ratio": 0.6,
+                "minutes_recorded": 5,
+                "minutes_within_objective": 3,
+                "minutes_unknown": 1,
+                "worst_exposure_seconds": 900.0,
+                "worst_exposure_at": now - 3600 + 120,
+                "recorded_since": now - 3600,
+            },
         },
         # No standby to fail over to: everything would be lost, against an objective of 0.
         {
@@ -87,6 +108,7 @@ def test_archive_mode_off_reports_infinite_exposure_as_json(
             "scenario": "primary_failover",
             "exposure_seconds": "+Inf",
             "objective_seconds": 0.0,
+            "compliance_30d": None,  # not in the record
         },
     ]
 

@@ -231,3 +231,19 @@ def test_rows_that_are_not_ok_link_to_their_checks_runbook_section() -> None:
     assert '<a href="https://wiki.example/dr#check-backups">runbook</a>' in critical
     assert "runbook" not in ok
     assert '<a href="https://wiki.example/dr">runbook</a>' in page  # the header's link too
+
+
+def test_each_objective_shows_its_share_of_time_within_from_drwatchs_record() -> None:
+    def exposure(scenario: str, compliance: dict[str, object] | None) -> dict[str, object]:
+        return {"target": "db", "scenario": scenario, "exposure_seconds": 10.0,
+                "objective_seconds": 300.0, "breached": False, "compliance_30d": compliance}  # fmt: skip
+
+    month = {"ratio": 0.99931, "minutes_recorded": 43200}
+    young = {"ratio": 0.5, "minutes_recorded": 120}
+    doc = {"version": "1", "status": "OK", "checks": [], "off": [],
+           "exposures": [exposure("pitr", month), exposure("full_restore", young),
+                         exposure("redis", None)]}  # fmt: skip
+    rows = [row for row in render(doc).split("<tr") if 'class="exposure ' in row]
+    assert '<td class="compliance">99.93% of 30 d</td>' in rows[0]
+    assert '<td class="compliance">50.00% of the 2h recorded</td>' in rows[1]
+    assert '<td class="compliance">not recorded yet</td>' in rows[2]

@@ -7,12 +7,14 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from checks.base import Status, worst
 from core.config.loading import LoadedConfig
 from core.redact import redact
 from exporter.cli.load import load_or_report
 from exporter.cli.table import columns
+from exporter.runtime.exposure_record import compliance_30d
 from exporter.runtime.exposures import exposure_rows, json_number
 from exporter.runtime.results import CheckResult
 from exporter.runtime.runner import Job
@@ -22,7 +24,12 @@ def overall(results: list[CheckResult]) -> Status:
     return worst([r.status for r in results])
 
 
-def as_json(loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]) -> str:
+def as_json(
+    loaded: LoadedConfig,
+    jobs: list[Job],
+    results: list[CheckResult],
+    compliance: dict[str, Any] | None = None,
+) -> str:
     doc = {
         "status": overall(results).name,
         "results": [
@@ -37,7 +44,7 @@ def as_json(loaded: LoadedConfig, jobs: list[Job], results: list[CheckResult]) -
             }
             for r in results
         ],
-        "exposures": exposure_rows(loaded.config, jobs, {r.key: r for r in results}),
+        "exposures": exposure_rows(loaded.config, jobs, {r.key: r for r in results}, compliance),
         "off": [str(off) for off in loaded.off],
     }
     return json.dumps(doc, indent=2)
@@ -65,6 +72,8 @@ def check(path: str, fmt: str, target: str | None, full_sweep: bool = False) -> 
         print(f"--target {target!r}: no such target in {path}", file=sys.stderr)
         return int(Status.UNKNOWN)
     redact.set_secrets(loaded.secrets)
+    # The daemon's record of the last 30 days, where it shares this state_dir.
+    compliance = compliance_30d(loaded.config.state_dir, loaded.config.drills.history_keep)
     loaded = _with_writable_state_dir(loaded)
     if full_sweep:  # what verification kept is forgotten: everything is read again
         for t in loaded.config.targets:
@@ -73,7 +82,10 @@ def check(path: str, fmt: str, target: str | None, full_sweep: bool = False) -> 
                     missing_ok=True
                 )
     jobs, results = run_once(loaded, target)
-    print(as_json(loaded, jobs, results) if fmt == "json" else as_table(loaded, results))
+    text = (
+        as_json(loaded, jobs, results, compliance) if fmt == "json" else as_table(loaded, results)
+    )
+    print(text)
     return int(overall(results))
 
 

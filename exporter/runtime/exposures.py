@@ -72,19 +72,24 @@ def json_number(value: float | None) -> float | str | None:
 
 
 def exposure_rows(
-    config: Config, jobs: Iterable[Job], results: dict[JobKey, CheckResult]
+    config: Config,
+    jobs: Iterable[Job],
+    results: dict[JobKey, CheckResult],
+    compliance: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Each scenario's exposure against its objective, as `check --format json` and
-    /status.json show them."""
+    /status.json show them; with `compliance` ("target/scenario" -> the 30 days' figures of
+    drwatch's own exposure record), those too."""
     rows = []
     for (target, scenario), exposure in combine(jobs, results).items():
         objective = config.objective(config.target(target), scenario).rpo
-        rows.append(
-            {
-                "target": target,
-                "scenario": scenario,
-                "exposure_seconds": json_number(exposure),
-                "objective_seconds": objective,
-            }
-        )
+        row = {
+            "target": target,
+            "scenario": scenario,
+            "exposure_seconds": json_number(exposure),
+            "objective_seconds": objective,
+        }
+        if compliance is not None:
+            row["compliance_30d"] = compliance.get(f"{target}/{scenario}")
+        rows.append(row)
     return rows

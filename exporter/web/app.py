@@ -60,12 +60,16 @@ def make_app(
     current: Callable[[], Current],
     routes: dict[str, WsgiApp] | None = None,
     drills: Callable[[], list[dict[str, Any]]] = list,
+    compliance: Callable[[], dict[str, Any]] | None = None,
 ) -> WsgiApp:
-    """`metrics` renders /metrics; `drills` gives the restore drills' rows of the status page."""
+    """`metrics` renders /metrics; `drills` gives the restore drills' rows of the status page;
+    `compliance` each scenario's 30 days from drwatch's exposure record."""
     metrics_route = metrics_app(metrics)
 
     def document() -> dict[str, Any]:
-        return status_document(current(), store.snapshot(), time.time(), drills())
+        return status_document(
+            current(), store.snapshot(), time.time(), drills(), compliance() if compliance else None
+        )
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

@@ -26,7 +26,11 @@ def _ago(seconds: float | None) -> str:
 
 
 def status_document(
-    current: Current, snap: Snapshot, now: float, drills: list[dict[str, Any]] | None = None
+    current: Current,
+    snap: Snapshot,
+    now: float,
+    drills: list[dict[str, Any]] | None = None,
+    compliance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     checks = []
     for job in current.jobs:
@@ -44,7 +48,7 @@ def status_document(
                 "last_success_seconds_ago": now - last_success if last_success else None,
             }
         )
-    exposures = exposure_rows(current.config, current.jobs, snap.results)
+    exposures = exposure_rows(current.config, current.jobs, snap.results, compliance)
     for row in exposures:
         exposure, objective = row["exposure_seconds"], row["objective_seconds"]
         row["breached"] = (
@@ -123,15 +127,26 @@ def _objective_rows(doc: dict[str, Any]) -> list[str]:
         runbook = _runbook(doc)
         link = f' <a href="{e(runbook)}#{e(anchor)}">runbook</a>' if anchor else ""
         objective = x["objective_seconds"]
+        within = _compliance_text(x.get("compliance_30d"))
         rows.append(
             f'<tr class="exposure status-{state.lower()}" data-target="{e(x["target"])}" '
             f'data-scenario="{e(x["scenario"])}">'
             f"<td>{e(x['target'])}</td><td>{e(x['scenario'])}</td>"
             f'<td class="status" style="background:{_COLOURS[state]}">'
             f"{e(_exposure_text(x['exposure_seconds']))}</td>"
-            f"<td>{e(_objective_text(objective))}</td><td>{link}</td></tr>"
+            f"<td>{e(_objective_text(objective))}</td>"
+            f'<td class="compliance">{e(within)}</td><td>{link}</td></tr>'
         )
     return rows
+
+
+def _compliance_text(c: dict[str, Any] | None) -> str:
+    """ "99.95% of 30 d" from drwatch's own record; what it covers when it is younger."""
+    if not c or c.get("ratio") is None:
+        return "not recorded yet"
+    days = c["minutes_recorded"] / 1440
+    span = "30 d" if days >= 29.9 else f"the {format_duration(c['minutes_recorded'] * 60)} recorded"
+    return f"{c['ratio'] * 100:.2f}% of {span}"
 
 
 def _drills_table(rows: list[str]) -> str:
@@ -186,8 +201,8 @@ h1 span{{color:#fff;padding:.1em .5em;border-radius:.3em}}
 <a href="/?refresh=30">refresh every 30 s</a></p>
 <h2>Recovery objectives</h2>
 <table id="objectives"><tr><th>target</th><th>scenario</th><th>data at risk</th>
-<th>objective (RPO)</th><th></th></tr>
-{"".join(objectives) or '<tr><td colspan="5">no recovery scenario configured</td></tr>'}
+<th>objective (RPO)</th><th>within objective</th><th></th></tr>
+{"".join(objectives) or '<tr><td colspan="6">no recovery scenario configured</td></tr>'}
 </table>
 {_drills_table(drills)}
 <h2>Checks</h2>
