@@ -40,9 +40,9 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         exclude = nested_prefixes(
             backups.store, backups.wal_store, backups.base_store, backups.replica_store
         )
-        newest = _newest_verified(
-            config, target, listed_backups(primary, backups.patterns, exclude)
-        )
+        dumps = listed_backups(primary, backups.patterns, exclude)
+        timer.result.sizes = [(d.modified, d.size) for d in dumps]
+        newest = _newest_verified(config, target, dumps)
         replica = open_store(backups.replica_store, backups.replica_aws or config.aws)
         copy = next((o for o in replica.list() if o.key == newest.key), None)
         if copy is None:

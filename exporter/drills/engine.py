@@ -29,6 +29,7 @@ from core.journal import Journal
 from core.statefile import read_state
 from exporter.drills import cross_region, full_restore, pitr, redis
 from exporter.drills.capacity import CAPACITY, DrillDeferred
+from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history, record_of
 from exporter.drills.leftovers import remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run, deferred
@@ -58,6 +59,7 @@ class DrillEngine:
         self.counts: dict[tuple[str, str, str], int] = {}  # (target, scenario, outcome)
         self.running: set[Key] = set()
         self.history: Journal[DrillRecord] | None = None
+        self.forecasts: dict[Key, dict[str, float]] = {}  # horizon -> forecast RTO seconds
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
@@ -65,6 +67,7 @@ class DrillEngine:
         """Takes a (re)loaded config: the remembered results, and the schedule if running."""
         CAPACITY.configure(config.drills.max_concurrent, config.drills.disk_budget)
         self.history = drill_history(config.state_dir, config.drills)
+        self._forecast(None)
         state = Path(config.state_dir) / "drills.json"
         if state != self._state_file:
             self._state_file = state
@@ -191,6 +194,7 @@ class DrillEngine:
             self.counts[count] = self.counts.get(count, 0) + 1
         if self.history is not None:
             self.history.append([record_of(result, rto_objective)])
+            self._forecast(key)
         level = logging.INFO if result.ok else logging.WARNING
         log.log(
             level,
@@ -203,6 +207,20 @@ class DrillEngine:
             },
         )
         self._save()
+
+    def _forecast(self, only: Key | None) -> None:
+        """The RTO forecasts from the history: every key's (at configure), or one's."""
+        assert self.history is not None
+        by_key: dict[Key, list[DrillRecord]] = {}
+        for record in self.history.read():
+            by_key.setdefault((record.target, record.scenario), []).append(record)
+        now = time.time()
+        found = {k: forecast(v, now) for k, v in by_key.items() if only in (None, k)}
+        with self._state_lock:
+            if only is None:
+                self.forecasts = found
+            else:
+                self.forecasts[only] = found.get(only, {})
 
     def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
         with self._state_lock:

@@ -75,6 +75,7 @@ def _run(
     dumps = listed_backups(store, backups.patterns, exclude)
     if not dumps:
         raise DrillError(f"no backup in {store.url} to restore")
+    timer.result.sizes = [(d.modified, d.size) for d in dumps]
     return restore_dump(config, target, timer, workdir, store, dumps[-1], drills.full_restore.jobs)
 
 

@@ -29,7 +29,9 @@ class DrillRecord(BaseModel):
     recovered_to: float | None = None
     phases: dict[str, float] = {}
     phase_bytes: dict[str, int] = {}
-    backup: dict[str, Any] = {}  # key, bytes, etag, sha256, modified: which backup was proven
+    backup: dict[str, Any] = {}  # key, bytes, etag, sha256, time: which backup was proven
+    # (time, bytes) of the backups the store held: the size trend an RTO forecast follows.
+    sizes: list[tuple[float, int]] = []
     version: str = ""
 
     @property
@@ -39,6 +41,7 @@ class DrillRecord(BaseModel):
 
 BACKUP_FIELDS = ("backup", "backup_bytes", "backup_etag", "backup_sha256", "backup_time")
 _SCHEMA = TypeAdapter(DrillRecord)
+MAX_SIZES = 200
 
 
 def record_of(result: DrillResult, rto_objective: float | None) -> DrillRecord:
@@ -55,6 +58,7 @@ def record_of(result: DrillResult, rto_objective: float | None) -> DrillRecord:
         phases=dict(result.phases),
         phase_bytes=dict(result.phase_bytes),
         backup={k: result.values[k] for k in BACKUP_FIELDS if k in result.values},
+        sizes=result.sizes[-MAX_SIZES:],
         version=__version__,
     )
 

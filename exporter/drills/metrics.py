@@ -67,6 +67,19 @@ DRILL_TABLE_ROWS_MISSING = gauge(
     "table",
 )
 DRILL_RUNNING = gauge("drwatch_drill_running", "1 while a drill runs.", *KEYS)
+RTO_FORECAST_SECONDS = gauge(
+    "drwatch_rto_forecast_seconds",
+    "The RTO a drill would measure at the backup size the store's trend gives in `horizon` "
+    "(30d, 90d): the phases' seconds per byte of the last passing drills times that size.",
+    *KEYS,
+    "horizon",
+)
+DRILL_PHASE_THROUGHPUT = gauge(
+    "drwatch_drill_phase_throughput_bytes_per_second",
+    "Bytes each phase of the last drill moved (downloaded, restored, replayed) per second.",
+    *KEYS,
+    "phase",
+)
 DRILL_OVERDUE = gauge(
     "drwatch_drill_overdue",
     "1 when no drill has passed within max_age (since the last pass, or since drwatch began "
@@ -110,6 +123,8 @@ METRICS = (
     DRILL_TABLE_ROWS,
     DRILL_TABLE_ROWS_MISSING,
     DRILL_RUNNING,
+    RTO_FORECAST_SECONDS,
+    DRILL_PHASE_THROUGHPUT,
     DRILL_OVERDUE,
     DRILL_SCHEDULE_INFO,
     DRILL_NEXT_RUN_TIMESTAMP_SECONDS,
@@ -161,6 +176,8 @@ class DrillCollector(Collector):
                     self._last(families, last[key], k)
                 if key in last_deferred:
                     add(DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS, last_deferred[key].started_at, **k)
+                for horizon, seconds in self.engine.forecasts.get(key, {}).items():
+                    add(RTO_FORECAST_SECONDS, seconds, **k, horizon=horizon)
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         yield from families
@@ -173,6 +190,8 @@ class DrillCollector(Collector):
         add(DRILL_DURATION_SECONDS, result.duration_seconds, **k)
         for phase, seconds in result.phases.items():
             add(DRILL_PHASE_DURATION_SECONDS, seconds, **k, phase=phase)
+            if result.phase_bytes.get(phase) and seconds > 0:
+                add(DRILL_PHASE_THROUGHPUT, result.phase_bytes[phase] / seconds, **k, phase=phase)
         if result.recovered_to is not None:
             add(DRILL_RECOVERED_TO_TIMESTAMP_SECONDS, result.recovered_to, **k)
         for table, (rows, missing) in result.tables.items():

@@ -92,8 +92,10 @@ def _restore_tar_backup(
     if not drills.pitr.base_store:
         raise DrillError(NO_BASE_BACKUP)
     files = _newest_base_backup(config, drills.pitr.base_store)
-    require_space(workdir, sum(f.size for f in files), drills.scratch.disk_factor)
-    with timer.phase("download"):
+    size = sum(f.size for f in files)
+    timer.result.values.update(backup=files[0].key.rpartition("/")[0], backup_bytes=size)
+    require_space(workdir, size, drills.scratch.disk_factor)
+    with timer.phase("download", size):
         _download(config, drills.pitr.base_store, files, workdir, timer)
     with timer.phase("restore"):
         copy.unpack(workdir)

@@ -43,6 +43,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             raise DrillError(f"no snapshot in {store.url} to load")
         newest = snapshots[-1]
         timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
+        timer.result.sizes = [(s.modified, s.size) for s in snapshots]
         require_space(workdir, newest.size, drills.scratch.disk_factor)
         with timer.phase("download"), open(workdir / "dump.rdb", "wb") as sink:
             for block in store.chunks(newest.key):

@@ -29,6 +29,7 @@ class DrillResult:
     recovered_to: float | None = None  # the newest data the copy holds (unix time)
     point: str | None = None  # pitr: the point of the recovery window asked for
     deferred: bool = False  # could not start for want of capacity: not judged
+    sizes: list[tuple[float, int]] = field(default_factory=list)  # the store's (time, bytes)
     # table -> (rows in the copy, rows production has up to the copy's newest and the copy lacks)
     tables: dict[str, tuple[int, int]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
