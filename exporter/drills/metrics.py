@@ -98,7 +98,7 @@ DRILL_NEXT_RUN_TIMESTAMP_SECONDS = gauge(
     "drwatch_drill_next_run_timestamp_seconds", "When the scheduler starts the drill next.", *KEYS
 )
 DRILLS = counter(
-    "drwatch_drills",
+    "drwatch_drills_total",
     "Drills by outcome: passed, failed (the backup or the restore), deferred (no capacity: "
     "drills.max_concurrent or drills.disk_budget; nothing was judged).",
     *KEYS,
