@@ -7,12 +7,14 @@ synchronous standby) and +Inf without.
 from __future__ import annotations
 
 import math
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.base import Check, Observation, Status
+from checks.base import Check, Facts, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.aws import aws_client, aws_error
 from core.config.aws import AwsConfig, RdsConfig
@@ -54,6 +56,44 @@ METRICS = (
 )
 
 
+# What RDS says when a failover starts and ends (`describe-events`, category "failover", the
+# RDS User Guide's "event categories and event messages"): RDS-EVENT-0013 "A Multi-AZ failover
+# that resulted in the promotion of a standby instance has started.", RDS-EVENT-0015 "... is
+# complete.", RDS-EVENT-0049 "A Multi-AZ failover has completed."; older instances say
+# "Multi-AZ instance failover started." / "... completed."; clusters RDS-EVENT-0072/0073
+# "Started same AZ / cross AZ failover to DB instance: x", RDS-EVENT-0071 "Completed failover
+# to DB instance: x". Not RDS-EVENT-0034 ("isn't attempting a requested failover").
+_FAILOVER_STARTED = re.compile(
+    r"failover\b.*\bstarted|started (same az |cross az )?failover", re.IGNORECASE
+)
+_FAILOVER_COMPLETED = re.compile(
+    r"failover\b.*\b(is complete|completed)|completed failover", re.IGNORECASE
+)
+EVENTS_WINDOW_MINUTES = 14 * 24 * 60  # the longest describe-events looks back
+
+
+@dataclass(frozen=True)
+class RdsFailovers(Facts):
+    """The failovers RDS reports in the last 14 days: (started, completed) unix times, oldest
+    first; `unreadable`: why the events could not be read (rds:DescribeEvents not granted)."""
+
+    failovers: tuple[tuple[float, float], ...] = ()
+    unreadable: str | None = None
+
+
+def failovers_in(events: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+    """Each completed failover paired with the newest start before it."""
+    out, started = [], None
+    for event in sorted(events, key=lambda e: e["Date"]):
+        message, when = str(event.get("Message", "")), event["Date"].timestamp()
+        if _FAILOVER_STARTED.search(message):
+            started = when
+        elif _FAILOVER_COMPLETED.search(message) and started is not None:
+            out.append((started, when))
+            started = None
+    return tuple(out)
+
+
 class RdsCheck(Check[None]):
     def __init__(
         self, config: RdsConfig, aws: AwsConfig, pitr: ObjectiveSpec, failover: ObjectiveSpec
@@ -87,6 +127,18 @@ class RdsCheck(Check[None]):
             raise aws_error(self.where, exc, "describe") from None
         return instance, snapshots
 
+    def _failovers(self) -> RdsFailovers:
+        try:
+            events = self._rds().describe_events(
+                SourceIdentifier=self.config.instance,
+                SourceType="db-instance",
+                EventCategories=["failover"],
+                Duration=EVENTS_WINDOW_MINUTES,
+            )["Events"]
+        except (BotoCoreError, ClientError) as exc:  # the rest of the check stands
+            return RdsFailovers(unreadable=str(aws_error(self.where, exc, "describe events")))
+        return RdsFailovers(failovers_in(events))
+
     def run(self) -> Observation:
         instance, snapshots = self._describe()
         now = time.time()
@@ -109,6 +161,7 @@ class RdsCheck(Check[None]):
         obs.add(RDS_NEWEST_SNAPSHOT_TIMESTAMP_SECONDS, max(created) if created else None)
         obs.add(RDS_AUTOMATED_SNAPSHOTS, len(snapshots))
         obs.exposures["primary_failover"] = 0.0 if multi_az else math.inf
+        obs.facts = failovers = self._failovers()
         # No restorable time: automated backups are off (retention 0) or not yet taken.
         obs.exposures["pitr"] = now - restorable.timestamp() if restorable else math.inf
         obs.values.update(
@@ -138,6 +191,8 @@ class RdsCheck(Check[None]):
         pitr_text = (
             "no restorable time" if pitr is None or math.isinf(pitr) else format_duration(pitr)
         )
+        if failovers.unreadable:
+            problems.append("failover events not readable (grant rds:DescribeEvents)")
         obs.summary = "; ".join([f"{status}, PITR exposure {pitr_text}", *problems])
         return obs
 

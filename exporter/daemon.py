@@ -18,6 +18,7 @@ from core.errors import ConfigError
 from core.redact import redact
 from core.sharding import UNSHARDED, Shard
 from exporter.drills.engine import DrillEngine
+from exporter.drills.failover import FailoverObserver
 from exporter.drills.metrics import DrillCollector
 from exporter.drills.status import drill_rows
 from exporter.remediation.engine import REMEDIATION_INPUTS, RemediationEngine
@@ -59,6 +60,7 @@ class Daemon:
         self._instances: Instances = {}
         self.remediation = RemediationEngine()
         self.drills = DrillEngine()
+        self.failovers = FailoverObserver()
         self.exposure_record: ExposureRecord | None = None
         self._current = self._apply(loaded)
         self.recorder = ExposureRecorder(self._record_exposures)
@@ -67,7 +69,7 @@ class Daemon:
         self.metrics = MetricsPage(self.store, self.current, self.reload_state)
         registry = CollectorRegistry(auto_describe=True)  # the smaller, per-scrape families
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
-        registry.register(DrillCollector(self.drills, lambda: self._current.config))
+        registry.register(DrillCollector(self.drills, lambda: self._current.config, self.failovers))
         webhook = webhook_app(self.remediation, lambda: self._current.config)
         self.web = WebSecurity(web_config)
         app = make_app(
@@ -118,6 +120,7 @@ class Daemon:
             {t.name for t in config.targets if config.remediation_for(t).enabled}
         )
         self.drills.configure(config)
+        self.failovers.configure(config.state_dir, config.drills)
         self.exposure_record = ExposureRecord(config.state_dir, config.drills.history_keep)
         for off in loaded.off:
             log.warning("section off: %s", off)
@@ -148,6 +151,17 @@ class Daemon:
                     "old_status": previous.status.name,
                     "new_status": result.status.name,
                     "summary": result.summary,
+                },
+            )
+        failover = self.failovers.observe(result)
+        if failover is not None:
+            log.warning(
+                "primary failover",
+                extra={
+                    "target": job.target,
+                    "duration_seconds": round(failover.duration_seconds, 1),
+                    "source": failover.source,
+                    "detail": failover.detail,
                 },
             )
         if job.check in REMEDIATION_INPUTS:

@@ -16,6 +16,8 @@ class RdsConfig(Strict):
     retention: Duration = 30 * 86400.0  # BackupRetentionPeriod must be at least this
     interval: Duration = 60.0
     timeout: Duration = 30.0
+    # `drwatch drill --scenario failover`: how long to wait for RDS to say the failover completed.
+    failover_wait: Duration = 1800.0
 
 
 class AwsConfig(Strict):

@@ -76,9 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     drill.add_argument("--config", required=True)
     drill.add_argument("--target", help="only this target")
     drill.add_argument(
-        "--scenario", choices=["full_restore", "pitr", "redis"], help="only this scenario"
+        "--scenario",
+        choices=["full_restore", "pitr", "cross_region", "redis", "failover"],
+        help="only this scenario (failover: RDS only, never scheduled, asks for confirmation)",
     )
     drill.add_argument("--format", default="table", choices=["table", "json"])
+    drill.add_argument(
+        "--yes-fail-over",
+        metavar="INSTANCE",
+        help="failover: the RDS instance's name, instead of typing it back",
+    )
+
+    report = sub.add_parser(
+        "report", help="evidence report: drills, schedule, RTO and RPO from drwatch's records"
+    )
+    report.add_argument("--config", required=True)
+    report.add_argument("--since", default="90d", help="the period, back from now (e.g. 90d)")
+    report.add_argument("--format", default="md", choices=["md", "html", "json"])
+    report.add_argument("--output", "-o", help="a file instead of standard output")
 
     health = sub.add_parser(
         "healthcheck", help="exit 0 if the daemon on this machine answers (container HEALTHCHECK)"
@@ -154,7 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "drill":
         from exporter.cli.drill import drill
 
+        if args.scenario == "failover":
+            from exporter.cli.failover import failover
+
+            return failover(args.config, args.target, args.yes_fail_over)
         return drill(args.config, args.target, args.scenario, args.format)
+    if args.command == "report":
+        from exporter.cli.report import report
+
+        return report(args.config, args.since, args.format, args.output)
     if args.command == "hash-password":
         from exporter.cli.hashpassword import hash_password
 

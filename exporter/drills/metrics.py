@@ -13,6 +13,7 @@ from core.config.drills import RUNBOOK_TESTS
 from core.config.schema import Config
 from core.metrics import Families, counter, gauge
 from exporter.drills.engine import OUTCOMES, DrillEngine
+from exporter.drills.failover import FailoverObserver
 from exporter.drills.result import DrillResult
 
 KEYS = ("target", "scenario")
@@ -80,6 +81,19 @@ DRILL_PHASE_THROUGHPUT = gauge(
     *KEYS,
     "phase",
 )
+FAILOVER_LAST_DURATION_SECONDS = gauge(
+    "drwatch_failover_last_duration_seconds",
+    "How long the newest primary failover took; `source`: RDS events, observed (a new timeline "
+    "between two checks: at most this long) or a drill.",
+    "target",
+    "source",
+)
+FAILOVER_LAST_TIMESTAMP_SECONDS = gauge(
+    "drwatch_failover_last_timestamp_seconds",
+    "When the newest primary failover completed.",
+    "target",
+    "source",
+)
 DRILL_OVERDUE = gauge(
     "drwatch_drill_overdue",
     "1 when no drill has passed within max_age (since the last pass, or since drwatch began "
@@ -125,6 +139,8 @@ METRICS = (
     DRILL_RUNNING,
     RTO_FORECAST_SECONDS,
     DRILL_PHASE_THROUGHPUT,
+    FAILOVER_LAST_DURATION_SECONDS,
+    FAILOVER_LAST_TIMESTAMP_SECONDS,
     DRILL_OVERDUE,
     DRILL_SCHEDULE_INFO,
     DRILL_NEXT_RUN_TIMESTAMP_SECONDS,
@@ -134,9 +150,15 @@ METRICS = (
 
 
 class DrillCollector(Collector):
-    def __init__(self, engine: DrillEngine, config: Callable[[], Config]) -> None:
+    def __init__(
+        self,
+        engine: DrillEngine,
+        config: Callable[[], Config],
+        failovers: FailoverObserver | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
+        self.failovers = failovers
 
     def describe(self) -> Iterator[Metric]:
         yield from Families(METRICS)
@@ -180,6 +202,16 @@ class DrillCollector(Collector):
                     add(RTO_FORECAST_SECONDS, seconds, **k, horizon=horizon)
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
+        targets = {t.name for t in config.targets}
+        newest = self.failovers.newest() if self.failovers else {}
+        for name, failover in newest.items():
+            if name in targets:
+                k = {"target": name, "source": failover.source}
+                add(FAILOVER_LAST_DURATION_SECONDS, failover.duration_seconds, **k)
+                add(FAILOVER_LAST_TIMESTAMP_SECONDS, failover.completed_at, **k)
+                # The newest real failover is the measured primary_failover RTO.
+                add(RTO_MEASURED_SECONDS, failover.duration_seconds, target=name,
+                    scenario="primary_failover")  # fmt: skip
         yield from families
 
     @staticmethod

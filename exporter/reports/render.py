@@ -1,0 +1,155 @@
+"""The evidence report as Markdown or as one self-contained HTML page (no script, no fetch)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from core.durations import format_duration
+
+SUMMARY_COLUMNS = (
+    "scenario", "runbook test", "drills run", "passed", "failed", "deferred", "RTO median",
+    "RTO worst", "RTO objective", "schedule kept", "longest without a pass",
+    "worst RPO exposure", "RPO objective", "time within RPO",
+)  # fmt: skip
+DRILL_COLUMNS = ("started", "outcome", "took", "point", "recovered to", "backup", "summary")
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else format_duration(float(value))
+
+
+def _summary_row(s: dict[str, Any]) -> list[str]:
+    drills, rto, rpo = s["drills"], s["rto"], s["rpo"]
+    schedule = s.get("schedule")
+    within = rpo.get("ratio")
+    rto_mark = {True: " (within)", False: " (over)", None: ""}[rto["within_objective"]]
+    return [
+        s["scenario"],
+        f"{schedule['test']} ({schedule['frequency']})" if schedule else "-",
+        str(drills["run"]),
+        str(drills["passed"]),
+        str(drills["failed"]),
+        str(drills["deferred"]),
+        _seconds(rto["median_seconds"]),
+        _seconds(rto["worst_seconds"]) + rto_mark,
+        _seconds(rto["objective_seconds"]),
+        ("yes" if schedule["kept"] else "NO") if schedule else "-",
+        _seconds(schedule["longest_without_pass_seconds"]) if schedule else "-",
+        _seconds(rpo.get("worst_exposure_seconds")),
+        _seconds(rpo["objective_seconds"]),
+        "-" if within is None else f"{within * 100:.3f}% of {rpo['minutes_recorded']} min",
+    ]
+
+
+def _drill_row(r: dict[str, Any]) -> list[str]:
+    backup = r["backup"]
+    name = str(backup.get("backup", "-"))
+    digest = backup.get("backup_sha256") or backup.get("backup_etag")
+    return [
+        r["started_at"],
+        r["outcome"],
+        _seconds(r["duration_seconds"]),
+        r["point"] or "-",
+        r["recovered_to"] or "-",
+        name + (f" (sha256 {digest[:16]}…)" if digest and "backup_sha256" in backup else
+                f" (ETag {digest})" if digest else ""),
+        r["summary"],
+    ]  # fmt: skip
+
+
+def _failover_row(f: dict[str, Any]) -> list[str]:
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(f["completed_at"], UTC).isoformat(timespec="seconds")
+    return [when, f["source"], _seconds(f["duration_seconds"]), f["detail"]]
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    out = [
+        "# drwatch evidence report",
+        "",
+        f"Period: {doc['since']} to {doc['until']}. Generated {doc['generated_at']} by drwatch "
+        f"{doc['drwatch_version']} from `{_md(doc['config'])}`.",
+    ]
+    for target in doc["targets"]:
+        out += ["", f"## {_md(target['target'])}", "", *_md_table(SUMMARY_COLUMNS, [
+            _summary_row(s) for s in target["scenarios"]
+        ])]  # fmt: skip
+        for s in target["scenarios"]:
+            if s["records"]:
+                out += ["", f"### {_md(s['scenario'])}: drills", ""]
+                out += _md_table(DRILL_COLUMNS, [_drill_row(r) for r in s["records"]])
+            if s.get("failovers"):
+                out += ["", f"### {_md(s['scenario'])}: failovers", ""]
+                out += _md_table(
+                    ("completed", "source", "took", "how measured"),
+                    [_failover_row(f) for f in s["failovers"]],
+                )
+    out += ["", "## How this report was made", ""] + [f"- {_md(x)}" for x in doc["how_made"]]
+    out += ["", "## What it cannot show", ""] + [f"- {_md(x)}" for x in doc["cannot_show"]]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+
+
+def html_page(doc: dict[str, Any]) -> str:
+    e = html.escape
+    body = [
+        "<h1>drwatch evidence report</h1>",
+        f"<p>Period: {e(doc['since'])} to {e(doc['until'])}. Generated {e(doc['generated_at'])} "
+        f"by drwatch {e(doc['drwatch_version'])} from <code>{e(doc['config'])}</code>.</p>",
+    ]
+    for target in doc["targets"]:
+        body.append(f"<h2>{e(target['target'])}</h2>")
+        rows = []
+        for s in target["scenarios"]:
+            cells = _summary_row(s)
+            bad = (s.get("schedule") and not s["schedule"]["kept"]) or s["rto"][
+                "within_objective"
+            ] is False
+            rows.append((cells, ' class="bad"' if bad else ""))
+        body.append(_html_table(SUMMARY_COLUMNS, rows, "summary"))
+        for s in target["scenarios"]:
+            if s["records"]:
+                body.append(f"<h3>{e(s['scenario'])}: drills</h3>")
+                body.append(_html_table(DRILL_COLUMNS, [
+                    (_drill_row(r), f' class="{e(r["outcome"])}"') for r in s["records"]
+                ], "drills"))  # fmt: skip
+            if s.get("failovers"):
+                body.append(f"<h3>{e(s['scenario'])}: failovers</h3>")
+                body.append(_html_table(("completed", "source", "took", "how measured"),
+                                        [(_failover_row(f), "") for f in s["failovers"]],
+                                        "failovers"))  # fmt: skip
+    body.append("<h2>How this report was made</h2><ul>")
+    body += [f"<li>{e(x)}</li>" for x in doc["how_made"]]
+    body.append("</ul><h2>What it cannot show</h2><ul>")
+    body += [f"<li>{e(x)}</li>" for x in doc["cannot_show"]]
+    body.append("</ul>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>drwatch evidence report</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}}
+table{{border-collapse:collapse;margin-bottom:1.5em}}
+td,th{{padding:.3em .6em;text-align:left;border-bottom:1px solid #d0d7de;vertical-align:top}}
+tr.bad td,tr.failed td{{background:#ffebe9}} tr.deferred td{{background:#fff8c5}}
+</style></head><body>
+{chr(10).join(body)}
+</body></html>
+"""
+
+
+def _html_table(header: tuple[str, ...], rows: list[tuple[list[str], str]], ident: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    lines = [f'<table class="{ident}"><tr>{head}</tr>']
+    for cells, attrs in rows:
+        lines.append(f"<tr{attrs}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join([*lines, "</table>"])
