@@ -1,0 +1,125 @@
+"""`drwatch report`: the evidence report from drwatch's records, as JSON, Markdown and a
+self-contained HTML page read in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config.drills import DrillCapacity
+from exporter.drills.failover import FailoverRecord, failover_history
+from exporter.drills.history import DrillRecord, drill_history
+from exporter.runtime.exposure_record import ExposureRecord, ExposureSample
+from tests.helpers import drwatch, write_config
+
+DAY = 86400.0
+HOSTILE = '<script>alert("x")</script>|'
+
+
+def _drill(at: float, outcome: str, took: float, summary: str = "restored, checked") -> DrillRecord:
+    return DrillRecord(
+        target="app", scenario="full_restore", started_at=at, outcome=outcome,  # type: ignore[arg-type]
+        summary=summary, duration_seconds=took, rto_objective_seconds=7200.0,
+        phases={"download": took / 3, "restore": took / 3, "verify": took / 3},
+        phase_bytes={"download": 10 << 30, "restore": 10 << 30},
+        backup={"backup": f"app-{int(at)}.dump", "backup_bytes": 10 << 30,
+                "backup_sha256": "ab" * 32, "backup_time": at - 600},
+        version="0.1.0",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Path:
+    """A year of records: weekly full restores over 90 days (one failed, one deferred, then a
+    gap of 20 days without a pass), an exposure record, an observed failover."""
+    state = tmp_path / "state"
+    now = time.time()
+    records = [_drill(now - 89 * DAY + week * 7 * DAY, "passed", 3000 + week * 100)
+               for week in range(9)]  # fmt: skip
+    records.append(_drill(now - 27 * DAY, "failed", 50.0, f"pg_restore failed: {HOSTILE}"))
+    records.append(_drill(now - 26 * DAY, "deferred", 0.0, "deferred: 1 drill(s) already running"))
+    records.append(_drill(now - 5 * DAY, "passed", 9000.0))  # over the 2 h objective
+    records.append(_drill(now - 200 * DAY, "passed", 1000.0))  # before the period: not counted
+    drill_history(str(state), DrillCapacity()).append(records)
+    record = ExposureRecord(str(state), 366 * DAY)
+    minute = now - now % 60
+    record.journal.append(
+        [ExposureSample(t=minute - m * 60, x={"app/pitr": (900.0 if m == 10 else 30.0, 300.0)})
+         for m in range(100)]
+    )  # fmt: skip
+    failover_history(str(state), DrillCapacity()).append(
+        [FailoverRecord(target="app", source="observed", started_at=now - 3 * DAY,
+                        completed_at=now - 3 * DAY + 45, detail="timeline 1 to 2: at most this long")]
+    )  # fmt: skip
+    target = {
+        "name": "app",
+        "backups": {"store": "file:///b/dumps/", "wal_store": "file:///b/wal/"},
+        "drills": {"scratch": {"user": "postgres"}, "full_restore": {}},
+    }
+    return write_config(tmp_path / "c.yml", [target], state_dir=str(state))
+
+
+def _report(config: Path, fmt: str, *args: str) -> str:
+    proc = drwatch("report", "--config", str(config), "--since", "90d", "--format", fmt, *args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_json_report_counts_measures_and_judges_the_schedule(estate: Path) -> None:
+    doc = json.loads(_report(estate, "json"))
+    assert doc["schema_version"] == 1 and doc["report"] == "drwatch evidence report"
+    (target,) = doc["targets"]
+    scenarios = {s["scenario"]: s for s in target["scenarios"]}
+    full = scenarios["full_restore"]
+    assert full["drills"] == {"run": 11, "passed": 10, "failed": 1, "deferred": 1}
+    assert full["rto"]["worst_seconds"] == 9000.0 and full["rto"]["within_objective"] is False
+    assert full["rto"]["objective_seconds"] == 7200.0
+    schedule = full["schedule"]
+    assert schedule["test"] == "Restore to staging" and schedule["frequency"] == "weekly"
+    assert 12 <= schedule["scheduled_runs"] <= 13  # Sundays at 03:00 in 90 days
+    # The last weekly pass 33 days ago, the next 5 days ago: 28 days, past the 8 days max_age.
+    assert schedule["kept"] is False
+    assert schedule["longest_without_pass_seconds"] == pytest.approx(28 * DAY, abs=60)
+    assert full["records"][-1]["backup"]["backup_sha256"] == "ab" * 32
+    pitr = scenarios["pitr"]
+    assert pitr["rpo"]["worst_exposure_seconds"] == 900.0
+    assert pitr["rpo"]["minutes_recorded"] == 100 and pitr["rpo"]["ratio"] == 0.99
+    failover = scenarios["primary_failover"]
+    assert failover["rto"]["worst_seconds"] == 45.0 and failover["rto"]["within_objective"]
+    assert "exposure record covers 100 of the period's" in " ".join(doc["how_made"])
+    assert doc["cannot_show"]
+
+
+def test_the_markdown_report_is_tables_a_reviewer_reads(estate: Path) -> None:
+    text = _report(estate, "md")
+    assert text.startswith("# drwatch evidence report\n")
+    row = next(line for line in text.splitlines() if line.startswith("| full_restore |"))
+    assert "| Restore to staging (weekly) | 11 | 10 | 1 | 1 |" in row
+    assert "| NO |" in row  # the schedule was not kept
+    assert "\\|" in text and "pg_restore failed: <script>" in text  # a | in a cell escaped
+    assert "## What it cannot show" in text
+
+
+def test_the_html_report_is_self_contained_and_reads_in_chromium(
+    estate: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    _report(estate, "html", "--output", str(page))
+    html = page.read_text()
+    assert "<script" not in html.replace("&lt;script", "")  # the hostile summary is text
+    assert "http://" not in html and "https://" not in html  # nothing fetched
+    profile = tmp_path / "chromium-profile"
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert "<h1>drwatch evidence report</h1>" in dom
+    summary = dom[dom.index('<table class="summary">') :]
+    row = next(r for r in summary.split("<tr") if "<td>full_restore</td>" in r)
+    assert 'class="bad"' in row and "<td>NO</td>" in row
+    assert "&lt;script&gt;" in dom and "<script>alert" not in dom
