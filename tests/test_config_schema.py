@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import yaml
@@ -220,3 +221,26 @@ def test_an_unknown_key_nothing_is_close_to_gets_no_guess() -> None:
         p for p in config_problems(f"targets: [{{name: a, postgres: {{dsn: '{DSN}'}}}}]\nzzz: 1\n")
     ]
     assert problem == "zzz: unknown key"
+
+
+def test_pitr_points_and_replica_sources_are_refused_where_they_cannot_run() -> None:
+    def pitr(backups: str, **settings: object) -> str:
+        return (
+            "targets:\n  - name: app\n"
+            f"    backups: {backups}\n"
+            f"    drills: {{pitr: {json.dumps(settings)}}}\n"
+        )
+
+    wal = "{wal_store: 'file:///w/'}"
+    (problem,) = config_problems(
+        pitr(wal, pgbackrest={"config": "/etc/pgbackrest.conf", "stanza": "main"}, point="rotate")
+    )
+    assert "point: rotate needs base_store (pg_basebackup backups)" in problem
+    (problem,) = config_problems(pitr(wal, base_store="file:///b/", **{"from": "replica"}))
+    assert "from: replica restores replica_base_store" in problem
+    (problem,) = config_problems(
+        pitr(wal, base_store="file:///b/", replica_base_store="file:///rb/", **{"from": "replica"})
+    )
+    assert "needs backups.wal_replica_store" in problem
+    (problem,) = config_problems(pitr(wal, base_store="file:///b/", point="sometimes"))
+    assert "drills.pitr.point" in problem

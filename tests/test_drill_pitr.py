@@ -299,3 +299,112 @@ def test_code_in_a_physical_copy_sees_none_of_drwatchs_secrets(
     seen = marker.read_text()
     assert "PATH=" in seen
     assert "TOPSECRET" not in seen and "DATABASE_URL" not in seen and "AWS_" not in seen
+
+
+def _two_base_backups(cluster: PgCluster, base: Path) -> tuple[int, int]:
+    """A second base backup after more rows; (rows at the first, rows at the second)."""
+    first = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    cluster.execute(
+        "INSERT INTO debates (title, created_at) SELECT 'second', now() "
+        "FROM generate_series(1, 30)",
+        "app",
+    )
+    second_dir = base.parent / "base-2"
+    cluster.tar_base_backup(second_dir)
+    (second_dir / "backup").rename(base / "backup-2")
+    second = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    _archived(cluster)
+    return first, second
+
+
+def test_the_oldest_point_restores_the_oldest_backup_and_stops_at_once(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    base = _setup(cluster, tmp_path)  # backup 1, then 25 rows only WAL holds
+    at_first = cluster.execute("SELECT count(*) FROM debates", "app")[0][0] - 25
+    _two_base_backups(cluster, base)
+    result = _run(cluster, tmp_path, base, point="oldest")
+    assert result.ok, result.summary
+    assert result.point == "oldest" and result.values["backup"] == "backup"
+    assert result.tables["debates"][0] == at_first  # what the oldest backup held, no more
+    assert result.recovered_to is not None
+
+
+def test_rotate_proves_newest_random_and_oldest_in_turn(cluster: PgCluster, tmp_path: Path) -> None:
+    """Three drills through the engine (their history gives the turn): the newest point with
+    every row, a random point inside the window, the oldest backup."""
+    from exporter.drills.engine import DrillEngine
+
+    base = _setup(cluster, tmp_path)
+    _, second = _two_base_backups(cluster, base)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reachable(scratch)
+    (tmp_path / "dumps").mkdir()
+    target = {
+        "name": "app",
+        "postgres": {"dsn": cluster.dsn("app"), "verification": {
+            "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}]}},
+        "backups": {"store": f"file://{tmp_path}/dumps/", "wal_store": f"file://{cluster.archive}/"},
+        "drills": {"scratch": {"user": "postgres", "dir": str(scratch)},
+                   "pitr": {"base_store": f"file://{base}/", "point": "rotate"}},
+    }  # fmt: skip
+    config = make_config([target], state_dir=str(tmp_path / "state")).config
+    engine = DrillEngine()
+    engine.configure(config)
+    results = [engine.run(config, config.targets[0])[0] for _ in range(3)]
+    assert [r.point for r in results] == ["newest", "random", "oldest"]
+    assert all(r.ok for r in results), [r.summary for r in results]
+    newest, middle, oldest = results
+    assert newest.tables["debates"][0] == second
+    assert "/" in middle.values["point_target"]  # a WAL position after its backup
+    assert middle.recovered_to is not None
+    assert oldest.values["backup"] == "backup"
+    points = [r.point for r in engine.history.read()]  # type: ignore[union-attr]
+    assert points == ["newest", "random", "oldest"]  # the record says which point was asked
+
+
+def test_a_random_point_is_inside_the_window_and_after_its_backup() -> None:
+    from random import Random
+
+    from exporter.drills.recovery_point import choose, random_lsn
+
+    taken = [1000.0, 2000.0, 3000.0]
+    for seed_value in range(50):
+        point = choose("random", taken, 4000.0, Random(seed_value))
+        assert point.target_time is not None and 1000.0 <= point.target_time <= 4000.0
+        assert taken[point.index] <= point.target_time
+        assert point.index == len(taken) - 1 or taken[point.index + 1] > point.target_time
+    assert choose("random", taken, None).asked == "newest"  # no archive: nothing to pick in
+    assert choose("oldest", taken, 4000.0).settings == {"recovery_target": "'immediate'"}
+    lsn = random_lsn(0x3000028, 0x5000000, Random(1))["recovery_target_lsn"]
+    assert 0x3000028 <= int(lsn.strip("'").split("/")[1], 16) < 0x5000000
+    assert random_lsn(0x5000028, 0x5000000) == {"recovery_target": "'immediate'"}
+
+
+def test_pitr_from_the_cross_region_copies(cluster: PgCluster, tmp_path: Path) -> None:
+    """`from: replica`: the base backups' and the WAL's copies are what is restored; the
+    primary stores (empty here) are not read."""
+    import shutil
+
+    base = _setup(cluster, tmp_path)
+    copies = tmp_path / "other-region"
+    shutil.copytree(base, copies / "base")
+    shutil.copytree(cluster.archive, copies / "wal")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reachable(scratch)
+    target = {
+        "name": "app",
+        "postgres": {"dsn": cluster.dsn("app")},
+        "backups": {"wal_store": f"file://{empty}/", "wal_replica_store": f"file://{copies}/wal/"},
+        "drills": {"scratch": {"user": "postgres", "dir": str(scratch)},
+                   "pitr": {"base_store": f"file://{empty}/", "from": "replica",
+                            "replica_base_store": f"file://{copies}/base/"}},
+    }  # fmt: skip
+    config = make_config([target], state_dir=str(tmp_path / "state")).config
+    result = pitr.run(config, config.targets[0], time.monotonic() + 120)
+    assert result.ok, result.summary
+    assert result.recovered_to is not None

@@ -142,6 +142,11 @@ class PitrDrill(ScheduledDrill):
             raise ValueError("base_store and pgbackrest are two sources: keep one")
         if self.target_time is not None and self.point != "newest":
             raise ValueError("target_time and point are two targets: keep one")
+        if self.pgbackrest and self.point != "newest":
+            raise ValueError(
+                f"point: {self.point} needs base_store (pg_basebackup backups); pgbackrest "
+                "restores its newest set"
+            )
         if self.source == "replica" and not (self.base_store and self.replica_base_store):
             raise ValueError("from: replica restores replica_base_store: set it and base_store")
         return self

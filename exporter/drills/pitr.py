@@ -28,6 +28,7 @@ from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
+from exporter.drills.recovery_point import choose, point_kind, random_lsn
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
@@ -47,7 +48,7 @@ NO_BASE_BACKUP = (
 def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.pitr is not None and backups and backups.wal_store
-    timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    timer = Timer(DrillResult(target.name, SCENARIO, time.time(), point="newest"), deadline)
     workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     try:
         copy = PhysicalCopy(drills.scratch, Path(config.state_dir), deadline)
@@ -60,17 +61,21 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 dsn = copy.dsn("postgres", _role(target.postgres))
                 end = _wait_promoted(copy, dsn, timer)
             with timer.phase("verify"):
-                # Stopping at target_time leaves later WAL unreplayed on purpose; a gap before
+                # Stopping at a target leaves later WAL unreplayed on purpose; a gap before
                 # it ends recovery with an error instead (PostgreSQL refuses to promote).
-                problems = [] if drills.pitr.target_time else _continuity(config, backups, end)
+                problems = []
+                if not drills.pitr.target_time and timer.result.point == "newest":
+                    problems = _continuity(_wal_store(config, target), backups, end)
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
-                problems += check_copy(target, on_copy, timer, end.recovered_to)
+                # Stopped at once ('immediate'): the copy holds what the backup held.
+                reached = end.recovered_to or timer.result.values.get("backup_time")
+                problems += check_copy(target, on_copy, timer, reached)
         except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
             needed = sum(f.stat().st_size for f in workdir.iterdir() if f.is_file())
             raise copy.explain(exc, int(needed * drills.scratch.disk_factor)) from None
         finally:
             copy.close()
-        timer.result.recovered_to = end.recovered_to
+        timer.result.recovered_to = end.recovered_to or timer.result.values.get("backup_time")
         timer.result.values["replayed_to_segment"] = end.segment
         summary = f"recovered {restored} to {end.recovered_at}"
         if problems:
@@ -91,19 +96,37 @@ def _restore_tar_backup(
     assert drills is not None and drills.pitr is not None and backups is not None
     if not drills.pitr.base_store:
         raise DrillError(NO_BASE_BACKUP)
-    files = _newest_base_backup(config, drills.pitr.base_store)
+    base_store = _base_store(config, target)
+    wal_store = _wal_store(config, target)
+    backups_found = _base_backups(base_store)
+    taken = [max(f.modified for f in files) for files in backups_found]
+    wal_objects = _archive(wal_store, backups)
+    archive_end = max((o.modified for o in wal_objects), default=None)
+    point = choose(point_kind(config, target), taken, archive_end)
+    files = backups_found[point.index]
+    timer.result.point = point.asked
     size = sum(f.size for f in files)
-    timer.result.values.update(backup=files[0].key.rpartition("/")[0], backup_bytes=size)
+    timer.result.values.update(
+        backup=files[0].key.rpartition("/")[0], backup_bytes=size, backup_time=taken[point.index]
+    )
+    timer.result.sizes = [
+        (t, sum(f.size for f in b)) for t, b in zip(taken, backups_found, strict=True)
+    ]
     require_space(workdir, size, drills.scratch.disk_factor)
     with timer.phase("download", size):
-        _download(config, drills.pitr.base_store, files, workdir, timer)
+        _download(base_store, files, workdir, timer)
     with timer.phase("restore"):
         copy.unpack(workdir)
-        start = _start_segment(workdir / "backup_manifest", copy.segment_size())
+        segment_size = copy.segment_size()
+        start, end_lsn = _wal_range(workdir / "backup_manifest", segment_size)
+    settings = point.settings or _recovery(target)
+    if point.asked == "random":
+        settings = random_lsn(end_lsn, _archive_end_lsn(wal_objects, segment_size))
+        timer.result.values["point_target"] = next(iter(settings.values())).strip("'")
     with timer.phase("download"):
-        _spool_wal(config, backups, start, copy.wal, timer)
+        _spool_wal(wal_store, wal_objects, start, copy.wal, timer)
     with timer.phase("restore"):
-        copy.recover(_recovery(target))
+        copy.recover(settings)
     return files[0].key.rpartition("/")[0]
 
 
@@ -119,10 +142,32 @@ def _restore_with_pgbackrest(copy: PhysicalCopy, target: Target, timer: Timer) -
     return f"pgBackRest stanza {source.stanza}"
 
 
-def _newest_base_backup(config: Config, store_url: str) -> list[StoredObject]:
-    """The files of the newest backup: one directory (prefix) per pg_basebackup -Ft run."""
+def _base_store(config: Config, target: Target) -> Store:
+    """The base backups' store: the primary one, or its cross-region copy (`from: replica`),
+    reached with the replica's own access."""
+    pitr, backups = target.drills.pitr, target.backups  # type: ignore[union-attr]
+    assert pitr is not None and pitr.base_store and backups is not None
+    if pitr.source == "replica":
+        assert pitr.replica_base_store
+        return open_store(pitr.replica_base_store, backups.replica_aws or config.aws)
+    return open_store(pitr.base_store, config.aws)
+
+
+def _wal_store(config: Config, target: Target) -> Store:
+    pitr, backups = target.drills.pitr, target.backups  # type: ignore[union-attr]
+    assert pitr is not None and backups is not None and backups.wal_store
+    if pitr.source == "replica":
+        assert backups.wal_replica_store
+        return open_store(backups.wal_replica_store, backups.replica_aws or config.aws)
+    return open_store(backups.wal_store, config.aws)
+
+
+def _base_backups(store: Store) -> list[list[StoredObject]]:
+    """The files of each backup, oldest first: one directory (prefix) per pg_basebackup -Ft
+    run, with its base tar and its backup_manifest."""
+    store_url = store.url
     backups: dict[str, list[StoredObject]] = {}
-    for obj in open_store(store_url, config.aws).list():
+    for obj in store.list():
         directory, _, name = obj.key.rpartition("/")
         if tar_name(name, "base") or tar_name(name, "pg_wal") or name == "backup_manifest":
             backups.setdefault(directory, []).append(obj)
@@ -134,13 +179,10 @@ def _newest_base_backup(config: Config, store_url: str) -> list[StoredObject]:
     }
     if not usable:
         raise DrillError(f"no base backup with a backup_manifest in {store_url}. {NO_BASE_BACKUP}")
-    return max(usable.values(), key=lambda files: max(f.modified for f in files))
+    return sorted(usable.values(), key=lambda files: max(f.modified for f in files))
 
 
-def _download(
-    config: Config, store_url: str, files: list[StoredObject], into: Path, timer: Timer
-) -> None:
-    store = open_store(store_url, config.aws)
+def _download(store: Store, files: list[StoredObject], into: Path, timer: Timer) -> None:
     for obj in files:
         with open(into / obj.key.rpartition("/")[2], "wb") as sink:
             for block in store.chunks(obj.key):
@@ -154,33 +196,47 @@ def _recovery(target: Target) -> dict[str, str]:
     return {"recovery_target_time": _quote(when.isoformat())} if when else {}
 
 
-def _start_segment(manifest: Path, segment_size: int) -> str:
-    """The WAL file the backup starts in (its manifest's first WAL range)."""
+def _wal_range(manifest: Path, segment_size: int) -> tuple[str, int]:
+    """The WAL file the backup starts in, and the position it is consistent from (its
+    manifest's WAL range)."""
     try:
-        first = json.loads(manifest.read_text())["WAL-Ranges"][0]
-        high, low = (int(part, 16) for part in first["Start-LSN"].split("/"))
-    except (OSError, ValueError, KeyError, IndexError) as exc:
+        ranges = json.loads(manifest.read_text())["WAL-Ranges"]
+        start, end = (_lsn(ranges[0]["Start-LSN"]), _lsn(ranges[-1]["End-LSN"]))
+        timeline = int(ranges[0]["Timeline"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DrillError(f"backup_manifest has no WAL range: {exc}") from None
-    segno = ((high << 32) + low) // segment_size
+    segno = start // segment_size
     per_log = 0x100000000 // segment_size
-    return f"{int(first['Timeline']):08X}{segno // per_log:08X}{segno % per_log:08X}"
+    return f"{timeline:08X}{segno // per_log:08X}{segno % per_log:08X}", end
 
 
-def _archive(config: Config, backups: BackupsConfig) -> tuple[Store, list[StoredObject]]:
-    """The target's WAL store and its archive's files, in its layout."""
-    assert backups.wal_store
-    store = open_store(backups.wal_store, config.aws)
+def _lsn(text: str) -> int:
+    high, low = (int(part, 16) for part in text.split("/"))
+    return (high << 32) + low
+
+
+def _archive_end_lsn(objects: list[StoredObject], segment_size: int) -> int:
+    """Where the newest archived segment starts: a record follows any position before it."""
+    segments = [
+        w.segno for o in objects
+        if (w := parse_wal_name(archive_file_name(o.key), segment_size)) and w.kind == "segment"
+        and w.segno is not None
+    ]  # fmt: skip
+    return max(segments, default=0) * segment_size
+
+
+def _archive(store: Store, backups: BackupsConfig) -> list[StoredObject]:
+    """The WAL store's archive files, in its layout."""
     listed = list(store.list())
     layout = detect(listed) if backups.wal_layout == "auto" else backups.wal_layout
-    return store, archive_files(listed, layout)
+    return archive_files(listed, layout)
 
 
 def _spool_wal(
-    config: Config, backups: BackupsConfig, start: str, into: Path, timer: Timer
+    store: Store, objects: list[StoredObject], start: str, into: Path, timer: Timer
 ) -> None:
     """Every WAL file from the backup's start on (and every timeline history), decompressed as
     its tool wrote it, where the scratch server's restore_command copies them from."""
-    store, objects = _archive(config, backups)
     for obj in objects:
         name = archive_file_name(obj.key)
         if not (name.endswith(".history") or (len(name) == 24 and name[8:] >= start[8:])):
@@ -248,11 +304,11 @@ def _wait_promoted(copy: PhysicalCopy, dsn: str, timer: Timer) -> RecoveryEnd:
         time.sleep(0.2)  # recovery runs in the server; this only looks, bounded by the deadline
 
 
-def _continuity(config: Config, backups: BackupsConfig, end: RecoveryEnd) -> list[str]:
+def _continuity(store: Store, backups: BackupsConfig, end: RecoveryEnd) -> list[str]:
     """Recovery that ended before the newest segment of the archive's current timeline (as the
     wal_archive check reads it) stopped at a gap."""
     replayed = parse_wal_name(end.segment, end.segment_size) if end.segment else None
-    store, objects = _archive(config, backups)
+    objects = _archive(store, backups)
     newest = read_continuity(objects, end.segment_size, history_reader(store)).newest
     if replayed is None or replayed.segno is None or newest is None or newest.wal.segno is None:
         return []
