@@ -247,3 +247,18 @@ def test_each_objective_shows_its_share_of_time_within_from_drwatchs_record() ->
     assert '<td class="compliance">99.93% of 30 d</td>' in rows[0]
     assert '<td class="compliance">50.00% of the 2h recorded</td>' in rows[1]
     assert '<td class="compliance">not recorded yet</td>' in rows[2]
+
+
+def test_a_drill_row_shows_the_runbooks_schedule_overdue_and_the_forecast() -> None:
+    drill = {"target": "app", "scenario": "full_restore", "status": "OK", "summary": "ok",
+             "rto_measured_seconds": 3000.0, "rto_objective_seconds": 7200.0,
+             "last_run_seconds_ago": 10 * 86400.0, "last_success_seconds_ago": 10 * 86400.0,
+             "test": "Restore to staging", "frequency": "weekly", "schedule": "0 3 * * 0",
+             "next_run_in_seconds": 3600.0, "max_age_seconds": 8 * 86400.0, "overdue": True,
+             "rto_forecast_seconds": {"30d": 9000.0, "90d": 20000.0}}  # fmt: skip
+    doc = {"version": "1", "status": "OK", "checks": [], "exposures": [], "off": [],
+           "drills": [drill]}  # fmt: skip
+    row = next(r for r in render(doc).split("<tr") if 'class="drill ' in r)
+    assert "<td>Restore to staging (weekly)</td>" in row
+    assert "OVERDUE; in 1h" in row
+    assert 'class="forecast" style="color:#cf222e;font-weight:bold">2h30m<' in row

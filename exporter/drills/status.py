@@ -1,23 +1,31 @@
-"""The drills' rows of the status page and /status.json: measured RTO beside the objective."""
+"""The drills' rows of the status page and /status.json: measured RTO beside the objective, the
+runbook's testing schedule (next run, overdue) and the RTO forecast."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from core.config.drills import RUNBOOK_TESTS
 from core.config.schema import Config
 from exporter.drills.engine import DrillEngine
 
 
 def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
-    last, passed, _ = engine.snapshot()
+    last, passed, expected = engine.snapshot()
     now = time.time()
     rows = []
     for target in config.targets:
+        drills = target.drills
         for scenario in target.drill_scenarios():
+            assert drills is not None
             key = (target.name, scenario)
             result, good = last.get(key), passed.get(key)
             objective = config.objective(target, scenario).rto  # type: ignore[arg-type]
+            test, frequency, _, _ = RUNBOOK_TESTS[scenario]
+            since = good.started_at if good else expected.get(key)
+            max_age = drills.max_age_of(scenario)
+            next_run = engine.next_run(key)
             rows.append(
                 {
                     "target": target.name,
@@ -28,6 +36,13 @@ def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
                     "rto_objective_seconds": objective,
                     "last_run_seconds_ago": now - result.started_at if result else None,
                     "last_success_seconds_ago": now - good.started_at if good else None,
+                    "test": test,
+                    "frequency": frequency,
+                    "schedule": drills.schedule_of(scenario),
+                    "next_run_in_seconds": None if next_run is None else next_run - now,
+                    "max_age_seconds": max_age,
+                    "overdue": since is not None and now - since > max_age,
+                    "rto_forecast_seconds": engine.forecasts.get(key, {}),
                 }
             )
     return rows

@@ -154,7 +154,8 @@ def _drills_table(rows: list[str]) -> str:
         return ""
     return (
         '<h2>Restore drills</h2>\n<table id="drills"><tr><th>target</th><th>scenario</th>'
-        "<th>last drill</th><th>measured RTO</th><th>objective (RTO)</th><th>last pass</th>"
+        "<th>last drill</th><th>measured RTO</th><th>objective (RTO)</th>"
+        "<th>forecast in 30 d</th><th>last pass</th><th>runbook test</th><th>next drill</th>"
         f"<th>summary</th></tr>\n{''.join(rows)}\n</table>"
     )
 
@@ -167,6 +168,16 @@ def _drill_rows(doc: dict[str, Any]) -> list[str]:
         slow = measured is not None and objective is not None and measured > objective
         rto = "not measured yet" if measured is None else format_duration(measured)
         over = ' style="color:#cf222e;font-weight:bold"' if slow else ""  # slower than the RTO
+        forecast = (d.get("rto_forecast_seconds") or {}).get("30d")
+        late = objective is not None and forecast is not None and forecast > objective
+        ahead = ' style="color:#cf222e;font-weight:bold"' if late else ""
+        overdue = d.get("overdue")
+        due = ' style="color:#cf222e;font-weight:bold"' if overdue else ""
+        test = f"{d['test']} ({d['frequency']})" if d.get("test") else ""
+        nxt = d.get("next_run_in_seconds")
+        schedule = ("OVERDUE; " if overdue else "") + (
+            f"in {format_duration(max(0.0, nxt))}" if nxt is not None else "not scheduled here"
+        )
         rows.append(
             f'<tr class="drill status-{e(d["status"].lower())}" data-target="{e(d["target"])}" '
             f'data-scenario="{e(d["scenario"])}"><td>{e(d["target"])}</td>'
@@ -174,7 +185,11 @@ def _drill_rows(doc: dict[str, Any]) -> list[str]:
             f'<td class="status" style="background:{_COLOURS[d["status"]]}">{e(d["status"])}</td>'
             f'<td class="rto"{over}>{e(rto)}</td>'
             f"<td>{e(_objective_text(objective))}</td>"
+            f'<td class="forecast"{ahead}>'
+            f"{e('-' if forecast is None else format_duration(forecast))}</td>"
             f"<td>{e(_ago(d['last_success_seconds_ago']))}</td>"
+            f"<td>{e(test)}</td>"
+            f'<td class="schedule"{due}>{e(schedule)}</td>'
             f'<td class="summary">{e(d["summary"])}</td></tr>'
         )
     return rows
