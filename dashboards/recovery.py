@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.builders.stat import Panel as StatPanel
 
+from dashboards.drill_schedule import drill_schedule
 from dashboards.panels import (
     GREEN_RED,
     TARGET,
@@ -37,6 +38,7 @@ def build() -> Dashboard:
     rows = (
         _recovery_objectives,
         _drills,
+        drill_schedule,
         _backups,
         _base_backups,
         _wal_archive_and_cross_region_copy,
