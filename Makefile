@@ -54,6 +54,7 @@ docs: $(STAMP)
 	$(VENV)/bin/python -m docs.metricsdoc
 
 rules: $(STAMP)
+	$(VENV)/bin/python -m alerts.slo > alerts/slo.yml
 	$(VENV)/bin/python -m alerts.prometheusrule > deploy/kubernetes/base/prometheusrule.yaml
 
 dashboards: $(STAMP)

@@ -19,15 +19,24 @@ RULE_FILES.remove(ALERTS / "alertmanager.example.yml")
 TEST_FILES = sorted((ALERTS / "tests").glob("*.test.yml"))
 
 
-def _rules() -> list[dict[str, object]]:
+def _all_rules() -> list[dict[str, object]]:
     rules = [
         rule
         for path in RULE_FILES
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
     ]
-    assert len(RULE_FILES) == 6 and len(rules) >= 20, "the rule files were not found"
+    assert len(RULE_FILES) == 7 and len(rules) >= 40, "the rule files were not found"
     return rules
+
+
+def _rules() -> list[dict[str, object]]:
+    """The alerting rules."""
+    return [rule for rule in _all_rules() if "alert" in rule]
+
+
+def _recorded() -> set[str]:
+    return {str(rule["record"]) for rule in _all_rules() if "record" in rule}
 
 
 def test_promtool_check_rules() -> None:
@@ -83,11 +92,37 @@ def test_runbook_urls_point_at_existing_sections() -> None:
 
 
 def test_rules_use_only_declared_metrics() -> None:
-    declared = {spec.name for spec in all_metrics()}
-    for rule in _rules():
-        used = set(re.findall(r"\bdrwatch_[a-z0-9_]+", str(rule["expr"])))
-        assert used, (rule["alert"], "reads no drwatch metric")
-        assert used <= declared, (rule["alert"], used - declared)
+    """Every rule reads drwatch's declared metrics, or series the shipped rules record."""
+    declared, recorded = {spec.name for spec in all_metrics()}, _recorded()
+    for rule in _all_rules():
+        expr = str(rule["expr"])
+        used = set(re.findall(r"\bdrwatch_[a-z0-9_]+", expr))
+        reads = set(re.findall(r"\b(?:slo|drwatch):[a-z0-9_:]+", expr))
+        name = rule.get("alert") or rule.get("record")
+        assert used or reads, (name, "reads no drwatch metric")
+        assert used <= declared, (name, used - declared)
+        assert reads <= recorded, (name, reads - recorded)
+
+
+def test_the_slo_rules_are_what_alerts_slo_generates() -> None:
+    from alerts.slo import render
+
+    assert (ALERTS / "slo.yml").read_text() == render(), "alerts/slo.yml is stale: `make rules`"
+
+
+def test_slo_names_follow_sloths_conventions() -> None:
+    """Sloth's recorded names and labels, so its dashboards read drwatch's SLOs."""
+    recorded = _recorded()
+    for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"):
+        assert f"slo:sli_error:ratio_rate{window}" in recorded
+    assert {"slo:objective:ratio", "slo:error_budget:ratio", "slo:current_burn_rate:ratio",
+            "slo:period_burn_rate:ratio", "slo:period_error_budget_remaining:ratio",
+            "slo:time_period:days"} <= recorded  # fmt: skip
+    for rule in _all_rules():
+        if str(rule.get("record", "")).startswith("drwatch:") and "sli_error" in str(
+            rule["record"]
+        ):
+            assert rule["labels"] == {"sloth_service": "drwatch", "sloth_slo": rule["record"][8:11]}
 
 
 def test_alertmanager_example_is_valid() -> None:

@@ -32,15 +32,18 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 class ObjectiveSpec(Strict):
     rto: Duration | None = None
     rpo: Duration | None = None
+    # The share of 30 days the exposure (and the measured RTO) must be within objective: the SLO
+    # the recording rules' error budget and burn-rate alerts are computed against.
+    slo: float | None = Field(None, gt=0.5, lt=1.0)
 
 
 # The runbook's "Recovery Time Objectives" table; Redis: hourly snapshots.
 DEFAULT_OBJECTIVES: dict[Scenario, ObjectiveSpec] = {
-    "primary_failover": ObjectiveSpec.model_construct(rto=300.0, rpo=0.0),
-    "pitr": ObjectiveSpec.model_construct(rto=1800.0, rpo=300.0),
-    "full_restore": ObjectiveSpec.model_construct(rto=7200.0, rpo=3600.0),
-    "cross_region": ObjectiveSpec.model_construct(rto=14400.0, rpo=3600.0),
-    "redis": ObjectiveSpec.model_construct(rto=None, rpo=3600.0),
+    "primary_failover": ObjectiveSpec.model_construct(rto=300.0, rpo=0.0, slo=0.999),
+    "pitr": ObjectiveSpec.model_construct(rto=1800.0, rpo=300.0, slo=0.999),
+    "full_restore": ObjectiveSpec.model_construct(rto=7200.0, rpo=3600.0, slo=0.999),
+    "cross_region": ObjectiveSpec.model_construct(rto=14400.0, rpo=3600.0, slo=0.999),
+    "redis": ObjectiveSpec.model_construct(rto=None, rpo=3600.0, slo=0.999),
 }
 
 

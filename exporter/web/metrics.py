@@ -64,6 +64,13 @@ RTO_OBJECTIVE_SECONDS = gauge(
     "target",
     "scenario",
 )
+SLO_OBJECTIVE_RATIO = gauge(
+    "drwatch_slo_objective_ratio",
+    "The share of time the scenario must be within its objectives (the SLO the error budget and "
+    "burn-rate rules use; default 0.999 of 30 days).",
+    "target",
+    "scenario",
+)
 CONFIG_SECTION_ENABLED = gauge(
     "drwatch_config_section_enabled",
     "1 if a configured section is monitored, 0 if it is off (its connection string is empty).",
@@ -101,6 +108,7 @@ SELF_METRICS = (
     RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS,
     RPO_OBJECTIVE_SECONDS,
     RTO_OBJECTIVE_SECONDS,
+    SLO_OBJECTIVE_RATIO,
     CONFIG_SECTION_ENABLED,
     CONFIG_LAST_RELOAD_SUCCESSFUL,
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
@@ -198,6 +206,8 @@ class MetricsPage:
                 lines.add(RPO_OBJECTIVE_SECONDS, objective.rpo, labels)
             if objective.rto is not None:
                 lines.add(RTO_OBJECTIVE_SECONDS, objective.rto, labels)
+            if objective.slo is not None:
+                lines.add(SLO_OBJECTIVE_RATIO, objective.slo, labels)
             if exposure is not None and not math.isnan(exposure):
                 lines.add(RPO_EXPOSURE_SECONDS, exposure, labels)
             if (target, scenario) in measured:
