@@ -31,6 +31,8 @@ def test_declarations_follow_the_conventions() -> None:
                 "drwatch_config",
                 "drwatch_remediation",
                 "drwatch_drill",
+                "drwatch_failover",
+                "drwatch_slo",
             )
         )
 
