@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.builders.stat import Panel as StatPanel
 
 from dashboards.drill_schedule import drill_schedule
+from dashboards.objectives import objectives
 from dashboards.panels import (
     GREEN_RED,
     TARGET,
@@ -37,6 +38,7 @@ def build() -> Dashboard:
     )
     rows = (
         _recovery_objectives,
+        objectives,
         _drills,
         drill_schedule,
         _backups,

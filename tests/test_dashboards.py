@@ -108,14 +108,28 @@ def test_grafana_schema_essentials() -> None:
 def test_every_drwatch_query_filters_on_the_target_variable() -> None:
     for doc in _committed().values():
         for title, expr in _queries(doc):
-            if re.search(r"drwatch_(?!build_info|config_last_reload)", expr):
+            if re.search(r"drwatch_(?!build_info|config_last_reload)|\b(slo|drwatch):", expr):
                 assert 'target=~"$target"' in expr, title
 
 
+def _recorded() -> set[str]:
+    """The series the shipped rules record (alerts/slo.yml)."""
+    return {
+        str(rule["record"])
+        for path in (ROOT / "alerts").glob("*.yml")
+        for group in (yaml.safe_load(path.read_text()).get("groups") or [])
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
 def test_every_metric_referenced_is_declared() -> None:
-    declared = {spec.name for spec in all_metrics()}
+    declared, recorded = {spec.name for spec in all_metrics()}, _recorded()
     for doc in _committed().values():
         for title, expr in _queries(doc):
+            for name in re.findall(r"\b((?:slo|drwatch):[a-z0-9_:]+)", expr):
+                assert name in recorded, f"{title}: {name} is not recorded by the shipped rules"
+            expr = re.sub(r"\b(?:slo|drwatch):[a-z0-9_:]+", "", expr)
             for name in re.findall(r"\b(drwatch_[a-z0-9_]+)", expr):
                 assert name in declared, f"{title}: {name} is not a drwatch metric"
             for name in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*[{*]", expr):
