@@ -126,7 +126,7 @@ def _burn(which: str, long: str, short: str, rate: float) -> str:
 
 
 def _alerts() -> list[dict[str, object]]:
-    alerts = []
+    alerts: list[dict[str, object]] = []
     for severity, speed, which, pairs in BURNS:
         windows = " or ".join(f"{long} and {short} at {rate:g}x" for long, short, rate in pairs)
         alerts.append({

@@ -67,7 +67,7 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
                            env={**os.environ, **env}, timeout=120)  # fmt: skip
             checks = {r["check"] for r in json.loads(once.stdout)["results"]}
             daemon_checks = set(re.findall(r'drwatch_check_up\{check="(\w+)"', metrics))
-            assert checks == daemon_checks and len(checks) == 13, (checks, daemon_checks)
+            assert checks == daemon_checks and len(checks) == 14, (checks, daemon_checks)
             assert "break archiving:" in printed and "CRITICAL once the PITR exposure" in printed
         finally:
             proc.send_signal(signal.SIGINT)

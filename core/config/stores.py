@@ -48,6 +48,11 @@ class BackupsConfig(Strict):
     replica_aws: AwsConfig | None = None
     patterns: list[str] = Field(["*.dump"], min_length=1)  # which keys are dumps (fnmatch)
     retention: Duration = 30 * 86400.0  # the runbook: PostgreSQL backups kept 30 days
+    replica_retention: Duration = 90 * 86400.0  # the runbook: the cross-region copy, 90 days
+    # required: each store must hold its backups against deletion for their retention (S3
+    # Object Lock and versioning; file:// stores append-only), else a WARNING.
+    immutable: Literal["required", "optional"] = "optional"
+    safety_interval: Duration = 3600.0  # store_safety: bucket settings change rarely
     verify: Literal["full", "toc", "none"] = "full"
     # The newest dump is suspect when smaller than this share of the median of recent ones.
     size_anomaly_ratio: float = Field(0.5, gt=0, lt=1)
