@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from dataclasses import dataclass, field
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.stores import Store, StoredObject, listed_backups, nested_prefixes
+from checks.support.dump_progress import Progress, Running, in_progress
+from checks.support.stores import FileStore, Store, StoredObject, is_backup, nested_prefixes
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import Verdict, VerificationIncomplete, verify_dump
 from core.config.schema import ObjectiveSpec
@@ -67,6 +69,23 @@ BACKUP_TOC_ENTRIES = gauge(
     "drwatch_backup_toc_entries",
     "Table-of-contents entries in the newest backup (pg_restore --list).",
 )
+BACKUPS_RUNNING = gauge(
+    "drwatch_backups_running",
+    "Dumps being written: growing since the last run, or under a temporary name (not backups "
+    "yet: neither the newest nor verified).",
+)
+BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS = gauge(
+    "drwatch_backup_running_since_timestamp_seconds",
+    "Since when the oldest dump still being written has been seen running (absent: none).",
+)
+BACKUP_RUNNING_BYTES = gauge(
+    "drwatch_backup_running_bytes", "What the dumps being written hold so far."
+)
+BACKUP_MAX_DURATION_SECONDS = gauge(
+    "drwatch_backup_max_duration_seconds",
+    "How long a dump may be seen running before DrwatchBackupStuck (backups.max_duration, "
+    "default 6 hours).",
+)
 BACKUP_VERIFICATIONS_TOTAL = counter(
     "drwatch_backup_verifications_total",
     "Integrity verifications run by this drwatch, by result.",
@@ -89,12 +108,24 @@ METRICS = (
     BACKUP_VERIFICATION_DURATION_SECONDS,
     BACKUP_VERIFICATION_READ_BYTES,
     BACKUP_TOC_ENTRIES,
+    BACKUPS_RUNNING,
+    BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS,
+    BACKUP_RUNNING_BYTES,
+    BACKUP_MAX_DURATION_SECONDS,
     BACKUP_VERIFICATIONS_TOTAL,
 )
+DUMP_MAX_DURATION = 6 * 3600.0
 
 
-class BackupsCheck(Check[dict[str, int]]):
-    """Its state: verifications run by this drwatch, by result (a counter across reloads)."""
+@dataclass
+class BackupsState:
+    verifications: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
+    progress: Progress = field(default_factory=Progress)  # dumps being written
+
+
+class BackupsCheck(Check[BackupsState]):
+    """Its state: verifications run by this drwatch, by result (a counter across reloads), and
+    the dumps seen being written."""
 
     def __init__(
         self,
@@ -103,7 +134,7 @@ class BackupsCheck(Check[dict[str, int]]):
         cache: VerdictCache,
         full_restore: ObjectiveSpec,
     ) -> None:
-        super().__init__({"ok": 0, "failed": 0})
+        super().__init__(BackupsState())
         self.config = config
         self.store = store
         # The WAL store, base backups or the cross-region copy may sit inside the dump store.
@@ -115,9 +146,27 @@ class BackupsCheck(Check[dict[str, int]]):
 
     def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
-        backups = listed_backups(self.store, self.config.patterns, self.exclude)
+        objects = [
+            o for o in self.store.list() if not any(o.key.startswith(p) for p in self.exclude)
+        ]
+        backups = sorted(
+            (o for o in objects if is_backup(o.key, self.config.patterns)),
+            key=lambda o: (o.modified, o.key),
+        )
         now = time.time()
         obs = Observation(Status.OK, "")
+        looked_at = set(self.state.progress.seen)
+        in_place = isinstance(self.store, FileStore)  # an S3 object is listed once complete
+        running = in_progress(
+            objects, backups, self.config.patterns, self.state.progress, now, in_place
+        )
+        writing = {r.key for r in running}
+        backups = [o for o in backups if o.key not in writing]
+        first_look = in_place and bool(backups) and backups[-1].key not in looked_at
+        if first_look and (unsettled := self._unsettled(backups[-1], deadline, now)):
+            running.append(unsettled)
+            backups = backups[:-1]
+        self._running(obs, running)
         obs.add(BACKUPS, len(backups))
         obs.add(BACKUPS_SIZE_BYTES, sum(o.size for o in backups))
         in_retention = sum(1 for o in backups if o.modified >= now - self.config.retention)
@@ -130,9 +179,14 @@ class BackupsCheck(Check[dict[str, int]]):
             )
             obs.exposures["full_restore"] = math.inf
             self._count_verifications(obs)
-            return obs
-        obs.values.update(backups=len(backups), in_retention=in_retention)
-        self._judge(obs, backups, deadline, now)
+        else:
+            obs.values.update(backups=len(backups), in_retention=in_retention)
+            self._judge(obs, backups, deadline, now)
+        if running:  # said, so "the newest is old" is read knowing one is on its way
+            obs.summary += "; being written: " + ", ".join(
+                f"{r.key} ({format_bytes(r.size)} so far, seen since {age_of(r.since)} ago)"
+                for r in running
+            )
         return obs
 
     def _judge(
@@ -177,9 +231,35 @@ class BackupsCheck(Check[dict[str, int]]):
         obs.exposures["full_restore"] = exposure
         obs.status, obs.summary = self._verdict(backups, newest, exposure, problems, note, now)
 
+    def _unsettled(self, newest: StoredObject, deadline: float, now: float) -> Running | None:
+        """A dump written within the last interval that does not read whole may still be being
+        written in place (`pg_dump -f`): running, read again at the next run, never a failed
+        backup on the first look (its verdict is not kept)."""
+        recent = now - newest.modified < self.config.interval
+        if self.config.verify == "none" or not recent or self.cache.get(newest) is not None:
+            return None
+        try:
+            verdict = verify_dump(self.store, newest.key, self.config.verify, deadline)
+        except VerificationIncomplete:
+            return None  # judged as any unverified backup is
+        if verdict.ok:
+            self.cache.put(newest, verdict)
+            self.state.verifications["ok"] += 1
+            return None
+        self.state.progress.since.setdefault(newest.key, now)
+        return Running(newest.key, self.state.progress.since[newest.key], newest.size, False)
+
     def _count_verifications(self, obs: Observation) -> None:
-        for result, n in self.state.items():
+        for result, n in self.state.verifications.items():
             obs.add(BACKUP_VERIFICATIONS_TOTAL, n, result=result)
+
+    def _running(self, obs: Observation, running: list[Running]) -> None:
+        obs.add(BACKUPS_RUNNING, len(running))
+        obs.add(BACKUP_RUNNING_BYTES, sum(r.size for r in running))
+        obs.add(BACKUP_MAX_DURATION_SECONDS, self.config.max_duration or DUMP_MAX_DURATION)
+        if running:
+            obs.add(BACKUP_RUNNING_SINCE_TIMESTAMP_SECONDS, running[0].since)
+            obs.values["running"] = ", ".join(r.key for r in running)
 
     def _size_anomaly(self, backups: list[StoredObject], obs: Observation) -> list[str]:
         previous = backups[-1 - self.config.size_anomaly_window : -1]
@@ -228,7 +308,7 @@ class BackupsCheck(Check[dict[str, int]]):
         """Verifies and records one backup; VerificationIncomplete when there is no verdict."""
         verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
         self.cache.put(obj, verdict)
-        self.state["ok" if verdict.ok else "failed"] += 1
+        self.state.verifications["ok" if verdict.ok else "failed"] += 1
         return verdict
 
     def _verdict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.builders.stat import Panel as StatPanel
 
-from dashboards.drill_schedule import drill_schedule
+from dashboards.drills import drill_schedule, restore_drills
 from dashboards.objectives import objectives
 from dashboards.panels import (
     GREEN_RED,
@@ -39,7 +39,7 @@ def build() -> Dashboard:
     rows = (
         _recovery_objectives,
         objectives,
-        _drills,
+        restore_drills,
         drill_schedule,
         _backups,
         _base_backups,
@@ -135,63 +135,6 @@ def _recovery_objectives(dashboard: Dashboard) -> Dashboard:
     )
 
 
-def _drills(dashboard: Dashboard) -> Dashboard:
-    return (
-        dashboard.with_row(Row("Restore drills"))
-        .with_panel(
-            timeseries_panel(
-                "Measured RTO vs objective",
-                "Solid: how long the last passing restore drill took to a restored, checked, "
-                "connectable database. Dashed: that scenario's RTO.",
-                q(f"drwatch_rto_measured_seconds{{{TARGET}}}", "{{target}} {{scenario}}"),
-                q(
-                    f"drwatch_rto_objective_seconds{{{TARGET}}} "
-                    "and on(target, scenario) drwatch_rto_measured_seconds",
-                    "{{target}} {{scenario}} RTO",
-                    ref="B",
-                ),
-                unit="s",
-                dashed_refs=("B",),
-                w=12,
-            )
-        )
-        .with_panel(
-            timeseries_panel(
-                "Drill phases",
-                "Where the last drill's time went: downloading the backup, restoring it, "
-                "checking the copy.",
-                q(
-                    f"drwatch_drill_phase_duration_seconds{{{TARGET}}}",
-                    "{{target}} {{scenario}} {{phase}}",
-                ),
-                unit="s",
-                w=6,
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Last passing drill",
-                "Time since the last drill that restored and checked a copy.",
-                q(
-                    f"time() - drwatch_drill_last_success_timestamp_seconds{{{TARGET}}}",
-                    "{{target}} {{scenario}}",
-                ),
-                unit="s",
-                w=3,
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Last drill",
-                "Whether the last drill ended with a restored, checked, connectable database.",
-                q(f"drwatch_drill_success{{{TARGET}}}", "{{target}} {{scenario}}"),
-                mappings=states({"1": ("passed", "green"), "0": ("FAILED", "red")}),
-                w=3,
-            )
-        )
-    )
-
-
 def _backups(dashboard: Dashboard) -> Dashboard:
     return (
         dashboard.with_row(Row("Backups"))
@@ -227,6 +170,22 @@ def _backups(dashboard: Dashboard) -> Dashboard:
                 "Backups in retention",
                 "Backups within the retention window; fewer than one per day of it is a shortfall.",
                 q(f"drwatch_backups_in_retention{{{TARGET}}}", "{{target}}"),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Backups being written",
+                "What the dumps and base backups still running have written so far: a line "
+                "that stops rising before it drops to zero is a hung job (DrwatchDumpStuck, "
+                "DrwatchBackupStuck).",
+                q(f"drwatch_backup_running_bytes{{{TARGET}}}", "{{target}} dumps"),
+                q(
+                    f"drwatch_base_backup_running_bytes{{{TARGET}}}",
+                    "{{target}} base backups",
+                    ref="B",
+                ),
+                unit="bytes",
+                w=24,
             )
         )
     )

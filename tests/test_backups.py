@@ -244,7 +244,7 @@ def test_plain_sql_dumps_are_read_whole(
         ),
         "not a dump": gzip.compress(b"hello\n"),
     }[broken]
-    root = file_store(tmp_path, {"app-1.sql.gz": (data, time.time() - 60)})
+    root = file_store(tmp_path, {"app-1.sql.gz": (data, time.time() - 600)})  # finished a while ago
     result = _harness(f"file://{root}/", tmp_path / "state", patterns=["*.sql.gz"]).run("backups")
     assert result.up, result.summary
     if why is None:

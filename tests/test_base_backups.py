@@ -167,7 +167,7 @@ def test_base_backups_alone_are_the_full_restore(tmp_path: Path) -> None:
     )
     harness = CheckHarness(config)
     assert harness.job("base_backups").scenarios == ("full_restore",)
-    assert {job.check for job in harness.jobs} == {"base_backups"}
+    assert {job.check for job in harness.jobs} == {"base_backups", "store_safety"}
     with_dumps = make_config(
         [
             {
