@@ -408,3 +408,54 @@ def test_pitr_from_the_cross_region_copies(cluster: PgCluster, tmp_path: Path) -
     result = pitr.run(config, config.targets[0], time.monotonic() + 120)
     assert result.ok, result.summary
     assert result.recovered_to is not None
+
+
+def test_a_window_start_that_does_not_recover_is_said_by_the_drill_and_the_metrics(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """The base_backups check reports the window from the oldest backup (it verifies only the
+    newest); that backup's base.tar is damaged in a data file. The oldest-point drill restores
+    exactly that backup, fails naming it as the window's start, and drwatch exports that the
+    window's start is unproven beside the window the check reports."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporter.drills.engine import DrillEngine
+    from exporter.drills.metrics import DrillCollector
+    from tests.helpers import CheckHarness, sample
+
+    base = _setup(cluster, tmp_path)
+    _two_base_backups(cluster, base)
+    tar = base / "backup" / "base.tar"
+    data = bytearray(tar.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    tar.write_bytes(bytes(data))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reachable(scratch)
+    target = {
+        "name": "app",
+        "postgres": {"dsn": cluster.dsn("app")},
+        "backups": {"base_store": f"file://{base}/", "wal_store": f"file://{cluster.archive}/",
+                    "retention": "1s"},
+        "drills": {"scratch": {"user": "postgres", "dir": str(scratch)},
+                   "pitr": {"base_store": f"file://{base}/", "point": "oldest"}},
+    }  # fmt: skip
+    config = make_config([target], state_dir=str(tmp_path / "state")).config
+    check = CheckHarness(make_config([target], state_dir=str(tmp_path / "check"))).run(
+        "base_backups"
+    )
+    assert check.values["recovery_window_from"] == "backup", check.summary
+    assert sample(check, "drwatch_recovery_window_start_timestamp_seconds") is not None
+    engine = DrillEngine()
+    engine.configure(config)
+    (result,) = engine.run(config, config.targets[0])
+    assert not result.ok
+    assert result.summary.startswith(
+        "the recovery window's start (backup, as base_backups reads it) does not recover: "
+    ), result.summary
+    assert "checksum mismatch for file" in result.summary  # pg_verifybackup's own words
+    registry = CollectorRegistry()
+    registry.register(DrillCollector(engine, lambda: config))
+    text = generate_latest(registry).decode()
+    assert 'drwatch_drill_window_start_recovered{target="app"} 0.0' in text

@@ -60,6 +60,8 @@ class DrillEngine:
         self.running: set[Key] = set()
         self.history: Journal[DrillRecord] | None = None
         self.forecasts: dict[Key, dict[str, float]] = {}  # horizon -> forecast RTO seconds
+        # target -> whether its last drill of the recovery window's start recovered it
+        self.window_start_recovered: dict[str, bool] = {}
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
@@ -216,11 +218,17 @@ class DrillEngine:
             by_key.setdefault((record.target, record.scenario), []).append(record)
         now = time.time()
         found = {k: forecast(v, now) for k, v in by_key.items() if only in (None, k)}
+        starts = {
+            r.target: r.outcome == "passed"
+            for records in by_key.values() for r in records if r.point == "oldest"
+            and r.outcome != "deferred"
+        }  # fmt: skip
         with self._state_lock:
             if only is None:
                 self.forecasts = found
             else:
                 self.forecasts[only] = found.get(only, {})
+            self.window_start_recovered.update(starts)
 
     def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
         with self._state_lock:

@@ -81,6 +81,12 @@ DRILL_PHASE_THROUGHPUT = gauge(
     *KEYS,
     "phase",
 )
+DRILL_WINDOW_START_RECOVERED = gauge(
+    "drwatch_drill_window_start_recovered",
+    "1 if the last pitr drill of the recovery window's start (point oldest or rotate) recovered "
+    "the backup drwatch_recovery_window_start_timestamp_seconds reports, 0 if it did not.",
+    "target",
+)
 FAILOVER_LAST_DURATION_SECONDS = gauge(
     "drwatch_failover_last_duration_seconds",
     "How long the newest primary failover took; `source`: RDS events, observed (a new timeline "
@@ -141,6 +147,7 @@ METRICS = (
     DRILL_PHASE_THROUGHPUT,
     FAILOVER_LAST_DURATION_SECONDS,
     FAILOVER_LAST_TIMESTAMP_SECONDS,
+    DRILL_WINDOW_START_RECOVERED,
     DRILL_OVERDUE,
     DRILL_SCHEDULE_INFO,
     DRILL_NEXT_RUN_TIMESTAMP_SECONDS,
@@ -203,6 +210,9 @@ class DrillCollector(Collector):
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         targets = {t.name for t in config.targets}
+        for name, recovered in self.engine.window_start_recovered.items():
+            if name in targets:
+                add(DRILL_WINDOW_START_RECOVERED, recovered, target=name)
         newest = self.failovers.newest() if self.failovers else {}
         for name, failover in newest.items():
             if name in targets:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -28,7 +28,7 @@ from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
-from exporter.drills.recovery_point import choose, point_kind, random_lsn
+from exporter.drills.recovery_point import Point, choose, point_kind, random_lsn, window_start_label
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
@@ -79,12 +79,23 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         timer.result.values["replayed_to_segment"] = end.segment
         summary = f"recovered {restored} to {end.recovered_at}"
         if problems:
-            return timer.finish(False, "; ".join([summary, *problems]))
+            return _unproven(timer.finish(False, "; ".join([summary, *problems])))
         return timer.finish(True, summary)
     except DRILL_FAILURES as exc:
-        return timer.fail(exc, drills.timeout)
+        return _unproven(timer.fail(exc, drills.timeout))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _unproven(result: DrillResult) -> DrillResult:
+    """A failed drill of the window's start says the window drwatch reports is not all there."""
+    label = result.values.get("window_start")
+    if label is not None and not result.ok:
+        result.summary = (
+            f"the recovery window's start ({label}, as base_backups reads it) does not "
+            f"recover: {result.summary}"
+        )
+    return result
 
 
 def _restore_tar_backup(
@@ -103,8 +114,10 @@ def _restore_tar_backup(
     wal_objects = _archive(wal_store, backups)
     archive_end = max((o.modified for o in wal_objects), default=None)
     point = choose(point_kind(config, target), taken, archive_end)
-    files = backups_found[point.index]
     timer.result.point = point.asked
+    if point.asked == "oldest":
+        point = _window_start(point, base_store, wal_store, backups, backups_found, timer)
+    files = backups_found[point.index]
     size = sum(f.size for f in files)
     timer.result.values.update(
         backup=files[0].key.rpartition("/")[0], backup_bytes=size, backup_time=taken[point.index]
@@ -140,6 +153,26 @@ def _restore_with_pgbackrest(copy: PhysicalCopy, target: Target, timer: Timer) -
         restore_command = copy.restore_pgbackrest(source.config, source.stanza)
         copy.recover({"restore_command": _quote(restore_command), **_recovery(target)})
     return f"pgBackRest stanza {source.stanza}"
+
+
+def _window_start(
+    point: Point,
+    base: Store,
+    wal: Store,
+    backups: BackupsConfig,
+    found: list[list[StoredObject]],
+    timer: Timer,
+) -> Point:
+    """The oldest point: the backup the recovery window starts at, as drwatch reports it."""
+    label = window_start_label(base, wal, backups)
+    if label is None:
+        raise DrillError(
+            "no base backup has continuous WAL to the archive's newest: the recovery window "
+            "is empty"
+        )
+    timer.result.values["window_start"] = label
+    labels = [files[0].key.rpartition("/")[0] for files in found]
+    return replace(point, index=labels.index(label)) if label in labels else point
 
 
 def _base_store(config: Config, target: Target) -> Store:

@@ -15,11 +15,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from checks.base_backups import window_start
+from checks.support.catalogues import read_catalogue
+from checks.support.continuity import history_reader, read_continuity
+from checks.support.stores import Store
+from checks.support.wal_layouts import archive_files, detect
 from core.config.schema import Config, Target
+from core.config.stores import BackupsConfig
 from exporter.drills.history import drill_history
 
 ROTATION = ("newest", "random", "oldest")
-Backup = list  # the files of one base backup (StoredObject), as the pitr drill lists them
+DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024  # unless backups.wal_segment_size says otherwise
 
 
 @dataclass(frozen=True)
@@ -70,3 +76,16 @@ def random_lsn(
         return {"recovery_target": "'immediate'"}
     lsn = (pick or random.SystemRandom()).randrange(backup_end, archive_end)
     return {"recovery_target_lsn": f"'{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}'"}
+
+
+def window_start_label(base: Store, wal: Store, backups: BackupsConfig) -> str | None:
+    """The backup the recovery window starts at as the base_backups check reads it (the oldest
+    complete one whose WAL is continuous to the archive's newest): the `oldest` point is that
+    one, so a drill proves the start drwatch reports, or says it does not recover."""
+    segment_size = backups.wal_segment_size or DEFAULT_SEGMENT_SIZE
+    catalogue = read_catalogue(base, list(base.list()), "pg_basebackup", segment_size)
+    listed = list(wal.list())
+    layout = detect(listed) if backups.wal_layout == "auto" else backups.wal_layout
+    continuity = read_continuity(archive_files(listed, layout), segment_size, history_reader(wal))
+    start = window_start(catalogue, continuity)
+    return start.label if start else None
