@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -62,6 +62,28 @@ class Journal(Generic[T]):
         with self._lock:
             entries, self.skipped = self._read_all()
         return [e for e in entries if self.time_of(e) >= since]
+
+    def iterate(self, since: float, time_hint: Callable[[bytes], float]) -> Iterator[T]:
+        """The entries from `since` on, streamed (a big record is never held whole); lines
+        `time_hint` puts before `since` are skipped unparsed. Not under the lock: an append
+        meanwhile adds lines at the end, a prune replaces the file (this reads the old one)."""
+        self.skipped = 0
+        try:
+            with open(self.path, "rb") as handle:
+                for line in handle:
+                    try:
+                        if time_hint(line) < since:
+                            continue
+                        entry = self.schema.validate_json(line)
+                    except (ValueError, ValidationError):
+                        self.skipped += 1
+                        continue
+                    if self.time_of(entry) >= since:
+                        yield entry
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.path, exc.strerror)
 
     def _read_all(self) -> tuple[list[T], int]:
         entries: list[T] = []

@@ -100,6 +100,9 @@ def test_archive_mode_off_reports_infinite_exposure_as_json(
                 "worst_exposure_seconds": 900.0,
                 "worst_exposure_at": now - 3600 + 120,
                 "recorded_since": now - 3600,
+                "slo": 0.999,
+                # 2 of the month's 43.2 budgeted minutes spent (one over, one unmeasured)
+                "error_budget_remaining": 0.953704,
             },
         },
         # No standby to fail over to: everything would be lost, against an objective of 0.

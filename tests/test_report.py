@@ -49,7 +49,7 @@ def estate(tmp_path: Path) -> Path:
     minute = now - now % 60
     record.journal.append(
         [ExposureSample(t=minute - m * 60, x={"app/pitr": (900.0 if m == 10 else 30.0, 300.0)})
-         for m in range(100)]
+         for m in reversed(range(100))]  # oldest first, as recorded
     )  # fmt: skip
     failover_history(str(state), DrillCapacity()).append(
         [FailoverRecord(target="app", source="observed", started_at=now - 3 * DAY,

@@ -17,7 +17,7 @@ from exporter import __version__
 from exporter.drills.failover import FailoverRecord, failover_history
 from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history
-from exporter.runtime.exposure_record import ExposureRecord, summarise
+from exporter.runtime.exposure_record import Compliance, ExposureRecord, minute_of, summarise
 
 SCHEMA_VERSION = 1
 MAX_FIRE_TIMES = 10_000  # a cron every minute for a week: enough to count, bounded
@@ -30,8 +30,7 @@ def build(
     drills = drill_history(config.state_dir, config.drills)
     records = drills.read(since)
     exposures = ExposureRecord(config.state_dir, config.drills.history_keep)
-    samples = exposures.journal.read(since)
-    compliance = summarise(samples)
+    compliance = summarise(exposures.journal.iterate(since, minute_of))
     failovers = failover_history(config.state_dir, config.drills).read(since)
     targets = []
     for target in config.targets:
@@ -55,7 +54,9 @@ def build(
         "drwatch_version": __version__,
         "config": config_path,
         "targets": targets,
-        "how_made": _how_made(config, drills.skipped + exposures.journal.skipped, samples, since),
+        "how_made": _how_made(
+            config, drills.skipped + exposures.journal.skipped, compliance, since, now
+        ),
         "cannot_show": CANNOT_SHOW,
     }
 
@@ -195,9 +196,11 @@ def _record(r: DrillRecord) -> dict[str, Any]:
     }
 
 
-def _how_made(config: Config, skipped: int, samples: list[Any], since: float) -> list[str]:
-    covered = len({s.t for s in samples})
-    span_minutes = max(1, int((time.time() - since) / 60))
+def _how_made(
+    config: Config, skipped: int, compliance: dict[str, Compliance], since: float, now: float
+) -> list[str]:
+    covered = max((c.minutes for c in compliance.values()), default=0)
+    span_minutes = max(1, int((now - since) / 60))
     lines = [
         f"From drwatch's records in {config.state_dir}: drill-history.jsonl (every drill's "
         "record, written when it ended) and exposure-record.jsonl (each scenario's RPO exposure "

@@ -93,7 +93,7 @@ class ExposureRecord:
         with self._lock:
             if self._cache and self._cache[0] == since and now - self._cache[1] < MINUTE:
                 return self._cache[2]
-        out = summarise(self.journal.read(since))
+        out = summarise(self.journal.iterate(since, minute_of))
         with self._lock:
             self._cache = (since, now, out)
         return out
@@ -106,14 +106,23 @@ def compliance_30d(state_dir: str, keep: float) -> dict[str, Any]:
     return {k: c.as_json() for k, c in record.compliance(now - COMPLIANCE_WINDOW, now).items()}
 
 
+def minute_of(line: bytes) -> float:
+    """A sample line's minute without parsing the rest: `{"t": 1796500000.0, "x": ...`."""
+    if not line.startswith(b'{"t": '):
+        raise ValueError("not a sample")
+    return float(line[6 : line.index(b",", 6)])
+
+
 def summarise(samples: Iterable[ExposureSample]) -> dict[str, Compliance]:
+    """Samples in the order they were recorded (by time): a minute recorded twice (a restart
+    within it) counts once."""
     out: dict[str, Compliance] = {}
-    seen: set[tuple[str, float]] = set()  # a minute sampled twice (a restart) counts once
+    last: dict[str, float] = {}
     for sample in samples:
         for key, (exposure, rpo) in sample.x.items():
-            if (key, sample.t) in seen:
+            if last.get(key, -1.0) >= sample.t:
                 continue
-            seen.add((key, sample.t))
+            last[key] = sample.t
             c = out.setdefault(key, Compliance(first=sample.t))
             c.minutes += 1
             if exposure is None:

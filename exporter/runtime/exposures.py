@@ -18,6 +18,7 @@ from exporter.runtime.results import CheckResult, JobKey, Snapshot
 from exporter.runtime.runner import Job
 
 Exposures = dict[tuple[str, Scenario], float | None]  # (target, scenario) -> seconds
+COMPLIANCE_MINUTES = 30 * 24 * 60  # the SLO's period, as the recording rules count it
 
 
 def last_measured(jobs: Iterable[Job], snapshot: Snapshot) -> dict[tuple[str, Scenario], float]:
@@ -82,14 +83,20 @@ def exposure_rows(
     drwatch's own exposure record), those too."""
     rows = []
     for (target, scenario), exposure in combine(jobs, results).items():
-        objective = config.objective(config.target(target), scenario).rpo
+        spec = config.objective(config.target(target), scenario)
         row = {
             "target": target,
             "scenario": scenario,
             "exposure_seconds": json_number(exposure),
-            "objective_seconds": objective,
+            "objective_seconds": spec.rpo,
         }
         if compliance is not None:
-            row["compliance_30d"] = compliance.get(f"{target}/{scenario}")
+            found = compliance.get(f"{target}/{scenario}")
+            if found is not None and spec.slo is not None:
+                outside = found["minutes_recorded"] - found["minutes_within_objective"]
+                budget = COMPLIANCE_MINUTES * (1 - spec.slo)  # the month's, in minutes
+                found = {**found, "slo": spec.slo,
+                         "error_budget_remaining": round(1 - outside / budget, 6)}  # fmt: skip
+            row["compliance_30d"] = found
         rows.append(row)
     return rows

@@ -146,7 +146,9 @@ def _compliance_text(c: dict[str, Any] | None) -> str:
         return "not recorded yet"
     days = c["minutes_recorded"] / 1440
     span = "30 d" if days >= 29.9 else f"the {format_duration(c['minutes_recorded'] * 60)} recorded"
-    return f"{c['ratio'] * 100:.2f}% of {span}"
+    budget = c.get("error_budget_remaining")
+    left = "" if budget is None else f", {max(budget, 0.0) * 100:.0f}% of the budget left"
+    return f"{c['ratio'] * 100:.2f}% of {span}{left}"
 
 
 def _drills_table(rows: list[str]) -> str:
