@@ -10,7 +10,8 @@ FLOOR_STAMP := $(FLOOR_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1
 # extraction filters arrived in 3.11.4).
 FLOOR_TESTS := tests/test_tarballs.py tests/test_compression.py tests/test_base_backups.py \
 	tests/test_drill_pitr.py tests/test_drill_full_restore.py tests/test_drill_redis.py \
-	tests/test_verify.py tests/test_timelines_real.py
+	tests/test_verify.py tests/test_timelines_real.py tests/test_drill_cross_region.py \
+	tests/test_backups_running.py
 
 
 .PHONY: run run-alerting test test-floor lint docs rules dashboards bench system-deps clean

@@ -43,6 +43,14 @@ def _setup(cluster: PgCluster, tmp_path: Path) -> Path:
     return base
 
 
+def _scratch(tmp_path: Path) -> Path:
+    """Where the copy restores: a directory the scratch server's OS user reaches."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reachable(scratch)
+    return scratch
+
+
 def _run(  # type: ignore[no-untyped-def]
     cluster: PgCluster,
     tmp_path: Path,
@@ -53,9 +61,7 @@ def _run(  # type: ignore[no-untyped-def]
 ):
     """The pitr drill of `base` (and the cluster's archive), from file:// unless `stores` gives
     the base and WAL store URLs; `settings` go into `drills.pitr`."""
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    reachable(scratch)
+    scratch = _scratch(tmp_path)
     (tmp_path / "dumps").mkdir()
     base_store, wal_store = stores or (f"file://{base}/", f"file://{cluster.archive}/")
     target = {
@@ -337,9 +343,7 @@ def test_rotate_proves_newest_random_and_oldest_in_turn(cluster: PgCluster, tmp_
 
     base = _setup(cluster, tmp_path)
     _, second = _two_base_backups(cluster, base)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    reachable(scratch)
+    scratch = _scratch(tmp_path)
     (tmp_path / "dumps").mkdir()
     target = {
         "name": "app",
@@ -393,9 +397,7 @@ def test_pitr_from_the_cross_region_copies(cluster: PgCluster, tmp_path: Path) -
     shutil.copytree(cluster.archive, copies / "wal")
     empty = tmp_path / "empty"
     empty.mkdir()
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    reachable(scratch)
+    scratch = _scratch(tmp_path)
     target = {
         "name": "app",
         "postgres": {"dsn": cluster.dsn("app")},
@@ -430,9 +432,7 @@ def test_a_window_start_that_does_not_recover_is_said_by_the_drill_and_the_metri
     middle = len(data) // 2
     data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     tar.write_bytes(bytes(data))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    reachable(scratch)
+    scratch = _scratch(tmp_path)
     target = {
         "name": "app",
         "postgres": {"dsn": cluster.dsn("app")},

@@ -81,3 +81,17 @@ def test_a_reload_hands_every_checks_state_to_its_successor(tmp_path: Path) -> N
             assert check.state is states[key], f"{key} lost its state on reload"
     finally:
         daemon.stop()
+
+
+def test_the_daemon_records_each_scenarios_exposure_every_minute(tmp_path: Path) -> None:
+    """What the recorder thread does each minute, done once: every scenario's exposure (here
+    unknown: no check has run) goes into state_dir, and the status page's 30 days come back
+    from it, an unmeasured minute counted against the objective."""
+    path = tmp_path / "drwatch.yml"
+    path.write_text(yaml.safe_dump(_config(tmp_path)))
+    daemon = Daemon(path, load_config(path), "127.0.0.1:0")
+    daemon._record_exposures()
+    assert (Path(daemon.current().config.state_dir) / "exposure-record.jsonl").exists()
+    pitr = daemon.compliance()["db/pitr"]
+    assert pitr["minutes_recorded"] == 1 and pitr["minutes_unknown"] == 1
+    assert pitr["ratio"] == 0.0

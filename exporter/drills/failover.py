@@ -14,7 +14,6 @@ Each failover is kept in `<state_dir>/failover-history.jsonl`; the newest is the
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from checks.rds import RdsFailovers
 from core.config.drills import DrillCapacity
 from core.journal import Journal
+from exporter.drills.history import kept_record
 from exporter.runtime.results import CheckResult
 
 Source = Literal["events", "observed", "drill"]
@@ -45,12 +45,8 @@ _SCHEMA = TypeAdapter(FailoverRecord)
 
 
 def failover_history(state_dir: str, capacity: DrillCapacity) -> Journal[FailoverRecord]:
-    return Journal(
-        Path(state_dir) / "failover-history.jsonl",
-        _SCHEMA,
-        lambda r: r.completed_at,
-        capacity.history_keep,
-        int(capacity.history_max_bytes),
+    return kept_record(
+        state_dir, "failover-history.jsonl", _SCHEMA, lambda r: r.completed_at, capacity
     )
 
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -41,6 +42,7 @@ class DrillRecord(BaseModel):
 
 BACKUP_FIELDS = ("backup", "backup_bytes", "backup_etag", "backup_sha256", "backup_time")
 _SCHEMA = TypeAdapter(DrillRecord)
+T = TypeVar("T")
 MAX_SIZES = 200
 
 
@@ -63,11 +65,19 @@ def record_of(result: DrillResult, rto_objective: float | None) -> DrillRecord:
     )
 
 
-def drill_history(state_dir: str, capacity: DrillCapacity) -> Journal[DrillRecord]:
+def kept_record(
+    state_dir: str,
+    name: str,
+    schema: TypeAdapter[T],
+    time_of: Callable[[T], float],
+    capacity: DrillCapacity,
+) -> Journal[T]:
+    """A record in state_dir bounded as `drills.history_keep` and `history_max_bytes` say."""
     return Journal(
-        Path(state_dir) / "drill-history.jsonl",
-        _SCHEMA,
-        lambda r: r.started_at,
-        capacity.history_keep,
+        Path(state_dir) / name, schema, time_of, capacity.history_keep,
         int(capacity.history_max_bytes),
-    )
+    )  # fmt: skip
+
+
+def drill_history(state_dir: str, capacity: DrillCapacity) -> Journal[DrillRecord]:
+    return kept_record(state_dir, "drill-history.jsonl", _SCHEMA, lambda r: r.started_at, capacity)
