@@ -153,6 +153,12 @@ def test_drwatch_drill_reports_and_the_collector_exports(
     assert drill["rto_objective_seconds"] == 7200
     assert set(drill["phases"]) == {"download", "restore", "verify"}
     assert drill["values"]["tables"]["debates"]["missing"] == 0
+    # A drill run by hand is in the evidence the report is made from.
+    report = json.loads(
+        drwatch("report", "--config", str(config), "--since", "1d", "--format", "json").stdout
+    )
+    (scenario,) = report["targets"][0]["scenarios"]
+    assert scenario["drills"] == {"run": 1, "passed": 1, "failed": 0, "deferred": 0}
 
     engine = DrillEngine()
     engine.configure(loaded.config)

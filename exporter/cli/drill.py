@@ -11,6 +11,7 @@ from core.redact import redact
 from exporter.cli.load import load_or_report
 from exporter.cli.table import columns
 from exporter.drills.engine import DrillEngine
+from exporter.drills.history import drill_history
 from exporter.drills.result import DrillResult
 
 _HEADER = ("TARGET", "SCENARIO", "STATUS", "RTO", "OBJECTIVE", "SUMMARY")
@@ -40,6 +41,8 @@ def drill(path: str, target_name: str | None, scenario: str | None, fmt: str) ->
             return int(Status.UNKNOWN)
     engine = DrillEngine()
     engine.clean_leftovers(config)  # a one-shot drill that was killed leaves them too
+    # A drill run by hand is evidence too: its record joins the daemon's (lines appended).
+    engine.history = drill_history(config.state_dir, config.drills)
     results: list[DrillResult] = []
     for target in targets:
         results += engine.run(config, target, scenario)
