@@ -1,13 +1,12 @@
 """Which point of the recovery window a pitr drill recovers to (`drills.pitr.point`).
 
-A drill to the newest point proves the newest end only. `oldest` restores the oldest base
-backup and stops as soon as it is consistent (`recovery_target = 'immediate'`): the window's
-start. `random` picks a time
-between the oldest backup and the newest archived WAL, restores the newest backup taken before
-it and replays to a random WAL position after that backup: a point the archive cannot reach
-ends recovery with PostgreSQL's own error, and fails the drill. `rotate` takes newest, random and
-oldest in turn, by the count of the target's earlier pitr drills, so three drills prove the
-whole window.
+A drill to the newest point proves the newest end only. `oldest` restores the backup the
+recovery window starts at (as the base_backups check reads it) and stops as soon as it is
+consistent (`recovery_target = 'immediate'`). `random` picks a time between the oldest backup
+and the newest archived WAL, restores the newest backup taken before it and replays to a random
+WAL position after that backup: a point the archive cannot reach ends recovery with PostgreSQL's
+own error, and fails the drill. `rotate` takes newest, random and oldest in turn, by the count
+of the target's earlier pitr drills, so three drills prove the whole window.
 """
 
 from __future__ import annotations
