@@ -104,27 +104,43 @@ class Journal(Generic[T]):
             log.warning("cannot read %s: %s", self.path, exc.strerror)
         return entries, skipped
 
+    def _time(self, line: bytes) -> float | None:
+        try:
+            return self.time_of(self.schema.validate_json(line))
+        except (ValueError, ValidationError):
+            return None
+
     def _prune(self, now: float) -> None:
         """Entries older than `keep` dropped, then the oldest until three quarters of
-        `max_bytes` remain (room to append before the next rewrite)."""
+        `max_bytes` remain (room to append before the next rewrite). Lines are in time order:
+        when the first is young enough and the file small enough, nothing is rewritten; else
+        the lines are copied as they are, streamed, only the old ones parsed."""
         self._pruned_at = now
-        entries, _ = self._read_all()
-        lines = [
-            json.dumps(self.schema.dump_python(e, mode="json")) + "\n"
-            for e in entries
-            if now - self.time_of(e) <= self.keep
-        ]
-        budget, kept = self.max_bytes * 3 // 4, []
-        for line in reversed(lines):
-            budget -= len(line)
-            if budget < 0:
-                break
-            kept.append(line)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
+            size = self.path.stat().st_size
+            with open(self.path, "rb") as handle:
+                first = self._time(handle.readline())
+                if size <= self.max_bytes and first is not None and now - first <= self.keep:
+                    return
+                handle.seek(0)
+                lengths = [len(line) for line in handle]
+            dropped, remaining = 0, size
+            while dropped < len(lengths) and remaining > self.max_bytes * 3 // 4:
+                remaining -= lengths[dropped]
+                dropped += 1
+            tmp = self.path.with_name(self.path.name + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.writelines(reversed(kept))
+            with open(self.path, "rb") as source, os.fdopen(fd, "wb") as sink:
+                young = False
+                for number, line in enumerate(source):
+                    if number < dropped:
+                        continue
+                    if not young:
+                        when = self._time(line)
+                        if when is None or now - when > self.keep:
+                            continue
+                        young = True
+                    sink.write(line)
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot prune %s: %s", self.path, exc.strerror)
