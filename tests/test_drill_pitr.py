@@ -361,7 +361,9 @@ def test_rotate_proves_newest_random_and_oldest_in_turn(cluster: PgCluster, tmp_
     assert all(r.ok for r in results), [r.summary for r in results]
     newest, middle, oldest = results
     assert newest.tables["debates"][0] == second
-    assert "/" in middle.values["point_target"]  # a WAL position after its backup
+    # A WAL position after its backup; after the newest backup there may be nothing to replay.
+    target = middle.values["point_target"]
+    assert "/" in target or (target == "immediate" and middle.values["backup"] == "backup-2")
     assert middle.recovered_to is not None
     assert oldest.values["backup"] == "backup"
     points = [r.point for r in engine.history.read()]  # type: ignore[union-attr]
