@@ -22,7 +22,7 @@ from psycopg import sql
 
 from checks.base import Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
-from checks.support import incremental
+from checks.support import incremental, incremental_counts
 from checks.support.custom_sql import custom_specs, measure_custom
 from checks.support.incremental import StateFile
 from checks.support.pg import PostgresCheck, Row, end_transaction, fetch_all, fetch_one
@@ -254,7 +254,7 @@ class VerificationCheck(PostgresCheck[None]):
     def _daily_counts(
         self, conn: psycopg.Connection[Row], c: DailyCounts, obs: Observation, f: _Findings
     ) -> None:
-        counts, f.swept = incremental.daily_counts(
+        counts, f.swept = incremental_counts.daily_counts(
             conn,
             _table(c.schema_name, c.table),
             c.column,
