@@ -157,7 +157,7 @@ def _while_a_runs(engine: DrillEngine, config, then):  # type: ignore[no-untyped
     thread = threading.Thread(target=lambda: results.extend(engine.run(config, config.targets[0])))
     thread.start()
     try:
-        wait_until(lambda: ("a", "redis") in engine.running, 10, what="drill a to start")
+        wait_until(lambda: ("a", "redis") in engine.running_now(), 10, what="drill a to start")
         other = then()
     finally:
         thread.join(60)

@@ -169,7 +169,8 @@ class DrillEngine:
             CAPACITY.acquire(wait)
         except DrillDeferred as exc:
             return deferred(target.name, name, str(exc))
-        self.running.add(key)
+        with self._state_lock:
+            self.running.add(key)
         deadline = time.monotonic() + target.drills.timeout
         started = time.time()
         try:
@@ -180,7 +181,8 @@ class DrillEngine:
             log.exception("drill could not run", extra={"target": target.name})
             return could_not_run(target.name, name, started, exc)
         finally:
-            self.running.discard(key)
+            with self._state_lock:
+                self.running.discard(key)
             CAPACITY.release()
 
     def _record(self, result: DrillResult, rto_objective: float | None) -> None:
@@ -233,6 +235,11 @@ class DrillEngine:
     def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
         with self._state_lock:
             return dict(self.last), dict(self.last_success), dict(self.expected_since)
+
+    def running_now(self) -> set[Key]:
+        """The drills running (a copy: drill threads change the set)."""
+        with self._state_lock:
+            return set(self.running)
 
     def deferrals(self) -> tuple[dict[Key, DrillResult], dict[tuple[str, str, str], int]]:
         with self._state_lock:

@@ -176,7 +176,7 @@ class DrillCollector(Collector):
         add = families.add
         last, passed, expected = self.engine.snapshot()
         last_deferred, counts = self.engine.deferrals()
-        running = set(self.engine.running)
+        running = self.engine.running_now()
         now = time.time()
         for target in config.targets:
             drills = target.drills
