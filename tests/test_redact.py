@@ -37,3 +37,12 @@ def test_a_pgbackrest_cipher_pass_given_inline_is_a_secret() -> None:
     target = {"name": "db", "backups": {"base_store": "file:///x/",
               "pgbackrest_cipher_pass": "correct horse battery"}}  # fmt: skip
     assert "correct horse battery" in make_config([target]).secrets
+
+
+def test_the_replica_stores_own_secret_key_is_a_secret() -> None:
+    from tests.helpers import make_config
+
+    target = {"name": "db", "backups": {
+        "store": "file:///x/", "replica_store": "s3://other-region/dumps/",
+        "replica_aws": {"access_key_id": "AKIAOTHER", "secret_access_key": "other-region-key"}}}  # fmt: skip
+    assert "other-region-key" in make_config([target]).secrets

@@ -244,6 +244,8 @@ def _secrets(config: Config) -> set[str]:
     for target in config.targets:
         if target.backups is not None and target.backups.pgbackrest_cipher_pass is not None:
             secrets.add(target.backups.pgbackrest_cipher_pass.get_secret_value())
+        if target.backups is not None and target.backups.replica_aws is not None:
+            secrets.add(target.backups.replica_aws.secret_access_key or "")
         if target.redis is not None:
             secrets |= {target.redis.password or "", urlparse(target.redis.url).password or ""}
         if target.postgres is not None:
