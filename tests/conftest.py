@@ -9,6 +9,7 @@ import pytest
 
 from sandbox.pgcluster import ARCHIVE_COPY, PgCluster, free_port, wait_until
 from sandbox.redisserver import RedisServer
+from sandbox.seed import seed
 from tests.remediation import GRANTS, Sessions
 
 
@@ -33,6 +34,20 @@ def cluster() -> Iterator[PgCluster]:
     """A fresh primary archiving into its own directory."""
     c = PgCluster().init(ARCHIVE_COPY).start()
     try:
+        yield c
+    finally:
+        c.destroy()
+
+
+@pytest.fixture(scope="module")
+def production() -> Iterator[PgCluster]:
+    """A production server whose `app` database holds the seed data: what drills restore and
+    compare their copies with (one per test module)."""
+    c = PgCluster().init(None).start()
+    try:
+        c.execute("CREATE DATABASE app")
+        with c.connect("app") as conn:
+            seed(conn, debates=2000)
         yield c
     finally:
         c.destroy()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,7 @@ from core.config.loading import LoadedConfig
 from exporter.drills import cross_region
 from exporter.drills.result import DrillResult
 from sandbox.pgcluster import PgCluster
-from sandbox.seed import seed
 from tests.helpers import AWS, CheckHarness, make_config, reachable, s3_client
-
-
-@pytest.fixture(scope="module")
-def production() -> Iterator[PgCluster]:
-    c = PgCluster().init(None).start()
-    try:
-        c.execute("CREATE DATABASE app")
-        with c.connect("app") as conn:
-            seed(conn, debates=500)
-        yield c
-    finally:
-        c.destroy()
 
 
 def _loaded(

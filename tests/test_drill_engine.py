@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from core.config.loading import LoadedConfig
 from core.config.schema import Config
 from exporter.drills.engine import DrillEngine
 from exporter.drills.metrics import DrillCollector
@@ -127,12 +128,17 @@ def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
             again.stop()
 
 
-def test_a_restart_keeps_the_overdue_clock_of_a_drill_never_run(tmp_path: Path) -> None:
-    loaded = make_config(
+def _never_reached(tmp_path: Path) -> LoadedConfig:
+    """One target's redis drill, its store unreachable: nothing runs, clocks do."""
+    return make_config(
         [_target("cache", "http://127.0.0.1:1")],
         aws={**AWS, "endpoint_url": "http://127.0.0.1:1"},
         state_dir=str(tmp_path),
     )
+
+
+def test_a_restart_keeps_the_overdue_clock_of_a_drill_never_run(tmp_path: Path) -> None:
+    loaded = _never_reached(tmp_path)
     first = DrillEngine()
     first.configure(loaded.config)
     since = first.snapshot()[2][("cache", "redis")]
@@ -224,11 +230,7 @@ def test_a_drill_past_the_disk_budget_is_deferred_and_says_how_much(
 
 
 def test_overdue_per_scenario_names_the_runbooks_test(tmp_path: Path) -> None:
-    loaded = make_config(
-        [_target("cache", "http://127.0.0.1:1")],
-        aws={**AWS, "endpoint_url": "http://127.0.0.1:1"},
-        state_dir=str(tmp_path),
-    )
+    loaded = _never_reached(tmp_path)
     engine = DrillEngine()
     engine.configure(loaded.config)
     text = _scrape(engine, loaded.config)

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from exporter.drills.metrics import DrillCollector
 from exporter.drills.result import DrillResult
 from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster, bindir, wait_until
-from sandbox.seed import seed
 from tests.daemon import DaemonProcess
 from tests.helpers import AWS, drwatch, make_config, reachable, s3_client
 
@@ -31,18 +29,6 @@ VERIFICATION = {
          "parent_column": "id"}
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def production() -> Iterator[PgCluster]:
-    c = PgCluster().init(None).start()
-    try:
-        c.execute("CREATE DATABASE app")
-        with c.connect("app") as conn:
-            seed(conn, debates=2000)
-        yield c
-    finally:
-        c.destroy()
 
 
 def _doc(production: PgCluster, store: Path, state: Path, **drills: object) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def test_sandbox_runs_the_example_config_and_stops_on_ctrl_c(tmp_path: Path) -> 
             assert 'drwatch_remediation_dry_run{target="aragora-prod"} 1.0' in metrics
             # The runbook's testing schedule, kept per scenario, on the status page.
             page = http_get(base + "/")[1]
-            drills = page[page.index('<table id="drills">'):]
+            drills = page[page.index('<table id="drills">') :]
             assert "<td>Restore to staging (weekly)</td>" in drills
             assert "<td>WAL replay test (monthly)</td>" in drills
             assert '<td class="schedule">in ' in drills

@@ -49,6 +49,19 @@ RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
 OUTCOMES = ("passed", "failed", "deferred")
 
 
+def overdue(
+    passed: dict[Key, DrillResult],
+    expected: dict[Key, float],
+    key: Key,
+    max_age: float,
+    now: float,
+) -> bool | None:
+    """Whether no drill passed within `max_age`, counted from the last pass or, before one,
+    from when drwatch began expecting the drill (None: it does not expect it yet)."""
+    since = passed[key].started_at if key in passed else expected.get(key)
+    return None if since is None else now - since > max_age
+
+
 class DrillEngine:
     def __init__(self) -> None:
         self._state_lock = threading.Lock()

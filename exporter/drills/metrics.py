@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from core.config.drills import RUNBOOK_TESTS
 from core.config.schema import Config
 from core.metrics import Families, counter, gauge
-from exporter.drills.engine import OUTCOMES, DrillEngine
+from exporter.drills.engine import OUTCOMES, DrillEngine, overdue
 from exporter.drills.failover import FailoverObserver
 from exporter.drills.result import DrillResult
 
@@ -192,9 +192,9 @@ class DrillCollector(Collector):
                 add(DRILL_SCHEDULE_INFO, 1, **k, test=test, frequency=frequency, schedule=schedule)
                 if (nxt := self.engine.next_run(key)) is not None:
                     add(DRILL_NEXT_RUN_TIMESTAMP_SECONDS, nxt, **k)
-                since = passed[key].started_at if key in passed else expected.get(key)
-                if since is not None:
-                    add(DRILL_OVERDUE, float(now - since > max_age), **k)
+                late = overdue(passed, expected, key, max_age, now)
+                if late is not None:
+                    add(DRILL_OVERDUE, float(late), **k)
                 if key in expected:
                     add(DRILL_CONFIGURED_TIMESTAMP_SECONDS, expected[key], **k)
                 if key in passed:

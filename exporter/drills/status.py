@@ -8,7 +8,7 @@ from typing import Any
 
 from core.config.drills import RUNBOOK_TESTS
 from core.config.schema import Config
-from exporter.drills.engine import DrillEngine
+from exporter.drills.engine import DrillEngine, overdue
 
 
 def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
@@ -23,7 +23,6 @@ def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
             result, good = last.get(key), passed.get(key)
             objective = config.objective(target, scenario).rto  # type: ignore[arg-type]
             test, frequency, _, _ = RUNBOOK_TESTS[scenario]
-            since = good.started_at if good else expected.get(key)
             max_age = drills.max_age_of(scenario)
             next_run = engine.next_run(key)
             rows.append(
@@ -41,7 +40,7 @@ def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
                     "schedule": drills.schedule_of(scenario),
                     "next_run_in_seconds": None if next_run is None else next_run - now,
                     "max_age_seconds": max_age,
-                    "overdue": since is not None and now - since > max_age,
+                    "overdue": bool(overdue(passed, expected, key, max_age, now)),
                     "rto_forecast_seconds": engine.forecasts.get(key, {}),
                 }
             )
