@@ -62,9 +62,9 @@ PG_SERVER = Program("postgres", "postgresql", "drill scratch clusters (initdb, p
 PGBACKREST = Program("pgbackrest", "pgbackrest", "pitr drill restoring with pgBackRest")
 REDIS_CHECK_RDB = Program("redis-check-rdb", "redis-tools", "RDB snapshot verification")
 REDIS_SERVER = Program("redis-server", "redis-server", "redis drill scratch server")
-RUNUSER = Program("runuser", "util-linux", "drill scratch clusters when drwatch runs as root")
+BWRAP = Program("bwrap", "bubblewrap", "the sandbox every restore runs in")
 
 PROGRAMS = (
     PG_RESTORE, PG_AMCHECK, PSQL, PG_VERIFYBACKUP, PG_SERVER, PGBACKREST, REDIS_CHECK_RDB,
-    REDIS_SERVER, RUNUSER,
+    REDIS_SERVER, BWRAP,
 )  # fmt: skip

@@ -258,3 +258,21 @@ def reachable(path: Path) -> None:
         if each == Path("/tmp"):
             break
         each.chmod(each.stat().st_mode | 0o011)
+
+
+def scratch_postmaster(scratch: Path) -> int | None:
+    """The host's pid of a drill's scratch server running under `scratch` (a server in a
+    sandbox names its pid in its own namespace in postmaster.pid): the postgres process working
+    in a data directory there, once it wrote its postmaster.pid."""
+    for data in scratch.glob("drwatch-drill-*/data"):
+        if not (data / "postmaster.pid").exists():
+            continue
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and os.readlink(entry / "cwd") == str(data) and (
+                    (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"postgres")
+                ):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None

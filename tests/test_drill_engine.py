@@ -18,7 +18,7 @@ from exporter.drills.result import DrillResult
 from sandbox.pgcluster import wait_until
 from sandbox.redisserver import RedisServer
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, make_config, serve, single_object_s3, write_keys
+from tests.helpers import AWS, make_config, reachable, serve, single_object_s3, write_keys
 
 
 def _snapshot(redis_server: RedisServer) -> bytes:
@@ -28,11 +28,19 @@ def _snapshot(redis_server: RedisServer) -> bytes:
     return (redis_server.dir / "dump.rdb").read_bytes()
 
 
-def _target(name: str, endpoint: str, run_at_start: bool = False) -> dict[str, object]:
+def _target(
+    name: str, endpoint: str, tmp_path: Path, run_at_start: bool = False
+) -> dict[str, object]:
+    """A target with a redis drill, run as root: its scratch server's OS user reaches its
+    directory."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    reachable(scratch)
     return {
         "name": name,
         "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": "s3://snapshots/"},
-        "drills": {"schedule": "0 3 * * 0", "run_at_start": run_at_start, "redis": {}},
+        "drills": {"schedule": "0 3 * * 0", "run_at_start": run_at_start, "redis": {},
+                   "scratch": {"user": "postgres", "dir": str(scratch)}},
     }
 
 
@@ -42,7 +50,7 @@ def _drill_at_start(tmp_path: Path, endpoint: str) -> Path:
     config.write_text(
         yaml.safe_dump(
             {
-                "targets": [_target("cache", endpoint, run_at_start=True)],
+                "targets": [_target("cache", endpoint, tmp_path, run_at_start=True)],
                 "aws": {**AWS, "endpoint_url": endpoint},
                 "state_dir": str(tmp_path / "state"),
             }
@@ -55,7 +63,7 @@ def test_two_drills_never_overlap(redis_server: RedisServer, tmp_path: Path) -> 
     rdb = _snapshot(redis_server)
     with serve(single_object_s3("s.rdb", rdb, pace=0.05)) as endpoint:  # ~0.5 s to download
         loaded = make_config(
-            [_target("a", endpoint), _target("b", endpoint)],
+            [_target("a", endpoint, tmp_path), _target("b", endpoint, tmp_path)],
             aws={**AWS, "endpoint_url": endpoint},
             state_dir=str(tmp_path),
         )
@@ -105,7 +113,7 @@ def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
     rdb = _snapshot(redis_server)
     with serve(single_object_s3("s.rdb", rdb, pace=1.0)) as endpoint:  # a slow download
         config = _drill_at_start(tmp_path, endpoint)
-        drills = tmp_path / "state" / "drills"
+        drills = tmp_path / "scratch"
         daemon = DaemonProcess(config, tmp_path)
         try:
             wait_until(
@@ -131,7 +139,7 @@ def test_sigterm_during_a_drill_stops_at_once_and_nothing_is_left(
 def _never_reached(tmp_path: Path) -> LoadedConfig:
     """One target's redis drill, its store unreachable: nothing runs, clocks do."""
     return make_config(
-        [_target("cache", "http://127.0.0.1:1")],
+        [_target("cache", "http://127.0.0.1:1", tmp_path)],
         aws={**AWS, "endpoint_url": "http://127.0.0.1:1"},
         state_dir=str(tmp_path),
     )
@@ -150,7 +158,7 @@ def test_a_restart_keeps_the_overdue_clock_of_a_drill_never_run(tmp_path: Path) 
 
 def _paced_pair(tmp_path: Path, endpoint: str, **drills: object) -> Config:
     return make_config(
-        [_target("a", endpoint), _target("b", endpoint)],
+        [_target("a", endpoint, tmp_path), _target("b", endpoint, tmp_path)],
         aws={**AWS, "endpoint_url": endpoint},
         state_dir=str(tmp_path),
         drills=drills,

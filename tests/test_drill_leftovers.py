@@ -19,7 +19,7 @@ from exporter.drills.engine import DrillEngine
 from exporter.drills.leftovers import MARKER, OWNER_FILE, instance_id, mark, remove_leftovers
 from exporter.drills.staging import staging_prefix
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.helpers import make_config, reachable
+from tests.helpers import make_config, reachable, scratch_postmaster
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -82,6 +82,25 @@ def test_a_planted_leftover_cannot_name_a_victim(victim: PgCluster, tmp_path: Pa
         subprocess.run(["rm", "-rf", str(in_tmp)], check=False)
 
 
+def test_a_leftover_whose_data_leads_to_another_cluster_spares_it(
+    victim: PgCluster, tmp_path: Path
+) -> None:
+    """A leftover drwatch made, its `data` swapped for a link to another cluster's directory (a
+    hostile restore's `recovery_end_command` did it): removed without following the link, the
+    other cluster never signalled."""
+    state = tmp_path / "state"
+    base = tmp_path / "scratch"
+    base.mkdir()
+    ours = base / f"{MARKER}-{_dead_pid()}-base-x"
+    ours.mkdir()
+    mark(ours, state)
+    (ours / "data").symlink_to(victim.datadir)
+    assert remove_leftovers(base, state) == [ours] and not ours.exists()
+    os.kill(_postmaster(victim), 0)  # still alive
+    assert victim.execute("SELECT 1") == [(1,)]
+    assert (victim.datadir / "PG_VERSION").exists()
+
+
 def test_a_leftover_drwatch_made_is_removed(tmp_path: Path) -> None:
     state = tmp_path / "state"
     base = tmp_path / "scratch"
@@ -106,8 +125,9 @@ def test_a_base_others_can_write_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_killed_one_shot_drill_is_cleaned_by_the_next_one(tmp_path: Path) -> None:
-    """`drwatch drill` SIGKILLed mid-restore leaves a postmaster and its data; the next `drwatch
-    drill` (not only a daemon start) stops and removes them."""
+    """`drwatch drill` SIGKILLed mid-restore leaves a postmaster (running as the scratch user,
+    without a sandbox) and its data; the next `drwatch drill` (not only a daemon start) stops and
+    removes them."""
     source = PgCluster().init(None).start()
     try:
         source.execute("CREATE DATABASE app")
@@ -125,8 +145,10 @@ def test_a_killed_one_shot_drill_is_cleaned_by_the_next_one(tmp_path: Path) -> N
             "targets": [{
                 "name": "app", "postgres": {"dsn": source.dsn("app")},
                 "backups": {"store": f"file://{store}/"},
+                # Not sandboxed: a sandbox's server dies with the drwatch that started it.
                 "drills": {"schedule": "0 3 * * 0", "full_restore": {},
-                           "scratch": {"user": "postgres", "dir": str(scratch)}},
+                           "scratch": {"user": "postgres", "dir": str(scratch),
+                                       "isolation": "user"}},
             }],
         }  # fmt: skip
         config = tmp_path / "c.yml"
@@ -134,23 +156,19 @@ def test_a_killed_one_shot_drill_is_cleaned_by_the_next_one(tmp_path: Path) -> N
         drill = [sys.executable, "-m", "exporter", "drill", "--config", str(config)]
         killed = subprocess.Popen(drill, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            pidfile = wait_until(
-                lambda: next(iter(scratch.glob(f"{MARKER}-*/data/postmaster.pid")), None),
-                60, interval=0.05, what="the scratch cluster running",
-            )  # fmt: skip
-            # Negative while initdb's single-user backend holds it: the server's own pid.
             postmaster = wait_until(
-                lambda: max(int((pidfile.read_text().split() or ["0"])[0]), 0), 60,
-                interval=0.05, what="the postmaster running",
+                lambda: scratch_postmaster(scratch), 60, interval=0.05,
+                what="the scratch cluster running",
             )  # fmt: skip
         finally:
             killed.send_signal(signal.SIGKILL)
             killed.wait()
         assert Path(f"/proc/{postmaster}").exists()
-        left = pidfile.parent.parent
+        left = list(scratch.glob(f"{MARKER}-*"))  # the download's and the cluster's
+        assert left
         again = subprocess.run(drill, capture_output=True, text=True, timeout=180)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert not left.exists()
+        assert not any(path.exists() for path in left)
         wait_until(lambda: not Path(f"/proc/{postmaster}").exists(), 30, what="server stopped")
     finally:
         source.destroy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ def _run(  # type: ignore[no-untyped-def]
     base: Path | None,
     stores: tuple[str, str] | None = None,
     aws: dict[str, str] | None = None,
+    isolation: str = "auto",
     **settings: Any,
 ):
     """The pitr drill of `base` (and the cluster's archive), from file:// unless `stores` gives
@@ -75,7 +77,7 @@ def _run(  # type: ignore[no-untyped-def]
         "backups": {"store": f"file://{tmp_path}/dumps/", "wal_store": wal_store},
         "drills": {
             "schedule": "0 3 * * 0",
-            "scratch": {"user": "postgres", "dir": str(scratch)},
+            "scratch": {"user": "postgres", "dir": str(scratch), "isolation": isolation},
             "pitr": {**({"base_store": base_store} if base else {}), **settings},
         },
     }
@@ -273,24 +275,31 @@ def test_an_lz4_base_backup_replays(cluster: PgCluster, tmp_path: Path) -> None:
     assert result.tables["debates"][1] == 0
 
 
+@pytest.mark.parametrize("isolation", ["bwrap", "user"])
 def test_code_in_a_physical_copy_sees_none_of_drwatchs_secrets(
-    cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str
 ) -> None:
     """A physical base backup is a whole server, its code included: a view the drill reads
-    runs the backup's function as the copy's superuser, and that can run a program (as the
-    scratch OS user). It must find nothing of drwatch's in its environment."""
+    runs the backup's function as the copy's superuser, and that runs a program. It finds
+    nothing of drwatch's in its environment; in the sandbox (bwrap) it also sees no process of
+    the host, none of drwatch's files and no network but its loopback. What it saw comes back in
+    the drill's summary (the function raises it)."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:TOPSECRET-PW@db.internal/app")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "TOPSECRET-KEY")
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    drop.chmod(0o777)
+    secret_file = tmp_path / "drwatch.yml"
+    secret_file.write_text("password: TOPSECRET-FILE\n")
+    secret_file.chmod(0o644)  # world-readable: only a sandbox keeps it from the copy
     tmp_path.chmod(0o755)
-    marker = drop / "environ"
+    look = (
+        f"(env; echo PROCS; ls /proc; echo FILE; cat {secret_file} 2>&1; echo NET; "
+        f"cat /proc/net/dev) | tr '\\n' ' ' > loot"
+    )
     cluster.execute("CREATE DATABASE app")
     cluster.execute(
         "CREATE FUNCTION pwn() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
         "IF current_setting('data_directory') LIKE '%drwatch-drill%' THEN "
-        f"EXECUTE 'COPY (SELECT 1) TO PROGRAM ''env > {marker}'''; END IF; "
+        f"EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', {_literal(look)}); "
+        "RAISE EXCEPTION 'LOOT[%]', pg_read_file('loot'); END IF; "
         "RETURN true; END $$; "
         "CREATE TABLE real_debates (id serial PRIMARY KEY, title text, created_at timestamptz); "
         "INSERT INTO real_debates (title, created_at) SELECT 'x', now() FROM generate_series(1, 3); "
@@ -300,11 +309,23 @@ def test_code_in_a_physical_copy_sees_none_of_drwatchs_secrets(
     base = cluster.backups / "base"
     cluster.tar_base_backup(base)
     _archived(cluster)
-    _run(cluster, tmp_path, base)
-    assert marker.exists(), "the backup's function did not run: the test proves nothing"
-    seen = marker.read_text()
+    result = _run(cluster, tmp_path, base, isolation=isolation)
+    assert "LOOT[" in result.summary, f"the backup's code did not run: {result.summary}"
+    seen = result.summary[result.summary.index("LOOT[") :]
     assert "PATH=" in seen
-    assert "TOPSECRET" not in seen and "DATABASE_URL" not in seen and "AWS_" not in seen
+    assert "TOPSECRET-PW" not in seen and "DATABASE_URL" not in seen and "AWS_" not in seen
+    if isolation == "bwrap":
+        procs = seen.split("PROCS", 1)[1].split("FILE", 1)[0].split()
+        pids = [int(p) for p in procs if p.isdigit()]
+        assert pids and max(pids) < 100, procs  # its own few processes, not the host's
+        assert str(os.getpid()) not in procs
+        assert "TOPSECRET-FILE" not in seen and "No such file" in seen
+        interfaces = seen.split("NET", 1)[1]
+        assert "lo:" in interfaces and "eth0" not in interfaces and "ens" not in interfaces
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _two_base_backups(cluster: PgCluster, base: Path) -> tuple[int, int]:

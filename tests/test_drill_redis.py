@@ -7,7 +7,14 @@ from pathlib import Path
 
 from exporter.drills import redis as redis_drill
 from sandbox.redisserver import RedisServer
-from tests.helpers import make_config, write_keys
+from tests.helpers import make_config, reachable, write_keys
+
+
+def _scratch(state: Path) -> dict[str, str]:
+    """The scratch server's OS user (drwatch runs as root here) and a directory it reaches."""
+    (state / "drills").mkdir(parents=True, exist_ok=True)
+    reachable(state / "drills")
+    return {"user": "postgres", "dir": str(state / "drills")}
 
 
 def _run(snapshots: Path, state: Path):  # type: ignore[no-untyped-def]
@@ -16,7 +23,7 @@ def _run(snapshots: Path, state: Path):  # type: ignore[no-untyped-def]
             {
                 "name": "cache",
                 "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": f"file://{snapshots}/"},
-                "drills": {"schedule": "0 3 * * 0", "redis": {}},
+                "drills": {"schedule": "0 3 * * 0", "redis": {}, "scratch": _scratch(state)},
             }
         ],
         state_dir=str(state),
@@ -80,7 +87,8 @@ def test_a_missing_program_is_a_failed_drill_everywhere(
         "targets": [{
             "name": "cache",
             "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": f"file://{snapshots}/"},
-            "drills": {"schedule": "0 3 * * 0", "redis": {}},
+            "drills": {"schedule": "0 3 * * 0", "redis": {},
+                       "scratch": _scratch(tmp_path / "state")},
         }],
     }  # fmt: skip
     config_file = tmp_path / "drwatch.yml"

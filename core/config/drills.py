@@ -73,6 +73,9 @@ class ScratchConfig(Strict):
     dsn: str | None = Field(None, repr=False)  # a staging server instead of a throwaway cluster
     # Free space required before a restore, as a multiple of the dump's size.
     disk_factor: float = Field(4.0, ge=1.0, le=100.0)
+    # How restores are isolated (exporter.drills.isolation): auto takes bwrap where it works,
+    # else user (root, as `user`), else none; bwrap or user insist on it.
+    isolation: Literal["auto", "bwrap", "user", "none"] = "auto"
 
     @field_validator("pg_bin", "dir", "user", "dsn", mode="before")
     @classmethod
@@ -164,6 +167,9 @@ class DrillsConfig(Strict):
     timeout: Duration = 4 * 3600.0  # drwatch's own deadline for one drill
     # Also once, shortly after drwatch starts (a first measured RTO without waiting a week).
     run_at_start: bool = False
+    # Restore formats that execute (plain SQL, physical copies) without isolation (none): the
+    # backups' writers are trusted with drwatch's own user, files and secrets.
+    trust_backups: bool = False
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
     pitr: PitrDrill | None = None

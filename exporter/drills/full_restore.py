@@ -32,19 +32,22 @@ from core.config.drills import DrillsConfig
 from core.config.postgres import server
 from core.config.schema import Config, Target
 from core.humanize import format_bytes
-from core.programs import PG_RESTORE, child_env, program_path
+from core.programs import PG_RESTORE, program_path
 from exporter.drills.copy_checks import check_copy
-from exporter.drills.plain_restore import plain_lines, psql_restore
+from exporter.drills.isolation import Isolation
+from exporter.drills.plain_restore import plain_lines, plain_restore
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
     DrillError,
     ThrowawayCluster,
+    drill_isolation,
     major_version,
     new_scratch_dir,
     require_space,
     server_binaries,
 )
+from exporter.drills.scratchfiles import give
 from exporter.drills.staging import StagingDatabase
 
 SCENARIO = "full_restore"
@@ -104,8 +107,11 @@ def restore_dump(
             timer.remaining()  # raises past the deadline
     timer.result.values["backup_sha256"] = digest.hexdigest()
     plain = is_plain(newest.key)
-    header = _plain_header(dump) if plain else _dump_header(_pg_restore_binary(drills), dump)
-    scratch = _scratch(config, drills, timer.deadline, header)
+    # What reads the dump runs isolated too: a dump is anyone's who can write the store.
+    client = drill_isolation(drills, False, "pg_restore", client_only=True)
+    give(client.other_user, dump)
+    header = _plain_header(dump) if plain else _dump_header(client, drills, dump)
+    scratch = _scratch(config, drills, timer.deadline, header, plain)
     try:
         with timer.phase("restore", newest.size):
             timer.remaining()
@@ -113,9 +119,9 @@ def restore_dump(
             # Restored and read as a role that cannot run programs or touch server files.
             copy = scratch.restorer_dsn(scratch.create_database(header.extensions))
             if plain:
-                psql_restore(scratch, copy, dump, timer)
+                plain_restore(copy, dump, timer, _database(target))
             else:
-                _pg_restore(scratch, copy, dump, header, jobs, timer)
+                _pg_restore(scratch, drills, copy, dump, header, jobs, timer)
         with timer.phase("verify"):
             timer.remaining()
             # The dump holds what was committed when pg_dump started (its archive's time), at
@@ -135,7 +141,7 @@ def restore_dump(
 
 
 def _scratch(
-    config: Config, drills: DrillsConfig, deadline: float, header: DumpHeader
+    config: Config, drills: DrillsConfig, deadline: float, header: DumpHeader, plain: bool
 ) -> ThrowawayCluster | StagingDatabase:
     if drills.scratch.dsn:
         for target in config.targets:  # names may differ and still reach one server
@@ -153,7 +159,7 @@ def _scratch(
             f"the dump comes from PostgreSQL {dumped}; the scratch server is {server} "
             f"(set drills.scratch.pg_bin to PostgreSQL {dumped} or newer)"
         )
-    return ThrowawayCluster(drills.scratch, Path(config.state_dir), deadline)
+    return ThrowawayCluster(drills, Path(config.state_dir), deadline, executes=plain)
 
 
 def _addresses(dsn: str) -> set[tuple[str, str]]:
@@ -188,11 +194,16 @@ def _pg_restore_binary(drills: DrillsConfig) -> str:
     return str(server_binaries(drills.scratch.pg_bin) / "pg_restore")
 
 
-def _dump_header(pg_restore: str, dump: Path) -> DumpHeader:
+def _dump_header(client: Isolation, drills: DrillsConfig, dump: Path) -> DumpHeader:
     """What the dump's table of contents says of where and when it was taken."""
-    listing = subprocess.run(
-        [pg_restore, "--list", str(dump)], capture_output=True, text=True, timeout=300,
-        env=child_env(),
+    pg_restore = _pg_restore_binary(drills)
+    done = client.run(
+        [pg_restore, "--list", str(dump)], timeout=300,
+        readable=(dump.parent, Path(pg_restore).parent.parent),
+    )  # fmt: skip
+    listing = subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
     )  # fmt: skip
     if "unsupported version" in listing.stderr:  # drwatch's limit, not the dump's fault
         raise DrillError(
@@ -216,12 +227,11 @@ def _plain_header(dump: Path) -> DumpHeader:
     major: int | None = None
     extensions: list[str] = []
     try:
-        with open(dump, "rb") as source:
-            for line in plain_lines(dump.name, source):
-                if major is None and (m := _PLAIN_VERSION.match(line)):
-                    major = int(m[1])
-                elif m := _PLAIN_EXTENSION.match(line):
-                    extensions.append(m[1].decode().strip('"'))
+        for line in plain_lines(dump.name, dump):
+            if major is None and (m := _PLAIN_VERSION.match(line.text)):
+                major = int(m[1])
+            elif m := _PLAIN_EXTENSION.match(line.text):
+                extensions.append(m[1].decode("utf-8", "replace").strip('"'))
     except CompressionError as exc:
         raise DrillError(f"the dump does not read: {exc}") from None
     return DumpHeader(major, None, "", extensions)
@@ -242,32 +252,36 @@ def _created_at(listing: str) -> float | None:
 
 def _pg_restore(
     scratch: ThrowawayCluster | StagingDatabase,
+    drills: DrillsConfig,
     copy: str,
     dump: Path,
     header: DumpHeader,
     jobs: int,
     timer: Timer,
 ) -> None:
-    binary = (
-        str(scratch.pg_bin / "pg_restore")
-        if isinstance(scratch, ThrowawayCluster)
-        else PG_RESTORE.find() or program_path(PG_RESTORE.name)
-    )
     entries = dump.with_name(dump.name + ".list")
     entries.write_text(
         "".join(line + "\n" for line in header.listing.splitlines()
                 if not _SUPERUSER_ENTRIES.match(line))
     )  # fmt: skip
-    # The password (a staging server's) goes in the child's environment, never on its command
-    # line where every local user's `ps` would see it.
+    # The password goes in the child's environment, never on its command line where every
+    # local user's `ps` would see it.
     params = conninfo_to_dict(copy)
     password = str(params.pop("password", "") or "")
+    env = {"PGPASSWORD": password} if password else {}
     # Production roles do not exist in a scratch database: restored without owners or grants.
-    args = [binary, "--no-owner", "--no-privileges", f"--jobs={jobs}", "-L", str(entries),
-            "-d", make_conninfo("", **params), str(dump)]  # fmt: skip
-    proc = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env=child_env(**({"PGPASSWORD": password} if password else {})),
+    args = [_pg_restore_binary(drills), "--no-owner", "--no-privileges", f"--jobs={jobs}",
+            "-L", str(entries), "-d", make_conninfo("", **params), str(dump)]  # fmt: skip
+    if isinstance(scratch, ThrowawayCluster):  # isolated beside the scratch server's socket
+        isolated = scratch.isolation
+        where: dict[str, object] = {"writable": (scratch.socket_dir,),
+                                    "readable": (dump.parent, scratch.pg_bin.parent)}
+    else:  # isolated, with the network that reaches the staging server
+        isolated = drill_isolation(drills, False, "pg_restore", client_only=True)
+        where = {"readable": (dump.parent, Path(args[0]).parent.parent), "network": True}
+    give(isolated.other_user, dump, entries)
+    proc = isolated.popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, **where
     )  # fmt: skip
     try:
         _, errors = proc.communicate(timeout=max(1.0, timer.remaining()))
@@ -276,5 +290,13 @@ def _pg_restore(
         proc.wait()
         raise
     if proc.returncode != 0:
-        first = [line for line in errors.splitlines() if "error" in line.lower()][:3]
-        raise DrillError(f"pg_restore failed: {' | '.join(first) or errors.strip()[:300]}")
+        text = errors.decode("utf-8", "replace")
+        first = [line for line in text.splitlines() if "error" in line.lower()][:3]
+        raise DrillError(f"pg_restore failed: {' | '.join(first) or text.strip()[:300]}")
+
+
+def _database(target: Target) -> str | None:
+    """Production's database, which a plain dump taken with -C names in its \\connect."""
+    if target.postgres is None:
+        return None
+    return str(conninfo_to_dict(target.postgres.dsn).get("dbname") or "") or None

@@ -8,8 +8,12 @@ what it can prove it made:
   with this installation's random id, kept in `state_dir` (mode 0600): another user can neither
   read nor forge it;
 - the scratch base is created by drwatch and must not be writable by others;
-- a process is signalled only if its working directory is that leftover's own data directory
-  (PostgreSQL and redis-server both work in theirs), never by a pid read from a file alone.
+- the scratch directory stays drwatch's (only `data` in it is the server's), so the server's user
+  cannot swap `data` for a link to another cluster;
+- a process is signalled only if its working directory is that leftover's own data directory, by
+  device and inode, and it runs as that directory's owner (PostgreSQL and redis-server both work
+  in theirs), never by a pid read from a file. A drill's processes in a bubblewrap sandbox die
+  with drwatch; this is for the other isolation modes.
 """
 
 from __future__ import annotations
@@ -109,33 +113,35 @@ def _owner_alive(path: Path) -> bool:
     return True
 
 
-def working_in(pid: int, directory: Path) -> bool:
-    """Whether process `pid` works in `directory` (its /proc cwd): proof it runs that cluster."""
+def _working_in(directory: Path) -> list[int]:
+    """The processes whose working directory is `directory` itself (by device and inode, not by
+    path) and that run as the user who owns it: the servers of that scratch cluster (PostgreSQL
+    and redis-server work in their data directory). No pid file is read: one is anyone's."""
     try:
-        return os.readlink(f"/proc/{pid}/cwd") == str(directory.resolve())
+        st = directory.lstat()
     except OSError:
-        return False
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) <= 1 or int(entry.name) == os.getpid():
+            continue
+        try:
+            owner = entry.stat().st_uid
+            cwd = os.stat(entry / "cwd")
+        except OSError:  # gone, or not ours to look at
+            continue
+        if (cwd.st_dev, cwd.st_ino) == (st.st_dev, st.st_ino) and owner == st.st_uid:
+            found.append(int(entry.name))
+    return found
 
 
-def stop_postmaster(data: Path) -> None:
-    """Stops the postmaster of `data` if one still runs there (proved by its working directory,
-    not by the pid its postmaster.pid names)."""
-    try:
-        # Negative while a single-user backend (initdb's bootstrap) holds the directory.
-        pid = abs(int((data / "postmaster.pid").read_text().split()[0]))
-    except (OSError, ValueError, IndexError):
-        return
-    if pid > 1 and working_in(pid, data):
+def stop_servers(directory: Path) -> None:
+    """Kills what still runs in a leftover's data directory (proven by _working_in)."""
+    for pid in _working_in(directory):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGQUIT)  # immediate shutdown: children go with it
-
-
-def _kill_redis(workdir: Path) -> None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        pid = int((workdir / "redis.pid").read_text().split()[0])
-        if pid > 1 and working_in(pid, workdir):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
 
 
 def remove_leftovers(base: Path, state_dir: str | Path) -> list[Path]:
@@ -151,8 +157,7 @@ def remove_leftovers(base: Path, state_dir: str | Path) -> list[Path]:
         if not _ours(path, state_dir):
             log.warning("left alone, not proven drwatch's own: %s", path)
             continue
-        stop_postmaster(path / "data")
-        _kill_redis(path)
+        stop_servers(path / "data")
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed

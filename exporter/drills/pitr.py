@@ -28,15 +28,10 @@ from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
 from exporter.drills.copy_checks import check_copy
+from exporter.drills.physical import PhysicalCopy
 from exporter.drills.recovery_point import Point, choose, point_kind, random_lsn, window_start_label
 from exporter.drills.result import DrillResult, Timer
-from exporter.drills.scratch import (
-    DRILL_FAILURES,
-    DrillError,
-    PhysicalCopy,
-    new_scratch_dir,
-    require_space,
-)
+from exporter.drills.scratch import DRILL_FAILURES, DrillError, new_scratch_dir, require_space
 
 SCENARIO = "pitr"
 NO_BASE_BACKUP = (
@@ -51,7 +46,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     timer = Timer(DrillResult(target.name, SCENARIO, time.time(), point="newest"), deadline)
     workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     try:
-        copy = PhysicalCopy(drills.scratch, Path(config.state_dir), deadline)
+        copy = PhysicalCopy(drills, Path(config.state_dir), deadline)
         try:
             if drills.pitr.pgbackrest:
                 restored = _restore_with_pgbackrest(copy, target, timer)

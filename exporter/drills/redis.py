@@ -1,5 +1,6 @@
-"""The `redis` drill: the newest RDB snapshot loaded into a scratch redis-server on loopback, its
-keys counted against what the snapshot holds (redis-check-rdb reads every record), timed."""
+"""The `redis` drill: the newest RDB snapshot loaded into a scratch redis-server, isolated like
+every restore and reached on a Unix socket of its own, its keys counted against what the snapshot
+holds (redis-check-rdb reads every record), timed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,15 +19,19 @@ import redis as redis_client
 from checks.support.stores import listed_backups, open_store
 from core.config.schema import Config, Target
 from core.humanize import format_bytes
-from core.programs import REDIS_CHECK_RDB, REDIS_SERVER, child_env, program_path
+from core.programs import REDIS_CHECK_RDB, REDIS_SERVER, program_path
+from exporter.drills.isolation import Isolation
+from exporter.drills.leftovers import MARKER, mark
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import (
     DRILL_FAILURES,
     DrillError,
+    drill_isolation,
     new_scratch_dir,
     require_space,
     track,
 )
+from exporter.drills.scratchfiles import create_file, give, read_tail
 
 SCENARIO = "redis"
 
@@ -45,16 +50,20 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         timer.result.values.update(backup=newest.key, backup_bytes=newest.size)
         timer.result.sizes = [(s.modified, s.size) for s in snapshots]
         require_space(workdir, newest.size, drills.scratch.disk_factor)
-        with timer.phase("download"), open(workdir / "dump.rdb", "wb") as sink:
+        isolated = drill_isolation(drills, False, "")
+        data = workdir / "data"
+        data.mkdir(mode=0o700)
+        with timer.phase("download"), os.fdopen(create_file(data, "dump.rdb"), "wb") as sink:
             for block in store.chunks(newest.key):
                 sink.write(block)
                 timer.remaining()
-        expected = _keys_in(workdir / "dump.rdb", timer)
+        give(isolated.other_user, data)
+        expected = _keys_in(data / "dump.rdb", isolated, timer)
         with timer.phase("restore"):
-            server, port = _start(workdir, timer)
+            server = _start(workdir, isolated, config.state_dir, timer)
         try:
             with timer.phase("verify"):
-                loaded = _key_count(port, timer)
+                loaded = _key_count(server, timer)
         finally:
             server.close()
         timer.result.values.update(keys_expected=expected, keys_loaded=loaded)
@@ -68,79 +77,101 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _keys_in(rdb: Path, timer: Timer) -> int:
-    """The keys the snapshot holds, as redis-check-rdb counts them reading every record."""
-    proc = subprocess.run(
-        [program_path(REDIS_CHECK_RDB.name), str(rdb)], capture_output=True, text=True,
-        timeout=timer.remaining(), env=child_env(),
+def _keys_in(rdb: Path, isolated: Isolation, timer: Timer) -> int:
+    """The keys the snapshot holds, as redis-check-rdb counts them reading every record
+    (isolated: the snapshot is anyone's who can write the store)."""
+    proc = isolated.run(
+        [program_path(REDIS_CHECK_RDB.name), str(rdb)], timeout=timer.remaining(),
+        readable=(rdb.parent,),
     )  # fmt: skip
-    match = re.search(r"\[info\] (\d+) keys read", proc.stdout)
+    out = proc.stdout.decode("utf-8", "replace")
+    match = re.search(r"\[info\] (\d+) keys read", out)
     if proc.returncode != 0 or match is None:
-        raise DrillError(f"the snapshot does not read: {proc.stdout.strip().splitlines()[-1:]}")
+        raise DrillError(f"the snapshot does not read: {out.strip().splitlines()[-1:]}")
     return int(match[1])
 
 
 class _ScratchRedis:
-    def __init__(self, server: subprocess.Popen[bytes]) -> None:
-        self.server = server
+    """A redis-server drwatch started (its child, isolated), on a Unix socket of its own."""
+
+    def __init__(self, workdir: Path, isolated: Isolation, state_dir: str) -> None:
+        self.server: subprocess.Popen[bytes] | None = None
+        self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
+        mark(self.socket_dir, state_dir)
+        self.socket = self.socket_dir / "redis.sock"
+        self.data = workdir / "data"
+        self.log = workdir / "redis.log"
+        self.isolated = isolated
+
+    def start(self) -> None:
+        give(self.isolated.other_user, self.socket_dir, self.data)
+        log = create_file(self.log.parent, self.log.name)
+        try:
+            self.server = self.isolated.popen(
+                [
+                    program_path(REDIS_SERVER.name), "--port", "0", "--unixsocket",
+                    str(self.socket), "--unixsocketperm", "700", "--dir", str(self.data),
+                    "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
+                    "--protected-mode", "yes", "--logfile", "",
+                ],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                writable=(self.data, self.socket_dir),
+            )  # fmt: skip
+        finally:
+            os.close(log)
+
+    def client(self, timeout: float) -> redis_client.Redis:
+        return redis_client.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )  # fmt: skip
+
+    def exited(self) -> bool:
+        return self.server is not None and self.server.poll() is not None
 
     def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.server.pid, signal.SIGKILL)
-        self.server.wait()
+        server, self.server = self.server, None
+        if server is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server.pid, signal.SIGKILL)  # our own child: proven
+            server.wait()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
         track(self, False)
 
 
-def _start(workdir: Path, timer: Timer) -> tuple[_ScratchRedis, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = subprocess.Popen(
-        [
-            program_path(REDIS_SERVER.name), "--bind", "127.0.0.1", "--port", str(port),
-            "--dir", str(workdir),
-            "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
-            "--protected-mode", "yes", "--logfile", str(workdir / "redis.log"),
-            "--pidfile", str(workdir / "redis.pid"),  # for the clean-up after a kill
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env=child_env(),
-    )  # fmt: skip
-    scratch = _ScratchRedis(server)
+def _start(workdir: Path, isolated: Isolation, state_dir: str, timer: Timer) -> _ScratchRedis:
+    scratch = _ScratchRedis(workdir, isolated, state_dir)
     track(scratch, True)
     try:
-        _wait_loaded(server, port, workdir, timer)
+        scratch.start()
+        _wait_loaded(scratch, timer)
     except BaseException:
         scratch.close()
         raise
-    return scratch, port
+    return scratch
 
 
-def _wait_loaded(server: subprocess.Popen[bytes], port: int, workdir: Path, timer: Timer) -> None:
+def _wait_loaded(server: _ScratchRedis, timer: Timer) -> None:
     """Until the server answers with the snapshot loaded; the deadline bounds the wait."""
     while True:
         try:
-            client = redis_client.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
-            with client:
+            with server.client(1) as client:
                 if client.info("persistence").get("loading") == 0:
                     return
         except redis_client.RedisError:
             pass
-        if server.poll() is not None:
-            raise DrillError(f"redis-server exited: {_tail(workdir / 'redis.log')}")
+        if server.exited():
+            raise DrillError(f"redis-server exited: {_tail(server.log)}")
         timer.remaining()
         time.sleep(0.05)
 
 
-def _key_count(port: int, timer: Timer) -> int:
-    timeout = min(10.0, timer.remaining())
-    with redis_client.Redis(port=port, socket_timeout=timeout) as client:
+def _key_count(server: _ScratchRedis, timer: Timer) -> int:
+    with server.client(min(10.0, timer.remaining())) as client:
         keyspace = client.info("keyspace")
     return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
 
 
 def _tail(log: Path) -> str:
-    try:
-        return log.read_text().strip().splitlines()[-1]
-    except (OSError, IndexError):
-        return "no log"
+    lines = read_tail(log).strip().splitlines()
+    return lines[-1] if lines else "no log"

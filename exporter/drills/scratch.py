@@ -1,42 +1,42 @@
 """Where a drill restores: a throwaway PostgreSQL cluster drwatch starts itself, or a database of
 its own on a staging server. Either is removed afterwards, whatever happens.
 
-The throwaway cluster listens on a Unix socket only (no TCP at all), in a directory of its own,
-and runs as a configured unprivileged OS user when drwatch runs as root (PostgreSQL refuses
-root). A cluster left behind by a killed drwatch is stopped and removed at the next start.
+The throwaway cluster runs isolated (exporter.drills.isolation), as a child drwatch holds: it is
+stopped by signalling that child, never a pid read from a file. It listens on a Unix socket only,
+in a directory of its own, and its superuser and restoring role log in with random passwords only
+drwatch holds (never `trust`: a dump's code that reaches the socket must not become superuser).
+The scratch directory stays drwatch's; only `data` inside it is the server's, so the server's
+user cannot swap it for a link to another cluster. A cluster left behind by a killed drwatch is
+removed at the next start (exporter.drills.leftovers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import re
+import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from checks.support.pg import scratch_server
-from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
-from core.config.drills import ScratchConfig
+from core.config.drills import DrillsConfig, ScratchConfig
 from core.errors import CheckError, DrwatchError
 from core.humanize import format_bytes
-from core.programs import PG_SERVER, PGBACKREST, RUNUSER, child_env, program_path
+from core.programs import PG_SERVER
 from exporter.drills.capacity import CAPACITY
-from exporter.drills.leftovers import (
-    MARKER,
-    NotOurs,
-    mark,
-    safe_base,
-    stop_postmaster,
-)
+from exporter.drills.isolation import Isolation, IsolationUnavailable, isolation
+from exporter.drills.leftovers import MARKER, NotOurs, mark, safe_base
+from exporter.drills.scratchfiles import create_file, give, read_tail, write_file
 
 SUPERUSER = "drwatch_drill"
 # Who restores a dump and reads the copy: not a superuser, without pg_execute_server_program,
@@ -45,6 +45,7 @@ SUPERUSER = "drwatch_drill"
 # or touch the server's files.
 RESTORER = "drwatch_restore"
 AMCHECK_SCHEMA = "drwatch_amcheck"  # amcheck installed by the superuser, its functions granted
+_STOP_WAIT = 10.0  # for an immediate shutdown to end the server's children, before SIGKILL
 
 
 class Closeable(Protocol):
@@ -92,6 +93,7 @@ def new_scratch_dir(scratch: ScratchConfig, state_dir: str | Path, kind: str = "
     except NotOurs as exc:
         raise DrillError(str(exc)) from None
     made = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-{kind}", dir=base))
+    made.chmod(0o711)  # the scratch user reaches what is its own inside, lists nothing
     mark(made, state_dir)
     return made
 
@@ -132,90 +134,135 @@ def major_version(pg_bin: Path) -> int:
     return int(match[1])
 
 
+def drill_isolation(
+    drills: DrillsConfig, executes: bool, what: str, client_only: bool = False
+) -> Isolation:
+    """The isolation this drill's restore runs in; a DrillError naming the setting when there is
+    none that the settings allow (`executes`: the format runs its own code, as `what`)."""
+    try:
+        found = isolation(drills.scratch, client_only)
+    except IsolationUnavailable as exc:
+        raise DrillError(str(exc)) from None
+    if executes and found.executes_untrusted and not drills.trust_backups:
+        raise DrillError(
+            f"{what} runs the backup's own code, and no isolation works here ({found.why}): "
+            "install bubblewrap, run drwatch as root with drills.scratch.user, or set "
+            "drills.trust_backups: true to trust whoever can write the store"
+        )
+    return found
+
+
 class ThrowawayCluster:
-    def __init__(self, scratch: ScratchConfig, state_dir: Path, deadline: float) -> None:
-        self.pg_bin = server_binaries(scratch.pg_bin)
+    """A scratch cluster from initdb, for a dump to be restored into."""
+
+    def __init__(
+        self, drills: DrillsConfig, state_dir: Path, deadline: float, executes: bool = False
+    ) -> None:
+        self.pg_bin = server_binaries(drills.scratch.pg_bin)
         self.deadline = deadline
-        self.root = new_scratch_dir(scratch, state_dir)
+        self.isolation = drill_isolation(drills, executes, "this backup's format")
+        self.other_user = self.isolation.other_user
+        self.root = new_scratch_dir(drills.scratch, state_dir)
         # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
         self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
         mark(self.socket_dir, state_dir)
-        scratch_server(str(self.socket_dir), True)
-        self._runuser: list[str] = []
-        if os.geteuid() == 0:
-            if not scratch.user:
-                raise DrillError(
-                    "PostgreSQL refuses to run as root: set drills.scratch.user (an unprivileged "
-                    "OS user, e.g. postgres) or drills.scratch.dsn (a staging server)"
-                )
-            account = pwd.getpwnam(scratch.user)
-            for path in (self.root, self.socket_dir):
-                os.chown(path, account.pw_uid, account.pw_gid)
-            self._runuser = [program_path(RUNUSER.name), "-u", scratch.user, "--"]
         self.data = self.root / "data"
+        self.data.mkdir(mode=0o700)
+        give(self.other_user, self.socket_dir, self.data)
+        scratch_server(str(self.socket_dir), True)
+        self.password = secrets.token_urlsafe(24)  # the superuser's: drwatch's alone
+        self.restorer_password = secrets.token_urlsafe(24)
+        self.server: subprocess.Popen[bytes] | None = None
+        self.readable: list[Path] = [self.pg_bin.parent]
+        self.network = False  # a restore_command that fetches WAL over the network needs it
         self.server_env: dict[str, str] = {}  # what the server needs beyond child_env()
 
-    def _run(self, *args: str, **env: str) -> None:
+    def _run(self, *args: str) -> str:
+        """A program of the restore, isolated, seeing the data directory; its output."""
         remaining = max(1.0, self.deadline - time.monotonic())
-        proc = subprocess.run(
-            [*self._runuser, *args], capture_output=True, text=True, timeout=remaining,
-            env=child_env(**env),
+        proc = self.isolation.run(
+            args, timeout=remaining, writable=(self.data, self.socket_dir),
+            readable=self.readable, network=self.network, env=self.server_env,
         )  # fmt: skip
+        out = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
         if proc.returncode != 0:
-            raise DrillError(f"{Path(args[0]).name}: {(proc.stderr or proc.stdout).strip()[:300]}")
+            raise DrillError(f"{Path(args[0]).name}: {out[:300]}")
+        return proc.stdout.decode("utf-8", "replace")
+
+    def _reachable(self) -> None:
+        try:
+            self._run("/usr/bin/test", "-w", str(self.data))
+        except DrillError:
+            raise DrillError(
+                f"OS user {self.isolation.account.pw_name} cannot reach {self.root}: make its "
+                "parent directories traversable by it (chmod o+x) or set drills.scratch.dir"
+            ) from None
 
     def start(self) -> None:
         self._reachable()
         track(self, True)
-        self._run(
-            str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
-            "--no-sync", "-E", "UTF8", "--locale=C",
-        )  # fmt: skip
-        self._configure(self.data / "postgresql.conf", {})
-        self._pg_ctl_start()
+        # The password reaches initdb in a file only the server's user reads, for that moment.
+        write_file(self.socket_dir, "pwfile", self.password + "\n", self.other_user)
+        try:
+            self._run(
+                str(self.pg_bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
+                f"--pwfile={self.socket_dir / 'pwfile'}", "--auth-local=scram-sha-256",
+                "--auth-host=reject", "--no-sync", "-E", "UTF8", "--locale=C",
+            )  # fmt: skip
+        finally:
+            (self.socket_dir / "pwfile").unlink(missing_ok=True)
+        self._configure("postgresql.conf", {})
+        self._serve()
+        self._wait_ready(self.dsn(), "the scratch server did not start")
 
-    def _reachable(self) -> None:
-        if (
-            self._runuser
-            and subprocess.run(
-                [*self._runuser, "test", "-w", str(self.root)], env=child_env()
-            ).returncode
-        ):
-            raise DrillError(
-                f"OS user {self._runuser[2]} cannot reach {self.root}: make its parent "
-                "directories traversable by it (chmod o+x) or set drills.scratch.dir"
-            )
-
-    def _configure(self, conf: Path, extra: dict[str, str]) -> None:
+    def _configure(self, name: str, extra: dict[str, str]) -> None:
         settings = {
             "listen_addresses": "''",  # a Unix socket only: nothing outside can reach it
             "unix_socket_directories": f"'{self.socket_dir}'",
+            "unix_socket_permissions": "0700",
             "port": "5432",
             "fsync": "off",  # a scratch copy: durability is not the point, speed is
             "full_page_writes": "off",
             "synchronous_commit": "off",
             "max_wal_size": "'4GB'",
+            "logging_collector": "off",  # its log is the standard error drwatch keeps
             **extra,
         }
-        with open(conf, "a") as out:
-            out.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        write_file(self.data, name, lines, self.other_user, append=True)
 
-    def _pg_ctl_start(self, failure: str = "the scratch server did not start") -> None:
-        wait = str(max(1, int(self.deadline - time.monotonic())))
+    def _serve(self) -> None:
+        """The server, as a child drwatch holds (its standard error is the log)."""
+        log = create_file(self.root, "log")
         try:
-            self._run(
-                str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-                "-w", "-t", wait, "start", **self.server_env,
+            self.server = self.isolation.popen(
+                [str(self.pg_bin / "postgres"), "-D", str(self.data)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, writable=(self.data,
+                self.socket_dir), readable=self.readable, network=self.network,
+                env=self.server_env,
             )  # fmt: skip
-        except DrillError as exc:  # the server's own log says why
-            raise DrillError(f"{failure}: {self._log_reason() or exc}") from None
+        finally:
+            os.close(log)
+
+    def _wait_ready(self, dsn: str, failure: str) -> None:
+        """Until the server takes connections; why it stopped if it does, bounded by the
+        deadline."""
+        while True:
+            try:
+                psycopg.connect(dsn, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    raise DrillError(f"{failure}: the server refused drwatch's password") from None
+            if why := self.exited():
+                raise DrillError(f"{failure}: {why}")
+            if time.monotonic() > self.deadline:
+                raise subprocess.TimeoutExpired("postgres", 0)
+            time.sleep(0.1)  # the server starts on its own; this only looks
 
     def _log_reason(self) -> str:
         """The last errors in the server's log (why it stopped or would not start)."""
-        try:
-            lines = (self.root / "log").read_text().strip().splitlines()
-        except OSError:
-            return ""
+        lines = read_tail(self.root / "log").strip().splitlines()
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line][-2:]
         return " | ".join(errors or lines[-2:])
 
@@ -232,26 +279,28 @@ class ThrowawayCluster:
         )
 
     def exited(self) -> str | None:
-        """Why the server is gone, or None while it runs (its postmaster.pid is there)."""
-        if (self.data / "postmaster.pid").exists():
+        """Why the server is gone, or None while it runs."""
+        if self.server is None or self.server.poll() is None:
             return None
-        return self._log_reason() or "the scratch server exited"
+        return self._log_reason() or f"the scratch server exited ({self.server.returncode})"
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10"
+        return (f"host={self.socket_dir} user={SUPERUSER} dbname={dbname} connect_timeout=10 "
+                f"password={self.password}")  # fmt: skip
 
     def restorer_dsn(self, dbname: str) -> str:
-        return f"host={self.socket_dir} user={RESTORER} dbname={dbname} connect_timeout=10"
-
-    def psql(self) -> str:
-        return str(self.pg_bin / "psql")
+        return (f"host={self.socket_dir} user={RESTORER} dbname={dbname} connect_timeout=10 "
+                f"password={self.restorer_password}")  # fmt: skip
 
     def create_database(self, extensions: list[str] | None = None) -> str:
         """A database the restoring role owns, with the extensions the dump names created by
         the superuser from the server's own files beforehand (the dump's CREATE EXTENSION is
         left out of the restore); amcheck for the index checks, its functions granted."""
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE {RESTORER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
+                .format(sql.Identifier(RESTORER), sql.Literal(self.restorer_password))
+            )
             conn.execute(f"CREATE DATABASE restored OWNER {RESTORER}")
         with psycopg.connect(self.dsn("restored"), autocommit=True) as conn:
             available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
@@ -265,125 +314,41 @@ class ThrowawayCluster:
                     sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name))
                 )
             if "amcheck" in available:
-                schema = sql.Identifier(AMCHECK_SCHEMA)
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
-                conn.execute(
-                    sql.SQL("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {}").format(schema)
-                )
-                conn.execute(
-                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                        schema, sql.Identifier(RESTORER)
-                    )
-                )
-                conn.execute(
-                    sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(
-                        schema, sql.Identifier(RESTORER)
-                    )
-                )
+                _install_amcheck(conn)
         return "restored"
 
+    def stop(self) -> None:
+        """The server drwatch started, stopped: an immediate shutdown, then SIGKILL to what it
+        started (in a sandbox, SIGKILL to the sandbox ends everything in it)."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if server.poll() is None and self.isolation.mode != "bwrap":
+            with contextlib.suppress(ProcessLookupError):
+                server.send_signal(signal.SIGQUIT)  # our own child, not yet reaped: proven
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(_STOP_WAIT)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
     def close(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError, DrillError, OSError):
-            self._run(
-                str(self.pg_bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                "-t", "30", "stop",
-            )  # fmt: skip
-        stop_postmaster(self.data)  # if pg_ctl could not
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         scratch_server(str(self.socket_dir), False)
         track(self, False)
 
 
-class PhysicalCopy(ThrowawayCluster):
-    """A throwaway server started from a physical base backup, recovering from the WAL archive.
-
-    The backup is unpacked and checked against its manifest (pg_verifybackup) before anything is
-    changed in it, then made harmless: a Unix socket only, archiving off, no synchronous standby
-    to wait for, trust for local connections, and recovery from WAL the drill downloaded (the
-    scratch server never reaches the store, nor holds its credentials), promoted at its end.
-    """
-
-    def unpack(self, backup: Path) -> None:
-        """The base backup into the data directory, checked against its manifest before
-        anything in it changes."""
-        self._reachable()
-        track(self, True)
-        self.data.mkdir(mode=0o700)
-        has_wal = False
-        for stem, into in (("base", self.data), ("pg_wal", self.data / "pg_wal")):
-            for found in (p for p in backup.iterdir() if tar_name(p.name, stem)):
-                into.mkdir(mode=0o700, exist_ok=True)
-                has_wal |= stem == "pg_wal"
-                try:
-                    with open(found, "rb") as source:
-                        unpack(source, found.name, into)
-                except (*UNREADABLE, UnsafeMember) as exc:
-                    raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
-        shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
-        self.wal = self.root / "wal"  # where the drill puts the archive's WAL for recovery
-        self.wal.mkdir()
-        self._give(self.data, self.wal)
-        self._run(
-            str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
+def _install_amcheck(conn: psycopg.Connection[Any]) -> None:
+    schema = sql.Identifier(AMCHECK_SCHEMA)
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {}").format(schema))
+    conn.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(RESTORER))
+    )
+    conn.execute(
+        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(
+            schema, sql.Identifier(RESTORER)
         )
-
-    def restore_pgbackrest(self, config: str, stanza: str) -> str:
-        """pgBackRest's restore of its newest backup set into the data directory, with archiving
-        off and no recovery settings of its own (the drill writes them); the restore_command
-        that fetches WAL through pgBackRest."""
-        self._reachable()
-        track(self, True)
-        self.data.mkdir(mode=0o700)
-        self.wal = self.root / "wal"  # unused: pgBackRest fetches the WAL itself
-        self.wal.mkdir()
-        self._give(self.data, self.wal)
-        tool = [
-            PGBACKREST.find() or program_path(PGBACKREST.name),
-            f"--config={config}",
-            f"--stanza={stanza}",
-            f"--pg1-path={self.data}",  # archive-get insists it is the server's directory
-        ]
-        # pgBackRest gets its config file and its own PGBACKREST_* variables (repository
-        # credentials given that way), here and in the server that runs archive-get: no more.
-        self.server_env = {k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")}
-        self._run(*tool, "--type=none", "--archive-mode=off", "restore", **self.server_env)
-        return " ".join([*tool, "archive-get", "%f", '"%p"'])
-
-    def segment_size(self) -> int:
-        out = subprocess.run(
-            [*self._runuser, str(self.pg_bin / "pg_controldata"), str(self.data)],
-            capture_output=True, text=True, timeout=60, env=child_env(),
-        )  # fmt: skip
-        match = re.search(r"Bytes per WAL segment:\s+(\d+)", out.stdout)
-        if match is None:
-            raise DrillError(f"pg_controldata: {out.stderr.strip()[:200]}")
-        return int(match[1])
-
-    def recover(self, recovery: dict[str, str]) -> None:
-        """Recovery from the WAL the drill put in `wal`, promoted at its end, made harmless."""
-        for name in ("postgresql.conf", "pg_ident.conf"):  # kept outside the data directory
-            (self.data / name).touch()  # by Debian's clusters, so not in their base backups
-        (self.data / "pg_hba.conf").write_text("local all all trust\n")
-        (self.data / "recovery.signal").touch()
-        harmless = {
-            "archive_mode": "off",  # it must never write into production's archive
-            "synchronous_standby_names": "''",
-            "primary_conninfo": "''",
-            "shared_preload_libraries": "''",
-            "hba_file": f"'{self.data / 'pg_hba.conf'}'",
-            "ident_file": f"'{self.data / 'pg_ident.conf'}'",
-            "restore_command": f'\'cp "{self.wal}/%f" "%p"\'',
-            "recovery_target_action": "'promote'",
-            **recovery,
-        }
-        self._configure(self.data / "postgresql.auto.conf", harmless)
-        self._give(self.data, self.wal)
-        self._pg_ctl_start("recovery failed")  # pg_ctl waits for consistency: it may end there
-
-    def _give(self, *paths: Path) -> None:
-        if self._runuser:
-            subprocess.run(["chown", "-R", self._runuser[2], *map(str, paths)], check=True)
-
-    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
-        return f"host={self.socket_dir} user={user} dbname={dbname} connect_timeout=10"
+    )

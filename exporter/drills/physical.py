@@ -1,0 +1,131 @@
+"""A throwaway server started from a physical base backup, recovering from the WAL archive.
+
+A physical copy is the backup's whole server, its code included: its own superuser runs its
+functions, so it runs isolated like every restore (exporter.drills.isolation), and with none it
+needs `drills.trust_backups`. The backup is unpacked and checked against its manifest
+(pg_verifybackup) before anything is changed in it, then made harmless: a Unix socket only (0700,
+in a directory of the server's own, so `trust` on it reaches only the server's user and drwatch),
+archiving off, no synchronous standby to wait for, and recovery from WAL the drill downloaded (the
+server never reaches the store, nor holds its credentials), promoted at its end. pgBackRest
+restores with its own config, repository and credentials, as the host that restores for real
+would, and the server fetches WAL through it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+from pathlib import Path
+
+from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
+from core.config.drills import DrillsConfig
+from core.programs import PGBACKREST, program_path
+from exporter.drills.scratch import DrillError, ThrowawayCluster, track
+from exporter.drills.scratchfiles import give, write_file
+
+
+class PhysicalCopy(ThrowawayCluster):
+    def __init__(self, drills: DrillsConfig, state_dir: Path, deadline: float) -> None:
+        super().__init__(drills, state_dir, deadline, executes=True)
+        self.wal = self.root / "wal"  # where the drill puts the archive's WAL for recovery
+        self.wal.mkdir(mode=0o700)
+        self.readable.append(self.wal)
+
+    def unpack(self, backup: Path) -> None:
+        """The base backup into the data directory, checked against its manifest before
+        anything in it changes."""
+        self._reachable()
+        track(self, True)
+        has_wal = False
+        for stem, into in (("base", self.data), ("pg_wal", self.data / "pg_wal")):
+            for found in (p for p in backup.iterdir() if tar_name(p.name, stem)):
+                into.mkdir(mode=0o700, exist_ok=True)
+                has_wal |= stem == "pg_wal"
+                try:
+                    with open(found, "rb") as source:
+                        unpack(source, found.name, into)
+                except (*UNREADABLE, UnsafeMember) as exc:
+                    raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
+        shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
+        give(self.other_user, self.data, self.wal)
+        self._run(
+            str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
+        )
+
+    def restore_pgbackrest(self, config: str, stanza: str) -> str:
+        """pgBackRest's restore of its newest backup set into the data directory, with archiving
+        off and no recovery settings of its own (the drill writes them); the restore_command
+        that fetches WAL through pgBackRest."""
+        self._reachable()
+        track(self, True)
+        give(self.other_user, self.wal)
+        tool = [
+            PGBACKREST.find() or program_path(PGBACKREST.name),
+            f"--config={config}",
+            f"--stanza={stanza}",
+            f"--pg1-path={self.data}",  # archive-get insists it is the server's directory
+            "--lock-path=/tmp",  # the sandbox's own
+            "--log-level-file=off",  # its console says why
+        ]
+        # pgBackRest gets its config file, its repositories, the network (a repository may be
+        # in S3) and its own PGBACKREST_* variables (credentials given that way), here and in the
+        # server that runs archive-get: no more.
+        self.server_env = {k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")}
+        self.readable += [Path(config), *_posix_repositories(config)]
+        self.network = True
+        self._run(*tool, "--type=none", "--archive-mode=off", "restore")
+        return " ".join([*tool, "archive-get", "%f", '"%p"'])
+
+    def segment_size(self) -> int:
+        out = self._run(str(self.pg_bin / "pg_controldata"), str(self.data))
+        match = re.search(r"Bytes per WAL segment:\s+(\d+)", out)
+        if match is None:
+            raise DrillError("pg_controldata: no WAL segment size in its output")
+        return int(match[1])
+
+    def recover(self, recovery: dict[str, str]) -> None:
+        """Recovery from the WAL the drill put in `wal`, promoted at its end, made harmless; the
+        caller waits for it (and learns from `exited()` why it stopped)."""
+        owner = self.other_user
+        for name in ("postgresql.conf", "pg_ident.conf"):  # kept outside the data directory
+            write_file(self.data, name, "", owner, append=True)  # by Debian's clusters
+        write_file(self.data, "pg_hba.conf", "local all all trust\n", owner)
+        write_file(self.data, "recovery.signal", "", owner)
+        harmless = {
+            "archive_mode": "off",  # it must never write into production's archive
+            "synchronous_standby_names": "''",
+            "primary_conninfo": "''",
+            "shared_preload_libraries": "''",
+            "hba_file": f"'{self.data / 'pg_hba.conf'}'",
+            "ident_file": f"'{self.data / 'pg_ident.conf'}'",
+            "restore_command": f'\'cp "{self.wal}/%f" "%p"\'',
+            "recovery_target_action": "'promote'",
+            **recovery,
+        }
+        self._configure("postgresql.auto.conf", harmless)
+        give(owner, self.wal)
+        self._serve()
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return f"host={self.socket_dir} user={user} dbname={dbname} connect_timeout=10"
+
+
+def _posix_repositories(config: str) -> list[Path]:
+    """The local repositories a pgBackRest config names (`repoN-path` of a posix repository):
+    what its restore and archive-get read."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(config)
+    except (OSError, configparser.Error) as exc:
+        raise DrillError(f"drills.pitr.pgbackrest.config: {config}: {exc}") from None
+    found: list[Path] = []
+    for section in parser.sections():
+        options = parser[section]
+        for key, value in options.items():
+            if match := re.fullmatch(r"repo(\d+)-path", key):
+                kind = options.get(f"repo{match[1]}-type", "posix")
+                if kind == "posix" and value.startswith("/") and Path(value).exists():
+                    found.append(Path(value))
+    return found
