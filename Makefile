@@ -43,7 +43,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
-test: system-deps $(STAMP) lint
+# The floor venv first: a test runs drwatch as a plain user with Debian's interpreter.
+test: system-deps $(STAMP) $(FLOOR_STAMP) lint
 	$(VENV)/bin/pytest
 	$(MAKE) --no-print-directory test-floor
 

@@ -229,14 +229,37 @@ def test_validate_lists_each_drill_and_warns_when_root_cannot_run_it(tmp_path: P
     assert "app: drill redis (Redis snapshot restore, weekly in the runbook; 0 3 * * 0 UTC" in (
         proc.stdout
     )
-    if os.geteuid() == 0:  # as CI runs: PostgreSQL refuses root, and no scratch.user is set
-        assert "drwatch runs as root and PostgreSQL refuses root" in proc.stderr
+    if os.geteuid() == 0:  # as CI runs: a restore never runs as root, no scratch.user is set
+        assert "app: drills cannot run: drwatch runs as root, and a restore never does" in (
+            proc.stderr
+        )
         assert drwatch("config", "validate", "--strict", str(config)).returncode == 1
     target["drills"]["scratch"] = {"user": "postgres"}  # type: ignore[index]
     fixed = write_config(tmp_path / "c2.yml", [target], state_dir=str(tmp_path / "s"))
     quiet = drwatch("config", "validate", "--strict", str(fixed))
-    assert quiet.returncode == 0 and "refuses root" not in quiet.stderr
+    assert quiet.returncode == 0 and "cannot run" not in quiet.stderr, quiet.stderr
     assert "as OS user postgres" in quiet.stdout
+    assert "app: drills isolated: bwrap (bubblewrap: no file, process" in quiet.stdout
+
+
+def test_validate_says_what_restores_without_isolation_need(tmp_path: Path) -> None:
+    """No isolation allowed (none): formats that execute are not restored unless the backups'
+    writers are trusted, and validate says so with what to set."""
+    target = {
+        "name": "app",
+        "postgres": {"dsn": DSN},
+        "backups": {"store": "file:///backups/dumps/"},
+        "drills": {"schedule": "0 3 * * 0", "full_restore": {},
+                   "scratch": {"user": "postgres", "isolation": "none"}},
+    }  # fmt: skip
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
+    proc = drwatch("config", "validate", "--strict", str(config))
+    assert proc.returncode == 1
+    assert "app: drills isolated: none" in proc.stdout
+    assert "not restored unless drills.trust_backups is true" in proc.stderr
+    target["drills"]["trust_backups"] = True  # type: ignore[index]
+    trusted = write_config(tmp_path / "c2.yml", [target], state_dir=str(tmp_path / "s"))
+    assert drwatch("config", "validate", "--strict", str(trusted)).returncode == 0
 
 
 def test_each_drill_keeps_the_runbooks_frequency_unless_told_otherwise(tmp_path: Path) -> None:

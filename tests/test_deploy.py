@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -10,6 +12,8 @@ import sys
 from pathlib import Path
 
 from exporter.cli.main import _parser
+from sandbox.pgcluster import PgCluster
+from tests.helpers import reachable, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "drwatch.service"
@@ -50,3 +54,56 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "drwatch.service" not in proc.stderr, proc.stderr  # no complaint about the unit
+
+
+def test_the_unit_allows_the_namespaces_a_drill_sandbox_needs() -> None:
+    """bubblewrap's --unshare-all asks for these; RestrictNamespaces=yes would refuse them all
+    and every drill would run unisolated."""
+    (allowed,) = _directives("RestrictNamespaces")
+    assert set(allowed.split()) == {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"}
+    assert _directives("NoNewPrivileges") == ["yes"]  # bubblewrap needs no setuid bit
+
+
+def test_a_drill_runs_sandboxed_as_the_units_plain_user(tmp_path: Path) -> None:
+    """As the unit runs drwatch (User=, no capability, no new privileges): a plain user's
+    drill restores in a bubblewrap sandbox and passes; it never needed root."""
+    assert FLOOR_PYTHON.exists(), "make test builds .venv-floor before the suite"
+    source = PgCluster().init(None).start()
+    try:
+        source.execute("CREATE DATABASE app")
+        source.execute("CREATE TABLE debates AS SELECT g AS id, now() AS created_at "
+                       "FROM generate_series(1, 100) g", "app")  # fmt: skip
+        store = source.backups / "dumps"
+        source.dump("app", store)
+        reachable(store)
+        state = tmp_path / "state"
+        state.mkdir()
+        reachable(state)
+        os.chown(state, UNIT_USER.pw_uid, UNIT_USER.pw_gid)
+        config = write_config(tmp_path / "c.yml", [{
+            "name": "app", "postgres": {"dsn": source.dsn("app")},
+            "backups": {"store": f"file://{store}/"},
+            "drills": {"full_restore": {}},
+        }], state_dir=str(state))  # fmt: skip
+        config.chmod(0o644)
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={UNIT_USER.pw_uid}", f"--regid={UNIT_USER.pw_gid}",
+             "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all",
+             str(FLOOR_PYTHON), "-m", "exporter", "drill", "--config", str(config),
+             "--format", "json"],
+            capture_output=True, text=True, timeout=180, cwd=tmp_path,
+            env={"PATH": os.environ["PATH"]},
+        )  # fmt: skip
+    finally:
+        source.destroy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (drill,) = json.loads(proc.stdout)["drills"]
+    assert drill["status"] == "OK", drill["summary"]
+    assert drill["values"]["isolation"] == "bwrap"
+
+
+# A plain user as the unit's User=. The test venv's interpreter may lie where that user cannot
+# reach (/root): the floor venv's is Debian's own, with drwatch installed (`make test` makes it
+# before the suite runs).
+UNIT_USER = pwd.getpwnam("postgres")
+FLOOR_PYTHON = ROOT / ".venv-floor" / "bin" / "python"

@@ -6,7 +6,6 @@ string unset, every section off) still catches a misspelt key or a duration with
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.redact import redact
 from exporter.cli.load import load_or_report
+from exporter.drills.isolation import IsolationUnavailable, isolation
 from exporter.runtime.jobs import build_jobs
 
 
@@ -72,16 +72,21 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             f"{target.name}: drill {scenario} ({test}, {frequency} in the runbook; {schedule} "
             f"{drills.timezone}, next {nxt}, overdue after "
             f"{format_duration(drills.max_age_of(scenario))}): {sources[scenario]} into a "
-            + ("scratch redis-server on loopback" if scenario == "redis" else where)
+            + ("scratch redis-server" if scenario == "redis" else where)
         )
     warnings = []
-    postgres_drills = {"full_restore", "pitr", "cross_region"} & set(target.drill_scenarios())
-    if os.geteuid() == 0 and not scratch.dsn and not scratch.user and postgres_drills:
-        warnings.append(
-            f"{target.name}: drills: drwatch runs as root and PostgreSQL refuses root: set "
-            "drills.scratch.user (an unprivileged OS user) or drills.scratch.dsn, or the "
-            "PostgreSQL drills fail"
-        )
+    servers = not scratch.dsn or {"pitr", "redis"} & set(target.drill_scenarios())
+    try:
+        isolated = isolation(scratch, client_only=not servers)
+        lines.append(f"{target.name}: drills isolated: {isolated.mode} ({isolated.why})")
+        if isolated.executes_untrusted and not drills.trust_backups:
+            warnings.append(
+                f"{target.name}: drills: no isolation works here ({isolated.why}): plain SQL "
+                "dumps and physical copies (pitr) are not restored unless drills.trust_backups "
+                "is true; install bubblewrap or run drwatch as root with drills.scratch.user"
+            )
+    except IsolationUnavailable as exc:
+        warnings.append(f"{target.name}: drills cannot run: {exc}")
     return lines, warnings
 
 

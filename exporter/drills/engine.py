@@ -31,6 +31,7 @@ from exporter.drills import cross_region, full_restore, pitr, redis
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history, record_of
+from exporter.drills.isolation import announce
 from exporter.drills.leftovers import remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run, deferred
 from exporter.drills.scratch import close_all, scratch_base
@@ -75,12 +76,15 @@ class DrillEngine:
         self.forecasts: dict[Key, dict[str, float]] = {}  # horizon -> forecast RTO seconds
         # target -> whether its last drill of the recovery window's start recovered it
         self.window_start_recovered: dict[str, bool] = {}
+        # target -> the isolation its restores run in (None: none its settings allow)
+        self.isolation: dict[str, str | None] = {}
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
     def configure(self, config: Config) -> None:
         """Takes a (re)loaded config: the remembered results, and the schedule if running."""
         CAPACITY.configure(config.drills.max_concurrent, config.drills.disk_budget)
+        self._isolation(config)
         self.history = drill_history(config.state_dir, config.drills)
         self._forecast(None)
         state = Path(config.state_dir) / "drills.json"
@@ -96,6 +100,20 @@ class DrillEngine:
             self._save()  # a restart before the first drill must not restart the overdue clock
         if self._scheduler is not None:
             self.schedule(config)
+
+    def _isolation(self, config: Config) -> None:
+        """Which isolation each target's restores get, said once per distinct setting."""
+        said: dict[tuple[str, str | None], str | None] = {}
+        found: dict[str, str | None] = {}
+        for target in config.targets:
+            if target.drills and target.drill_scenarios():
+                scratch = target.drills.scratch
+                key = (scratch.isolation, scratch.user)
+                if key not in said:
+                    isolated = announce(scratch)
+                    said[key] = isolated.mode if isolated else None
+                found[target.name] = said[key]
+        self.isolation = found
 
     def schedule(self, config: Config) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)

@@ -112,6 +112,8 @@ def restore_dump(
     give(client.other_user, dump)
     header = _plain_header(dump) if plain else _dump_header(client, drills, dump)
     scratch = _scratch(config, drills, timer.deadline, header, plain)
+    isolated = scratch.isolation if isinstance(scratch, ThrowawayCluster) else client
+    timer.result.values["isolation"] = isolated.mode  # how this drill's restore was isolated
     try:
         with timer.phase("restore", newest.size):
             timer.remaining()

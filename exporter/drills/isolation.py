@@ -5,11 +5,12 @@ its own superuser, a dump runs them as the restoring role. So every program that
 serves a copy (initdb, postgres, pg_restore, pgBackRest, redis-server) runs isolated, in one of
 three modes, the strongest that works here (`drills.scratch.isolation: auto`):
 
-- `bwrap`: bubblewrap (unprivileged user namespaces; no root needed): a new mount, PID, IPC, UTS
-  and network namespace, an environment built from nothing, `/usr` read-only, a fresh /proc,
-  /dev and /tmp, and only the drill's own directories. It sees no file, process or variable of drwatch's and
-  has no network but its own loopback (the staging server's or the backup tool's network where
-  those need it); it dies with drwatch. As root, it runs as `drills.scratch.user` too.
+- `bwrap`: bubblewrap (unprivileged user namespaces; no root needed): new mount, PID, IPC, UTS
+  and network namespaces, an environment built from nothing, `/usr` read-only, a fresh /proc,
+  /dev and /tmp, and only the drill's own directories. It sees no file, process or variable of
+  drwatch's and has no network but its own loopback (the staging server's or the backup tool's
+  network where those need it); it dies with drwatch. As root, it runs as
+  `drills.scratch.user` too.
 - `user`: drwatch runs as root without bubblewrap: the programs run as `drills.scratch.user`,
   which cannot read drwatch's private files nor signal it, but sees the network and the host.
 - `none`: neither: the programs run as drwatch's own user, beside its config and secrets. Formats
@@ -222,7 +223,8 @@ def _resolve(asked: str, user: str | None, euid: int) -> Isolation:
             "drills.scratch.isolation: user needs drwatch to run as root (to switch to "
             "drills.scratch.user); use bwrap, or none with drills.trust_backups: true"
         )
-    why = f"{fallback}: restores run as drwatch's own user, beside its files and secrets"
+    who = f"OS user {account.pw_name}" if as_root else "drwatch's own user"
+    why = f"{fallback}: restores run as {who}, not sandboxed, beside drwatch's files"
     return Isolation("none", account, why, as_root)
 
 

@@ -14,6 +14,7 @@ from core.config.schema import Config
 from core.metrics import Families, counter, gauge
 from exporter.drills.engine import OUTCOMES, DrillEngine, overdue
 from exporter.drills.failover import FailoverObserver
+from exporter.drills.isolation import MODES
 from exporter.drills.result import DrillResult
 
 KEYS = ("target", "scenario")
@@ -130,6 +131,14 @@ DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS = gauge(
     *KEYS,
 )
 
+DRILL_ISOLATION = gauge(
+    "drwatch_drill_isolation",
+    "1 for the isolation the target's restores run in (bwrap: a sandbox; user: another OS "
+    "user; none: drwatch's own user), 0 for the others; all 0: none its settings allow.",
+    "target",
+    "mode",
+)
+
 METRICS = (
     DRILL_CONFIGURED_TIMESTAMP_SECONDS,
     DRILL_MAX_AGE_SECONDS,
@@ -153,6 +162,7 @@ METRICS = (
     DRILL_NEXT_RUN_TIMESTAMP_SECONDS,
     DRILLS,
     DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS,
+    DRILL_ISOLATION,
 )
 
 
@@ -210,6 +220,10 @@ class DrillCollector(Collector):
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         targets = {t.name for t in config.targets}
+        for name, mode in self.engine.isolation.items():
+            if name in targets:
+                for each in MODES:
+                    add(DRILL_ISOLATION, float(each == mode), target=name, mode=each)
         for name, recovered in self.engine.window_start_recovered.items():
             if name in targets:
                 add(DRILL_WINDOW_START_RECOVERED, recovered, target=name)

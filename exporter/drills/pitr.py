@@ -47,6 +47,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     try:
         copy = PhysicalCopy(drills, Path(config.state_dir), deadline)
+        timer.result.values["isolation"] = copy.isolation.mode
         try:
             if drills.pitr.pgbackrest:
                 restored = _restore_with_pgbackrest(copy, target, timer)

@@ -51,6 +51,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         timer.result.sizes = [(s.modified, s.size) for s in snapshots]
         require_space(workdir, newest.size, drills.scratch.disk_factor)
         isolated = drill_isolation(drills, False, "")
+        timer.result.values["isolation"] = isolated.mode
         data = workdir / "data"
         data.mkdir(mode=0o700)
         with timer.phase("download"), os.fdopen(create_file(data, "dump.rdb"), "wb") as sink:
