@@ -159,7 +159,7 @@ def verification(dump_mb: int) -> None:
                 started = time.monotonic()
                 read = sum(len(b) for b in store.chunks("big.dump"))
                 plain = time.monotonic() - started
-                verdict = verify_dump(store, "big.dump", "full", time.monotonic() + 3600)
+                verdict = verify_dump(store, "big.dump", "full", time.monotonic() + 3600, 1 << 40)
                 assert verdict.ok and verdict.bytes_read == read == size, verdict
                 print(
                     f"| {name} | {plain:.1f} s | {verdict.duration_seconds:.1f} s | {verdict.duration_seconds / plain:.1f}× |"

@@ -239,7 +239,10 @@ class BackupsCheck(Check[BackupsState]):
         if self.config.verify == "none" or not recent or self.cache.get(newest) is not None:
             return None
         try:
-            verdict = verify_dump(self.store, newest.key, self.config.verify, deadline)
+            verdict = verify_dump(
+                self.store, newest.key, self.config.verify, deadline,
+                self.config.uncompressed_cap(newest.size),
+            )  # fmt: skip
         except VerificationIncomplete:
             return None  # judged as any unverified backup is
         if verdict.ok:
@@ -306,7 +309,8 @@ class BackupsCheck(Check[BackupsState]):
 
     def _read(self, obj: StoredObject, deadline: float) -> Verdict:
         """Verifies and records one backup; VerificationIncomplete when there is no verdict."""
-        verdict = verify_dump(self.store, obj.key, self.config.verify, deadline)
+        cap = self.config.uncompressed_cap(obj.size)
+        verdict = verify_dump(self.store, obj.key, self.config.verify, deadline, cap)
         self.cache.put(obj, verdict)
         self.state.verifications["ok" if verdict.ok else "failed"] += 1
         return verdict

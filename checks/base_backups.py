@@ -253,7 +253,9 @@ class BaseBackupsCheck(Check[None]):
                     f"version {manifest_versions_read()}: install a newer PostgreSQL client"
                 ]
             try:
-                verdict = verify_basebackup(self.base, files, deadline)
+                verdict = verify_basebackup(
+                    self.base, files, deadline, self.config.uncompressed_cap
+                )
             except VerificationIncomplete as exc:
                 return [f"newest base backup not verified yet: {exc}"]
             self.cache.put(manifest, verdict)

@@ -3,9 +3,14 @@ by magic bytes under a plain name (barman's local archive); corrupt input is nam
 
 from __future__ import annotations
 
-import pytest
+import tracemalloc
+import zlib
 
-from checks.support.compression import CompressionError, codec_of, inflated, read_prefix
+import lz4.frame  # type: ignore[import-untyped]
+import pytest
+import zstandard
+
+from checks.support.compression import PIECE, CompressionError, codec_of, inflated, read_prefix
 from checks.support.walnames import LONG_PAGE_HEADER_BYTES, segment_size_in_header
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.wal_codecs import COMPRESS
@@ -84,3 +89,54 @@ def test_concatenated_members_are_read_whole(sample: bytes, codec: str) -> None:
     half = len(sample) // 2
     packed = COMPRESS[codec](sample[:half]) + COMPRESS[codec](sample[half:])
     assert b"".join(inflated(f"x.{codec}", _blocks(packed, 1000))) == sample
+
+
+BOMB = 128 << 20  # zeros: each codec packs them into a few kB to a few hundred kB
+
+
+def _bomb(codec: str) -> bytes:
+    """`BOMB` zeros, compressed (streamed into the compressor where it can be)."""
+    zeros = bytes(1 << 20)
+    if codec == "zst":
+        return zstandard.ZstdCompressor().compress(bytes(BOMB))
+    if codec == "gz":
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        return b"".join(packer.compress(zeros) for _ in range(BOMB >> 20)) + packer.flush()
+    if codec == "lz4":
+        return lz4.frame.compress(bytes(BOMB))
+    return COMPRESS[codec](bytes(BOMB))
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz", "zst", "lz4", "br", "snappy"])
+def test_a_bomb_inflates_a_bounded_piece_at_a_time(codec: str) -> None:
+    """A few kB that stand for 128 MiB: no decoder call makes more than a piece, whatever one
+    block stands for; the cap stops it by name."""
+    packed = _bomb(codec)
+    assert len(packed) < BOMB // 20
+    pieces = inflated(f"x.{codec}", [packed])  # the whole bomb in one block
+    sizes = [len(piece) for piece in pieces]
+    assert sum(sizes) == BOMB and max(sizes) <= PIECE
+    tracemalloc.start()
+    try:
+        with pytest.raises(CompressionError, match=r"x\.\w+: decompresses to more than 33554432"):
+            for _ in inflated(f"x.{codec}", [packed], limit=32 << 20):
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The decoder's own state (xz's 8 MiB dictionary, bzip2's block) and a few pieces: never
+    # what the bomb stands for.
+    assert peak < 32 << 20, peak
+
+
+def test_a_snappy_chunk_that_claims_more_than_its_format_allows_is_refused() -> None:
+    chunk = bytearray(COMPRESS["snappy"](b"x" * 100))
+    body = chunk[10:]  # after the stream identifier: a compressed chunk
+    assert body[0] == 0x00
+    varint_at = 8  # type (1), length (3), CRC (4), then the raw block's length
+    forged = bytes(chunk[:10]) + bytes(body[:varint_at]) + b"\xff\xff\xff\x7f" + bytes(
+        body[varint_at + 1 :]
+    )  # fmt: skip
+    forged = forged[:11] + (len(forged) - 14).to_bytes(3, "little") + forged[14:]
+    with pytest.raises(CompressionError, match="claims .* bytes"):
+        b"".join(inflated("x.snappy", [forged]))

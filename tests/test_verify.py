@@ -22,12 +22,12 @@ def test_one_verification_at_a_time(dumps: dict[str, bytes]) -> None:
     slow = _SlowStore(dumps["good"])
     first: list[object] = []
     worker = threading.Thread(
-        target=lambda: first.append(verify_dump(slow, "a.dump", "full", time.monotonic() + 30))
+        target=lambda: first.append(verify_dump(slow, "a.dump", "full", time.monotonic() + 30, 1 << 40))
     )
     worker.start()
     assert slow.reading.wait(10)
     with pytest.raises(VerificationBusy):
-        verify_dump(FileStore("file:///", Path("/")), "b.dump", "full", time.monotonic() + 0.5)
+        verify_dump(FileStore("file:///", Path("/")), "b.dump", "full", time.monotonic() + 0.5, 1 << 40)
     slow.release.set()
     worker.join(30)
     assert first and first[0].ok  # type: ignore[attr-defined]
@@ -86,9 +86,9 @@ def test_a_dump_is_verified_without_temporary_space(
 ) -> None:
     (tmp_path / "a.dump").write_bytes(dumps["good"])
     store = FileStore(f"file://{tmp_path}/", tmp_path)
-    expected = verify_dump(store, "a.dump", "full", time.monotonic() + 60)
+    expected = verify_dump(store, "a.dump", "full", time.monotonic() + 60, 1 << 40)
     _fill(small_tmp)
-    verdict = verify_dump(store, "a.dump", "full", time.monotonic() + 60)
+    verdict = verify_dump(store, "a.dump", "full", time.monotonic() + 60, 1 << 40)
     assert verdict.ok and verdict.toc_entries == expected.toc_entries and expected.toc_entries
 
 
@@ -138,7 +138,7 @@ def test_a_dump_newer_than_pg_restore_is_no_verdict_and_says_so(
     (tmp_path / "new.dump").write_bytes(bytes(newer))
     store = FileStore(f"file://{tmp_path}/", tmp_path)
     with pytest.raises(DumpTooNew) as raised:
-        verify_dump(store, "new.dump", "full", time.monotonic() + 60)
+        verify_dump(store, "new.dump", "full", time.monotonic() + 60, 1 << 40)
     message = str(raised.value)
     assert message.startswith(
         "new.dump was written by a newer pg_dump than pg_restore (PostgreSQL)"

@@ -21,7 +21,14 @@ import cramjam
 import lz4.frame  # type: ignore[import-untyped]
 import zstandard
 
-Inflate = Callable[[bytes], bytes]  # a block in, what it inflates to out; b"" flushes at the end
+# A block in, what it inflates to out, in pieces of at most PIECE bytes (b"" flushes at the
+# end): a few bytes of a bomb may stand for gigabytes, so no decoder call may make more.
+Inflate = Callable[[bytes], Iterator[bytes]]
+PIECE = 4 << 20
+# zstandard's streaming decoder takes no output limit: fed this much at a time, one call makes at
+# most 32 blocks of 128 KiB, a PIECE (a block's header and one byte are the least a block takes).
+_ZSTD_FEED = 128
+_BROTLI_LIMIT = PIECE // 2  # brotli's buffer may grow to twice its limit before it stops
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gz"),
@@ -66,84 +73,182 @@ def codec_of(key: str, head: bytes = b"") -> str | None:
     return None
 
 
-class _Decoder(Protocol):
+class _Limited(Protocol):
+    """A decoder whose calls take an output limit (bz2, lzma, lz4)."""
+
     eof: bool
+    needs_input: bool
     unused_data: bytes
 
-    def decompress(self, data: bytes) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+def _limited(decoder: _Limited, block: bytes) -> Iterator[bytes]:
+    """`block` through a decoder that takes an output limit, PIECE at a time."""
+    out = decoder.decompress(block, PIECE)
+    yield out
+    while not decoder.eof and not decoder.needs_input:
+        yield decoder.decompress(b"", PIECE)
+
+
+def _zlib(decoder: Any, block: bytes) -> Iterator[bytes]:
+    """gzip: zlib takes an output limit and keeps the input it did not reach."""
+    while True:
+        out = decoder.decompress(block, PIECE)
+        yield out
+        block = decoder.unconsumed_tail
+        if decoder.eof or (not block and len(out) < PIECE):
+            return
+
+
+def _zstd(decoder: Any, block: bytes) -> Iterator[bytes]:
+    view = memoryview(block)
+    for at in range(0, len(view), _ZSTD_FEED):
+        yield decoder.decompress(view[at : at + _ZSTD_FEED])
+        if decoder.eof:
+            decoder.unused_data_from = at + _ZSTD_FEED  # what follows the frame in this block
+            return
 
 
 class _Members:
     """A streaming decoder of concatenated members (gzip members, bzip2 and xz streams, zstd
     and lz4 frames: pg_basebackup and parallel compressors write several), each to its end
-    marker; a file that stops before one is truncated (the decoders themselves just stop
-    giving output)."""
+    marker, in bounded pieces; a file that stops before one is truncated (the decoders
+    themselves just stop giving output)."""
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], Any], feed: Callable[[Any, bytes], Iterator[bytes]]):
         self._make = make
-        self._decoder: _Decoder = make()
+        self._feed = feed
+        self._decoder: Any = make()
 
-    def __call__(self, block: bytes) -> bytes:
+    def __call__(self, block: bytes) -> Iterator[bytes]:
         if not block:
-            tail = bytes(getattr(self._decoder, "flush", bytes)())
             if not self._decoder.eof:
                 raise EOFError("the compressed stream ends early (truncated)")
-            return tail
-        out = bytearray()
+            return
         while block:
             if self._decoder.eof:
                 self._decoder = self._make()
-            out += self._decoder.decompress(block)
-            block = bytes(self._decoder.unused_data or b"") if self._decoder.eof else b""
-        return bytes(out)
+            for piece in self._feed(self._decoder, block):
+                if piece:
+                    yield piece
+            block = self._rest(block) if self._decoder.eof else b""
+
+    def _rest(self, block: bytes) -> bytes:
+        """What follows the member that just ended, in `block`."""
+        consumed = getattr(self._decoder, "unused_data_from", None)
+        if consumed is not None:  # zstd, fed in slices: the slice's rest, then the block's
+            slice_rest = bytes(self._decoder.unused_data or b"")
+            return slice_rest + block[consumed:]
+        return bytes(self._decoder.unused_data or b"")
 
 
 class _Brotli:
     def __init__(self) -> None:
         self._decoder = brotli.Decompressor()
 
-    def __call__(self, block: bytes) -> bytes:
-        if block:
-            return bytes(self._decoder.process(block))
-        if not self._decoder.is_finished():
-            raise EOFError("the compressed stream ends early (truncated)")
-        return b""
+    def __call__(self, block: bytes) -> Iterator[bytes]:
+        if not block:
+            while not self._decoder.is_finished():  # what the last call held back
+                tail = bytes(self._decoder.process(b"", output_buffer_limit=_BROTLI_LIMIT))
+                if not tail:
+                    raise EOFError("the compressed stream ends early (truncated)")
+                yield tail
+            return
+        yield bytes(self._decoder.process(block, output_buffer_limit=_BROTLI_LIMIT))
+        while not self._decoder.can_accept_more_data():
+            yield bytes(self._decoder.process(b"", output_buffer_limit=_BROTLI_LIMIT))
 
 
-def _whole(decompress: Callable[[Any], Any]) -> Inflate:
-    """Formats without a streaming decoder here (snappy's framing): held until the end, which a
-    caller bounds (a WAL segment, a history file)."""
-    held = bytearray()
+class _Snappy:
+    """Snappy's framing format (barman-cloud's WAL), chunk by chunk: each compressed chunk holds
+    at most 64 KiB once inflated, checked before it is; cramjam checks its CRC."""
 
-    def inflate(block: bytes) -> bytes:
-        if block:
-            held.extend(block)
-            return b""
-        return bytes(decompress(bytes(held)))
+    _STREAM = b"\xff\x06\x00\x00sNaPpY"
+    _MAX = 65536
 
-    return inflate
+    def __init__(self) -> None:
+        self._held = bytearray()
+
+    def __call__(self, block: bytes) -> Iterator[bytes]:
+        if not block:
+            if self._held:
+                raise EOFError("the compressed stream ends early (truncated)")
+            return
+        self._held += block
+        while len(self._held) >= 4:
+            kind = self._held[0]
+            length = int.from_bytes(self._held[1:4], "little")
+            if len(self._held) < 4 + length:
+                return
+            chunk = bytes(self._held[: 4 + length])
+            del self._held[: 4 + length]
+            if kind in (0x00, 0x01):
+                yield self._chunk(kind, chunk)
+            elif kind < 0x80 and kind != 0xFF:
+                raise ValueError(f"snappy: unknown chunk type {kind:#x}")
+
+    def _chunk(self, kind: int, chunk: bytes) -> bytes:
+        if kind == 0x00:  # compressed: the raw block's length is its first varint
+            claimed, shift = 0, 0
+            for byte in chunk[8:13]:
+                claimed |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            if claimed > self._MAX:
+                raise ValueError(f"snappy: a chunk claims {claimed} bytes (at most 65536)")
+        elif len(chunk) - 8 > self._MAX:
+            raise ValueError("snappy: an uncompressed chunk over 65536 bytes")
+        return bytes(cramjam.snappy.decompress(self._STREAM + chunk))
 
 
 def inflater(codec: str | None) -> Inflate:
+    if codec == "gz":
+        return _Members(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), _zlib)
     makers: dict[str, Callable[[], Any]] = {
-        "gz": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
         "bz2": bz2.BZ2Decompressor,
         "xz": lzma.LZMADecompressor,
-        "zst": lambda: zstandard.ZstdDecompressor().decompressobj(),
         "lz4": lz4.frame.LZ4FrameDecompressor,
     }
     if codec in makers:
-        return _Members(makers[codec])
+        return _Members(makers[codec], _limited)
+    if codec == "zst":
+        return _Members(lambda: _ZstdFrame(), _zstd)
     if codec == "br":
         return _Brotli()
     if codec == "snappy":
-        return _whole(cramjam.snappy.decompress)
-    return lambda block: block
+        return _Snappy()
+    return _raw
+
+
+def _raw(block: bytes) -> Iterator[bytes]:
+    for at in range(0, len(block), PIECE):
+        yield block[at : at + PIECE]
+
+
+class _ZstdFrame:
+    """One zstd frame's decoder, and where in the block being fed it ended."""
+
+    def __init__(self) -> None:
+        self._decoder = zstandard.ZstdDecompressor().decompressobj()
+        self.unused_data_from: int | None = None
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._decoder.eof)
+
+    @property
+    def unused_data(self) -> bytes:
+        return bytes(self._decoder.unused_data)
+
+    def decompress(self, data: memoryview) -> bytes:
+        return bytes(self._decoder.decompress(data))
 
 
 def inflated(key: str, chunks: Iterable[bytes], limit: int | None = None) -> Iterator[bytes]:
-    """The decompressed content of `key`, from its stored blocks, in blocks; CompressionError if
-    it does not decompress or would pass `limit` bytes."""
+    """The decompressed content of `key`, from its stored blocks, in pieces of at most PIECE
+    bytes; CompressionError if it does not decompress or would pass `limit` bytes."""
     inflate: Inflate | None = None
     produced = 0
     try:
@@ -152,17 +257,17 @@ def inflated(key: str, chunks: Iterable[bytes], limit: int | None = None) -> Ite
                 continue
             if inflate is None:
                 inflate = inflater(codec_of(key, block[:16]))
-            out = inflate(block)
-            produced += len(out)
-            if limit is not None and produced > limit:
-                raise CompressionError(f"{key}: decompresses to more than {limit} bytes")
-            if out:
+            for out in inflate(block):
+                produced += len(out)
+                if limit is not None and produced > limit:
+                    raise CompressionError(f"{key}: decompresses to more than {limit} bytes")
                 yield out
-        if inflate is not None and (tail := inflate(b"")):
-            produced += len(tail)
-            if limit is not None and produced > limit:
-                raise CompressionError(f"{key}: decompresses to more than {limit} bytes")
-            yield tail
+        if inflate is not None:
+            for tail in inflate(b""):
+                produced += len(tail)
+                if limit is not None and produced > limit:
+                    raise CompressionError(f"{key}: decompresses to more than {limit} bytes")
+                yield tail
     except _CORRUPT as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise CompressionError(f"{key}: does not decompress ({why})") from None

@@ -27,9 +27,9 @@ class PlainReadTimedOut(Exception):
     pass
 
 
-def read_plain(store: Store, key: str, deadline: float) -> tuple[bool, str, int]:
-    """(whole, why, bytes read from the store): decompressed to its end, opening and closing
-    lines there."""
+def read_plain(store: Store, key: str, deadline: float, cap: int) -> tuple[bool, str, int]:
+    """(whole, why, bytes read from the store): decompressed to its end (at most `cap` bytes:
+    more is a bomb, backups.max_uncompressed), opening and closing lines there."""
     read = 0
     head = b""
     tail = b""
@@ -43,12 +43,15 @@ def read_plain(store: Store, key: str, deadline: float) -> tuple[bool, str, int]
             yield block
 
     try:
-        for block in inflated(key, counted()):  # type: ignore[arg-type]
+        for block in inflated(key, counted(), cap):  # type: ignore[arg-type]
             if len(head) < _HEAD:
                 head += block[: _HEAD - len(head)]
-            tail = (tail + block)[-_TAIL:]
+            tail = (tail + block[-_TAIL:])[-_TAIL:]
     except CompressionError as exc:
-        return False, str(exc).removeprefix(f"{key}: "), read
+        why = str(exc).removeprefix(f"{key}: ")
+        if "more than" in why:
+            why += " (backups.max_uncompressed, backups.max_inflation)"
+        return False, why, read
     if OPENING not in head:
         return False, "not a pg_dump plain SQL dump (no '-- PostgreSQL database dump' header)", read
     if CLOSING not in tail:

@@ -108,11 +108,12 @@ def _blocks(source: IO[bytes]) -> Iterator[bytes]:
         yield block
 
 
-def unpack(source: IO[bytes], name: str, into: Path) -> None:
+def unpack(source: IO[bytes], name: str, into: Path, limit: int | None = None) -> None:
     """The tar file `name` (read from `source`, decompressed by its suffix or first bytes) into
     the directory `into`; UnsafeMember before writing a member that is not plain data;
-    tarfile.TarError, CompressionError or EOFError for an unreadable archive."""
-    stream = io.BufferedReader(_Stream(inflated(name, _blocks(source))), CHUNK)
+    tarfile.TarError, CompressionError or EOFError for an unreadable archive (CompressionError
+    too past `limit` decompressed bytes)."""
+    stream = io.BufferedReader(_Stream(inflated(name, _blocks(source), limit)), CHUNK)
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             # Checked above; where Python has filters, it is told so (else 3.12+ warns).

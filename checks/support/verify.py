@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -174,15 +175,16 @@ def _slot(deadline: float) -> None:
         raise VerificationBusy
 
 
-def verify_dump(store: Store, key: str, mode: str, deadline: float) -> Verdict:
+def verify_dump(store: Store, key: str, mode: str, deadline: float, cap: int) -> Verdict:
     """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC.
-    A plain SQL dump (`*.sql[.gz|.zst|...]`) has no TOC: it is read whole in either mode."""
+    A plain SQL dump (`*.sql[.gz|.zst|...]`) has no TOC: it is read whole in either mode, and
+    fails past `cap` bytes once decompressed."""
     _slot(deadline)
     try:
         if is_plain(key):
             started = time.monotonic()
             try:
-                ok, reason, read = read_plain(store, key, deadline)
+                ok, reason, read = read_plain(store, key, deadline, cap)
             except PlainReadTimedOut:
                 raise VerificationTimedOut(key) from None
             return Verdict(ok, reason, None, read, time.monotonic() - started)
@@ -305,11 +307,13 @@ def _rdb_problem(output: str) -> str:
     return "the snapshot is corrupt"
 
 
-def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) -> Verdict:
+def verify_basebackup(
+    store: Store, files: list[StoredObject], deadline: float, cap: Callable[[int], int]
+) -> Verdict:
     """The backup's files (base.tar and pg_wal.tar in any compression pg_basebackup writes,
     backup_manifest) copied, unpacked and checked with pg_verifybackup: every file against the
     manifest's checksum, and the WAL the backup needs parsed (skipped with -n when the backup
-    holds no WAL)."""
+    holds no WAL). A tar that inflates past `cap(its stored size)` fails as a bomb."""
     manifest = next(f for f in files if posixpath.basename(f.key) == "backup_manifest")
     _slot(deadline)
     started = time.monotonic()
@@ -318,7 +322,7 @@ def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) 
             data = Path(private, "data")
             data.mkdir(mode=0o700)
             try:
-                bytes_read = _unpack(store, files, data, deadline)
+                bytes_read = _unpack(store, files, data, deadline, cap)
             except BadArchive as exc:
                 return Verdict(False, str(exc), None, 0, time.monotonic() - started)
             has_wal = (data / "pg_wal").is_dir()
@@ -334,7 +338,9 @@ def verify_basebackup(store: Store, files: list[StoredObject], deadline: float) 
         _ONE_AT_A_TIME.release()
 
 
-def _unpack(store: Store, files: list[StoredObject], data: Path, deadline: float) -> int:
+def _unpack(
+    store: Store, files: list[StoredObject], data: Path, deadline: float, cap: Callable[[int], int]
+) -> int:
     bytes_read = 0
     for obj in files:
         name = posixpath.basename(obj.key)
@@ -348,7 +354,7 @@ def _unpack(store: Store, files: list[StoredObject], data: Path, deadline: float
                 bytes_read += _copy(store, obj.key, copy, deadline)
                 copy.seek(0)
                 try:
-                    unpack(copy, name, into)
+                    unpack(copy, name, into, cap(obj.size))
                 except (*UNREADABLE, UnsafeMember, OSError) as exc:
                     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                         raise NoSpace(obj.key, tempfile.gettempdir()) from None

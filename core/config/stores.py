@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, SecretStr, field_validator, model_validator
 
 from core.config.aws import AwsConfig
 from core.config.base import Strict
@@ -58,9 +58,19 @@ class BackupsConfig(Strict):
     size_anomaly_ratio: float = Field(0.5, gt=0, lt=1)
     size_anomaly_window: int = Field(7, ge=2, le=100)
     wal_segment_size: int | None = Field(None, ge=1024 * 1024)  # else asked of PostgreSQL
+    # The most a compressed backup (a plain dump, a base backup's tar) may inflate to before it
+    # fails as a bomb; unset: max_inflation times its stored size, at least 1 GiB.
+    max_uncompressed: ByteSize | None = None
+    max_inflation: float = Field(100.0, ge=1.0, le=100_000.0)
     interval: Duration = 300.0
     timeout: Duration = 1800.0  # a full read of a big dump takes a while
     listing_timeout: Duration = 120.0  # wal_archive and replica_copy only list stores
+
+    def uncompressed_cap(self, stored_bytes: int) -> int:
+        """How many bytes a backup stored in `stored_bytes` may decompress to."""
+        if self.max_uncompressed is not None:
+            return int(self.max_uncompressed)
+        return max(1 << 30, int(stored_bytes * self.max_inflation))
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> BackupsConfig:

@@ -110,7 +110,8 @@ def restore_dump(
     # What reads the dump runs isolated too: a dump is anyone's who can write the store.
     client = drill_isolation(drills, False, "pg_restore", client_only=True)
     give(client.other_user, dump)
-    header = _plain_header(dump) if plain else _dump_header(client, drills, dump)
+    cap = target.backups.uncompressed_cap(newest.size) if target.backups else None
+    header = _plain_header(dump, cap) if plain else _dump_header(client, drills, dump)
     scratch = _scratch(config, drills, timer.deadline, header, plain)
     isolated = scratch.isolation if isinstance(scratch, ThrowawayCluster) else client
     timer.result.values["isolation"] = isolated.mode  # how this drill's restore was isolated
@@ -121,7 +122,7 @@ def restore_dump(
             # Restored and read as a role that cannot run programs or touch server files.
             copy = scratch.restorer_dsn(scratch.create_database(header.extensions))
             if plain:
-                plain_restore(copy, dump, timer, _database(target))
+                plain_restore(copy, dump, timer, _database(target), cap)
             else:
                 _pg_restore(scratch, drills, copy, dump, header, jobs, timer)
         with timer.phase("verify"):
@@ -223,13 +224,13 @@ def _dump_header(client: Isolation, drills: DrillsConfig, dump: Path) -> DumpHea
     )
 
 
-def _plain_header(dump: Path) -> DumpHeader:
+def _plain_header(dump: Path, cap: int | None) -> DumpHeader:
     """What a plain SQL dump says of itself: its server version in its first lines, the
     extensions it creates (read through once; the superuser creates them beforehand)."""
     major: int | None = None
     extensions: list[str] = []
     try:
-        for line in plain_lines(dump.name, dump):
+        for line in plain_lines(dump.name, dump, cap):
             if major is None and (m := _PLAIN_VERSION.match(line.text)):
                 major = int(m[1])
             elif m := _PLAIN_EXTENSION.match(line.text):

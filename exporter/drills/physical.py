@@ -17,6 +17,7 @@ import configparser
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
@@ -33,9 +34,9 @@ class PhysicalCopy(ThrowawayCluster):
         self.wal.mkdir(mode=0o700)
         self.readable.append(self.wal)
 
-    def unpack(self, backup: Path) -> None:
+    def unpack(self, backup: Path, cap: Callable[[int], int]) -> None:
         """The base backup into the data directory, checked against its manifest before
-        anything in it changes."""
+        anything in it changes; a tar that inflates past `cap(its size)` fails as a bomb."""
         self._reachable()
         track(self, True)
         has_wal = False
@@ -45,7 +46,7 @@ class PhysicalCopy(ThrowawayCluster):
                 has_wal |= stem == "pg_wal"
                 try:
                     with open(found, "rb") as source:
-                        unpack(source, found.name, into)
+                        unpack(source, found.name, into, cap(found.stat().st_size))
                 except (*UNREADABLE, UnsafeMember) as exc:
                     raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
         shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")

@@ -20,6 +20,7 @@ from checks.support.continuity import history_reader, read_continuity
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject, open_store
 from checks.support.tarballs import tar_name
+from checks.support.timelines import MAX_HISTORY_BYTES
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
 from checks.support.walnames import parse_wal_name
 from core.config.postgres import PostgresConfig
@@ -125,7 +126,7 @@ def _restore_tar_backup(
     with timer.phase("download", size):
         _download(base_store, files, workdir, timer)
     with timer.phase("restore"):
-        copy.unpack(workdir)
+        copy.unpack(workdir, backups.uncompressed_cap)
         segment_size = copy.segment_size()
         start, end_lsn = _wal_range(workdir / "backup_manifest", segment_size)
     settings = point.settings or _recovery(target)
@@ -133,7 +134,7 @@ def _restore_tar_backup(
         settings = random_lsn(end_lsn, _archive_end_lsn(wal_objects, segment_size))
         timer.result.values["point_target"] = next(iter(settings.values())).strip("'")
     with timer.phase("download"):
-        _spool_wal(wal_store, wal_objects, start, copy.wal, timer)
+        _spool_wal(wal_store, wal_objects, start, copy.wal, timer, segment_size)
     with timer.phase("restore"):
         copy.recover(settings)
     return files[0].key.rpartition("/")[0]
@@ -262,17 +263,24 @@ def _archive(store: Store, backups: BackupsConfig) -> list[StoredObject]:
 
 
 def _spool_wal(
-    store: Store, objects: list[StoredObject], start: str, into: Path, timer: Timer
+    store: Store,
+    objects: list[StoredObject],
+    start: str,
+    into: Path,
+    timer: Timer,
+    segment_size: int,
 ) -> None:
     """Every WAL file from the backup's start on (and every timeline history), decompressed as
-    its tool wrote it, where the scratch server's restore_command copies them from."""
+    its tool wrote it (a segment to its size at most, a history to a history's), where the
+    scratch server's restore_command copies them from."""
     for obj in objects:
         name = archive_file_name(obj.key)
         if not (name.endswith(".history") or (len(name) == 24 and name[8:] >= start[8:])):
             continue
         try:
+            limit = MAX_HISTORY_BYTES if name.endswith(".history") else segment_size
             with open(into / name, "wb") as sink:
-                for block in inflated(obj.key, store.chunks(obj.key)):
+                for block in inflated(obj.key, store.chunks(obj.key), limit):
                     sink.write(block)
                     timer.remaining()
         except CompressionError as exc:

@@ -45,10 +45,10 @@ _SKIPPED_META = re.compile(rb"^\\(restrict|unrestrict) [A-Za-z0-9]+\s*$")
 _CONNECT = re.compile(rb"^\\(c|connect)\s+(.*?)\s*$")
 
 
-def plain_lines(name: str, source: Path, max_line: int = MAX_STATEMENT) -> Iterator[Line]:
-    """The decompressed lines of a plain dump, each bounded."""
+def plain_lines(name: str, source: Path, cap: int | None) -> Iterator[Line]:
+    """The decompressed lines of a plain dump, each bounded, the whole at most `cap` bytes."""
     with open(source, "rb") as handle:
-        yield from lines(inflated(name, iter(lambda: handle.read(CHUNK), b"")), max_line)
+        yield from lines(inflated(name, iter(lambda: handle.read(CHUNK), b""), cap), MAX_STATEMENT)
 
 
 class PlainRestore:
@@ -137,13 +137,15 @@ class PlainRestore:
         raise DrillError(f"line {start.number}: COPY data without its end (\\.): cut short?")
 
 
-def plain_restore(copy: str, dump: Path, timer: Timer, database: str | None) -> None:
+def plain_restore(
+    copy: str, dump: Path, timer: Timer, database: str | None, cap: int | None
+) -> None:
     """The dump restored into the database `copy` names, in one transaction (`database`:
     production's, the one the dump may `\\connect` to)."""
     limit_ms = int(max(1.0, timer.remaining()) * 1000)
     try:
         with psycopg.connect(copy, options=f"-c statement_timeout={limit_ms}") as conn:
-            PlainRestore(conn, timer, database).restore(plain_lines(dump.name, dump))
+            PlainRestore(conn, timer, database).restore(plain_lines(dump.name, dump, cap))
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DrillError(f"the restore failed: {first}") from None
