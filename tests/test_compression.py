@@ -138,5 +138,5 @@ def test_a_snappy_chunk_that_claims_more_than_its_format_allows_is_refused() -> 
         body[varint_at + 1 :]
     )  # fmt: skip
     forged = forged[:11] + (len(forged) - 14).to_bytes(3, "little") + forged[14:]
-    with pytest.raises(CompressionError, match="claims .* bytes"):
+    with pytest.raises(CompressionError, match=r"claims .* bytes"):
         b"".join(inflated("x.snappy", [forged]))
