@@ -1,7 +1,8 @@
 """Cross-region copy: is the newest verified backup in the replica store, whole?
 
 `cross_region` exposure counts from the newest verified backup present in the replica with the
-same size (and the same ETag where both are plain, non-multipart ETags).
+same size and the same content: the same ETag where both are plain (non-multipart) ETags, else
+the same SHA-256 (checks.support.copies).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.stores import Store, StoredObject, is_backup, same_object
+from checks.support.copies import DigestCache, is_copy, plain_etags
+from checks.support.stores import Store, StoredObject, is_backup
 from checks.support.verdicts import VerdictCache
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
@@ -50,12 +52,14 @@ class ReplicaCopyCheck(Check[None]):
         replica: Store,
         verdicts: VerdictCache,
         cross_region: ObjectiveSpec,
+        digests: DigestCache,
     ) -> None:
         super().__init__(None)
         self.config = config
         self.primary = primary
         self.replica = replica
         self.verdicts = verdicts
+        self.digests = digests
         self.rpo = cross_region.rpo
 
     def _verified(self, obj: StoredObject) -> bool:
@@ -64,6 +68,9 @@ class ReplicaCopyCheck(Check[None]):
         verdict = self.verdicts.get(obj)
         return verdict is not None and verdict.ok
 
+    def _copied(self, original: StoredObject, copies: dict[str, StoredObject]) -> bool:
+        return is_copy(self.primary, original, self.replica, copies.get(original.key), self.digests)
+
     def run(self) -> Observation:
         backups = sorted(
             (o for o in self.primary.list() if is_backup(o.key, self.config.patterns)),
@@ -71,6 +78,9 @@ class ReplicaCopyCheck(Check[None]):
         )
         verified = [o for o in backups if self._verified(o)]
         copies = {o.key: o for o in self.replica.list() if is_backup(o.key, self.config.patterns)}
+        self.digests.retain(
+            {self.primary.url + o.key for o in backups} | {self.replica.url + k for k in copies}
+        )
         obs = Observation(Status.OK, "")
         obs.add(REPLICA_BACKUPS, len(copies))
         if not backups:
@@ -94,7 +104,7 @@ class ReplicaCopyCheck(Check[None]):
         verified = candidates
         now = time.time()
         newest = verified[-1]
-        present = next((o for o in reversed(verified) if same_object(o, copies.get(o.key))), None)
+        present = next((o for o in reversed(verified) if self._copied(o, copies)), None)
         obs.add(REPLICA_NEWEST_VERIFIED_PRESENT, present is newest)
         obs.values.update(
             newest_verified=newest.key, newest_copied=present.key if present else None
@@ -117,7 +127,11 @@ class ReplicaCopyCheck(Check[None]):
             parts = [f"cross_region exposure {format_duration(exposure)}{objective}"]
         if present is not newest:
             copy = copies.get(newest.key)
-            why = "missing" if copy is None else f"differs ({copy.size} vs {newest.size} bytes)"
+            why = "missing" if copy is None else (
+                f"differs ({copy.size} vs {newest.size} bytes)" if copy.size != newest.size
+                else "differs in content (SHA-256)" if not plain_etags(newest, copy)
+                else f"differs (ETag {copy.etag} vs {newest.etag})"
+            )  # fmt: skip
             kind = "verified backup" if proven else "backup"
             parts.append(f"newest {kind} {newest.key} {why} in {self.replica.url}")
             obs.status = Status.WARNING
@@ -139,8 +153,10 @@ def _plan(context: BuildContext) -> Planned | None:
         context.store(backups.replica_store, backups.replica_aws),
         context.verdicts("verdicts"),  # the backups check's
         context.objective("cross_region"),
+        DigestCache(context.state_file("digests")),
     )
-    return Planned(check, backups.interval, backups.listing_timeout)
+    # A store without checksums is read to compare content: as long as a full verification.
+    return Planned(check, backups.interval, backups.timeout)
 
 
 DEFINITION = CheckDef(

@@ -95,3 +95,17 @@ def test_a_copy_that_differs_fails_the_drill(estate, moto_endpoint: str) -> None
     assert not result.ok
     assert result.summary.startswith(f"{dump.name} in s3://{bucket}/dumps/ differs from ")
     assert f"{len(body) - 10} bytes" in result.summary
+
+
+def test_a_same_size_copy_with_other_bytes_is_never_restored(estate, moto_endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    """The primary store (file://) has no ETag to compare: a replica object of the same size
+    that is not the dump fails by its content's SHA-256, before anything is restored."""
+    loaded, dump, bucket = estate
+    body = bytearray(dump.read_bytes())
+    body[len(body) // 2] ^= 0xFF
+    s3_client(moto_endpoint).put_object(Bucket=bucket, Key=f"dumps/{dump.name}", Body=bytes(body))
+    result = _drill(loaded)
+    assert not result.ok
+    assert result.summary.startswith(f"{dump.name} in s3://{bucket}/dumps/ differs from ")
+    assert result.summary.endswith("compared by SHA-256 of the content)")
+    assert "restore" not in result.phases

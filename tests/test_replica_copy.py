@@ -77,3 +77,31 @@ def test_before_any_verdict_the_copies_are_judged_without_a_flip(
     harness.run("backups")
     after = harness.run("replica_copy")
     assert after.status == Status.OK and after.exposures["cross_region"] is not None
+
+
+def test_a_same_size_file_that_is_not_the_backup_is_no_copy(
+    dumps: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A file:// replica gives no checksum: a file of the backup's size with other bytes (here
+    the same dump with one byte flipped) is not its copy; the real copy is, once each is read
+    through SHA-256 (kept, 0600, with the version of each file it read)."""
+    now = time.time()
+    primary = file_store(tmp_path / "primary", {"app-1.dump": (dumps["good"], now - 600)})
+    replica = file_store(tmp_path / "replica", {"app-1.dump": (dumps["flipped"], now - 500)})
+    assert len(dumps["flipped"]) == len(dumps["good"])
+    harness = CheckHarness(make_config([{"name": "db", "backups": {
+        "store": f"file://{primary}/", "replica_store": f"file://{replica}/",
+    }}], state_dir=str(tmp_path / "state")))  # fmt: skip
+    harness.run("backups")
+    forged = harness.run("replica_copy")
+    assert forged.status == Status.CRITICAL, forged.summary
+    assert sample(forged, "drwatch_replica_newest_verified_present") == 0
+    assert forged.exposures["cross_region"] == float("inf")
+    (replica / "app-1.dump").write_bytes(dumps["good"])
+    copied = harness.run("replica_copy")
+    assert copied.status == Status.OK, copied.summary
+    assert sample(copied, "drwatch_replica_newest_verified_present") == 1
+    digests = tmp_path / "state" / "digests-db.json"
+    assert digests.stat().st_mode & 0o777 == 0o600
+    (replica / "app-1.dump").write_bytes(dumps["flipped"])  # rewritten in place, same size
+    assert harness.run("replica_copy").status == Status.CRITICAL

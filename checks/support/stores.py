@@ -33,6 +33,9 @@ class StoredObject:
     size: int
     modified: float  # unix time
     etag: str | None = None
+    # What changes with any rewrite where there is no ETag: a file's inode, ctime and mtime
+    # (ctime cannot be set back by a user, unlike mtime).
+    version: str | None = None
 
 
 class Store(Protocol):
@@ -64,7 +67,7 @@ class FileStore:
                     except FileNotFoundError:
                         continue  # removed while listing (retention at work)
                     key = path.relative_to(self.root).as_posix()
-                    yield StoredObject(key, st.st_size, st.st_mtime)
+                    yield StoredObject(key, st.st_size, st.st_mtime, None, _version(st))
         except PermissionError as exc:
             raise CheckError(
                 "permission", f"store {self.url}: {exc.strerror}: {exc.filename}"
@@ -85,7 +88,11 @@ class FileStore:
             st = (self.root / key).stat()
         except FileNotFoundError:
             return None
-        return StoredObject(key, st.st_size, st.st_mtime)
+        return StoredObject(key, st.st_size, st.st_mtime, None, _version(st))
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_ino}:{st.st_ctime_ns}:{st.st_mtime_ns}"
 
 
 class S3Store:

@@ -37,8 +37,9 @@ _VERDICTS = TypeAdapter(dict[str, _Entry])
 
 
 def _identity(obj: StoredObject) -> str:
-    # An object rewritten under the same key is a different backup: verify it again.
-    return f"{obj.etag or ''}:{obj.size}"
+    # An object rewritten under the same key is a different backup: verify it again (a file
+    # rewritten in place at the same size has another version).
+    return f"{obj.etag or ''}:{obj.size}" + (f":{obj.version}" if obj.version else "")
 
 
 class VerdictCache:

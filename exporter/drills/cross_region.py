@@ -3,7 +3,8 @@ the cross-region store, as a recovery in the other region would do it.
 
 The backup restored is the copy, in `backups.replica_store`, of the newest backup the primary
 store holds verified, downloaded with the replica's own access (`backups.replica_aws`). No copy,
-or a copy that is not the same object, fails the drill naming the store and the key: in a real
+or a copy that is not the same object (ETag, else content), fails the drill naming the store and
+the key: in a real
 regional outage that is the backup you would not have.
 """
 
@@ -13,13 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from checks.support.stores import (
-    StoredObject,
-    listed_backups,
-    nested_prefixes,
-    open_store,
-    same_object,
-)
+from checks.support.copies import DigestCache, is_copy, plain_etags
+from checks.support.stores import StoredObject, listed_backups, nested_prefixes, open_store
 from checks.support.verdicts import VerdictCache
 from core.config.schema import Config, Target
 from exporter.drills.full_restore import restore_dump
@@ -47,11 +43,13 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         copy = next((o for o in replica.list() if o.key == newest.key), None)
         if copy is None:
             raise DrillError(f"{newest.key} is not in {replica.url}: nothing to restore there")
-        if not same_object(newest, copy):
+        digests = DigestCache(Path(config.state_dir) / f"digests-{target.name}.json")
+        if not is_copy(primary, newest, replica, copy, digests):
             raise DrillError(
                 f"{newest.key} in {replica.url} differs from {primary.url}'s "
                 f"({copy.size} bytes, ETag {copy.etag}; the primary's {newest.size} bytes, "
-                f"ETag {newest.etag})"
+                f"ETag {newest.etag}; compared by "
+                f"{'ETag' if plain_etags(newest, copy) else 'SHA-256 of the content'})"
             )
         return restore_dump(config, target, timer, workdir, replica, copy, drills.cross_region.jobs)
     except DRILL_FAILURES as exc:
