@@ -14,14 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import IO, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
+
+from core.statefile import STATE_WRITES
 
 log = logging.getLogger("drwatch.journal")
 T = TypeVar("T")
 PRUNE_EVERY = 3600.0  # age pruning at most hourly: it rewrites the file
 MAX_LINE_BYTES = 1 << 20
+MAX_CLOCK_STEP = 3600.0  # more than NTP slews: the wall clock was set, not corrected
 
 
 class Journal(Generic[T]):
@@ -41,6 +44,10 @@ class Journal(Generic[T]):
         self.skipped = 0  # lines of the last read that did not fit
         self._lock = threading.Lock()
         self._pruned_at = 0.0
+        # A wall clock that never steps: what age is judged by. A clock set 400 days ahead
+        # for a while would otherwise age out the whole record in one prune.
+        self._wall0, self._steady0 = time.time(), time.monotonic()
+        self._stepped = False
 
     def append(self, entries: Iterable[T]) -> None:
         lines = "".join(json.dumps(self.schema.dump_python(e, mode="json")) + "\n" for e in entries)
@@ -52,11 +59,27 @@ class Journal(Generic[T]):
                     handle.write(lines)
                 size = self.path.stat().st_size
             except OSError as exc:
-                log.warning("cannot write %s: %s", self.path, exc.strerror)
+                STATE_WRITES.note(self.path, exc)  # said once, not at every append
                 return
-            now = time.time()
+            STATE_WRITES.note(self.path, None)
+            now = self._steady_now()
             if size > self.max_bytes or now - self._pruned_at > PRUNE_EVERY:
                 self._prune(now)
+
+    def _steady_now(self) -> float:
+        """The time to age entries by: the wall clock, unless it stepped since this journal
+        was opened (then the steady clock's reckoning, the earlier of the two); a step is said
+        once."""
+        wall = time.time()
+        steady = self._wall0 + time.monotonic() - self._steady0
+        stepped = abs(wall - steady) > MAX_CLOCK_STEP
+        if stepped and not self._stepped:
+            log.warning(
+                "%s: the clock stepped %+.0f s since drwatch started: entries are aged by "
+                "drwatch's steady clock, nothing dropped for the step", self.path, wall - steady,
+            )  # fmt: skip
+        self._stepped = stepped
+        return min(wall, steady) if stepped else wall
 
     def read(self, since: float = 0.0) -> list[T]:
         with self._lock:
@@ -114,7 +137,8 @@ class Journal(Generic[T]):
         """Entries older than `keep` dropped, then the oldest until three quarters of
         `max_bytes` remain (room to append before the next rewrite). Lines are in time order:
         when the first is young enough and the file small enough, nothing is rewritten; else
-        the lines are copied as they are, streamed, only the old ones parsed."""
+        the old lines are found (only they are parsed) and the rest copied as it is, streamed.
+        `now` is the steady clock's (see append): a clock step does not age the record."""
         self._pruned_at = now
         try:
             size = self.path.stat().st_size
@@ -123,24 +147,40 @@ class Journal(Generic[T]):
                 if size <= self.max_bytes and first is not None and now - first <= self.keep:
                     return
                 handle.seek(0)
-                lengths = [len(line) for line in handle]
-            dropped, remaining = 0, size
-            while dropped < len(lengths) and remaining > self.max_bytes * 3 // 4:
-                remaining -= lengths[dropped]
-                dropped += 1
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(self.path, "rb") as source, os.fdopen(fd, "wb") as sink:
-                young = False
-                for number, line in enumerate(source):
-                    if number < dropped:
-                        continue
-                    if not young:
-                        when = self._time(line)
-                        if when is None or now - when > self.keep:
-                            continue
-                        young = True
-                    sink.write(line)
-            os.replace(tmp, self.path)
+                lengths, by_age = self._old_lines(handle, now)
+            by_size, remaining = 0, size
+            while by_size < len(lengths) and remaining > self.max_bytes * 3 // 4:
+                remaining -= lengths[by_size]
+                by_size += 1
+            self._rewrite(max(by_age, by_size))
         except OSError as exc:
             log.warning("cannot prune %s: %s", self.path, exc.strerror)
+
+    def _old_lines(self, handle: IO[bytes], now: float) -> tuple[list[int], int]:
+        """Every line's length, and how many lines from the start are older than `keep`."""
+        lengths: list[int] = []
+        old, young = 0, False
+        for line in handle:
+            lengths.append(len(line))
+            if not young:
+                when = self._time(line)
+                young = when is not None and now - when <= self.keep
+                old = len(lengths) - (1 if young else 0)
+        return lengths, old
+
+    def _rewrite(self, dropped: int) -> None:
+        """The file without its first `dropped` lines, replaced atomically; nothing left
+        behind when it cannot be written."""
+        if dropped == 0:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with open(self.path, "rb") as source, os.fdopen(fd, "wb") as sink:
+                for number, line in enumerate(source):
+                    if number >= dropped:
+                        sink.write(line)
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise

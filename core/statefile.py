@@ -8,10 +8,13 @@ sweep, a re-verification — never a crash at start and never a check stuck UNKN
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,3 +61,48 @@ def read_state(path: Path, schema: TypeAdapter[T]) -> T | None:
         why = f"{where}: {first['msg']}" if first else f"not JSON ({type(exc).__name__})"
         set_aside(path, why)
         return None
+
+
+class StateWrites:
+    """Whether drwatch's last write to state_dir worked: a read-only or full state_dir costs
+    memory across restarts, never the daemon (drwatch_state_writable), and is said once per
+    change, not at every write."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.writable = True
+        self.failure = ""
+
+    def note(self, path: Path, error: OSError | None) -> None:
+        with self._lock:
+            was = self.writable
+            self.writable = error is None
+            if error is not None:
+                self.failure = f"{path}: {error.strerror or error}"
+        if was and error is not None:
+            log.warning("state_dir not writable, keeping state in memory: %s", self.failure)
+        elif not was and error is None:
+            log.info("state_dir writable again: %s", path)
+
+
+STATE_WRITES = StateWrites()
+
+
+def write_state(path: Path, text: str) -> bool:
+    """`text` as the whole of `path`, atomically (a temporary file renamed over it), mode 0600,
+    never through a link; the temporary file never left behind. False when it cannot be written
+    (said through STATE_WRITES)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        STATE_WRITES.note(path, exc)
+        return False
+    STATE_WRITES.note(path, None)
+    return True

@@ -117,8 +117,31 @@ def test_variables_that_expand_past_the_limit_are_refused(tmp_path: Path) -> Non
     config.write_text("\n".join(lines) + "\n")
     proc = _validate_under_1gib(config, {"BIG": "x" * 100_000})  # 10,000 x 100 kB = 1 GB
     assert proc.returncode != 0
-    assert "${BIG} and the other variables expand to more than 16 MiB" in proc.stdout + proc.stderr
+    assert "${BIG} and the other substitutions expand to more than 16 MiB" in (
+        proc.stdout + proc.stderr
+    )
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_secret_file_named_at_many_aliased_places_is_read_once_and_counted(
+    tmp_path: Path,
+) -> None:
+    """A 291-byte config whose `dsn_file` (a 60 kB file) is named by 10,000 aliased targets:
+    the file is read once, and what it adds counts against the same budget as variables."""
+    secret = tmp_path / "dsn"
+    secret.write_text("postgresql://u:" + "p" * 60_000 + "@127.0.0.1/db\n")
+    lines = [f"pg: &pg {{dsn_file: {secret}}}", "t: &t {name: a, postgres: *pg}",
+             f"l: &l [{', '.join(['*t'] * 100)}]", f"targets: [{', '.join(['*l'] * 100)}]"]  # fmt: skip
+    config = tmp_path / "secrets.yml"
+    config.write_text("\n".join(lines) + "\n")
+    assert config.stat().st_size < 1000
+    started = time.monotonic()
+    proc = _validate_under_1gib(config, {})
+    assert time.monotonic() - started < 30
+    assert proc.returncode != 0
+    assert "dsn_file (" in proc.stdout + proc.stderr
+    assert "and the other substitutions expand to more than 16 MiB" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and "MemoryError" not in proc.stderr
 
 
 def test_dollar_escapes_in_an_aliased_scalar_cost_bounded_time(tmp_path: Path) -> None:

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
-import uuid
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from checks.support.stores import Store, StoredObject, same_object
-from core.statefile import read_state
+from core.statefile import read_state, write_state
 
 
 class _Digest(BaseModel):
@@ -71,15 +69,7 @@ class DigestCache:
             return
         with self._lock:
             snapshot = json.dumps({k: v.model_dump() for k, v in self._entries.items()})
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(snapshot)
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # the digests still work, from memory
+        write_state(self.path, snapshot)  # the digests still work from memory when it cannot
 
 
 def plain_etags(original: StoredObject, copy: StoredObject) -> bool:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from psycopg import sql
 from pydantic import TypeAdapter
 
 from checks.support.pg import Row, fetch_all, fetch_one
-from core.statefile import read_state
+from core.statefile import read_state, write_state
 
 log = logging.getLogger("drwatch.verification")
 
@@ -58,15 +56,8 @@ class StateFile:
 
     def save(self, keep: set[str]) -> None:
         self.items = {k: v for k, v in self.items.items() if k in keep}
-        if self.path is None:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_text(json.dumps(self.items, sort_keys=True))
-            os.replace(tmp, self.path)
-        except OSError as exc:  # the state still works from memory
-            log.warning("cannot save verification state %s: %s", self.path, exc.strerror)
+        if self.path is not None:  # the state still works from memory when it cannot
+            write_state(self.path, json.dumps(self.items, sort_keys=True))
 
 
 def regclass(conn: psycopg.Connection[Row], table: Table) -> str:

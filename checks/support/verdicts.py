@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from checks.support.stores import StoredObject
 from checks.support.verify import Verdict
-from core.statefile import read_state
+from core.statefile import read_state, write_state
 
 log = logging.getLogger("drwatch.verdicts")
 
@@ -47,7 +45,6 @@ class VerdictCache:
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, object]] = {}
-        self._warned = False
         if path is not None:
             # A verdict that does not fit is re-verified, never trusted, never a stuck check.
             self._entries = {
@@ -72,15 +69,5 @@ class VerdictCache:
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items() if k in keys}
             snapshot = json.dumps(self._entries, sort_keys=True)
-        if self.path is None:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Unique: replicas sharing a verdict_dir may save one target's file at once.
-            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_text(snapshot)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            if not self._warned:  # once: the verdicts still work, from memory
-                log.warning("cannot save verdict cache %s: %s", self.path, exc.strerror)
-                self._warned = True
+        if self.path is not None:  # the verdicts still work from memory when it cannot
+            write_state(self.path, snapshot)

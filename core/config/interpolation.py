@@ -28,7 +28,10 @@ class Interpolator:
         self.secrets: set[str] = set()
         self.empty_because: dict[str, str] = {}
         self.failed_paths: set[str] = set()
-        self.produced = 0  # bytes the substitutions have produced so far
+        self.produced = 0  # bytes the substitutions and secret files have produced so far
+        # Each secret file read once: a file named at 100,000 aliased places is not read (nor
+        # held) 100,000 times.
+        self._files: dict[Path, str | None] = {}
 
     def walk(self, node: Any, path: list[Any]) -> Any:
         if isinstance(node, dict):
@@ -58,13 +61,28 @@ class Interpolator:
         if not file.is_absolute():
             file = self.base_dir / file
         where = yaml_path([*path, key])
-        try:
-            secret = decode(read_regular_file(file, MAX_SECRET_BYTES), str(file)).strip()
-        except ConfigError as exc:
-            self.problems += [f"{where}: {problem}" for problem in exc.problems]
+        if file not in self._files:
+            try:
+                found = decode(read_regular_file(file, MAX_SECRET_BYTES), str(file)).strip()
+            except ConfigError as exc:
+                self.problems += [f"{where}: {problem}" for problem in exc.problems]
+                found = None
+            self._files[file] = found
+        secret = self._files[file]
+        if secret is None:
             return ""
+        self._count(len(secret), where, f"{key} ({file})")
         self.secrets.add(secret)
         return secret
+
+    def _count(self, produced: int, where: str, what: str) -> None:
+        """Every byte substituted counts against one budget, secrets' included."""
+        self.produced += produced
+        if self.produced > MAX_INTERPOLATED_BYTES:
+            raise ConfigError(
+                [f"{where}: {what} and the other substitutions expand to more than "
+                 f"{MAX_INTERPOLATED_BYTES >> 20} MiB (YAML aliases?)"]
+            )  # fmt: skip
 
     def _string(self, text: str, path: list[Any]) -> str:
         if "$" not in text:  # most strings: no scan, no copy
@@ -76,12 +94,7 @@ class Interpolator:
                 return "$"
             name, default = m.group(1), m.group(2)
             if name in self.env:
-                self.produced += len(self.env[name])
-                if self.produced > MAX_INTERPOLATED_BYTES:
-                    raise ConfigError(
-                        [f"{yaml_path(path)}: ${{{name}}} and the other variables expand to more "
-                         f"than {MAX_INTERPOLATED_BYTES >> 20} MiB (YAML aliases?)"]
-                    )  # fmt: skip
+                self._count(len(self.env[name]), yaml_path(path), f"${{{name}}}")
                 return self.env[name]
             if default is None and self.allow_missing:
                 self.missing.append(name)

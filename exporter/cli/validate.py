@@ -15,7 +15,7 @@ from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.redact import redact
 from exporter.cli.load import load_or_report
-from exporter.drills.isolation import IsolationUnavailable, isolation
+from exporter.drills.isolation import IsolationUnavailable, client_only, isolation
 from exporter.runtime.jobs import build_jobs
 
 
@@ -75,9 +75,8 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             + ("scratch redis-server" if scenario == "redis" else where)
         )
     warnings = []
-    servers = not scratch.dsn or {"pitr", "redis"} & set(target.drill_scenarios())
     try:
-        isolated = isolation(scratch, client_only=not servers)
+        isolated = isolation(scratch, client_only(scratch, target.drill_scenarios()))
         lines.append(f"{target.name}: drills isolated: {isolated.mode} ({isolated.why})")
         if isolated.executes_untrusted and not drills.trust_backups:
             warnings.append(

@@ -30,7 +30,10 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     assert drills is not None and drills.cross_region is not None
     assert backups is not None and backups.store and backups.replica_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    workdir = new_scratch_dir(drills.scratch, config.state_dir, "dr-")
+    try:
+        workdir = new_scratch_dir(drills.scratch, config.state_dir, "dr-")
+    except DrillError as exc:  # no room of its own to restore in: a failed drill, said
+        return timer.fail(exc, drills.timeout)
     try:
         primary = open_store(backups.store, config.aws)
         exclude = nested_prefixes(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,18 +20,18 @@ from pathlib import Path
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, model_validator
 
 from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
 from core.journal import Journal
-from core.statefile import read_state
+from core.statefile import read_state, write_state
 from exporter.drills import cross_region, full_restore, pitr, redis
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history, record_of
-from exporter.drills.isolation import announce
-from exporter.drills.leftovers import remove_leftovers
+from exporter.drills.isolation import announce, client_only
+from exporter.drills.leftovers import NotOurs, remove_leftovers
 from exporter.drills.result import DrillResult, could_not_run, deferred
 from exporter.drills.scratch import close_all, scratch_base
 from exporter.drills.staging import drop_staging_leftovers
@@ -103,14 +102,15 @@ class DrillEngine:
 
     def _isolation(self, config: Config) -> None:
         """Which isolation each target's restores get, said once per distinct setting."""
-        said: dict[tuple[str, str | None], str | None] = {}
+        said: dict[tuple[str, str | None, bool], str | None] = {}
         found: dict[str, str | None] = {}
         for target in config.targets:
             if target.drills and target.drill_scenarios():
                 scratch = target.drills.scratch
-                key = (scratch.isolation, scratch.user)
+                clients = client_only(scratch, target.drill_scenarios())
+                key = (scratch.isolation, scratch.user, clients)
                 if key not in said:
-                    isolated = announce(scratch)
+                    isolated = announce(scratch, clients)
                     said[key] = isolated.mode if isolated else None
                 found[target.name] = said[key]
         self.isolation = found
@@ -140,14 +140,18 @@ class DrillEngine:
         databases): removed, where drwatch proves it made them. At every start, the daemon's
         and the one-shot `drwatch drill`'s."""
         drills = [t.drills for t in config.targets if t.drills]
-        for base in {scratch_base(d.scratch, config.state_dir) for d in drills}:
-            for left in remove_leftovers(base, config.state_dir):
-                log.warning("removed a drill left behind by a drwatch that was killed: %s", left)
+        try:
+            for base in {scratch_base(d.scratch, config.state_dir) for d in drills}:
+                for left in remove_leftovers(base, config.state_dir):
+                    log.warning("removed a drill left behind by a drwatch that was killed: %s",
+                                left)  # fmt: skip
+        except (OSError, NotOurs) as exc:  # state_dir read-only or full: say so, go on
+            log.warning("drill leftovers not checked: %s", exc)
         for dsn in {d.scratch.dsn for d in drills if d.scratch.dsn}:
             try:
                 for name in drop_staging_leftovers(dsn, config.state_dir):
                     log.warning("dropped a staging drill database left behind: %s", name)
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError, NotOurs) as exc:
                 log.warning("staging leftovers not checked: %s", str(exc).strip()[:200])
 
     def start(self, config: Config) -> None:
@@ -306,22 +310,36 @@ class DrillEngine:
                 "expected_since": [[*key, since] for key, since in self.expected_since.items()],
                 "counts": [[*key, n] for key, n in self.counts.items()],
             }
-        try:
-            self._state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc))
-            os.replace(tmp, self._state_file)
-        except OSError as exc:
-            log.warning("cannot save drill state %s: %s", self._state_file, exc.strerror)
+        write_state(self._state_file, json.dumps(doc))  # else kept in memory, and said
 
 
 class _DrillState(BaseModel):
-    """drills.json: fields a newer or older drwatch added are ignored, a wrong shape set aside."""
+    """drills.json: fields a newer or older drwatch added are ignored, a wrong shape set aside,
+    and so are values no drill can have (a start in the future or before 2000, a negative or
+    year-long duration): a hand-made pass is not a pass."""
 
     last: list[DrillResult] = []
     last_success: list[DrillResult] = []
     expected_since: list[tuple[str, str, float]] = []
     counts: list[tuple[str, str, str, int]] = []
+
+    @model_validator(mode="after")
+    def _possible(self) -> _DrillState:
+        latest = time.time() + 86400.0
+        for result in (*self.last, *self.last_success):
+            when = f"{result.target}/{result.scenario}"
+            if not EPOCH_2000 <= result.started_at <= latest:
+                raise ValueError(f"{when}: started_at {result.started_at} is not a past time")
+            seconds = [result.duration_seconds, *result.phases.values()]
+            if any(not 0 <= value <= YEAR for value in seconds):
+                raise ValueError(f"{when}: a duration outside 0 s to a year")
+        if any(not EPOCH_2000 <= since <= latest for *_, since in self.expected_since):
+            raise ValueError("expected_since: not a past time")
+        return self
+
+
+EPOCH_2000 = 946684800.0
+YEAR = 366 * 86400.0
 
 
 _STATE = TypeAdapter(_DrillState)

@@ -57,7 +57,10 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.full_restore is not None and backups is not None
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    workdir = new_scratch_dir(drills.scratch, config.state_dir, "dump-")
+    try:
+        workdir = new_scratch_dir(drills.scratch, config.state_dir, "dump-")
+    except DrillError as exc:  # no room of its own to restore in: a failed drill, said
+        return timer.fail(exc, drills.timeout)
     try:
         return _run(config, target, drills, timer, workdir)
     except DRILL_FAILURES as exc:

@@ -242,11 +242,16 @@ def _bwrap_broken(account: pwd.struct_passwd, as_root: bool) -> str | None:
     return None
 
 
-def announce(scratch: ScratchConfig) -> Isolation | None:
+def client_only(scratch: ScratchConfig, scenarios: list[str]) -> bool:
+    """Whether these drills start no server of their own (dumps into a staging server)."""
+    return bool(scratch.dsn) and not {"pitr", "redis"} & set(scenarios)
+
+
+def announce(scratch: ScratchConfig, clients: bool = False) -> Isolation | None:
     """Says which isolation drills get (logged at start and on reload); None when none can be
     had with these settings (the drills will say why)."""
     try:
-        found = isolation(scratch)
+        found = isolation(scratch, clients)
     except IsolationUnavailable as exc:
         log.warning("drills cannot be isolated: %s", exc)
         return None

@@ -42,17 +42,31 @@ class NotOurs(Exception):
 
 
 def instance_id(state_dir: str | Path) -> str:
-    """This installation's random id (made once, kept private in state_dir)."""
+    """This installation's random id (made once, kept private in state_dir). One that does not
+    read as an id (left empty by a full disk) is made anew; OSError when state_dir cannot keep
+    one."""
     path = Path(state_dir) / ID_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return _read_private(path)
-    with os.fdopen(fd, "w") as out:
-        made = secrets.token_hex(16)
-        out.write(made)
+        found = _read_private(path)
+        if _ID.fullmatch(found):
+            return found
+    except NotOurs:
+        if path.exists() or path.is_symlink():
+            raise
+    made = secrets.token_hex(16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{ID_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(made)
+        os.replace(tmp, path)  # whole or not at all: never an empty id kept forever
+    finally:
+        tmp.unlink(missing_ok=True)
     return made
+
+
+_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _read_private(path: Path) -> str:

@@ -45,7 +45,10 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.pitr is not None and backups and backups.wal_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time(), point="newest"), deadline)
-    workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
+    try:
+        workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
+    except DrillError as exc:  # no room of its own to restore in: a failed drill, said
+        return timer.fail(exc, drills.timeout)
     try:
         copy = PhysicalCopy(drills, Path(config.state_dir), deadline)
         timer.result.values["isolation"] = copy.isolation.mode

@@ -40,7 +40,10 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, cache = target.drills, target.redis
     assert drills is not None and cache is not None and cache.snapshot_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    workdir = new_scratch_dir(drills.scratch, config.state_dir, "rdb-")
+    try:
+        workdir = new_scratch_dir(drills.scratch, config.state_dir, "rdb-")
+    except DrillError as exc:  # no room of its own to restore in: a failed drill, said
+        return timer.fail(exc, drills.timeout)
     try:
         store = open_store(cache.snapshot_store, config.aws)
         snapshots = listed_backups(store, cache.snapshot_patterns)

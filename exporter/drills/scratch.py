@@ -92,9 +92,21 @@ def new_scratch_dir(scratch: ScratchConfig, state_dir: str | Path, kind: str = "
         base = safe_base(scratch_base(scratch, state_dir))
     except NotOurs as exc:
         raise DrillError(str(exc)) from None
+    except OSError as exc:
+        raise DrillError(
+            f"no scratch directory: {exc.filename}: {exc.strerror} (drills.scratch.dir, "
+            "state_dir)"
+        ) from None
     made = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-{kind}", dir=base))
     made.chmod(0o711)  # the scratch user reaches what is its own inside, lists nothing
-    mark(made, state_dir)
+    try:
+        mark(made, state_dir)
+    except OSError as exc:
+        shutil.rmtree(made, ignore_errors=True)
+        raise DrillError(
+            f"state_dir {state_dir} cannot keep drwatch's id ({exc.strerror}): a drill's "
+            "directories could not be proven drwatch's after a kill"
+        ) from None
     return made
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.metrics import MetricSpec, counter, gauge
+from core.statefile import STATE_WRITES
 from exporter import __version__
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
@@ -96,6 +97,11 @@ SHARD_TARGETS = gauge(
 BUILD_INFO = gauge(
     "drwatch_build_info", "Always 1; labels say which drwatch this is.", "version", "python_version"
 )
+STATE_WRITABLE = gauge(
+    "drwatch_state_writable",
+    "1 if drwatch's last write to state_dir worked; 0: read-only or full, state kept in memory "
+    "only (lost at a restart).",
+)
 
 SELF_METRICS = (
     CHECK_UP,
@@ -115,6 +121,7 @@ SELF_METRICS = (
     SHARD_INFO,
     SHARD_TARGETS,
     BUILD_INFO,
+    STATE_WRITABLE,
 )
 
 
@@ -232,4 +239,5 @@ class MetricsPage:
         lines.add(SHARD_TARGETS, len(current.config.targets), ())
         build = (("version", __version__), ("python_version", platform.python_version()))
         lines.add(BUILD_INFO, 1.0, build)
+        lines.add(STATE_WRITABLE, float(STATE_WRITES.writable), ())
         return lines.joined()
