@@ -220,3 +220,7 @@ class WebSecurity:
         return self.passwords.check(
             self._settings.users, _UNKNOWN_USER_HASH, user, password, client
         )
+
+    def shunned(self, client: str) -> bool:
+        """Whether connections from `client` are closed unanswered (a flood past its 429s)."""
+        return bool(self._settings.users) and self.passwords.shunned(client)

@@ -7,6 +7,8 @@ stray or hostile client cannot blind the monitor.
   connection that has waited longest for its request (a slow or half-sent one, older than
   `READ_GRACE`) is dropped to make room; a burst of real scrapes waits its turn in the backlog.
 - Every read and write on a connection times out after `IO_TIMEOUT`.
+- A client address that goes on sending unverified requests past its 429s is closed as it is
+  accepted (exporter.web.basicauth): a flood costs the accept loop, not the scrapes.
 - Errors are logged through the redacting logger, never printed raw to stderr.
 - Under TLS the accept loop only wraps the socket; the handshake runs in the connection's own
   thread under the same timeout and slot rules, so a client that never finishes its handshake
@@ -92,6 +94,10 @@ class _Server(ThreadingWSGIServer):
                 connection, server_side=True, do_handshake_on_connect=False
             )
         return connection, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """An address flooding past its 429s is closed here: no handshake, no thread, no slot."""
+        return not self.security.shunned(str(client_address[0]))
 
     def process_request(self, request: Any, client_address: Any) -> None:
         deadline = time.monotonic() + SLOT_WAIT
