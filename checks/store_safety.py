@@ -5,8 +5,11 @@ the directory's append-only attribute, owner and mode.
 
 A key disabled or pending deletion is CRITICAL (what it encrypted will not decrypt);
 `backups.immutable: required` makes a store without Object Lock at least as long as its
-retention (and versioning) a WARNING, as is a lifecycle rule that deletes or moves to Glacier
-sooner than the retention, and a world-writable directory.
+retention (and versioning), or whose lock is GOVERNANCE (bypassable), a WARNING, as is a lifecycle
+rule that deletes, deletes noncurrent versions of a versioned store, or moves to Glacier sooner
+than the retention (by days or by date), a bucket policy that lets everyone or another account
+delete, and a world-writable directory. A store whose settings could not be read is UNKNOWN,
+named with the reason: never "nothing deletes them early".
 """
 
 from __future__ import annotations
@@ -107,19 +110,24 @@ class StoreSafetyCheck(Check[None]):
 
     def run(self) -> Observation:
         obs = Observation(Status.OK, "")
-        critical, warnings = [], []
+        critical, warnings, unread = [], [], []
         for watched in self.stores:
             try:
                 found = read_safety(watched.store, watched.aws)
             except (CheckError, OSError) as exc:
                 error = exc if isinstance(exc, CheckError) else CheckError("query", str(exc))
                 obs.errors.append(error)
+                # Not read is not safe: said by name, never "nothing deletes them early".
+                unread.append(f"{watched.role} ({watched.store.url}): settings not read: {error}")
                 continue
             bad, doubtful = self._judge(obs, watched, found)
             critical += bad
             warnings += doubtful
-        obs.status = Status.CRITICAL if critical else Status.WARNING if warnings else Status.OK
-        problems = critical + warnings
+        obs.status = (
+            Status.CRITICAL if critical else Status.UNKNOWN if unread
+            else Status.WARNING if warnings else Status.OK
+        )  # fmt: skip
+        problems = critical + unread + warnings
         obs.summary = "; ".join(problems) if problems else (
             f"{len(self.stores)} store(s): nothing deletes or locks out their backups early"
         )  # fmt: skip
@@ -147,6 +155,12 @@ class StoreSafetyCheck(Check[None]):
                     f"{where}: Object Lock keeps objects {format_duration(found.lock_retention)}, "
                     f"less than the {format_duration(need)} retention"
                 )
+            if found.lock_retention and found.lock_mode == "GOVERNANCE":
+                warnings.append(
+                    f"{where}: Object Lock is GOVERNANCE: whoever holds "
+                    "s3:BypassGovernanceRetention can delete locked backups (immutable: required "
+                    "wants COMPLIANCE)"
+                )
             if found.versioning != "Enabled":
                 warnings.append(f"{where}: versioning is not enabled (immutable: required)")
         if found.expiration:
@@ -157,6 +171,16 @@ class StoreSafetyCheck(Check[None]):
                     f"{format_duration(found.expiration[0])}, before the "
                     f"{format_duration(need)} retention"
                 )
+        if found.noncurrent_expiration and found.versioning == "Enabled":
+            seconds, rule = found.noncurrent_expiration
+            if seconds < need:
+                warnings.append(
+                    f"{where}: lifecycle rule {rule!r} deletes noncurrent versions after "
+                    f"{format_duration(seconds)}: a backup deleted or overwritten is gone before "
+                    f"the {format_duration(need)} retention"
+                )
+        for who in found.policy_deleters:
+            warnings.append(f"{where}: the bucket policy lets {who} delete backups")
         if found.cold_transition:
             seconds, rule, where_to = found.cold_transition
             obs.add(STORE_LIFECYCLE_COLD_TRANSITION_SECONDS, seconds, **k)

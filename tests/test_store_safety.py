@@ -3,9 +3,11 @@ SSE-KMS read from moto's S3 and KMS; file:// stores' attributes from the real fi
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,92 @@ def test_lifecycle_rules_that_delete_or_archive_before_the_retention_warn(
     assert "lifecycle rule 'cold' moves objects to GLACIER after 10d" in result.summary
     assert sample(result, "drwatch_store_lifecycle_expiration_seconds", store="dumps") == 7 * 86400
     assert "elsewhere" not in result.summary and "'off'" not in result.summary
+
+
+def test_rules_by_date_and_for_noncurrent_versions_are_judged(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """A rule that expires or archives on a date expires what is written now that soon; a
+    versioned store whose noncurrent versions go after a day keeps a deleted backup a day."""
+    bucket = _bucket(moto_endpoint)
+    s3 = _client("s3", moto_endpoint)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    soon = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=5)
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [
+            {"ID": "on-a-date", "Status": "Enabled", "Filter": {"Prefix": "dumps/"},
+             "Expiration": {"Date": soon}},
+            {"ID": "archive-by-date", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "Transitions": [{"Date": soon, "StorageClass": "DEEP_ARCHIVE"}]},
+            {"ID": "old-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        ]},
+    )  # fmt: skip
+    result = _run(moto_endpoint, tmp_path, bucket)
+    assert result.status == Status.WARNING, result.summary
+    assert "lifecycle rule 'on-a-date' deletes objects after 4d" in result.summary
+    assert "lifecycle rule 'archive-by-date' moves objects to DEEP_ARCHIVE after 4d" in (
+        result.summary
+    )
+    assert "lifecycle rule 'old-versions' deletes noncurrent versions after 1d: a backup " in (
+        result.summary
+    )
+
+
+def test_a_governance_lock_is_not_immutable(moto_endpoint: str, tmp_path: Path) -> None:
+    bucket = _bucket(moto_endpoint, locked=True)
+    _lock(moto_endpoint, bucket, "GOVERNANCE", 30)
+    result = _run(moto_endpoint, tmp_path, bucket, immutable="required")
+    assert result.status == Status.WARNING
+    assert "Object Lock is GOVERNANCE: whoever holds s3:BypassGovernanceRetention" in (
+        result.summary
+    )
+    assert sample(result, "drwatch_store_object_lock_compliance_mode", store="dumps") == 0
+    assert _run(moto_endpoint, tmp_path, bucket).status == Status.OK  # immutable: optional
+
+
+def test_a_bucket_policy_that_lets_others_delete_is_named(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    bucket = _bucket(moto_endpoint)
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:DeleteObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"},
+         "Action": ["s3:GetObject", "s3:Delete*"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]}  # fmt: skip
+    _client("s3", moto_endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    result = _run(moto_endpoint, tmp_path, bucket)
+    assert result.status == Status.WARNING, result.summary
+    assert "the bucket policy lets everyone delete backups" in result.summary
+    assert "lets arn:aws:iam::210987654321:root delete backups" in result.summary
+    assert result.summary.count("bucket policy lets") == 2  # reading and denying are fine
+
+
+@pytest.mark.parametrize("why", ["no such bucket", "no credentials", "refused endpoint"])
+def test_settings_not_read_are_unknown_never_ok(
+    moto_endpoint: str, tmp_path: Path, why: str
+) -> None:
+    bucket, aws = _bucket(moto_endpoint), {**AWS, "endpoint_url": moto_endpoint}
+    if why == "no such bucket":
+        bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    elif why == "no credentials":
+        aws = {"endpoint_url": moto_endpoint, "region": "us-east-1", "max_attempts": 1}
+    else:
+        aws = {**AWS, "endpoint_url": "http://127.0.0.1:1", "max_attempts": 1}
+    loaded = make_config(
+        [{"name": "app", "backups": {"store": f"s3://{bucket}/dumps/"}}], aws=aws,
+        state_dir=str(tmp_path),
+    )  # fmt: skip
+    result = CheckHarness(loaded).run("store_safety")
+    assert result.status == Status.UNKNOWN, result.summary
+    assert result.summary.startswith(f"dumps (s3://{bucket}/dumps/): settings not read: ")
+    assert "nothing deletes" not in result.summary
 
 
 def test_a_kms_key_disabled_or_pending_deletion_is_critical(

@@ -4,16 +4,23 @@ them before their retention, and can they still be decrypted (the newest object'
 encryption; for SSE-KMS, the key's state from kms:DescribeKey). For file:// stores, what the
 directory says: its append-only and immutable attributes, its owner and mode.
 
+Lifecycle rules are read whether they count days or name a date; the bucket policy is read for
+statements that let everyone, or another account, delete objects.
+
 Calls: s3:GetBucketVersioning, s3:GetBucketObjectLockConfiguration,
-s3:GetLifecycleConfiguration, s3:ListBucket, s3:GetObject (HEAD), kms:DescribeKey.
+s3:GetLifecycleConfiguration, s3:GetBucketPolicy, s3:ListBucket, s3:GetObject (HEAD),
+kms:DescribeKey, sts:GetCallerIdentity (whose account is "another").
 """
 
 from __future__ import annotations
 
 import array
 import fcntl
+import json
 import os
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +40,11 @@ _MISSING = {
     "ObjectLockConfigurationNotFoundError",
     "NoSuchLifecycleConfiguration",
     "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchBucketPolicy",
 }
+# What lets a principal delete a backup or its versions.
+_DELETES = {"s3:deleteobject", "s3:deleteobjectversion", "s3:*", "*", "s3:delete*",
+            "s3:putlifecycleconfiguration", "s3:bypassgovernanceretention"}  # fmt: skip
 
 
 @dataclass
@@ -55,6 +66,9 @@ class StoreSafety:
     immutable: bool | None = None
     owner_uid: int | None = None
     mode: int | None = None
+    # Who else the bucket policy lets delete objects: "everyone" or an account id, with
+    # whether a condition restricts it.
+    policy_deleters: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read, said once
 
 
@@ -108,8 +122,52 @@ def _s3(store: S3Store, aws: AwsConfig) -> StoreSafety:
         )
     lifecycle = _call(store, "get lifecycle", "get_bucket_lifecycle_configuration") or {}
     _lifecycle(found, lifecycle.get("Rules", []), store.prefix)
+    policy = _call(store, "get bucket policy", "get_bucket_policy") or {}
+    if policy.get("Policy"):
+        found.policy_deleters = _deleters(json.loads(policy["Policy"]), _own_account(aws, found))
     _encryption(found, store, aws)
     return found
+
+
+def _own_account(aws: AwsConfig, found: StoreSafety) -> str | None:
+    """drwatch's own account (sts:GetCallerIdentity): any other account is another."""
+    try:
+        sts = aws_client("sts", aws, aws.region, "sts")
+        return str(sts.get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError, KeyError):
+        found.notes.append("own account not readable (sts:GetCallerIdentity): accounts named")
+        return None
+
+
+def _deleters(policy: dict[str, Any], own: str | None) -> list[str]:
+    """Who an Allow statement lets delete objects, other than the bucket's own account."""
+    found: list[str] = []
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(str(a).lower() in _DELETES for a in actions):
+            continue
+        condition = " (under a condition)" if statement.get("Condition") else ""
+        for who in _principals(statement.get("Principal")):
+            if who == "*":
+                found.append(f"everyone{condition}")
+            elif own is None or own not in who:
+                found.append(f"{who}{condition}")
+    return found
+
+
+def _principals(principal: Any) -> list[str]:
+    if principal == "*":
+        return ["*"]
+    if isinstance(principal, dict):
+        names: list[str] = []
+        for value in principal.values():
+            names += [value] if isinstance(value, str) else list(value)
+        return ["*" if name == "*" else str(name) for name in names]
+    return []
 
 
 def _applies(rule: dict[str, Any], prefix: str) -> bool:
@@ -128,16 +186,28 @@ def _lifecycle(found: StoreSafety, rules: list[dict[str, Any]], prefix: str) -> 
 
     for rule in (r for r in rules if _applies(r, prefix)):
         name = str(rule.get("ID") or "unnamed")
-        if "Days" in rule.get("Expiration", {}):
-            found.expiration = sooner(found.expiration, rule["Expiration"]["Days"], name)
+        if (days := _days(rule.get("Expiration", {}))) is not None:
+            found.expiration = sooner(found.expiration, days, name)
         if "NoncurrentDays" in rule.get("NoncurrentVersionExpiration", {}):
             days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
             found.noncurrent_expiration = sooner(found.noncurrent_expiration, days, name)
         for move in rule.get("Transitions", []):
-            if move.get("StorageClass") in COLD and "Days" in move:
+            if move.get("StorageClass") in COLD and (days := _days(move)) is not None:
                 found.cold_transition = sooner(
-                    found.cold_transition, move["Days"], name, move["StorageClass"]
+                    found.cold_transition, days, name, move["StorageClass"]
                 )
+
+
+def _days(action: dict[str, Any]) -> float | None:
+    """After how many days an expiration or transition acts on an object written now: its
+    `Days`, or what is left until its `Date` (a date passed: at once)."""
+    if "Days" in action:
+        return float(action["Days"])
+    if "Date" in action:
+        when = action["Date"]
+        stamp = when.timestamp() if isinstance(when, datetime) else float("nan")
+        return max(0.0, (stamp - time.time()) / DAY) if stamp == stamp else 0.0
+    return None
 
 
 def _encryption(found: StoreSafety, store: S3Store, aws: AwsConfig) -> None:
