@@ -126,6 +126,9 @@ def test_sql_with_side_effects_is_refused_unless_allowed(sql: str) -> None:
          "a data-modifying WITH (DELETE)"),
         ("SELECT 1 AS value INTO copied", "SELECT INTO"),
         ("SELECT count(*) AS value FROM jobs\nWHERE my_check(id)", "my_check() (line 2, column 7)"),
+        # A schema of the user's own with a function named like a built-in: not the built-in.
+        ("SELECT evil.count(1) AS value", "evil.count() (line 1"),
+        ('SELECT public."now"() AS value', "public.now()"),
     ],
 )  # fmt: skip
 def test_the_parse_tree_finds_what_a_text_scan_missed(sql: str, named: str) -> None:
@@ -139,6 +142,13 @@ def test_the_dbas_own_functions_are_named_in_config() -> None:
     query = {"name": "q", "help": "x", "sql": "SELECT count(*) AS value FROM jobs WHERE my_check(id)",
              "functions": ["my_check"]}  # fmt: skip
     make_config([{"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [query]}}}])
+    qualified = {**query, "sql": "SELECT pg_catalog.count(*) AS value FROM jobs WHERE ops.my_check(id)",
+                 "functions": ["ops.my_check"]}  # fmt: skip
+    make_config([{"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [qualified]}}}])
+    elsewhere = {**qualified, "sql": "SELECT count(*) AS value FROM jobs WHERE evil.my_check(id)"}
+    target = {"name": "a", "postgres": {"dsn": DSN, "verification": {"custom": [elsewhere]}}}
+    (problem,) = config_problems(yaml.safe_dump({"targets": [target]}))
+    assert "evil.my_check()" in problem
 
 
 def test_side_effect_words_in_strings_and_comments_are_not_code() -> None:

@@ -100,7 +100,8 @@ def test_the_markdown_report_is_tables_a_reviewer_reads(estate: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| full_restore |"))
     assert "| Restore to staging (weekly) | 11 | 10 | 1 | 1 |" in row
     assert "| NO |" in row  # the schedule was not kept
-    assert "\\|" in text and "pg_restore failed: <script>" in text  # a | in a cell escaped
+    assert "\\|" in text and "pg_restore failed: &lt;script&gt;" in text  # text, not HTML
+    assert "<script" not in text
     assert "## What it cannot show" in text
 
 
@@ -123,3 +124,41 @@ def test_the_html_report_is_self_contained_and_reads_in_chromium(
     row = next(r for r in summary.split("<tr") if "<td>full_restore</td>" in r)
     assert 'class="bad"' in row and "<td>NO</td>" in row
     assert "&lt;script&gt;" in dom and "<script>alert" not in dom
+
+
+def test_a_backup_key_is_text_in_the_markdown_report(tmp_path: Path) -> None:
+    """Markdown is rendered where reports are read (a wiki, a ticket): a backup key that holds
+    HTML or a link stays text."""
+    state = tmp_path / "state"
+    key = '<img src=x onerror="alert(1)">[click](javascript:alert(2))`code`.dump'
+    record = _drill(time.time() - DAY, "passed", 100.0)
+    record.backup["backup"] = key
+    drill_history(str(state), DrillCapacity()).append([record])
+    target = {"name": "app", "backups": {"store": "file:///b/dumps/"},
+              "drills": {"scratch": {"user": "postgres"}, "full_restore": {}}}  # fmt: skip
+    text = _report(write_config(tmp_path / "c.yml", [target], state_dir=str(state)), "md")
+    assert "<img" not in text and "&lt;img src=x onerror=" in text
+    assert " [click](" not in text and "\\[click\\](" in text  # no link: brackets escaped
+    assert "\\`code\\`" in text
+
+
+@pytest.mark.parametrize("records", ["none", "one failed"])
+def test_no_pass_in_the_period_is_never_a_kept_schedule(tmp_path: Path, records: str) -> None:
+    """No drill in a week's report (shorter than max_age), or one failed drill in 90 days: the
+    schedule was not kept, and the whole period went without a pass."""
+    state = tmp_path / "state"
+    if records == "one failed":
+        drill_history(str(state), DrillCapacity()).append(
+            [_drill(time.time() - 1.0, "failed", 1.0, "pg_restore failed")]
+        )
+    target = {"name": "app", "backups": {"store": "file:///b/dumps/"},
+              "drills": {"scratch": {"user": "postgres"}, "full_restore": {}}}  # fmt: skip
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(state))
+    since = "7d" if records == "none" else "90d"
+    proc = drwatch("report", "--config", str(config), "--since", since, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (full,) = [s for s in json.loads(proc.stdout)["targets"][0]["scenarios"]
+               if s["scenario"] == "full_restore"]  # fmt: skip
+    assert full["schedule"]["kept"] is False and full["schedule"]["passes"] == 0
+    period = 7 * DAY if records == "none" else 90 * DAY
+    assert full["schedule"]["longest_without_pass_seconds"] == pytest.approx(period, abs=120)

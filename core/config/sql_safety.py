@@ -9,8 +9,9 @@ reset statistics. A text scan cannot tell code from quoted text reliably (`"pg_r
 
 - one SELECT (a WITH of SELECTs, set operations, subqueries included), no SELECT INTO;
 - no locking clause (FOR UPDATE / SHARE), no data-modifying WITH (INSERT, UPDATE, DELETE, MERGE);
-- every function called on the allowlist below of functions without side effects, or named by
-  the DBA in the query's `functions:` (their own, which they vouch for).
+- every function called on the allowlist below of functions without side effects (unqualified
+  or in pg_catalog: `evil.count()` is another function), or named by the DBA in the query's
+  `functions:` as it is called (their own, which they vouch for).
 
 Refused SQL names the function (or the construct) and its line and column. `allow_side_effects:
 true` lifts all of it, for a query its author has read.
@@ -90,6 +91,16 @@ def _nodes(node: Any) -> Iterator[pg.Node]:
             yield from _nodes(item)
 
 
+def _allowed(parts: list[str], vouched: set[str]) -> bool:
+    """A built-in on the allowlist called as itself (unqualified, which resolves in
+    pg_catalog first, or pg_catalog.name), or a function the DBA named, as they named it:
+    `evil.count()` is not count()."""
+    name = ".".join(parts).lower()
+    schema = parts[0].lower() if len(parts) > 1 else None
+    builtin = parts[-1].lower() in ALLOWED_FUNCTIONS and schema in (None, "pg_catalog")
+    return builtin or name in vouched
+
+
 def side_effects(sql: str, functions: frozenset[str] = frozenset()) -> list[str]:
     """What in `sql` goes beyond one side-effect-free SELECT, named with where it is; empty
     when nothing does. `functions`: more function names the DBA vouches for."""
@@ -105,14 +116,12 @@ def side_effects(sql: str, functions: frozenset[str] = frozenset()) -> list[str]
     if not isinstance(statement, pg.SelectStmt):
         return [f"{type(statement).__name__.removesuffix('Stmt').upper()} (only a SELECT)"]
     found: list[str] = []
-    allowed = ALLOWED_FUNCTIONS | {f.lower() for f in functions}
+    vouched = {f.lower() for f in functions}
     for node in _nodes(statement):
         if isinstance(node, pg.FuncCall):
-            name = ".".join(
-                str(part.sval) for part in node.funcname or () if isinstance(part, pg.String)
-            )
-            if name.rpartition(".")[2].lower() not in allowed and name.lower() not in allowed:
-                found.append(f"{name}() ({_where(sql, node.location)})")
+            parts = [str(p.sval) for p in node.funcname or () if isinstance(p, pg.String)]
+            if not _allowed(parts, vouched):
+                found.append(f"{'.'.join(parts)}() ({_where(sql, node.location)})")
         elif isinstance(node, _MODIFYING):
             kind = type(node).__name__.removesuffix("Stmt").upper()
             found.append(f"a data-modifying WITH ({kind})")

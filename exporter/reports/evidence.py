@@ -147,7 +147,8 @@ def _schedule(
     target: Target, scenario: str, mine: list[DrillRecord], since: float, now: float
 ) -> dict[str, Any]:
     """The runbook's test, its cron's runs in the period, and the longest stretch without a
-    pass (from the period's start, or the first record, to now): kept when within max_age."""
+    pass (from the period's start, or the first record, to now): kept when within max_age. No
+    pass in the period is never kept, whatever the period's length."""
     drills = target.drills
     assert drills is not None
     test, frequency, _, _ = RUNBOOK_TESTS[scenario]
@@ -156,6 +157,8 @@ def _schedule(
     start = max(since, mine[0].started_at if mine else since)
     edges = [start, *passes, now]
     longest = max(b - a for a, b in itertools.pairwise(edges))
+    if not passes:  # nothing proven in the period: the whole period went without a pass
+        longest = now - since
     return {
         "test": test,
         "frequency": frequency,
@@ -164,7 +167,8 @@ def _schedule(
         "max_age_seconds": max_age,
         "scheduled_runs": _fire_times(schedule, drills.timezone, since, now),
         "longest_without_pass_seconds": longest,
-        "kept": longest <= max_age,
+        "kept": bool(passes) and longest <= max_age,
+        "passes": len(passes),
     }
 
 

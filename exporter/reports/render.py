@@ -92,7 +92,12 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown cell or line: whatever a backup key or a summary holds stays text
+    where the Markdown is rendered (HTML as entities, links and code spans broken up)."""
+    escaped = html.escape(str(text), quote=False).replace("\\", "\\\\")
+    for mark in ("|", "[", "]", "`"):
+        escaped = escaped.replace(mark, "\\" + mark)
+    return escaped.replace("\n", " ")
 
 
 def _md_table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
