@@ -72,6 +72,8 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/backup_layouts.py
 	$(VENV)/bin/python bench/verification_cost.py
 	$(VENV)/bin/python bench/drill.py
+	$(VENV)/bin/python bench/decompression.py
+	$(VENV)/bin/python bench/auth_flood.py --attackers 300
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .pytest_cache .ruff_cache

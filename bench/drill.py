@@ -14,6 +14,7 @@ Prints both times, the drill's phases and the bench process's peak memory growth
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -53,14 +54,15 @@ def by_hand(dump: Path, scratch_dir: Path) -> float:
     drills = loaded.config.targets[0].drills
     assert drills is not None
     started = time.monotonic()
-    cluster = ThrowawayCluster(drills.scratch, scratch_dir, time.monotonic() + 3600)
+    cluster = ThrowawayCluster(drills, scratch_dir, time.monotonic() + 3600)
     try:
         cluster.start()
-        copy = cluster.dsn(cluster.create_database())
+        database = cluster.create_database()
+        # The scratch superuser's password in the environment, as a person would give it.
         subprocess.run(
             [str(cluster.pg_bin / "pg_restore"), "--no-owner", "--no-privileges", "--jobs=2",
-             "-d", copy, str(dump)],
-            check=True, capture_output=True,
+             "-h", str(cluster.socket_dir), "-U", "drwatch_drill", "-d", database, str(dump)],
+            check=True, capture_output=True, env={**os.environ, "PGPASSWORD": cluster.password},
         )  # fmt: skip
     finally:
         cluster.close()
