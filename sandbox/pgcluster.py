@@ -292,14 +292,16 @@ class PgCluster:
         finally:
             shutil.rmtree(target, ignore_errors=True)
 
-    def tar_base_backup(self, directory: Path, compress: str | None = None) -> Path:
+    def tar_base_backup(
+        self, directory: Path, compress: str | None = None, *options: str
+    ) -> Path:
         """`pg_basebackup -Ft -X stream` into `directory` (base.tar, pg_wal.tar, backup_manifest),
         as a PITR drill's base_store holds it; `compress` is -Z's value (gzip, lz4, zstd,
-        server-zstd...)."""
+        server-zstd...); `options` go to pg_basebackup as they are."""
         directory.mkdir(parents=True)
         _chown_to_server_user(directory)
-        options = ("-Z", compress) if compress else ()
-        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream", *options)
+        compression = ("-Z", compress) if compress else ()
+        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream", *compression, *options)
         return directory / "backup"
 
     def promote(self) -> None:

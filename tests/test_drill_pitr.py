@@ -132,6 +132,38 @@ def test_a_gap_in_the_archive_stops_recovery_early_and_fails(
     assert "a gap; 2 segments of WAL after it cannot be replayed" in result.summary
 
 
+def test_a_copy_with_a_corrupt_page_fails_naming_the_relation_and_block(tmp_path: Path) -> None:
+    """A page of a table no verification item reads, garbled on production's disk, backed up
+    without checksum checks (`pg_basebackup --no-verify-checksums`): the restore, the WAL replay
+    and the row counts pass, and pg_amcheck on the promoted copy (amcheck installed by the
+    drill) fails the drill naming the table and the block."""
+    cluster = PgCluster().init(checksums=True).start()
+    try:
+        cluster.execute("CREATE DATABASE app")
+        with cluster.connect("app") as conn:
+            seed(conn, debates=500)
+        cluster.execute("CREATE TABLE audit AS SELECT g AS id, repeat('x', 200) AS note "
+                        "FROM generate_series(1, 2000) g; CHECKPOINT", "app")  # fmt: skip
+        relation = cluster.execute("SELECT pg_relation_filepath('audit')", "app")[0][0]
+        cluster.stop()
+        with open(cluster.datadir / relation, "r+b") as page:
+            page.seek(8192 * 3 + 100)
+            page.write(b"garbage" * 4)
+        cluster.start()
+        base = cluster.backups / "base"
+        cluster.tar_base_backup(base, None, "--no-verify-checksums")
+        _archived(cluster)
+        result = _run(cluster, tmp_path, base)
+    finally:
+        cluster.destroy()
+    assert not result.ok
+    assert result.values.get("amcheck") == "failed", result.summary
+    assert result.tables["debates"][1] == 0  # every row there: only amcheck sees the page
+    assert "pg_amcheck: heap table app.public.audit: invalid page in block 3 of relation " in (
+        result.summary
+    ), result.summary
+
+
 def test_without_a_physical_base_backup_pitr_is_impossible(
     cluster: PgCluster, tmp_path: Path
 ) -> None:

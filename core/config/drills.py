@@ -170,6 +170,9 @@ class DrillsConfig(Strict):
     # Restore formats that execute (plain SQL, physical copies) without isolation (none): the
     # backups' writers are trusted with drwatch's own user, files and secrets.
     trust_backups: bool = False
+    # pg_amcheck on every copy: heapallindexed also proves each heap tuple is in its indexes
+    # (reads every index whole: slower on big copies); basic checks pages, tuples and B-trees.
+    amcheck: Literal["heapallindexed", "basic"] = "heapallindexed"
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
     pitr: PitrDrill | None = None

@@ -9,6 +9,7 @@ up to.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 
@@ -30,9 +31,14 @@ LATE_COMMIT_SECONDS = 300.0
 
 
 def check_copy(
-    target: Target, copy: str, timer: Timer, backup_time: float | None = None
+    target: Target,
+    copy: str,
+    timer: Timer,
+    backup_time: float | None = None,
+    whole_server: bool = False,
 ) -> list[str]:
-    """The problems found on the copy (none: it is a good one)."""
+    """The problems found on the copy (none: it is a good one). `whole_server`: a physical
+    copy, `copy` its superuser: amcheck is installed where missing and every database checked."""
     problems: list[str] = []
     pg = target.postgres
     if pg is not None and not pg.verification.is_empty():
@@ -44,7 +50,8 @@ def check_copy(
             timer.result.values["verification"] = render_ages(seen.summary)
             problems += [f"verification on the copy: {e}" for e in seen.errors]
         problems += _compare_rows(pg, options, copy, timer, backup_time)
-    problems += _amcheck(copy, timer)
+    heapallindexed = target.drills is not None and target.drills.amcheck == "heapallindexed"
+    problems += _amcheck(copy, timer, whole_server, heapallindexed)
     return problems
 
 
@@ -117,9 +124,12 @@ def _compare_rows(
     return problems
 
 
-def _amcheck(copy: str, timer: Timer) -> list[str]:
-    """Index integrity of the copy with pg_amcheck, as the role that reads the copy (the scratch
-    server installs amcheck beforehand and grants it its functions)."""
+def _amcheck(copy: str, timer: Timer, whole_server: bool, heapallindexed: bool) -> list[str]:
+    """Heap and B-tree integrity of the copy with pg_amcheck: a page that does not read, a
+    tuple or an index entry that is wrong fails the drill naming the relation and block. A
+    dump's copy is read as the restoring role (amcheck installed beforehand, its functions
+    granted); a physical copy as its superuser, every database, amcheck installed where
+    missing."""
     binary = PG_AMCHECK.find()
     if binary is None:
         timer.result.values["amcheck"] = "pg_amcheck not installed"
@@ -131,8 +141,10 @@ def _amcheck(copy: str, timer: Timer) -> list[str]:
         PGUSER=str(params.get("user", "")),
         PGPASSWORD=str(params.get("password", "")),
     )
+    scope = ["--install-missing", "--all"] if whole_server else [str(params["dbname"])]
+    extra = ["--heapallindexed"] if heapallindexed else []
     proc = subprocess.run(
-        [binary, str(params["dbname"])],
+        [binary, *extra, *scope, "--maintenance-db", str(params["dbname"])],
         capture_output=True, text=True, env=env, timeout=max(1.0, timer.remaining()),
     )  # fmt: skip
     output = (proc.stdout + proc.stderr).strip()
@@ -141,5 +153,23 @@ def _amcheck(copy: str, timer: Timer) -> list[str]:
         return []
     timer.result.values["amcheck"] = "ok" if proc.returncode == 0 else "failed"
     if proc.returncode != 0:
-        return [f"pg_amcheck: {' | '.join(output.splitlines()[:2])}"]
+        return [f"pg_amcheck: {' | '.join(_findings(output)[:3])}"]
     return []
+
+
+_RELATION = re.compile(r'^(heap table|btree index|toast table) "([^"]+)"')
+
+
+def _findings(output: str) -> list[str]:
+    """pg_amcheck's findings as "relation: what", its page-verification warnings left out."""
+    found, relation = [], ""
+    for line in output.splitlines():
+        if line.startswith("WARNING:"):
+            continue
+        if match := _RELATION.match(line):
+            relation = f"{match[1]} {match[2]}"
+        elif line.startswith((" ", "\t")) and relation:
+            found.append(f"{relation}: {line.strip().removeprefix('ERROR:').strip()}")
+        elif line.strip():
+            found.append(line.strip())
+    return found

@@ -69,7 +69,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 # Stopped at once ('immediate'): the copy holds what the backup held.
                 reached = end.recovered_to or timer.result.values.get("backup_time")
-                problems += check_copy(target, on_copy, timer, reached)
+                problems += check_copy(target, on_copy, timer, reached, whole_server=True)
         except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
             needed = sum(f.stat().st_size for f in workdir.iterdir() if f.is_file())
             raise copy.explain(exc, int(needed * drills.scratch.disk_factor)) from None
