@@ -262,6 +262,7 @@ class BaseBackupsCheck(Check[None]):
             self.cache.retain({o.key for o in manifests})
         obs.add(BASE_BACKUP_NEWEST_VERIFIED, verdict.ok)
         obs.values["newest_verified"] = verdict.ok
+        obs.values["newest_verification"] = verdict.reason
         return [] if verdict.ok else [f"{newest.label} fails verification: {verdict.reason}"]
 
     def _window(

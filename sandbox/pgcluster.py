@@ -293,15 +293,15 @@ class PgCluster:
             shutil.rmtree(target, ignore_errors=True)
 
     def tar_base_backup(
-        self, directory: Path, compress: str | None = None, *options: str
+        self, directory: Path, compress: str | None = None, *options: str, wal: str = "stream"
     ) -> Path:
         """`pg_basebackup -Ft -X stream` into `directory` (base.tar, pg_wal.tar, backup_manifest),
         as a PITR drill's base_store holds it; `compress` is -Z's value (gzip, lz4, zstd,
-        server-zstd...); `options` go to pg_basebackup as they are."""
+        server-zstd...); `wal` is -X's; `options` go to pg_basebackup as they are."""
         directory.mkdir(parents=True)
         _chown_to_server_user(directory)
         compression = ("-Z", compress) if compress else ()
-        self._pg_basebackup(directory / "backup", "-Ft", "-X", "stream", *compression, *options)
+        self._pg_basebackup(directory / "backup", "-Ft", "-X", wal, *compression, *options)
         return directory / "backup"
 
     def promote(self) -> None:

@@ -206,6 +206,29 @@ def test_the_newest_pg_basebackup_is_verified_once_and_corruption_is_named(
     assert backup.exists()
 
 
+def test_a_backup_without_wal_and_one_with_a_tablespace_are_verified(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`-X none`: base.tar carries an empty pg_wal/, the WAL is the archive's; checked with -n
+    and said so. A second tablespace's `<oid>.tar`: unpacked and linked as PostgreSQL documents,
+    as pg_verifybackup itself passes it."""
+    base = cluster.root / "base"
+    cluster.tar_base_backup(base / "no-wal", wal="none")
+    harness = _harness(tmp_path, base, cluster.archive)
+    result = harness.run("base_backups")
+    assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary
+    assert "the backup holds no WAL" in result.values["newest_verification"]
+
+    space = cluster.root / "space"
+    cluster.make_server_dir(space)
+    cluster.execute(f"CREATE TABLESPACE extra LOCATION '{space}'")
+    cluster.execute("CREATE TABLE far (x int) TABLESPACE extra; INSERT INTO far VALUES (1)")
+    backup = cluster.tar_base_backup(base / "with-space")
+    assert any(p.name[0].isdigit() for p in backup.iterdir()), sorted(backup.iterdir())
+    result = harness.run("base_backups")
+    assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary
+
+
 @pytest.fixture(scope="module")
 def shared_archiving_cluster() -> Iterator[PgCluster]:
     c = PgCluster().init().start()

@@ -164,6 +164,31 @@ def test_a_copy_with_a_corrupt_page_fails_naming_the_relation_and_block(tmp_path
     ), result.summary
 
 
+def test_a_backup_with_a_tablespace_and_without_wal_restores(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`-X none` (the WAL from the archive) and a second tablespace (`<oid>.tar`, linked where
+    the copy keeps it, never at production's directory): the rows in the tablespace come back,
+    and production's tablespace directory is untouched."""
+    space = cluster.root / "space"
+    cluster.make_server_dir(space)
+    cluster.execute(f"CREATE TABLESPACE extra LOCATION '{space}'")
+    cluster.execute("CREATE DATABASE app")
+    with cluster.connect("app") as conn:
+        seed(conn, debates=200)
+    cluster.execute("CREATE TABLE far TABLESPACE extra AS SELECT g FROM generate_series(1, 50) g",
+                    "app")  # fmt: skip
+    before = sorted(str(p) for p in space.rglob("*"))
+    base = cluster.backups / "base"
+    cluster.tar_base_backup(base, wal="none")
+    cluster.execute("INSERT INTO far SELECT 51", "app")  # only WAL replay brings it back
+    _archived(cluster)
+    result = _run(cluster, tmp_path, base)
+    assert result.ok, result.summary
+    assert result.tables["debates"][1] == 0
+    assert sorted(str(p) for p in space.rglob("*"))[: len(before)] == before
+
+
 def test_without_a_physical_base_backup_pitr_is_impossible(
     cluster: PgCluster, tmp_path: Path
 ) -> None:

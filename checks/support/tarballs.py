@@ -36,6 +36,40 @@ def tar_name(name: str, stem: str) -> bool:
     return any(name == stem + suffix for suffix in TAR_SUFFIXES)
 
 
+def tablespace_oid(name: str) -> str | None:
+    """The tablespace a `-Ft` backup's `<oid>.tar[.gz|.lz4|.zst]` holds, or None."""
+    stem = name.split(".", 1)[0]
+    return stem if stem.isdigit() and tar_name(name, stem) else None
+
+
+def link_tablespaces(data: Path, placed: dict[str, Path]) -> None:
+    """A tar backup's tablespaces where they were unpacked (`placed`: oid -> directory) linked
+    as pg_tblspc/<oid>, as PostgreSQL documents: what pg_verifybackup follows."""
+    if not placed:
+        return
+    links = data / "pg_tblspc"
+    links.mkdir(mode=0o700, exist_ok=True)
+    for oid, where in placed.items():
+        link = links / oid
+        if link.is_symlink() or link.exists():
+            raise UnsafeMember(f"pg_tblspc/{oid} is already in the backup")
+        link.symlink_to(where)
+
+
+def remap_tablespaces(data: Path, placed: dict[str, Path]) -> None:
+    """tablespace_map (what recovery recreates the links from) pointed at `placed`, after the
+    backup was verified against its manifest: the copy never reaches the tablespaces' original
+    directories on this host."""
+    if not placed:
+        return
+    try:
+        fd = os.open(data / "tablespace_map", os.O_WRONLY | os.O_TRUNC | os.O_CREAT | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise UnsafeMember(f"tablespace_map: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as mapping:
+        mapping.write("".join(f"{oid} {where}\n" for oid, where in sorted(placed.items())))
+
+
 def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([root, path]) == root
 

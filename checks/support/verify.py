@@ -30,7 +30,14 @@ from typing import IO
 
 from checks.support.plaindump import PlainReadTimedOut, is_plain, read_plain
 from checks.support.stores import Store, StoredObject
-from checks.support.tarballs import TAR_SUFFIXES, UNREADABLE, UnsafeMember, unpack
+from checks.support.tarballs import (
+    TAR_SUFFIXES,
+    UNREADABLE,
+    UnsafeMember,
+    link_tablespaces,
+    tablespace_oid,
+    unpack,
+)
 from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB, child_env, program_path
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
@@ -325,13 +332,18 @@ def verify_basebackup(
                 bytes_read = _unpack(store, files, data, deadline, cap)
             except BadArchive as exc:
                 return Verdict(False, str(exc), None, 0, time.monotonic() - started)
-            has_wal = (data / "pg_wal").is_dir()
+            # base.tar always carries pg_wal/, empty when the backup holds no WAL (-X none):
+            # then the WAL is the archive's to give, and only the files are checked (-n).
+            has_wal = any((data / "pg_wal").glob("0*"))
             binary = PG_VERIFYBACKUP.find() or PG_VERIFYBACKUP.name
             checked = [binary, *([] if has_wal else ["-n"]), str(data)]
             code, output = _checker(checked, manifest.key, deadline)
         duration = time.monotonic() - started
         if code == 0:
-            return Verdict(True, "pg_verifybackup ok", None, bytes_read, duration)
+            how = "pg_verifybackup ok" if has_wal else (
+                "pg_verifybackup ok (files; the backup holds no WAL: the archive's is needed)"
+            )  # fmt: skip
+            return Verdict(True, how, None, bytes_read, duration)
         problem = output.first_line().removeprefix("pg_verifybackup: ").removeprefix("error: ")
         return Verdict(False, f"pg_verifybackup: {problem}", None, bytes_read, duration)
     finally:
@@ -342,14 +354,17 @@ def _unpack(
     store: Store, files: list[StoredObject], data: Path, deadline: float, cap: Callable[[int], int]
 ) -> int:
     bytes_read = 0
+    tablespaces: dict[str, Path] = {}
     for obj in files:
         name = posixpath.basename(obj.key)
         into = {"base": data, "pg_wal": data / "pg_wal"}.get(name.split(".")[0])
+        if (oid := tablespace_oid(name)) is not None:
+            into = tablespaces[oid] = data.parent / "tablespaces" / oid
         if name == "backup_manifest":
             with open(data / name, "wb") as sink:
                 bytes_read += _copy(store, obj.key, sink, deadline)
         elif into is not None and name.endswith(TAR_SUFFIXES):
-            into.mkdir(mode=0o700, exist_ok=True)
+            into.mkdir(mode=0o700, parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=data.parent) as copy:
                 bytes_read += _copy(store, obj.key, copy, deadline)
                 copy.seek(0)
@@ -359,6 +374,10 @@ def _unpack(
                     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                         raise NoSpace(obj.key, tempfile.gettempdir()) from None
                     raise BadArchive(obj.key, exc) from None
+    try:
+        link_tablespaces(data, tablespaces)
+    except UnsafeMember as exc:
+        raise BadArchive(files[0].key, exc) from None
     return bytes_read
 
 

@@ -20,7 +20,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from checks.support.tarballs import UNREADABLE, UnsafeMember, tar_name, unpack
+from checks.support.tarballs import (
+    TAR_SUFFIXES,
+    UNREADABLE,
+    UnsafeMember,
+    link_tablespaces,
+    remap_tablespaces,
+    tablespace_oid,
+    unpack,
+)
 from core.config.drills import DrillsConfig
 from core.programs import PGBACKREST, program_path
 from exporter.drills.scratch import DrillError, ThrowawayCluster, track
@@ -40,20 +48,36 @@ class PhysicalCopy(ThrowawayCluster):
         self._reachable()
         track(self, True)
         has_wal = False
-        for stem, into in (("base", self.data), ("pg_wal", self.data / "pg_wal")):
-            for found in (p for p in backup.iterdir() if tar_name(p.name, stem)):
-                into.mkdir(mode=0o700, exist_ok=True)
-                has_wal |= stem == "pg_wal"
-                try:
-                    with open(found, "rb") as source:
-                        unpack(source, found.name, into, cap(found.stat().st_size))
-                except (*UNREADABLE, UnsafeMember) as exc:
-                    raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
+        tablespaces: dict[str, Path] = {}
+        for found in sorted(backup.iterdir()):
+            into = {"base": self.data, "pg_wal": self.data / "pg_wal"}.get(found.name.split(".")[0])
+            if (oid := tablespace_oid(found.name)) is not None:  # -Ft: <oid>.tar per tablespace
+                into = tablespaces[oid] = self.root / "tablespaces" / oid
+            if into is None or not found.name.endswith(TAR_SUFFIXES):
+                continue
+            into.mkdir(mode=0o700, parents=True, exist_ok=True)
+            has_wal |= found.name.startswith("pg_wal.")
+            try:
+                with open(found, "rb") as source:
+                    unpack(source, found.name, into, cap(found.stat().st_size))
+            except (*UNREADABLE, UnsafeMember) as exc:
+                raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
+        try:
+            link_tablespaces(self.data, tablespaces)
+        except UnsafeMember as exc:
+            raise DrillError(f"tablespaces: {exc}") from None
+        if tablespaces:  # the server's to write, and what its sandbox sees
+            self.extra_writable.append(self.root / "tablespaces")
         shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
-        give(self.other_user, self.data, self.wal)
+        give(self.other_user, self.data, self.wal, *self.extra_writable)
         self._run(
             str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
         )
+        try:  # verified as it was written; then pointed where the copy keeps them
+            remap_tablespaces(self.data, tablespaces)
+        except UnsafeMember as exc:
+            raise DrillError(f"tablespaces: {exc}") from None
+        give(self.other_user, self.data)
 
     def restore_pgbackrest(self, config: str, stanza: str) -> str:
         """pgBackRest's restore of its newest backup set into the data directory, with archiving

@@ -19,7 +19,7 @@ from checks.support.compression import CompressionError, inflated
 from checks.support.continuity import history_reader, read_continuity
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject, open_store
-from checks.support.tarballs import tar_name
+from checks.support.tarballs import tablespace_oid, tar_name
 from checks.support.timelines import MAX_HISTORY_BYTES
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
 from checks.support.walnames import parse_wal_name
@@ -202,7 +202,9 @@ def _base_backups(store: Store) -> list[list[StoredObject]]:
     backups: dict[str, list[StoredObject]] = {}
     for obj in store.list():
         directory, _, name = obj.key.rpartition("/")
-        if tar_name(name, "base") or tar_name(name, "pg_wal") or name == "backup_manifest":
+        if tar_name(name, "base") or tar_name(name, "pg_wal") or name == "backup_manifest" or (
+            tablespace_oid(name) is not None
+        ):
             backups.setdefault(directory, []).append(obj)
     usable = {
         d: files

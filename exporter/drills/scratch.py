@@ -186,6 +186,7 @@ class ThrowawayCluster:
         self.restorer_password = secrets.token_urlsafe(24)
         self.server: subprocess.Popen[bytes] | None = None
         self.readable: list[Path] = [self.pg_bin.parent]
+        self.extra_writable: list[Path] = []  # the server's beyond data (a backup's tablespaces)
         self.network = False  # a restore_command that fetches WAL over the network needs it
         self.server_env: dict[str, str] = {}  # what the server needs beyond child_env()
 
@@ -193,7 +194,7 @@ class ThrowawayCluster:
         """A program of the restore, isolated, seeing the data directory; its output."""
         remaining = max(1.0, self.deadline - time.monotonic())
         proc = self.isolation.run(
-            args, timeout=remaining, writable=(self.data, self.socket_dir),
+            args, timeout=remaining, writable=(self.data, self.socket_dir, *self.extra_writable),
             readable=self.readable, network=self.network, env=self.server_env,
         )  # fmt: skip
         out = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
@@ -249,8 +250,8 @@ class ThrowawayCluster:
         try:
             self.server = self.isolation.popen(
                 [str(self.pg_bin / "postgres"), "-D", str(self.data)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, writable=(self.data,
-                self.socket_dir), readable=self.readable, network=self.network,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, readable=self.readable,
+                writable=(self.data, self.socket_dir, *self.extra_writable), network=self.network,
                 env=self.server_env,
             )  # fmt: skip
         finally:
