@@ -229,6 +229,26 @@ def test_a_backup_without_wal_and_one_with_a_tablespace_are_verified(
     assert sample(result, "drwatch_base_backup_newest_verified") == 1, result.summary
 
 
+def test_a_plain_format_backup_is_named_and_sized_whole(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`pg_basebackup -Fp`: a directory of files, not tars. Named for what it is (no recovery
+    point drwatch can prove), never half-read and called corrupt."""
+    base = cluster.root / "base"
+    (base / "plain").mkdir(parents=True)
+    cluster.make_server_dir(base / "plain")
+    cluster.run_as_server_user(
+        str(cluster.bin / "pg_basebackup"), "-h", str(cluster.socket_dir), "-p", str(cluster.port),
+        "-U", "postgres", "-D", str(base / "plain" / "backup"), "-Fp", "-X", "stream",
+    )  # fmt: skip
+    result = _harness(tmp_path, base, cluster.archive).run("base_backups")
+    assert "a plain-format (-Fp) backup: drwatch verifies and restores pg_basebackup -Ft" in (
+        result.summary
+    ), result.summary
+    assert "fails verification" not in result.summary and result.status == Status.CRITICAL
+    assert sample(result, "drwatch_base_backups_failed") == 1
+
+
 @pytest.fixture(scope="module")
 def shared_archiving_cluster() -> Iterator[PgCluster]:
     c = PgCluster().init().start()

@@ -37,6 +37,12 @@ __all__ = ["BaseBackup", "CatalogueLayout", "detect_catalogue", "read_catalogue"
 CatalogueLayout = Literal["pgbackrest", "walg", "barman", "pg_basebackup"]
 CATALOGUE_LAYOUTS: tuple[CatalogueLayout, ...] = ("pgbackrest", "walg", "barman", "pg_basebackup")
 MAX_CATALOGUE_BYTES = 64 << 20  # a backup_manifest lists every file: megabytes for big clusters
+# A pg_basebackup -Fp directory: what drwatch verifies and restores are -Ft backups (tar files a
+# store holds as they were written); a plain directory is named, never half-read.
+PLAIN_FORMAT = (
+    "a plain-format (-Fp) backup: drwatch verifies and restores pg_basebackup -Ft backups "
+    "(take them with -Ft, or point base_store at a tool's repository)"
+)
 MAX_LABEL_SEARCH = 16  # tar members looked at for backup_label (pg_basebackup sends it first)
 
 
@@ -169,15 +175,17 @@ def _manifests(store: Store, objects: list[StoredObject], segment_size: int) -> 
         starts[(facts.timeline, facts.start_lsn)] = label
         if facts.incremental:
             wanted[label] = _incremental_from(store, files) or (0, 0)
+        plain = not any(tar_name(posixpath.basename(o.key), "base") for o in files)
+        inside = [o for o in objects if o.key.startswith(f"{directory}/")] if plain else files
         out.append(
             BaseBackup(
                 label=label,
                 kind="incremental" if facts.incremental else "full",
                 started=min(o.modified for o in files),
                 stopped=manifest.modified,
-                size=sum(o.size for o in files),
+                size=sum(o.size for o in inside),  # a -Fp backup: every file under it
                 wal_start=segment_of(facts.start_lsn, facts.timeline, segment_size),
-                error=None,
+                error=PLAIN_FORMAT if plain else None,
                 manifest_version=facts.version,
             )
         )
