@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -130,6 +131,45 @@ def test_a_gap_in_the_archive_stops_recovery_early_and_fails(
     assert stopped[8:] == segments[-3].name[8:], (stopped, segments[-3].name)
     assert f"but the archive holds WAL up to {segments[-1].name}" in result.summary
     assert "a gap; 2 segments of WAL after it cannot be replayed" in result.summary
+
+
+def test_a_pgbackrest_set_with_a_bad_page_is_passed_over(tmp_path: Path) -> None:
+    """pgBackRest found page checksum errors while taking the newest set (`backup-error`): the
+    drill restores the newest set that is a recovery point (`--set`), says which it passed over
+    and why, and replays the archive onto it."""
+    cluster = PgCluster()
+    tool = PgBackRest(cluster)
+    cluster.init(tool.archive_command, checksums=True).start()
+    try:
+        tool.run("stanza-create")
+        cluster.execute("CREATE DATABASE app")
+        with cluster.connect("app") as conn:
+            seed(conn, debates=300)
+        cluster.execute("CREATE TABLE audit AS SELECT g AS id, repeat('x', 200) AS note "
+                        "FROM generate_series(1, 2000) g; CHECKPOINT", "app")  # fmt: skip
+        tool.run("backup", "--type=full")
+        good = json.loads(tool.run("--output=json", "info"))[0]["backup"][-1]["label"]
+        relation = cluster.execute("SELECT pg_relation_filepath('audit')", "app")[0][0]
+        cluster.stop()
+        with open(cluster.datadir / relation, "r+b") as page:
+            page.seek(8192 * 3 + 100)
+            page.write(b"garbage" * 4)
+        cluster.start()
+        tool.run("backup", "--type=full")
+        newest = json.loads(tool.run("--output=json", "info"))[0]["backup"][-1]
+        assert newest["error"] is True, newest  # pgBackRest's own verdict, not the test's
+        _archived(cluster)
+        config = {"config": str(tool.conf), "stanza": "main"}
+        result = _run(
+            cluster, tmp_path, None, stores=("", f"file://{tool.archive}/"), pgbackrest=config
+        )
+    finally:
+        cluster.destroy()
+    assert result.ok, result.summary
+    assert result.values["backup"] == good
+    assert f"set {good}, newer set(s) not recovery points: {newest['label']} (backup-error: " in (
+        result.summary
+    )
 
 
 def test_a_copy_with_a_corrupt_page_fails_naming_the_relation_and_block(tmp_path: Path) -> None:

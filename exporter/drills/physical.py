@@ -14,6 +14,7 @@ would, and the server fetches WAL through it.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
@@ -79,10 +80,11 @@ class PhysicalCopy(ThrowawayCluster):
             raise DrillError(f"tablespaces: {exc}") from None
         give(self.other_user, self.data)
 
-    def restore_pgbackrest(self, config: str, stanza: str) -> str:
-        """pgBackRest's restore of its newest backup set into the data directory, with archiving
-        off and no recovery settings of its own (the drill writes them); the restore_command
-        that fetches WAL through pgBackRest."""
+    def restore_pgbackrest(self, config: str, stanza: str) -> tuple[str, str, list[str]]:
+        """pgBackRest's restore of its newest backup set that is a recovery point into the data
+        directory, with archiving off and no recovery settings of its own (the drill writes
+        them): (the restore_command that fetches WAL through pgBackRest, the set restored, the
+        newer sets passed over and why)."""
         self._reachable()
         track(self, True)
         give(self.other_user, self.wal)
@@ -100,8 +102,10 @@ class PhysicalCopy(ThrowawayCluster):
         self.server_env = {k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")}
         self.readable += [Path(config), *_posix_repositories(config)]
         self.network = True
-        self._run(*tool, "--type=none", "--archive-mode=off", "restore")
-        return " ".join([*tool, "archive-get", "%f", '"%p"'])
+        info = [t for t in tool if not t.startswith("--pg1-path=")]  # info takes no pg-path
+        chosen, passed_over = recovery_set(self._run(*info, "--output=json", "info"), stanza)
+        self._run(*tool, f"--set={chosen}", "--type=none", "--archive-mode=off", "restore")
+        return " ".join([*tool, "archive-get", "%f", '"%p"']), chosen, passed_over
 
     def segment_size(self) -> int:
         out = self._run(str(self.pg_bin / "pg_controldata"), str(self.data))
@@ -154,3 +158,29 @@ def _posix_repositories(config: str) -> list[Path]:
                 if kind == "posix" and value.startswith("/") and Path(value).exists():
                     found.append(Path(value))
     return found
+
+
+def recovery_set(info: str, stanza: str) -> tuple[str, list[str]]:
+    """The newest backup set `pgbackrest info --output=json` shows as a recovery point (no
+    `error`: page checksum errors at backup time; nor in a set it references), and the newer
+    sets passed over, each with why."""
+    try:
+        stanzas = json.loads(info)
+        sets = next(s for s in stanzas if s.get("name") == stanza).get("backup", [])
+    except (ValueError, StopIteration, AttributeError, TypeError):
+        raise DrillError(f"pgbackrest info: no stanza {stanza!r} it can read") from None
+    errored = {str(b.get("label")) for b in sets if b.get("error")}
+    passed_over: list[str] = []
+    for backup in reversed(sets):
+        label = str(backup.get("label"))
+        bad = ({label} | set(backup.get("reference") or [])) & errored
+        if not bad:
+            return label, passed_over
+        passed_over.append(
+            f"{label} (backup-error: page checksum errors at backup time"
+            + (f", in {', '.join(sorted(bad - {label}))} it builds on)" if bad - {label} else ")")
+        )
+    raise DrillError(
+        f"no pgBackRest set of stanza {stanza} is a recovery point: "
+        + ("; ".join(passed_over) or "none in its repository")
+    )

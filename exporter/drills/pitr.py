@@ -144,15 +144,20 @@ def _restore_tar_backup(
 
 
 def _restore_with_pgbackrest(copy: PhysicalCopy, target: Target, timer: Timer) -> str:
-    """pgBackRest restores its newest backup set (checking every file against its own
-    manifest) and fetches the WAL itself (archive-get), as a real recovery would."""
+    """pgBackRest restores its newest backup set that is a recovery point (`--set`; checking
+    every file against its own manifest) and fetches the WAL itself (archive-get), as a real
+    recovery would."""
     assert target.drills is not None and target.drills.pitr is not None
     source = target.drills.pitr.pgbackrest
     assert source is not None
     with timer.phase("restore"):
-        restore_command = copy.restore_pgbackrest(source.config, source.stanza)
+        restore_command, chosen, passed_over = copy.restore_pgbackrest(
+            source.config, source.stanza
+        )
         copy.recover({"restore_command": _quote(restore_command), **_recovery(target)})
-    return f"pgBackRest stanza {source.stanza}"
+    timer.result.values["backup"] = chosen
+    passed = f", newer set(s) not recovery points: {'; '.join(passed_over)}" if passed_over else ""
+    return f"pgBackRest stanza {source.stanza} set {chosen}{passed}"
 
 
 def _window_start(
