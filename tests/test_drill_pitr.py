@@ -130,6 +130,8 @@ def test_a_gap_in_the_archive_stops_recovery_early_and_fails(
     stopped = result.values["replayed_to_segment"]
     assert stopped[8:] == segments[-3].name[8:], (stopped, segments[-3].name)
     assert f"but the archive holds WAL up to {segments[-1].name}" in result.summary
+    # Named as the archive holds it, not on the copy's new timeline (a file it never held).
+    assert f"recovery stopped at {segments[-3].name} but" in result.summary
     assert "a gap; 2 segments of WAL after it cannot be replayed" in result.summary
 
 

@@ -22,7 +22,7 @@ from checks.support.stores import Store, StoredObject, open_store
 from checks.support.tarballs import tablespace_oid, tar_name
 from checks.support.timelines import MAX_HISTORY_BYTES
 from checks.support.wal_layouts import archive_file_name, archive_files, detect
-from checks.support.walnames import parse_wal_name
+from checks.support.walnames import parse_wal_name, segments_per_xlogid
 from core.config.postgres import PostgresConfig
 from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
@@ -361,8 +361,13 @@ def _continuity(store: Store, backups: BackupsConfig, end: RecoveryEnd) -> list[
         return []
     missing = newest.wal.segno - replayed.segno
     if missing > 0:
+        # The copy promoted onto a timeline of its own: its name for the segment is a file the
+        # archive never held. Named as the archive holds it.
+        per_log = segments_per_xlogid(end.segment_size)
+        stopped = f"{newest.wal.timeline:08X}{replayed.segno // per_log:08X}"
+        stopped += f"{replayed.segno % per_log:08X}"
         return [
-            f"recovery stopped at {end.segment} but the archive holds WAL up to {newest.name}: "
+            f"recovery stopped at {stopped} but the archive holds WAL up to {newest.name}: "
             f"a gap; {count(missing, 'segment')} of WAL after it cannot be replayed"
         ]
     return []
