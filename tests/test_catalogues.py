@@ -151,6 +151,21 @@ def test_an_unfinished_barman_cloud_backup_is_one_failed_set(tmp_path: Path) -> 
     )  # size=None: the data files' sum
 
 
+def test_a_barman_cloud_backup_is_sized_as_the_cluster_it_restores(tmp_path: Path) -> None:
+    """barman-cloud writes size=None and (barman 3.11+) cluster_size: the cluster's size, as
+    for the other tools, not the compressed tars'."""
+    files = {
+        "pg/base/20261205T010000/backup.info": (
+            _backup_info(3, T0, size="None", cluster_size=42_000_000), T0 + 30
+        ),
+        "pg/base/20261205T010000/data.tar.gz": (b"x" * 1000, T0 + 20),
+        **{f"pg/{k}": v for k, v in _wals(range(3, 5)).items()},
+    }
+    result = _harness(tmp_path, file_store(tmp_path, files) / "pg").run("base_backups")
+    assert "newest 20261205T010000 (full, 42.0 MB)" in result.summary, result.summary
+    assert sample(result, "drwatch_base_backup_newest_size_bytes") == 42_000_000
+
+
 def test_barman_statuses_running_and_waiting_are_neither_failed_nor_recovery_points(
     tmp_path: Path,
 ) -> None:

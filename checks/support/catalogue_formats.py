@@ -12,7 +12,8 @@
   `base/<id>/backup.info` (before 3.13.2) or `meta/<id>-backup.info` (3.13.2 on), barman-cloud
   `<server>/base/<id>/backup.info`; `status` DONE | WAITING_FOR_WALS (copied, its WAL not yet
   archived) | STARTED/EMPTY/SYNCING (running) | FAILED; `begin_time`, `end_time` (None until it
-  stops), `begin_wal`, `size` (None in barman-cloud), `parent_backup_id` (3.11+ incremental).
+  stops), `begin_wal`, `cluster_size` (3.11+; what the cluster takes, barman-cloud's too), `size`
+  (None in barman-cloud), `parent_backup_id` (3.11+ incremental).
 - pg_basebackup `backup_manifest` (JSON): `PostgreSQL-Backup-Manifest-Version` (2 from
   PostgreSQL 17, with `System-Identifier`), `WAL-Ranges` (the first range's `Start-LSN` and
   `Timeline`), `Files` (`INCREMENTAL.`-prefixed names in a PostgreSQL 17 incremental backup,
@@ -151,7 +152,9 @@ def barman_backup(text: str, info: StoredObject, files_size: int) -> BaseBackup:
     )
     status = fields.get("status", "")
     begin, end = _none(fields.get("begin_time")), _none(fields.get("end_time"))
-    size = _none(fields.get("size"))
+    # The cluster's size: barman's `cluster_size` (barman 3.11+, barman-cloud too: its
+    # infofile.py), else `size` (barman's own backups; None in barman-cloud), else the files.
+    size = _none(fields.get("cluster_size")) or _none(fields.get("size"))
     pending: Pending | None = None
     error = None
     if status == "WAITING_FOR_WALS":
@@ -169,7 +172,7 @@ def barman_backup(text: str, info: StoredObject, files_size: int) -> BaseBackup:
             kind="incremental" if _none(fields.get("parent_backup_id")) else "full",
             started=started,
             stopped=parse_time(end) if end else started,
-            size=int(size) if size and size.isdigit() else files_size,  # None in barman-cloud
+            size=int(size) if size and size.isdigit() else files_size,
             wal_start=_none(fields.get("begin_wal")),
             error=error,
             pending=pending,

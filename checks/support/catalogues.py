@@ -175,7 +175,10 @@ def _manifests(store: Store, objects: list[StoredObject], segment_size: int) -> 
         starts[(facts.timeline, facts.start_lsn)] = label
         if facts.incremental:
             wanted[label] = _incremental_from(store, files) or (0, 0)
-        plain = not any(tar_name(posixpath.basename(o.key), "base") for o in files)
+        # -Fp: the cluster's own files where -Ft puts base.tar (PG_VERSION among them).
+        plain = any(posixpath.basename(o.key) == "PG_VERSION" for o in files) and not any(
+            tar_name(posixpath.basename(o.key), "base") for o in files
+        )
         inside = [o for o in objects if o.key.startswith(f"{directory}/")] if plain else files
         out.append(
             BaseBackup(
