@@ -265,12 +265,16 @@ def scratch_postmaster(scratch: Path) -> int | None:
     sandbox names its pid in its own namespace in postmaster.pid): the postgres process working
     in a data directory there, once it wrote its postmaster.pid."""
     for data in scratch.glob("drwatch-drill-*/data"):
-        if not (data / "postmaster.pid").exists():
+        try:  # negative while initdb's single-user backend holds it: not the server yet
+            if int((data / "postmaster.pid").read_text().split()[0]) <= 0:
+                continue
+        except (OSError, ValueError, IndexError):
             continue
         for entry in Path("/proc").iterdir():
             try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
                 if entry.name.isdigit() and os.readlink(entry / "cwd") == str(data) and (
-                    (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"postgres")
+                    args[0].endswith(b"postgres") and not {b"--boot", b"--single"} & set(args)
                 ):
                     return int(entry.name)
             except OSError:

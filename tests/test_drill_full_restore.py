@@ -526,3 +526,40 @@ def test_a_plain_sql_dump_restores_without_psql(production: PgCluster, tmp_path:
     rows, missing = result.tables["debates"]
     assert missing == 0 and rows == production.execute("SELECT count(*) FROM debates", "app")[0][0]
     assert "app-20261206.sql.gz" in result.summary
+
+
+@pytest.mark.parametrize("setting", ["warn", "required"])
+def test_a_sequence_behind_its_column_is_said_or_fails(tmp_path: Path, setting: str) -> None:
+    """Every row came back, but `jobs_id_seq` gives 3 next while `jobs.id` holds 100: the
+    first insert after failover would fail. A WARNING in the passing drill's summary, or a
+    failed drill with `drills.app_checks: required`."""
+    source = PgCluster().init(None).start()
+    try:
+        source.execute("CREATE DATABASE app")
+        source.execute(
+            "CREATE TABLE jobs (id serial PRIMARY KEY, at timestamptz DEFAULT now()); "
+            "INSERT INTO jobs DEFAULT VALUES; INSERT INTO jobs DEFAULT VALUES; "
+            "INSERT INTO jobs (id) VALUES (100)",  # written with its id: the sequence never knew
+            "app",
+        )
+        store = source.backups / "dumps"
+        source.dump("app", store)
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        reachable(scratch)
+        target = {"name": "app", "postgres": {"dsn": source.dsn("app")},
+                  "backups": {"store": f"file://{store}/"},
+                  "drills": {"full_restore": {}, "app_checks": setting,
+                             "scratch": {"user": "postgres", "dir": str(scratch)}}}  # fmt: skip
+        result = _drill(make_config([target], state_dir=str(tmp_path / "state")))
+    finally:
+        source.destroy()
+    finding = (
+        "sequence public.jobs_id_seq would give 3 next, but public.jobs.id already holds up to "
+        "100: inserts would fail"
+    )
+    assert finding in result.summary, result.summary
+    assert result.ok is (setting == "warn")
+    if setting == "warn":
+        assert result.summary.endswith(f"; WARNING: {finding}")
+        assert result.values["warnings"] == [finding]

@@ -252,6 +252,7 @@ def test_recovery_stops_at_the_target_time(cluster: PgCluster, tmp_path: Path) -
     assert result.ok, result.summary  # the WAL after the target is not a gap
     assert result.recovered_to is not None and result.recovered_to <= stop_at.timestamp()
     assert result.tables["debates"][0] == before  # the 40 later rows are not in the copy
+    assert result.values["after_target_absent"] == {"debates": True}  # proven, not reported
 
 
 def test_a_target_time_beyond_the_archive_fails_with_the_servers_reason(

@@ -173,6 +173,9 @@ class DrillsConfig(Strict):
     # pg_amcheck on every copy: heapallindexed also proves each heap tuple is in its indexes
     # (reads every index whole: slower on big copies); basic checks pages, tuples and B-trees.
     amcheck: Literal["heapallindexed", "basic"] = "heapallindexed"
+    # What would break an application on a copy whose rows all came back (a sequence behind
+    # its column): a WARNING in the drill's record and summary, or a failed drill if required.
+    app_checks: Literal["warn", "required"] = "warn"
     scratch: ScratchConfig = ScratchConfig()
     full_restore: FullRestoreDrill | None = None
     pitr: PitrDrill | None = None

@@ -22,7 +22,9 @@ from checks.verification import VerificationCheck
 from core.config.postgres import PostgresConfig, VerificationOptions
 from core.config.schema import Target
 from core.durations import render_ages
+from core.humanize import count
 from core.programs import PG_AMCHECK, child_env
+from exporter.drills.app_checks import sequences_behind
 from exporter.drills.result import Timer
 
 # A row stamped before the backup's time may commit after it (and so not be in the backup): a
@@ -52,6 +54,11 @@ def check_copy(
         problems += _compare_rows(pg, options, copy, timer, backup_time)
     heapallindexed = target.drills is not None and target.drills.amcheck == "heapallindexed"
     problems += _amcheck(copy, timer, whole_server, heapallindexed)
+    findings = sequences_behind(copy, timer)
+    if target.drills is not None and target.drills.app_checks == "required":
+        problems += findings
+    elif findings:
+        timer.result.values["warnings"] = findings
     return problems
 
 
@@ -173,3 +180,34 @@ def _findings(output: str) -> list[str]:
         elif line.strip():
             found.append(line.strip())
     return found
+
+
+def past_the_target(target: Target, copy: str, when: datetime, timer: Timer) -> list[str]:
+    """Both sides of a time target proven on the watched tables: rows stamped up to it are
+    compared with production by check_copy; here, none stamped after it may be in the copy
+    (their transactions began after it, so they committed after it). Recorded per table."""
+    pg = target.postgres
+    if pg is None:
+        return []
+    watched = {(i.schema_name, i.table, i.column) for i in pg.verification.freshness}
+    watched |= {(i.schema_name, i.table, i.column) for i in pg.verification.gaps}
+    problems, proven = [], {}
+    probe = PostgresConfig.model_validate({"dsn": copy})
+    with session(probe) as conn:
+        for schema, table, column in sorted(watched, key=str):
+            name = f"{schema}.{table}" if schema else table
+            ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
+            query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {} > %(at)s").format(
+                ident, sql.Identifier(column)
+            )
+            after = int(fetch_one(conn, query, {"at": when}, what=f"rows of {name}")["n"])
+            proven[name] = after == 0
+            if after:
+                problems.append(
+                    f"{name}: {count(after, 'row')} stamped after the target {when.isoformat()} "
+                    "in the copy: recovery went past it"
+                )
+            timer.remaining()
+    timer.result.values["after_target_absent"] = proven
+    return problems
+

@@ -28,7 +28,7 @@ from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
-from exporter.drills.copy_checks import check_copy
+from exporter.drills.copy_checks import check_copy, past_the_target
 from exporter.drills.physical import PhysicalCopy
 from exporter.drills.recovery_point import Point, choose, point_kind, random_lsn, window_start_label
 from exporter.drills.result import DrillResult, Timer
@@ -70,6 +70,8 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 # Stopped at once ('immediate'): the copy holds what the backup held.
                 reached = end.recovered_to or timer.result.values.get("backup_time")
                 problems += check_copy(target, on_copy, timer, reached, whole_server=True)
+                if drills.pitr.target_time is not None:
+                    problems += past_the_target(target, on_copy, drills.pitr.target_time, timer)
         except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
             needed = sum(f.stat().st_size for f in workdir.iterdir() if f.is_file())
             raise copy.explain(exc, int(needed * drills.scratch.disk_factor)) from None
@@ -371,3 +373,4 @@ def _continuity(store: Store, backups: BackupsConfig, end: RecoveryEnd) -> list[
             f"a gap; {count(missing, 'segment')} of WAL after it cannot be replayed"
         ]
     return []
+

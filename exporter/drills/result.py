@@ -129,6 +129,8 @@ class Timer:
 
     def finish(self, ok: bool, summary: str) -> DrillResult:
         self.result.ok = ok
-        self.result.summary = summary
+        warnings = self.result.values.get("warnings") or []
+        # What would break an application, found on a copy that passed: said, not hidden.
+        self.result.summary = summary + (f"; WARNING: {'; '.join(warnings)}" if warnings else "")
         self.result.duration_seconds = time.monotonic() - self._started
         return self.result
