@@ -582,3 +582,63 @@ def test_a_window_start_that_does_not_recover_is_said_by_the_drill_and_the_metri
     registry.register(DrillCollector(engine, lambda: config))
     text = generate_latest(registry).decode()
     assert 'drwatch_drill_window_start_recovered{target="app"} 0.0' in text
+
+
+def test_the_teams_own_restore_command_is_what_the_drill_proves(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WAL archived by barman-cloud into an S3 server; recovery fetches it with the team's own
+    `barman-cloud-wal-restore`, as written, with the credentials it is given. A wrong endpoint
+    in that command fails the drill naming the tool's error, while drwatch's own reader of the
+    same archive still recovers it."""
+    from tests.backup_tools import AWS_ENV, BarmanCloud
+
+    bucket = f"wal-{tmp_path.name.lower().replace('_', '-')[:40]}"
+    s3_client(moto_endpoint).create_bucket(Bucket=bucket)
+    cluster = PgCluster()
+    tool = BarmanCloud(cluster, moto_endpoint, bucket)
+    cluster.init(tool.archive_command).start()
+    for assignment in AWS_ENV[1:]:
+        name, _, value = assignment.partition("=")
+        monkeypatch.setenv(name, value)
+    try:
+        cluster.execute("CREATE DATABASE app")
+        with cluster.connect("app") as conn:
+            seed(conn, debates=300)
+        base = cluster.backups / "base"
+        cluster.tar_base_backup(base)
+        cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now() "
+                        "FROM generate_series(1, 25)", "app")  # fmt: skip
+        _archived(cluster)
+        wal_store = f"{tool.url}/{tool.server}/"
+        aws = {**AWS, "endpoint_url": moto_endpoint}
+        # The command's credentials, and botocore's own setting for one attempt a call (the
+        # wrong endpoint fails at once, not after five tries per WAL file asked for).
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                 "AWS_MAX_ATTEMPTS"]  # fmt: skip
+
+        def drill(name: str, endpoint: str | None):  # type: ignore[no-untyped-def]
+            own = {} if endpoint is None else {
+                "restore_command": f"barman-cloud-wal-restore --endpoint-url {endpoint} "
+                                   f"{tool.url} {tool.server} %f %p",
+                "restore_env": names,
+            }  # fmt: skip
+            (tmp_path / name).mkdir()
+            return _run(cluster, tmp_path / name, base, stores=(f"file://{base}/", wal_store),
+                        aws=aws, **own)  # fmt: skip
+
+        team = drill("team", moto_endpoint)
+        wrong = drill("wrong", "http://127.0.0.1:1")
+        ours = drill("own", None)
+        rows = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    finally:
+        cluster.destroy()
+    assert team.ok, team.summary
+    assert team.values["wal_from"] == "restore_command" and team.tables["debates"] == (rows, 0)
+    assert not wrong.ok
+    assert ("the restore_command stopped recovery early, though drwatch's own reader finds the "
+            "WAL in the archive") in wrong.summary, wrong.summary
+    said = wrong.summary.split("; it said: ", 1)[1]
+    assert "127.0.0.1:1" in said or "onnect" in said, said  # barman-cloud's own error
+    assert ours.ok and ours.values["wal_from"] == "drwatch", ours.summary

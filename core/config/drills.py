@@ -138,6 +138,13 @@ class PitrDrill(ScheduledDrill):
     # (drills.pitr.replica_base_store, backups.wal_replica_store).
     source: Literal["primary", "replica"] = Field("primary", alias="from")
     replica_base_store: StoreUrl | None = None
+    # The team's own restore_command, run as written (%f, %p) by the copy's server instead of
+    # drwatch's reader of wal_store: its options, keys and credentials are what the drill
+    # proves. restore_env: variables of drwatch's environment it needs (its credentials, given
+    # on purpose); restore_files: files it reads (its config, a key), seen read-only.
+    restore_command: str | None = Field(None, min_length=1)
+    restore_env: list[str] = []
+    restore_files: list[str] = []
 
     @model_validator(mode="after")
     def _one_source(self) -> PitrDrill:
@@ -152,6 +159,10 @@ class PitrDrill(ScheduledDrill):
             )
         if self.source == "replica" and not (self.base_store and self.replica_base_store):
             raise ValueError("from: replica restores replica_base_store: set it and base_store")
+        if self.restore_command and self.pgbackrest:
+            raise ValueError("restore_command and pgbackrest: pgBackRest fetches its own WAL")
+        if self.restore_command and "%f" not in self.restore_command:
+            raise ValueError("restore_command: no %f (the WAL file asked for) in it")
         return self
 
 

@@ -33,7 +33,7 @@ from checks.support.tarballs import (
 from core.config.drills import DrillsConfig
 from core.programs import PGBACKREST, program_path
 from exporter.drills.scratch import DrillError, ThrowawayCluster, track
-from exporter.drills.scratchfiles import give, write_file
+from exporter.drills.scratchfiles import give, read_tail, write_file
 
 
 class PhysicalCopy(ThrowawayCluster):
@@ -107,6 +107,15 @@ class PhysicalCopy(ThrowawayCluster):
         self._run(*tool, f"--set={chosen}", "--type=none", "--archive-mode=off", "restore")
         return " ".join([*tool, "archive-get", "%f", '"%p"']), chosen, passed_over
 
+    def use_restore_command(self, env_names: list[str], files: list[str]) -> None:
+        """Recovery fetches WAL with the team's own restore_command (in the settings given to
+        recover): its server gets the network, the variables named (from drwatch's environment:
+        the command's credentials, given on purpose) and the files named (its config, its
+        keys), read-only."""
+        self.network = True
+        self.server_env.update({name: os.environ[name] for name in env_names if name in os.environ})
+        self.readable += [Path(name) for name in files]
+
     def segment_size(self) -> int:
         out = self._run(str(self.pg_bin / "pg_controldata"), str(self.data))
         match = re.search(r"Bytes per WAL segment:\s+(\d+)", out)
@@ -136,6 +145,15 @@ class PhysicalCopy(ThrowawayCluster):
         self._configure("postgresql.auto.conf", harmless)
         give(owner, self.wal)
         self._serve()
+
+    def tool_errors(self) -> str:
+        """What the restore_command printed that was not PostgreSQL's own log (its errors)."""
+        lines = read_tail(self.root / "log").splitlines()
+        own = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[\d+\] ")  # PostgreSQL's
+        said = [line.strip() for line in lines  # and its statements' continuation lines
+                if line.strip() and not own.match(line) and not line[:1].isspace()]  # fmt: skip
+        errors = [line for line in said if "rror" in line or "xception" in line] or said
+        return " | ".join(dict.fromkeys(errors[-2:]))
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
         return f"host={self.socket_dir} user={user} dbname={dbname} connect_timeout=10"

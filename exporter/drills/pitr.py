@@ -66,6 +66,13 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 problems = []
                 if not drills.pitr.target_time and timer.result.point == "newest":
                     problems = _continuity(_wal_store(config, target), backups, end)
+                if problems and timer.result.values.get("wal_from") == "restore_command":
+                    # drwatch's own reader finds the WAL: the team's command is what failed.
+                    problems = [
+                        f"the restore_command stopped recovery early, though drwatch's own "
+                        f"reader finds the WAL in the archive ({problems[0]}); it said: "
+                        f"{copy.tool_errors() or 'nothing'}"
+                    ]
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 # Stopped at once ('immediate'): the copy holds what the backup held.
                 reached = end.recovered_to or timer.result.values.get("backup_time")
@@ -138,8 +145,15 @@ def _restore_tar_backup(
     if point.asked == "random":
         settings = random_lsn(end_lsn, _archive_end_lsn(wal_objects, segment_size))
         timer.result.values["point_target"] = next(iter(settings.values())).strip("'")
-    with timer.phase("download"):
-        _spool_wal(wal_store, wal_objects, start, copy.wal, timer, segment_size)
+    team = drills.pitr.restore_command
+    if team:  # the team's own, as written: its options, keys and credentials are proven
+        timer.result.values["wal_from"] = "restore_command"
+        copy.use_restore_command(drills.pitr.restore_env, drills.pitr.restore_files)
+        settings = {"restore_command": _quote(team), **settings}
+    else:  # drwatch's own reader: the archive's bytes, whatever tool wrote them
+        timer.result.values["wal_from"] = "drwatch"
+        with timer.phase("download"):
+            _spool_wal(wal_store, wal_objects, start, copy.wal, timer, segment_size)
     with timer.phase("restore"):
         copy.recover(settings)
     return files[0].key.rpartition("/")[0]
