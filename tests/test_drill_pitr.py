@@ -135,6 +135,23 @@ def test_a_gap_in_the_archive_stops_recovery_early_and_fails(
     assert "a gap; 2 segments of WAL after it cannot be replayed" in result.summary
 
 
+def _audit_table(cluster: PgCluster) -> None:
+    """A table of a dozen pages in `app` that no verification item reads."""
+    cluster.execute("CREATE TABLE audit AS SELECT g AS id, repeat('x', 200) AS note "
+                    "FROM generate_series(1, 2000) g; CHECKPOINT", "app")  # fmt: skip
+
+
+def _garble_block(cluster: PgCluster, table: str, block: int) -> None:
+    """Bytes of one page of `table` overwritten on disk, the server stopped meanwhile: what a
+    failing disk does, which only a checksum or amcheck finds."""
+    relation = cluster.execute(f"SELECT pg_relation_filepath('{table}')", "app")[0][0]
+    cluster.stop()
+    with open(cluster.datadir / relation, "r+b") as page:
+        page.seek(8192 * block + 100)
+        page.write(b"garbage" * 4)
+    cluster.start()
+
+
 def test_a_pgbackrest_set_with_a_bad_page_is_passed_over(tmp_path: Path) -> None:
     """pgBackRest found page checksum errors while taking the newest set (`backup-error`): the
     drill restores the newest set that is a recovery point (`--set`), says which it passed over
@@ -147,16 +164,10 @@ def test_a_pgbackrest_set_with_a_bad_page_is_passed_over(tmp_path: Path) -> None
         cluster.execute("CREATE DATABASE app")
         with cluster.connect("app") as conn:
             seed(conn, debates=300)
-        cluster.execute("CREATE TABLE audit AS SELECT g AS id, repeat('x', 200) AS note "
-                        "FROM generate_series(1, 2000) g; CHECKPOINT", "app")  # fmt: skip
+        _audit_table(cluster)
         tool.run("backup", "--type=full")
         good = json.loads(tool.run("--output=json", "info"))[0]["backup"][-1]["label"]
-        relation = cluster.execute("SELECT pg_relation_filepath('audit')", "app")[0][0]
-        cluster.stop()
-        with open(cluster.datadir / relation, "r+b") as page:
-            page.seek(8192 * 3 + 100)
-            page.write(b"garbage" * 4)
-        cluster.start()
+        _garble_block(cluster, "audit", 3)
         tool.run("backup", "--type=full")
         newest = json.loads(tool.run("--output=json", "info"))[0]["backup"][-1]
         assert newest["error"] is True, newest  # pgBackRest's own verdict, not the test's
@@ -184,14 +195,8 @@ def test_a_copy_with_a_corrupt_page_fails_naming_the_relation_and_block(tmp_path
         cluster.execute("CREATE DATABASE app")
         with cluster.connect("app") as conn:
             seed(conn, debates=500)
-        cluster.execute("CREATE TABLE audit AS SELECT g AS id, repeat('x', 200) AS note "
-                        "FROM generate_series(1, 2000) g; CHECKPOINT", "app")  # fmt: skip
-        relation = cluster.execute("SELECT pg_relation_filepath('audit')", "app")[0][0]
-        cluster.stop()
-        with open(cluster.datadir / relation, "r+b") as page:
-            page.seek(8192 * 3 + 100)
-            page.write(b"garbage" * 4)
-        cluster.start()
+        _audit_table(cluster)
+        _garble_block(cluster, "audit", 3)
         base = cluster.backups / "base"
         cluster.tar_base_backup(base, None, "--no-verify-checksums")
         _archived(cluster)
