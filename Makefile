@@ -7,9 +7,11 @@ FLOOR_PYTHON ?= /usr/bin/python3
 FLOOR_VENV ?= .venv-floor
 FLOOR_STAMP := $(FLOOR_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # What unpacks, decompresses, restores and verifies: where the standard library moved (tarfile's
-# extraction filters arrived in 3.11.4).
+# extraction filters arrived in 3.11.4). The pitr drill's own tests (the backup tools' restore
+# paths, two minutes) run under the newest Python only: its unpacking is test_tarballs' and
+# test_base_backups', its sandboxing test_drill_full_restore's, all here.
 FLOOR_TESTS := tests/test_tarballs.py tests/test_compression.py tests/test_base_backups.py \
-	tests/test_drill_pitr.py tests/test_drill_full_restore.py tests/test_drill_redis.py \
+	tests/test_drill_full_restore.py tests/test_drill_redis.py tests/test_plain_restore.py \
 	tests/test_verify.py tests/test_timelines_real.py tests/test_drill_cross_region.py \
 	tests/test_backups_running.py
 
