@@ -60,10 +60,12 @@ def _run(  # type: ignore[no-untyped-def]
     stores: tuple[str, str] | None = None,
     aws: dict[str, str] | None = None,
     isolation: str = "auto",
+    heartbeat: bool = False,
     **settings: Any,
 ):
     """The pitr drill of `base` (and the cluster's archive), from file:// unless `stores` gives
-    the base and WAL store URLs; `settings` go into `drills.pitr`."""
+    the base and WAL store URLs; `settings` go into `drills.pitr`; `heartbeat`: the target's
+    postgres.heartbeat on, against a pitr RPO of 1 s."""
     scratch = _scratch(tmp_path)
     (tmp_path / "dumps").mkdir()
     base_store, wal_store = stores or (f"file://{base}/", f"file://{cluster.archive}/")
@@ -74,7 +76,9 @@ def _run(  # type: ignore[no-untyped-def]
             "verification": {
                 "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}]
             },
+            **({"heartbeat": {}} if heartbeat else {}),
         },
+        **({"objectives": {"pitr": {"rpo": "1s"}}} if heartbeat else {}),
         "backups": {"store": f"file://{tmp_path}/dumps/", "wal_store": wal_store},
         "drills": {
             "schedule": "0 3 * * 0",

@@ -182,6 +182,18 @@ class VerificationOptions(CheckOptions):
         )
 
 
+_TABLE = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
+
+
+class HeartbeatConfig(Strict):
+    """An opt-in tick drwatch writes on the primary (the one write it makes: a one-row upsert
+    into a table the DBA creates and grants it), which every drill reads back in the copy it
+    restored: the data a recovery would lose, measured."""
+
+    table: str = Field("drwatch_heartbeat", pattern=_TABLE)  # [schema.]table
+    interval: Duration = Field(15.0, ge=1.0)
+
+
 class PostgresConfig(Strict):
     dsn: str = Field(repr=False)
     interval: Duration = 15.0
@@ -195,6 +207,7 @@ class PostgresConfig(Strict):
     cluster: CheckOptions = CheckOptions()
     connections: ConnectionsOptions = ConnectionsOptions()
     verification: VerificationOptions = VerificationOptions()
+    heartbeat: HeartbeatConfig | None = None
 
     @field_validator("dsn")
     @classmethod

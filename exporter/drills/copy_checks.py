@@ -13,6 +13,7 @@ import re
 import subprocess
 from datetime import UTC, datetime
 
+import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -25,11 +26,20 @@ from core.durations import render_ages
 from core.humanize import count
 from core.programs import PG_AMCHECK, child_env
 from exporter.drills.app_checks import sequences_behind
+from exporter.drills.heartbeat import measured_loss, production_tick
 from exporter.drills.result import Timer
 
 # A row stamped before the backup's time may commit after it (and so not be in the backup): a
 # transaction's own length. Rows older than this before the backup's time must be in the copy.
 LATE_COMMIT_SECONDS = 300.0
+
+
+def heartbeat_at_start(target: Target, timer: Timer) -> None:
+    """Production's heartbeat as the drill starts (postgres.heartbeat): what a primary lost
+    now would have held, for the copy's measured data loss."""
+    pg = target.postgres
+    if pg is not None and pg.heartbeat is not None:
+        timer.result.values["heartbeat_at_start"] = production_tick(pg)
 
 
 def check_copy(
@@ -38,9 +48,12 @@ def check_copy(
     timer: Timer,
     backup_time: float | None = None,
     whole_server: bool = False,
+    rpo: float | None = None,
 ) -> list[str]:
     """The problems found on the copy (none: it is a good one). `whole_server`: a physical
-    copy, `copy` its superuser: amcheck is installed where missing and every database checked."""
+    copy, `copy` its superuser: amcheck is installed where missing and every database checked.
+    `rpo`: the scenario's objective, which the heartbeat's measured data loss must meet (None:
+    the copy is of a point in the past, not measured)."""
     problems: list[str] = []
     pg = target.postgres
     if pg is not None and not pg.verification.is_empty():
@@ -54,12 +67,25 @@ def check_copy(
         problems += _compare_rows(pg, options, copy, timer, backup_time)
     heapallindexed = target.drills is not None and target.drills.amcheck == "heapallindexed"
     problems += _amcheck(copy, timer, whole_server, heapallindexed)
+    problems += _measured_loss(target, copy, timer, rpo)
     findings = sequences_behind(copy, timer)
     if target.drills is not None and target.drills.app_checks == "required":
         problems += findings
     elif findings:
         timer.result.values["warnings"] = findings
     return problems
+
+
+def _measured_loss(target: Target, copy: str, timer: Timer, rpo: float | None) -> list[str]:
+    pg = target.postgres
+    truth = timer.result.values.get("heartbeat_at_start")
+    if pg is None or pg.heartbeat is None or truth is None:
+        return []
+    with psycopg.connect(copy, connect_timeout=10) as conn:
+        loss, problem = measured_loss(conn, pg.heartbeat, truth, rpo)
+    if loss is not None:
+        timer.result.values["measured_data_loss_seconds"] = round(loss, 3)
+    return [problem] if problem else []
 
 
 def _postgres(dsn: str, timer: Timer, **fields: object) -> PostgresConfig:

@@ -18,6 +18,7 @@ from checks.support.copies import DigestCache, is_copy, plain_etags
 from checks.support.stores import StoredObject, listed_backups, nested_prefixes, open_store
 from checks.support.verdicts import VerdictCache
 from core.config.schema import Config, Target
+from exporter.drills.copy_checks import heartbeat_at_start
 from exporter.drills.full_restore import restore_dump
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import DRILL_FAILURES, DrillError, new_scratch_dir
@@ -30,6 +31,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     assert drills is not None and drills.cross_region is not None
     assert backups is not None and backups.store and backups.replica_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    heartbeat_at_start(target, timer)
     try:
         workdir = new_scratch_dir(drills.scratch, config.state_dir, "dr-")
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -29,6 +29,7 @@ from core.statefile import read_state, write_state
 from exporter.drills import cross_region, full_restore, pitr, redis
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
+from exporter.drills.heartbeat import HeartbeatWriter
 from exporter.drills.history import DrillRecord, drill_history, record_of
 from exporter.drills.isolation import announce, client_only
 from exporter.drills.leftovers import NotOurs, remove_leftovers
@@ -77,6 +78,7 @@ class DrillEngine:
         self.window_start_recovered: dict[str, bool] = {}
         # target -> the isolation its restores run in (None: none its settings allow)
         self.isolation: dict[str, str | None] = {}
+        self.heartbeats: dict[str, HeartbeatWriter] = {}  # target -> its tick's writer
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
@@ -130,6 +132,15 @@ class DrillEngine:
                     coalesce=True,
                     misfire_grace_time=3600,
                 )
+        for target in config.targets:  # postgres.heartbeat: the tick drills measure loss by
+            pg = target.postgres
+            if pg is not None and pg.heartbeat is not None:
+                writer = self.heartbeats.setdefault(target.name, HeartbeatWriter(target.name))
+                scheduler.add_job(
+                    writer.write, "interval", seconds=pg.heartbeat.interval,
+                    args=(pg, pg.heartbeat), id=f"{target.name}/heartbeat", max_instances=1,
+                    coalesce=True, next_run_time=datetime.now(UTC),
+                )  # fmt: skip
         old, self._scheduler = self._scheduler, scheduler
         if old is not None:
             old.shutdown(wait=False)

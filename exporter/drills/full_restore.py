@@ -30,10 +30,10 @@ from checks.support.stores import (
 )
 from core.config.drills import DrillsConfig
 from core.config.postgres import server
-from core.config.schema import Config, Target
+from core.config.schema import Config, Scenario, Target
 from core.humanize import format_bytes
 from core.programs import PG_RESTORE, program_path
-from exporter.drills.copy_checks import check_copy
+from exporter.drills.copy_checks import check_copy, heartbeat_at_start
 from exporter.drills.isolation import Isolation
 from exporter.drills.plain_restore import plain_lines, plain_restore
 from exporter.drills.result import DrillResult, Timer
@@ -57,6 +57,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.full_restore is not None and backups is not None
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    heartbeat_at_start(target, timer)
     try:
         workdir = new_scratch_dir(drills.scratch, config.state_dir, "dump-")
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said
@@ -134,7 +135,11 @@ def restore_dump(
             # the latest when the upload finished.
             dumped_at = min(header.created_at or newest.modified, newest.modified)
             timer.result.values["backup_time"] = dumped_at
-            problems = check_copy(target, copy, timer, dumped_at)
+            scenario: Scenario = (
+                "cross_region" if timer.result.scenario == "cross_region" else "full_restore"
+            )
+            rpo = config.objective(target, scenario).rpo
+            problems = check_copy(target, copy, timer, dumped_at, rpo=rpo)
     except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
         raise scratch.explain(exc, int(newest.size * drills.scratch.disk_factor)) from None
     finally:

@@ -131,6 +131,17 @@ DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS = gauge(
     *KEYS,
 )
 
+DRILL_MEASURED_DATA_LOSS_SECONDS = gauge(
+    "drwatch_drill_measured_data_loss_seconds",
+    "The last drill's data loss by the heartbeat: production's tick when it started, less the "
+    "newest tick in the copy it restored (postgres.heartbeat).",
+    *KEYS,
+)
+HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS = gauge(
+    "drwatch_heartbeat_last_write_timestamp_seconds",
+    "When drwatch last wrote the heartbeat tick on the primary (postgres.heartbeat).",
+    "target",
+)
 DRILL_ISOLATION = gauge(
     "drwatch_drill_isolation",
     "1 for the isolation the target's restores run in (bwrap: a sandbox; user: another OS "
@@ -163,6 +174,8 @@ METRICS = (
     DRILLS,
     DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS,
     DRILL_ISOLATION,
+    DRILL_MEASURED_DATA_LOSS_SECONDS,
+    HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS,
 )
 
 
@@ -220,6 +233,9 @@ class DrillCollector(Collector):
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         targets = {t.name for t in config.targets}
+        for name, writer in self.engine.heartbeats.items():
+            if name in targets and writer.last_write is not None:
+                add(HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS, writer.last_write, target=name)
         for name, mode in self.engine.isolation.items():
             if name in targets:
                 for each in MODES:
@@ -250,6 +266,8 @@ class DrillCollector(Collector):
                 add(DRILL_PHASE_THROUGHPUT, result.phase_bytes[phase] / seconds, **k, phase=phase)
         if result.recovered_to is not None:
             add(DRILL_RECOVERED_TO_TIMESTAMP_SECONDS, result.recovered_to, **k)
+        if (loss := result.values.get("measured_data_loss_seconds")) is not None:
+            add(DRILL_MEASURED_DATA_LOSS_SECONDS, float(loss), **k)
         for table, (rows, missing) in result.tables.items():
             add(DRILL_TABLE_ROWS, rows, **k, table=table)
             add(DRILL_TABLE_ROWS_MISSING, missing, **k, table=table)

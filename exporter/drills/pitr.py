@@ -28,7 +28,7 @@ from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
-from exporter.drills.copy_checks import check_copy, past_the_target
+from exporter.drills.copy_checks import check_copy, heartbeat_at_start, past_the_target
 from exporter.drills.physical import PhysicalCopy
 from exporter.drills.recovery_point import Point, choose, point_kind, random_lsn, window_start_label
 from exporter.drills.result import DrillResult, Timer
@@ -45,6 +45,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, backups = target.drills, target.backups
     assert drills is not None and drills.pitr is not None and backups and backups.wal_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time(), point="newest"), deadline)
+    heartbeat_at_start(target, timer)
     try:
         workdir = new_scratch_dir(drills.scratch, config.state_dir, "base-")
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said
@@ -76,7 +77,9 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
                 on_copy = copy.dsn(_database(target.postgres), end.superuser)
                 # Stopped at once ('immediate'): the copy holds what the backup held.
                 reached = end.recovered_to or timer.result.values.get("backup_time")
-                problems += check_copy(target, on_copy, timer, reached, whole_server=True)
+                newest = timer.result.point == "newest" and drills.pitr.target_time is None
+                rpo = config.objective(target, "pitr").rpo if newest else None
+                problems += check_copy(target, on_copy, timer, reached, True, rpo)
                 if drills.pitr.target_time is not None:
                     problems += past_the_target(target, on_copy, drills.pitr.target_time, timer)
         except DRILL_FAILURES as exc:  # asked while the scratch server's log is still there
