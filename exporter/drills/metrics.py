@@ -138,7 +138,7 @@ DRILL_MEASURED_DATA_LOSS_SECONDS = gauge(
     *KEYS,
 )
 HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS = gauge(
-    "drwatch_heartbeat_last_write_timestamp_seconds",
+    "drwatch_drill_heartbeat_last_write_timestamp_seconds",
     "When drwatch last wrote the heartbeat tick on the primary (postgres.heartbeat).",
     "target",
 )
