@@ -93,18 +93,13 @@ class Isolation:
         return [*prefix, *argv], kwargs
 
     def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        input: bytes | None = None,
-        **where: Any,
+        self, argv: Sequence[str], *, timeout: float, **where: Any
     ) -> subprocess.CompletedProcess[bytes]:
+        """A short program, isolated, its output captured; killed (with its sandbox) past
+        `timeout`."""
         args, kwargs = self.command(argv, **where)
         with _closing(kwargs):
-            return subprocess.run(
-                args, input=input, capture_output=True, timeout=timeout, **kwargs
-            )
+            return subprocess.run(args, capture_output=True, timeout=timeout, **kwargs)
 
     def popen(self, argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
         """A long-running program (a server): in a session of its own, so that it and what it
