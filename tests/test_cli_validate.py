@@ -128,7 +128,7 @@ def test_a_config_that_runs_no_check_warns_and_strict_fails(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     relaxed = drwatch("config", "validate", str(config), env=env)
     assert relaxed.returncode == 0
-    assert "valid: 1 target(s), 0 check(s)" in relaxed.stdout
+    assert "valid, with 1 warning(s): 1 target(s), 0 check(s)" in relaxed.stdout
     assert (
         "off: prod: postgres is off: targets[0].postgres.dsn is empty (DATABASE_URL not set)"
         in relaxed.stdout
@@ -136,6 +136,36 @@ def test_a_config_that_runs_no_check_warns_and_strict_fails(tmp_path: Path) -> N
     assert "warning: this config runs no check (every section is off)" in relaxed.stderr
     strict = drwatch("config", "validate", "--strict", str(config), env=env)
     assert strict.returncode == 1 and "warning: this config runs no check" in strict.stderr
+    # --strict never prints "valid" before failing
+    assert ": invalid under --strict: 1 warning(s): 1 target(s)" in strict.stdout
+
+
+def test_a_pitr_drill_without_a_base_backup_is_said_and_a_pipe_closed_early_is_quiet(
+    tmp_path: Path,
+) -> None:
+    """`drills: {pitr: {}}` restores nothing: said as a warning, never "base backups in None".
+    `config validate | head -2`: the reader leaves, drwatch ends quietly (no BrokenPipe
+    traceback)."""
+    import subprocess
+    import sys
+
+    target = {"name": "app", "postgres": {"dsn": DSN},
+              "backups": {"wal_store": "file:///backups/wal/"},
+              "drills": {"scratch": {"user": "postgres"}, "pitr": {}}}  # fmt: skip
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "s"))
+    proc = drwatch("config", "validate", "--strict", str(config))
+    assert proc.returncode == 1 and "None" not in proc.stdout
+    assert "no base backup configured (base_store or pgbackrest)" in proc.stdout
+    assert "app: drills.pitr: no base_store nor pgbackrest: the drill fails" in proc.stderr
+    # Enough targets that what validate prints outgrows the pipe's buffer once head has left.
+    many = write_config(tmp_path / "many.yml", [
+        {"name": f"db{n}", "postgres": {"dsn": DSN}} for n in range(400)
+    ], state_dir=str(tmp_path / "s"))  # fmt: skip
+    piped = subprocess.run(
+        f"{sys.executable} -m exporter config validate {many} | head -1",
+        shell=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert piped.stdout.count("\n") == 1 and "Traceback" not in piped.stderr, piped.stderr
 
 
 def test_validate_says_how_each_store_is_read(tmp_path: Path) -> None:

@@ -52,7 +52,10 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
         "pitr": (
             f"pgBackRest stanza {drills.pitr.pgbackrest.stanza}"
             if drills.pitr and drills.pitr.pgbackrest
-            else f"base backups in {drills.pitr.base_store if drills.pitr else ''}"
+            else f"base backups in {drills.pitr.base_store}"
+            if drills.pitr and drills.pitr.base_store
+            else "no base backup configured (base_store or pgbackrest): it will fail, PITR "
+            "impossible"
         )
         + (f", WAL from {backups.wal_store}" if backups else ""),
         "cross_region": (
@@ -75,6 +78,12 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             + ("scratch redis-server" if scenario == "redis" else where)
         )
     warnings = []
+    pitr = drills.pitr
+    if "pitr" in target.drill_scenarios() and pitr and not (pitr.base_store or pitr.pgbackrest):
+        warnings.append(
+            f"{target.name}: drills.pitr: no base_store nor pgbackrest: the drill fails, PITR "
+            "needs a physical base backup (pg_basebackup -Ft, or pgBackRest's)"
+        )
     try:
         isolated = isolation(scratch, client_only(scratch, target.drill_scenarios()))
         lines.append(f"{target.name}: drills isolated: {isolated.mode} ({isolated.why})")
@@ -95,30 +104,30 @@ def validate(path: str, strict: bool, allow_missing_env: bool = False) -> int:
     if loaded is None:
         return 1
     jobs, _ = build_jobs(loaded.config)
-    print(f"{path}: valid: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
-    for job in jobs:
-        print(f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)")
     warnings: list[str] = []
+    lines = [
+        f"  {job.target}: {job.check} every {job.interval:g}s (deadline {job.timeout:g}s)"
+        for job in jobs
+    ]
     for target in loaded.config.targets:
-        for line in _layouts(target.backups):
-            print(f"  {target.name}: {line}")
+        lines += [f"  {target.name}: {line}" for line in _layouts(target.backups)]
         drill_lines, drill_warnings = _drills(target, loaded.config.state_dir)
-        for line in drill_lines:
-            print(f"  {line}")
+        lines += [f"  {line}" for line in drill_lines]
         warnings += drill_warnings
-    for off in loaded.off:
-        print(f"  off: {off}")
+    lines += [f"  off: {off}" for off in loaded.off]
     if loaded.missing_env:
-        print(f"  not set (allowed): {', '.join(loaded.missing_env)}")
+        lines.append(f"  not set (allowed): {', '.join(loaded.missing_env)}")
+    if not jobs:
+        warnings.append(
+            "this config runs no check" + (" (every section is off)" if loaded.off else "")
+        )
+    verdict = "valid" if not warnings else (
+        f"invalid under --strict: {len(warnings)} warning(s)" if strict
+        else f"valid, with {len(warnings)} warning(s)"
+    )  # fmt: skip
+    print(f"{path}: {verdict}: {len(loaded.config.targets)} target(s), {len(jobs)} check(s)")
+    if lines:
+        print("\n".join(lines))
     for warning in warnings:
         print(f"{path}: warning: {warning}", file=sys.stderr)
-    if jobs and not warnings:
-        return 0
-    if jobs:
-        return 1 if strict else 0
-    print(
-        f"{path}: warning: this config runs no check"
-        + (" (every section is off)" if loaded.off else ""),
-        file=sys.stderr,
-    )
-    return 1 if strict else 0
+    return 1 if strict and warnings else 0
