@@ -221,7 +221,9 @@ class BaseBackupsCheck(Check[None]):
         if layout == "pg_basebackup" and self.config.verify != "none":
             problems += self._verify_newest(obs, objects, newest, deadline)
         if self.wal is not None:
-            problems += self._window(obs, backups, segment_size, writing, now)
+            window_problems, building = self._window(obs, backups, segment_size, writing, now)
+            problems += window_problems
+            parts += building
         obs.status = Status.WARNING if problems else Status.OK
         rpo = self.full_restore.rpo if self.full_restore else None
         if rpo is not None and now - newest.stopped > rpo:
@@ -272,7 +274,10 @@ class BaseBackupsCheck(Check[None]):
         segment_size: int,
         writing: str | None,
         now: float,
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
+        """(problems, what is said without one): a window shorter than the retention is one,
+        unless it starts at the oldest backup there ever was here: a young estate's window is
+        building up, and nothing that should be there is gone."""
         assert self.wal is not None
         listed = list(self.wal.list())
         layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
@@ -288,17 +293,21 @@ class BaseBackupsCheck(Check[None]):
             return [
                 f"no base backup has continuous WAL to {_newest(continuity)}: point-in-time "
                 "recovery impossible"
-            ]
+            ], []
         window = now - start.stopped
         obs.add(RECOVERY_WINDOW_SECONDS, window)
         obs.add(RECOVERY_WINDOW_START_TIMESTAMP_SECONDS, start.stopped)
         obs.values.update(recovery_window_seconds=window, recovery_window_from=start.label)
-        if window < retention:
-            return [
-                f"recovery window {format_duration(window)} (from {start.label}), shorter than "
-                f"the {format_duration(retention)} retention"
-            ]
-        return []
+        if window >= retention:
+            return [], []
+        oldest = min((b.started for b in backups), default=start.started)
+        if start.started <= oldest:  # nothing older was ever here to be lost
+            return [], [f"recovery window building up: {format_duration(window)} of "
+                        f"{format_duration(retention)}"]  # fmt: skip
+        return [
+            f"recovery window {format_duration(window)} (from {start.label}), shorter than "
+            f"the {format_duration(retention)} retention: older backups are gone or unusable"
+        ], []
 
 
 def _incomplete(backups: list[BaseBackup]) -> list[str]:
