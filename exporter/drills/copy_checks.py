@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -81,7 +83,8 @@ def _measured_loss(target: Target, copy: str, timer: Timer, rpo: float | None) -
     truth = timer.result.values.get("heartbeat_at_start")
     if pg is None or pg.heartbeat is None or truth is None:
         return []
-    with psycopg.connect(copy, connect_timeout=10) as conn:
+    bounded = f"-c statement_timeout={int(max(1.0, timer.remaining()) * 1000)}"
+    with psycopg.connect(copy, connect_timeout=10, options=bounded) as conn:
         loss, problem = measured_loss(conn, pg.heartbeat, truth, rpo)
     if loss is not None:
         timer.result.values["measured_data_loss_seconds"] = round(loss, 3)
@@ -94,6 +97,17 @@ def _postgres(dsn: str, timer: Timer, **fields: object) -> PostgresConfig:
     return PostgresConfig.model_validate({"dsn": dsn}).model_copy(
         update={"timeout": limit, "statement_timeout": limit, **fields}
     )
+
+
+def _watched(*items: Sequence[Any]) -> list[tuple[str, sql.Identifier, sql.Identifier]]:
+    """The (name, table, column) the verification items watch, each once, in a stable order."""
+    columns = {(i.schema_name, i.table, i.column) for each in items for i in each}
+    return [
+        (f"{schema}.{table}" if schema else table,
+         sql.Identifier(schema, table) if schema else sql.Identifier(table),
+         sql.Identifier(column))
+        for schema, table, column in sorted(columns, key=str)
+    ]  # fmt: skip
 
 
 def _cutoff(newest: object, backup_time: float | None) -> object:
@@ -115,15 +129,9 @@ def _compare_rows(
     backup_time: float | None,
 ) -> list[str]:
     """Rows of each watched table, copy against production up to the cutoff."""
-    tables = {(i.schema_name, i.table, i.column) for i in options.freshness}
-    tables |= {(i.schema_name, i.table, i.column) for i in options.daily_counts}
-    tables |= {(i.schema_name, i.table, i.column) for i in options.gaps}
     problems = []
     on_copy = _postgres(copy, timer)
-    for schema, table, column in sorted(tables, key=str):
-        name = f"{schema}.{table}" if schema else table
-        ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
-        col = sql.Identifier(column)
+    for name, ident, col in _watched(options.freshness, options.daily_counts, options.gaps):
         upto = sql.SQL("SELECT count(*) AS n FROM {t} WHERE {c} <= %(cutoff)s").format(
             c=col, t=ident
         )
@@ -215,17 +223,10 @@ def past_the_target(target: Target, copy: str, when: datetime, timer: Timer) -> 
     pg = target.postgres
     if pg is None:
         return []
-    watched = {(i.schema_name, i.table, i.column) for i in pg.verification.freshness}
-    watched |= {(i.schema_name, i.table, i.column) for i in pg.verification.gaps}
     problems, proven = [], {}
-    probe = PostgresConfig.model_validate({"dsn": copy})
-    with session(probe) as conn:
-        for schema, table, column in sorted(watched, key=str):
-            name = f"{schema}.{table}" if schema else table
-            ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
-            query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {} > %(at)s").format(
-                ident, sql.Identifier(column)
-            )
+    with session(_postgres(copy, timer)) as conn:
+        for name, ident, col in _watched(pg.verification.freshness, pg.verification.gaps):
+            query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {} > %(at)s").format(ident, col)
             after = int(fetch_one(conn, query, {"at": when}, what=f"rows of {name}")["n"])
             proven[name] = after == 0
             if after:

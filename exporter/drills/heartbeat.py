@@ -84,7 +84,10 @@ def production_tick(pg: PostgresConfig) -> float | None:
     """Production's tick as a drill starts: what a primary lost now would have held."""
     assert pg.heartbeat is not None
     try:
-        with psycopg.connect(pg.dsn, connect_timeout=int(pg.connect_timeout)) as conn:
+        with psycopg.connect(
+            pg.dsn, connect_timeout=int(pg.connect_timeout),
+            options=f"-c statement_timeout={int(pg.statement_timeout * 1000)}",
+        ) as conn:  # fmt: skip
             conn.read_only = True
             at = read_tick(conn, pg.heartbeat)
     except psycopg.Error:
