@@ -280,3 +280,13 @@ def scratch_postmaster(scratch: Path) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs: there, and not a zombie left for an init to reap (this machine's init
+    may take its time; a process that exited has stopped, reaped or not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

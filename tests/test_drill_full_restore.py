@@ -22,7 +22,15 @@ from exporter.drills.result import DrillResult
 from exporter.drills.scratch import MARKER
 from sandbox.pgcluster import PgCluster, bindir, wait_until
 from tests.daemon import DaemonProcess
-from tests.helpers import AWS, drwatch, make_config, reachable, s3_client, scratch_postmaster
+from tests.helpers import (
+    AWS,
+    drwatch,
+    make_config,
+    reachable,
+    running,
+    s3_client,
+    scratch_postmaster,
+)
 
 VERIFICATION = {
     "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}],
@@ -191,13 +199,13 @@ def test_a_drill_killed_midway_is_cleaned_up_at_the_next_start(
         killed.kill()  # SIGKILL: no clean-up of its own
         killed.wait()
     if isolation == "bwrap":
-        wait_until(lambda: not Path(f"/proc/{postmaster}").exists(), 10, what="dies with drwatch")
+        wait_until(lambda: not running(postmaster), 10, what="dies with drwatch")
     else:
-        assert Path(f"/proc/{postmaster}").exists(), "the scratch server outlives a killed drwatch"
+        assert running(postmaster), "the scratch server outlives a killed drwatch"
     daemon = DaemonProcess(config, tmp_path)
     try:
         wait_until(lambda: not list(scratch.glob(f"{MARKER}-*")), 30, what="leftovers removed")
-        wait_until(lambda: not Path(f"/proc/{postmaster}").exists(), 30, what="server stopped")
+        wait_until(lambda: not running(postmaster), 30, what="server stopped")
         assert "removed a drill left behind" in daemon.log()
     finally:
         daemon.stop()

@@ -19,7 +19,7 @@ from exporter.drills.engine import DrillEngine
 from exporter.drills.leftovers import MARKER, OWNER_FILE, instance_id, mark, remove_leftovers
 from exporter.drills.staging import staging_prefix
 from sandbox.pgcluster import PgCluster, wait_until
-from tests.helpers import make_config, reachable, scratch_postmaster
+from tests.helpers import make_config, reachable, running, scratch_postmaster
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -163,13 +163,13 @@ def test_a_killed_one_shot_drill_is_cleaned_by_the_next_one(tmp_path: Path) -> N
         finally:
             killed.send_signal(signal.SIGKILL)
             killed.wait()
-        assert Path(f"/proc/{postmaster}").exists()
+        assert running(postmaster)
         left = list(scratch.glob(f"{MARKER}-*"))  # the download's and the cluster's
         assert left
         again = subprocess.run(drill, capture_output=True, text=True, timeout=180)
         assert again.returncode == 0, again.stdout + again.stderr
         assert not any(path.exists() for path in left)
-        wait_until(lambda: not Path(f"/proc/{postmaster}").exists(), 30, what="server stopped")
+        wait_until(lambda: not running(postmaster), 30, what="server stopped")
     finally:
         source.destroy()
 
