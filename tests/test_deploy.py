@@ -69,6 +69,7 @@ def test_a_drill_runs_sandboxed_as_the_units_plain_user(tmp_path: Path) -> None:
     drill restores in a bubblewrap sandbox and passes; it never needed root."""
     assert FLOOR_PYTHON.exists(), "make test builds .venv-floor before the suite"
     source = PgCluster().init(None).start()
+    closed = _traversable(ROOT)  # a checkout in a 0700 directory (mktemp -d): for this test
     try:
         source.execute("CREATE DATABASE app")
         source.execute("CREATE TABLE debates AS SELECT g AS id, now() AS created_at "
@@ -95,11 +96,25 @@ def test_a_drill_runs_sandboxed_as_the_units_plain_user(tmp_path: Path) -> None:
             env={"PATH": os.environ["PATH"]},
         )  # fmt: skip
     finally:
+        for path, mode in closed:
+            path.chmod(mode)
         source.destroy()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (drill,) = json.loads(proc.stdout)["drills"]
     assert drill["status"] == "OK", drill["summary"]
     assert drill["values"]["isolation"] == "bwrap"
+
+
+def _traversable(path: Path) -> list[tuple[Path, int]]:
+    """`path` and its parents made traversable by other users (o+x, never readable or
+    writable); (each changed, its mode before) to put back."""
+    changed = []
+    for each in (path, *path.parents):
+        mode = each.stat().st_mode & 0o7777
+        if not mode & 0o001:
+            each.chmod(mode | 0o001)
+            changed.append((each, mode))
+    return changed
 
 
 # A plain user as the unit's User=. The test venv's interpreter may lie where that user cannot
