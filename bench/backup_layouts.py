@@ -27,10 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checks.support.catalogue_formats import pgbackrest_backups
+from checks.backup_tools.pgbackrest import backups as pgbackrest_backups
+from checks.backup_tools.registry import archive_files
+from checks.backup_tools.registry import detect_wal_layout as detect
 from checks.support.continuity import Continuity, read_continuity, segment_name
 from checks.support.stores import StoredObject
-from checks.support.wal_layouts import archive_files, detect
 
 SEG = 16 * 1024 * 1024
 

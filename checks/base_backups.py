@@ -12,14 +12,16 @@ from __future__ import annotations
 import posixpath
 import time
 
-from checks.base import Check, Observation, Status
-from checks.definition import BuildContext, CheckDef, Planned
-from checks.support.catalogues import (
-    BaseBackup,
-    CatalogueLayout,
+from checks.backup_tools import pg_basebackup
+from checks.backup_tools.base import BaseBackup
+from checks.backup_tools.registry import (
+    archive_files,
     detect_catalogue,
     read_catalogue,
+    wal_layout,
 )
+from checks.base import Check, Observation, Status
+from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.continuity import (
     SERVER_WAL_SQL,
     Continuity,
@@ -33,9 +35,7 @@ from checks.support.verify import (
     VerificationIncomplete,
     manifest_versions_read,
     pg_verifybackup_version,
-    verify_basebackup,
 )
-from checks.support.wal_layouts import archive_files, detect
 from core.config.postgres import PostgresConfig
 from core.config.schema import ObjectiveSpec
 from core.config.stores import BackupsConfig
@@ -166,7 +166,7 @@ class BaseBackupsCheck(Check[None]):
         deadline = time.monotonic() + self.config.timeout * 0.9
         segment_size, writing = self._ask_postgres()
         objects = list(self.base.list())
-        layout: CatalogueLayout | None = (
+        layout: str | None = (
             detect_catalogue(objects)
             if self.config.base_layout == "auto"
             else self.config.base_layout
@@ -218,7 +218,7 @@ class BaseBackupsCheck(Check[None]):
         ]
         parts += incomplete
         problems = [f"{b.label}: {b.error}" for b in failed[-3:]]
-        if layout == "pg_basebackup" and self.config.verify != "none":
+        if layout == pg_basebackup.TOOL.layout and self.config.verify != "none":
             problems += self._verify_newest(obs, objects, newest, deadline)
         if self.wal is not None:
             window_problems, building = self._window(obs, backups, segment_size, writing, now)
@@ -242,10 +242,10 @@ class BaseBackupsCheck(Check[None]):
         self, obs: Observation, objects: list[StoredObject], newest: BaseBackup, deadline: float
     ) -> list[str]:
         """pg_verifybackup on the newest backup, once (its verdict is cached by manifest)."""
-        manifests = [o for o in objects if posixpath.basename(o.key) == "backup_manifest"]
+        manifests = [o for o in objects if posixpath.basename(o.key) == pg_basebackup.MANIFEST]
         self.cache.retain({o.key for o in manifests})
         files = [o for o in objects if posixpath.dirname(o.key) == newest.label]
-        manifest = next(o for o in files if posixpath.basename(o.key) == "backup_manifest")
+        manifest = next(o for o in files if posixpath.basename(o.key) == pg_basebackup.MANIFEST)
         verdict = self.cache.get(manifest)
         if verdict is None:
             if (version := newest.manifest_version or 1) > manifest_versions_read():
@@ -255,7 +255,7 @@ class BaseBackupsCheck(Check[None]):
                     f"version {manifest_versions_read()}: install a newer PostgreSQL client"
                 ]
             try:
-                verdict = verify_basebackup(
+                verdict = pg_basebackup.verify(
                     self.base, files, deadline, self.config.uncompressed_cap
                 )
             except VerificationIncomplete as exc:
@@ -280,10 +280,8 @@ class BaseBackupsCheck(Check[None]):
         building up, and nothing that should be there is gone."""
         assert self.wal is not None
         listed = list(self.wal.list())
-        layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
-        continuity = read_continuity(
-            archive_files(listed, layout), segment_size, history_reader(self.wal), writing
-        )
+        archive = archive_files(listed, wal_layout(listed, self.config.wal_layout))
+        continuity = read_continuity(archive, segment_size, history_reader(self.wal), writing)
         start = window_start(backups, continuity)
         retention = self.config.retention
         obs.add(RECOVERY_WINDOW_OBJECTIVE_SECONDS, retention)

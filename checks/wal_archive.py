@@ -1,7 +1,7 @@
 """WAL archive continuity in the store: is every segment since the newest base backup there?
 
 The store may be written by an `archive_command` that copies, by pgBackRest, WAL-G or barman
-(`checks.support.wal_layouts`): configured, or detected from the names.
+(`checks.backup_tools`): configured, or detected from the names.
 
 WAL-G's `wal-verify integrity` is the reference. Names are parsed for timeline and segment number
 with the cluster's own wal_segment_size; a timeline switch (a `.history` file, the old timeline's
@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from checks.backup_tools.registry import archive_files, wal_layout
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned
 from checks.support.compression import CompressionError, read_prefix
@@ -27,8 +28,12 @@ from checks.support.continuity import (
 from checks.support.pg import fetch_one, session
 from checks.support.stores import Store, StoredObject
 from checks.support.timelines import format_lsn
-from checks.support.wal_layouts import archive_file_name, archive_files, compressed, detect
-from checks.support.walnames import LONG_PAGE_HEADER_BYTES, segment_size_in_header
+from checks.support.walnames import (
+    LONG_PAGE_HEADER_BYTES,
+    archive_file_name,
+    compressed,
+    segment_size_in_header,
+)
 from core.config.postgres import PostgresConfig
 from core.config.stores import BackupsConfig
 from core.durations import age_of
@@ -121,7 +126,7 @@ class WalArchiveCheck(Check[None]):
         # PostgreSQL first, then the store: a file archived in between is then in the listing.
         pg_size, last_archived, writing = self._ask_postgres()
         listed = list(self.store.list())
-        layout = detect(listed) if self.config.wal_layout == "auto" else self.config.wal_layout
+        layout = wal_layout(listed, self.config.wal_layout)
         objects = archive_files(listed, layout)
         segment_size = (
             self.config.wal_segment_size or pg_size or infer_segment_size(self.store, objects)

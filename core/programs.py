@@ -64,6 +64,15 @@ REDIS_CHECK_RDB = Program("redis-check-rdb", "redis-tools", "RDB snapshot verifi
 REDIS_SERVER = Program("redis-server", "redis-server", "redis drill scratch server")
 BWRAP = Program("bwrap", "bubblewrap", "the sandbox every restore runs in")
 
+# The backup tools a team restores with (drills.pitr.method: tool), installed beside drwatch by the
+# team where it uses them; not in drwatch's image.
+BARMAN = Program("barman", "barman", "pitr drill restoring with barman recover")
+BARMAN_CLOUD_RESTORE = Program(
+    "barman-cloud-restore", "barman-cli-cloud", "pitr drill restoring with barman-cloud"
+)
+WALG = Program("wal-g", "none: WAL-G's release binary", "pitr drill restoring with WAL-G")
+TEAM_TOOLS = (BARMAN, BARMAN_CLOUD_RESTORE, WALG)
+
 PROGRAMS = (
     PG_RESTORE, PG_AMCHECK, PSQL, PG_VERIFYBACKUP, PG_SERVER, PGBACKREST, REDIS_CHECK_RDB,
     REDIS_SERVER, BWRAP,

@@ -72,6 +72,6 @@ class BarmanCloud:
     def backup(self) -> None:
         self.cluster.run_as_server_user(
             *AWS_ENV, "barman-cloud-backup", "--endpoint-url", self.endpoint, "--gzip",
-            "-h", str(self.cluster.socket_dir), "-p", str(self.cluster.port), "-U", "postgres",
+            "--immediate-checkpoint", "-h", str(self.cluster.socket_dir), "-p", str(self.cluster.port), "-U", "postgres",
             self.url, self.server,
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,9 @@ def test_an_upward_import_fails_the_lint(tmp_path: Path) -> None:
 
 
 def test_checks_never_import_each_other() -> None:
-    """Check modules share only checks/base, checks/definition and checks/support."""
-    shared = ("checks.base", "checks.definition", "checks.support")
+    """Check modules share only checks/base, checks/definition, the backup tools and
+    checks/support."""
+    shared = ("checks.base", "checks.definition", "checks.backup_tools", "checks.support")
     not_checks = {"__init__", "base", "definition", "registry"}
     modules = [p for p in (ROOT / "checks").glob("*.py") if p.stem not in not_checks]
     assert len(modules) >= 12, "the check modules were not found"
@@ -52,3 +54,46 @@ def test_checks_never_import_each_other() -> None:
             if line.startswith(("from checks", "import checks")):
                 imported = line.split()[1]
                 assert imported.startswith(shared), f"{module.name} imports {imported}"
+
+
+# What only a backup tool writes: its files and directories in a store.
+TOOL_LAYOUT = re.compile(
+    r"basebackups_005|wal_005|_backup_stop_sentinel|backup\.info|backup_manifest|data\.tar"
+    r"|base\.tar|pg_wal\.tar|\bwals/|backup\.manifest|tablespace_map"
+)
+
+
+def test_only_the_tools_package_names_a_tools_files() -> None:
+    """Each tool's layout is its module's: no other module of drwatch names a tool's files (in
+    code: a name or pattern in a string without spaces; messages, docstrings and comments may
+    say what they are about)."""
+    tools = ROOT / "checks" / "backup_tools"
+    offenders = []
+    for package in ("checks", "exporter", "core"):
+        for module in (ROOT / package).rglob("*.py"):
+            if tools in module.parents:
+                continue
+            for number, line in enumerate(module.read_text().splitlines(), 1):
+                code = line.split("#", 1)[0]
+                names = [q for q in re.findall(r"\"([^\" ]*)\"", code) if q]
+                if any(TOOL_LAYOUT.search(name) for name in names):
+                    offenders.append(f"{module.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_each_tool_registers_once() -> None:
+    """One module per tool, each in the registry once; every layout the config accepts is one
+    a tool declares."""
+    from typing import get_args
+
+    from checks.backup_tools.registry import CATALOGUE_LAYOUTS, TOOLS, WAL_LAYOUTS
+    from core.config.stores import BackupsConfig
+
+    modules = {p.stem for p in (ROOT / "checks" / "backup_tools").glob("*.py")}
+    names = [tool.name for tool in TOOLS]
+    assert sorted(names) == sorted(set(names))
+    assert set(names) == modules - {"__init__", "base", "registry"}
+    wal = get_args(BackupsConfig.model_fields["wal_layout"].annotation)
+    base = get_args(BackupsConfig.model_fields["base_layout"].annotation)
+    assert set(wal) - {"auto"} == set(WAL_LAYOUTS)
+    assert set(base) - {"auto"} == set(CATALOGUE_LAYOUTS)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from checks.backup_tools.pgbackrest import backups as pgbackrest_backups
 from checks.base import Status
-from checks.support.catalogue_formats import pgbackrest_backups
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.backup_tools import BarmanCloud, PgBackRest
 from tests.helpers import AWS, CheckHarness, make_config, s3_client, sample

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from checks.backup_tools.base import lsn, segment_of
 from checks.base import Status
-from checks.support.catalogue_formats import lsn, segment_of
 from checks.support.continuity import read_continuity, segment_name
 from checks.support.stores import StoredObject
 from sandbox.pgcluster import PgCluster, wait_until

@@ -244,3 +244,15 @@ def test_pitr_points_and_replica_sources_are_refused_where_they_cannot_run() -> 
     assert "needs backups.wal_replica_store" in problem
     (problem,) = config_problems(pitr(wal, base_store="file:///b/", point="sometimes"))
     assert "drills.pitr.point" in problem
+
+
+def test_a_pitr_method_drwatch_cannot_restore_pgbackrest_sets() -> None:
+    text = (
+        "targets:\n  - name: app\n    backups: {wal_store: 'file:///w/'}\n"
+        "    drills: {pitr: {method: drwatch, pgbackrest: {config: /etc/p.conf, stanza: main}}}\n"
+    )
+    (problem,) = config_problems(text)
+    assert problem.startswith("targets[0].drills.pitr: ")
+    assert "method: drwatch and pgbackrest: pgBackRest's sets are restored by pgBackRest" in problem
+    (problem,) = config_problems(text.replace("method: drwatch", "method: sometimes"))
+    assert "drills.pitr.method" in problem

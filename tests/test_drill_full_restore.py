@@ -539,15 +539,17 @@ def test_a_plain_sql_dump_restores_without_psql(production: PgCluster, tmp_path:
 @pytest.mark.parametrize("setting", ["warn", "required"])
 def test_a_sequence_behind_its_column_is_said_or_fails(tmp_path: Path, setting: str) -> None:
     """Every row came back, but `jobs_id_seq` gives 3 next while `jobs.id` holds 100: the
-    first insert after failover would fail. A WARNING in the passing drill's summary, or a
-    failed drill with `drills.app_checks: required`."""
+    first insert after failover would fail; and the role `reporting` that production's grant
+    names is not on the copy's server. WARNINGs in the passing drill's summary, or a failed
+    drill with `drills.app_checks: required`."""
     source = PgCluster().init(None).start()
     try:
         source.execute("CREATE DATABASE app")
         source.execute(
             "CREATE TABLE jobs (id serial PRIMARY KEY, at timestamptz DEFAULT now()); "
             "INSERT INTO jobs DEFAULT VALUES; INSERT INTO jobs DEFAULT VALUES; "
-            "INSERT INTO jobs (id) VALUES (100)",  # written with its id: the sequence never knew
+            "INSERT INTO jobs (id) VALUES (100); "  # written with its id: the sequence never knew
+            "CREATE ROLE reporting; GRANT SELECT ON jobs TO reporting",
             "app",
         )
         store = source.backups / "dumps"
@@ -566,8 +568,11 @@ def test_a_sequence_behind_its_column_is_said_or_fails(tmp_path: Path, setting: 
         "sequence public.jobs_id_seq would give 3 next, but public.jobs.id already holds up to "
         "100: inserts would fail"
     )
-    assert finding in result.summary, result.summary
+    role = (
+        "role(s) reporting that production's objects and grants need are not on the copy's "
+        "server: ownership and grants are lost (restore roles first: pg_dumpall --roles-only)"
+    )
+    assert finding in result.summary and role in result.summary, result.summary
     assert result.ok is (setting == "warn")
     if setting == "warn":
-        assert result.summary.endswith(f"; WARNING: {finding}")
-        assert result.values["warnings"] == [finding]
+        assert result.values["warnings"] == [finding, role]

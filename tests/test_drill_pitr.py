@@ -651,3 +651,99 @@ def test_the_teams_own_restore_command_is_what_the_drill_proves(
     said = wrong.summary.split("; it said: ", 1)[1]
     assert "127.0.0.1:1" in said or "onnect" in said, said  # barman-cloud's own error
     assert ours.ok and ours.values["wal_from"] == "drwatch", ours.summary
+
+
+def _barman_cloud_estate(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[PgCluster, Any, int]:
+    """A cluster archiving with barman-cloud into moto's S3 server, one barman-cloud base
+    backup, rows written after it: (the cluster, the tool, rows in debates)."""
+    from tests.backup_tools import AWS_ENV, BarmanCloud
+
+    bucket = f"bc-{tmp_path.name.lower().replace('_', '-')[:40]}"
+    s3_client(moto_endpoint).create_bucket(Bucket=bucket)
+    cluster = PgCluster()
+    tool = BarmanCloud(cluster, moto_endpoint, bucket)
+    cluster.init(tool.archive_command).start()
+    for assignment in AWS_ENV[1:]:
+        name, _, value = assignment.partition("=")
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    cluster.execute("CREATE DATABASE app")
+    with cluster.connect("app") as conn:
+        seed(conn, debates=300)
+    tool.backup()
+    cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now() "
+                    "FROM generate_series(1, 25)", "app")  # fmt: skip
+    _archived(cluster)
+    rows = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+    return cluster, tool, rows
+
+
+CREDENTIALS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+               "AWS_MAX_ATTEMPTS"]  # fmt: skip
+
+
+def test_barman_cloud_backups_restore_by_the_tool_and_by_drwatch(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A barman-cloud base backup is a drill source: barman-cloud-restore puts it back and
+    barman-cloud-wal-restore fetches the WAL (method tool), or drwatch's own reader unpacks its
+    data tar and spools the archive (method drwatch); both recover every row. A setting wrong
+    only on the tool's side (a proxy it is given that leads nowhere) fails the tool's drill
+    naming barman-cloud's own error, while drwatch's path still passes."""
+    cluster, tool, rows = _barman_cloud_estate(tmp_path, moto_endpoint, monkeypatch)
+    store = f"{tool.url}/{tool.server}/"
+    aws = {**AWS, "endpoint_url": moto_endpoint}
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # drwatch's own calls go straight to moto
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+
+    def drill(name: str, method: str, env: list[str]):  # type: ignore[no-untyped-def]
+        (tmp_path / name).mkdir()
+        return _run(cluster, tmp_path / name, Path("unused"), stores=(store, store), aws=aws,
+                    method=method, restore_env=env)  # fmt: skip
+
+    try:
+        by_tool = drill("tool", "tool", CREDENTIALS)
+        by_drwatch = drill("drwatch", "drwatch", [])
+        wrong = drill("wrong", "tool", [*CREDENTIALS, "HTTP_PROXY"])
+    finally:
+        cluster.destroy()
+    assert by_tool.ok, by_tool.summary
+    assert by_tool.values["method"] == "tool" and by_tool.values["restored_by"] == "barman-cloud"
+    assert by_tool.values["wal_from"] == "tool" and by_tool.tables["debates"] == (rows, 0)
+    assert "barman-cloud backup" in by_tool.summary
+    assert by_drwatch.ok, by_drwatch.summary
+    assert by_drwatch.values["method"] == "drwatch" and by_drwatch.values["wal_from"] == "drwatch"
+    assert by_drwatch.tables["debates"] == (rows, 0)
+    assert not wrong.ok
+    assert "barman-cloud-restore" in wrong.summary and "127.0.0.1:1" in wrong.summary, (
+        wrong.summary
+    )
+
+
+def test_the_tools_command_lines_are_the_ones_the_team_would_type() -> None:
+    """WAL-G and barman (no WAL-G binary installs here, and barman's recover needs its server's
+    host): the command lines built for backup-fetch/wal-fetch and recover/get-wal."""
+    from checks.backup_tools import barman, barman_cloud, pgbackrest, walg
+    from checks.backup_tools.base import RestoreSource
+
+    where = RestoreSource("s3://bucket/walg", config="/etc/wal-g.yaml")
+    assert walg.RESTORE.base(where, "base_000000010000000000000004", "/d")[1:] == [
+        "--config=/etc/wal-g.yaml", "backup-fetch", "/d", "base_000000010000000000000004"]
+    assert walg.RESTORE.wal(where, "/d").endswith(
+        'wal-g --config=/etc/wal-g.yaml wal-fetch "%f" "%p"')
+    local = RestoreSource("file:///var/lib/barman", config="/etc/barman.conf", stanza="pg")
+    assert barman.RESTORE.base(local, "20240101T010101", "/d")[1:] == [
+        "--config=/etc/barman.conf", "recover", "pg", "20240101T010101", "/d"]
+    assert barman.RESTORE.wal(local, "/d").endswith(
+        'barman --config=/etc/barman.conf get-wal pg %f > "%p"')
+    cloud = RestoreSource("s3://bucket/barman/pg/", endpoint_url="http://127.0.0.1:9000")
+    assert barman_cloud.RESTORE.base(cloud, "20240101T010101", "/d")[1:] == [
+        "--endpoint-url", "http://127.0.0.1:9000", "s3://bucket/barman", "pg", "20240101T010101",
+        "/d"]  # fmt: skip
+    assert barman_cloud.RESTORE.wal(cloud, "/d").split()[1:] == [
+        "--endpoint-url", "http://127.0.0.1:9000", "s3://bucket/barman", "pg", "%f", "%p"]
+    rest = RestoreSource("", config="/etc/pgbackrest.conf", stanza="main")
+    assert pgbackrest.RESTORE.base(rest, "20240101-010101F", "/d")[-4:] == [
+        "--set=20240101-010101F", "--type=none", "--archive-mode=off", "restore"]

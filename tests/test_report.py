@@ -43,6 +43,10 @@ def estate(tmp_path: Path) -> Path:
     records.append(_drill(now - 27 * DAY, "failed", 50.0, f"pg_restore failed: {HOSTILE}"))
     records.append(_drill(now - 26 * DAY, "deferred", 0.0, "deferred: 1 drill(s) already running"))
     records.append(_drill(now - 5 * DAY, "passed", 9000.0))  # over the 2 h objective
+    measured = _drill(now - 4 * DAY, "passed", 600.0).model_copy(update={
+        "scenario": "pitr", "measured_data_loss_seconds": 42.0,
+        "path": {"method": "tool", "restored_by": "barman-cloud", "wal_from": "tool"}})
+    records.append(measured)  # fmt: skip
     records.append(_drill(now - 200 * DAY, "passed", 1000.0))  # before the period: not counted
     drill_history(str(state), DrillCapacity()).append(records)
     record = ExposureRecord(str(state), 366 * DAY)
@@ -88,6 +92,9 @@ def test_the_json_report_counts_measures_and_judges_the_schedule(estate: Path) -
     pitr = scenarios["pitr"]
     assert pitr["rpo"]["worst_exposure_seconds"] == 900.0
     assert pitr["rpo"]["minutes_recorded"] == 100 and pitr["rpo"]["ratio"] == 0.99
+    # measured on the copy by the heartbeat, beside the exposure inferred from the stores
+    assert pitr["rpo"]["measured_loss_worst_seconds"] == 42.0
+    assert pitr["records"][-1]["restore_path"]["restored_by"] == "barman-cloud"
     failover = scenarios["primary_failover"]
     assert failover["rto"]["worst_seconds"] == 45.0 and failover["rto"]["within_objective"]
     assert "exposure record covers 100 of the period's" in " ".join(doc["how_made"])
@@ -103,6 +110,8 @@ def test_the_markdown_report_is_tables_a_reviewer_reads(estate: Path) -> None:
     assert "\\|" in text and "pg_restore failed: &lt;script&gt;" in text  # text, not HTML
     assert "<script" not in text
     assert "## What it cannot show" in text
+    drill = next(line for line in text.splitlines() if "barman-cloud" in line)
+    assert "| 42s | barman-cloud (tool); WAL: tool |" in drill
 
 
 def test_the_html_report_is_self_contained_and_reads_in_chromium(

@@ -7,9 +7,11 @@ import hashlib
 
 import pytest
 
+from checks.backup_tools.registry import archive_files
+from checks.backup_tools.registry import detect_wal_layout as detect
 from checks.support.continuity import read_continuity, segment_name
 from checks.support.stores import StoredObject
-from checks.support.wal_layouts import archive_file_name, archive_files, detect
+from checks.support.walnames import archive_file_name
 
 SEG = 16 * 1024 * 1024
 

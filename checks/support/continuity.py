@@ -15,8 +15,7 @@ from typing import NamedTuple
 from checks.support.compression import CompressionError, inflated
 from checks.support.stores import Store, StoredObject
 from checks.support.timelines import MAX_HISTORY_BYTES, BadHistory, TimelinePath, follow
-from checks.support.wal_layouts import archive_file_name
-from checks.support.walnames import WalName, parse_wal_name
+from checks.support.walnames import WalName, archive_file_name, parse_wal_name
 from core.errors import CheckError
 
 # What the primary says of its archive: wal_segment_size, the archiver's newest file and the WAL

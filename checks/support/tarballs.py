@@ -1,8 +1,5 @@
-"""Unpacking a base backup's tar files, compressed as pg_basebackup writes them, safely.
-
-pg_basebackup -Ft writes `base.tar` and `pg_wal.tar`, compressed with `-Z gzip|lz4|zstd` (client
-side: `.tar.gz`, `.tar.lz4`, `.tar.zst`) or `--compress=server-<method>` (the same names). The
-tar stream is read once, decompressed on the way (`checks.support.compression`).
+"""Unpacking a backup's tar files safely, compressed (`.tar.gz`, `.tar.lz4`, `.tar.zst`) or not.
+The tar stream is read once, decompressed on the way (`checks.support.compression`).
 
 What was written to a backup store is anyone's who can write there, so every member is checked
 before anything is written, with the strength of Python's `data` extraction filter (3.11.4+),
@@ -28,46 +25,6 @@ CHUNK = 1 << 20
 
 class UnsafeMember(Exception):
     """A tar member that would write outside the directory, or something other than data."""
-
-
-def tar_name(name: str, stem: str) -> bool:
-    """Whether `name` is the tar file `stem` (base, pg_wal) in any compression pg_basebackup
-    writes."""
-    return any(name == stem + suffix for suffix in TAR_SUFFIXES)
-
-
-def tablespace_oid(name: str) -> str | None:
-    """The tablespace a `-Ft` backup's `<oid>.tar[.gz|.lz4|.zst]` holds, or None."""
-    stem = name.split(".", 1)[0]
-    return stem if stem.isdigit() and tar_name(name, stem) else None
-
-
-def link_tablespaces(data: Path, placed: dict[str, Path]) -> None:
-    """A tar backup's tablespaces where they were unpacked (`placed`: oid -> directory) linked
-    as pg_tblspc/<oid>, as PostgreSQL documents: what pg_verifybackup follows."""
-    if not placed:
-        return
-    links = data / "pg_tblspc"
-    links.mkdir(mode=0o700, exist_ok=True)
-    for oid, where in placed.items():
-        link = links / oid
-        if link.is_symlink() or link.exists():
-            raise UnsafeMember(f"pg_tblspc/{oid} is already in the backup")
-        link.symlink_to(where)
-
-
-def remap_tablespaces(data: Path, placed: dict[str, Path]) -> None:
-    """tablespace_map (what recovery recreates the links from) pointed at `placed`, after the
-    backup was verified against its manifest: the copy never reaches the tablespaces' original
-    directories on this host."""
-    if not placed:
-        return
-    try:
-        fd = os.open(data / "tablespace_map", os.O_WRONLY | os.O_TRUNC | os.O_CREAT | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise UnsafeMember(f"tablespace_map: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as mapping:
-        mapping.write("".join(f"{oid} {where}\n" for oid, where in sorted(placed.items())))
 
 
 def _inside(root: str, path: str) -> bool:

@@ -17,27 +17,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import posixpath
 import re
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from checks.support.plaindump import PlainReadTimedOut, is_plain, read_plain
-from checks.support.stores import Store, StoredObject
-from checks.support.tarballs import (
-    TAR_SUFFIXES,
-    UNREADABLE,
-    UnsafeMember,
-    link_tablespaces,
-    tablespace_oid,
-    unpack,
-)
+from checks.support.stores import Store
 from core.programs import PG_RESTORE, PG_VERIFYBACKUP, REDIS_CHECK_RDB, child_env, program_path
 
 # One verification at a time, whatever the number of targets: it is the heaviest thing drwatch does.
@@ -182,6 +173,16 @@ def _slot(deadline: float) -> None:
         raise VerificationBusy
 
 
+@contextmanager
+def one_at_a_time(deadline: float) -> Iterator[None]:
+    """The one verification slot, waited for until `deadline` (VerificationBusy after)."""
+    _slot(deadline)
+    try:
+        yield
+    finally:
+        _ONE_AT_A_TIME.release()
+
+
 def verify_dump(store: Store, key: str, mode: str, deadline: float, cap: int) -> Verdict:
     """Reads `key` through pg_restore; `mode` "full" replays every block, "toc" only the TOC.
     A plain SQL dump (`*.sql[.gz|.zst|...]`) has no TOC: it is read whole in either mode, and
@@ -261,9 +262,9 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
     started = time.monotonic()
     try:
         with tempfile.TemporaryFile(prefix="drwatch-rdb-") as copy:
-            bytes_read = _copy(store, key, copy, deadline)
+            bytes_read = copy_object(store, key, copy, deadline)
             path = f"/proc/self/fd/{copy.fileno()}"  # the child's own, inherited descriptor
-            code, output = _checker(
+            code, output = run_checker(
                 [program_path(REDIS_CHECK_RDB.name), path], key, deadline, pass_fds=(copy.fileno(),)
             )
         duration = time.monotonic() - started
@@ -275,7 +276,7 @@ def verify_rdb(store: Store, key: str, deadline: float) -> Verdict:
         _ONE_AT_A_TIME.release()
 
 
-def _checker(args: list[str], key: str, deadline: float, **popen: object) -> tuple[int, _Drain]:
+def run_checker(args: list[str], key: str, deadline: float, **popen: object) -> tuple[int, _Drain]:
     """A checking program run to its end or the deadline: its exit code and output."""
     proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
     output = _Drain(proc.stdout)  # type: ignore[arg-type]
@@ -289,7 +290,7 @@ def _checker(args: list[str], key: str, deadline: float, **popen: object) -> tup
     return code, output
 
 
-def _copy(store: Store, key: str, sink: IO[bytes], deadline: float) -> int:
+def copy_object(store: Store, key: str, sink: IO[bytes], deadline: float) -> int:
     bytes_read = 0
     try:
         for block in store.chunks(key):
@@ -312,80 +313,3 @@ def _rdb_problem(output: str) -> str:
         if "RDB ERROR DETECTED" in line and i + 1 < len(lines):
             return lines[i + 1].split("]", 1)[-1].strip()
     return "the snapshot is corrupt"
-
-
-def verify_basebackup(
-    store: Store, files: list[StoredObject], deadline: float, cap: Callable[[int], int]
-) -> Verdict:
-    """The backup's files (base.tar and pg_wal.tar in any compression pg_basebackup writes,
-    backup_manifest) copied, unpacked and checked with pg_verifybackup: every file against the
-    manifest's checksum, and the WAL the backup needs parsed (skipped with -n when the backup
-    holds no WAL). A tar that inflates past `cap(its stored size)` fails as a bomb."""
-    manifest = next(f for f in files if posixpath.basename(f.key) == "backup_manifest")
-    _slot(deadline)
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="drwatch-basebackup-") as private:
-            data = Path(private, "data")
-            data.mkdir(mode=0o700)
-            try:
-                bytes_read = _unpack(store, files, data, deadline, cap)
-            except BadArchive as exc:
-                return Verdict(False, str(exc), None, 0, time.monotonic() - started)
-            # base.tar always carries pg_wal/, empty when the backup holds no WAL (-X none):
-            # then the WAL is the archive's to give, and only the files are checked (-n).
-            has_wal = any((data / "pg_wal").glob("0*"))
-            binary = PG_VERIFYBACKUP.find() or PG_VERIFYBACKUP.name
-            checked = [binary, *([] if has_wal else ["-n"]), str(data)]
-            code, output = _checker(checked, manifest.key, deadline)
-        duration = time.monotonic() - started
-        if code == 0:
-            how = "pg_verifybackup ok" if has_wal else (
-                "pg_verifybackup ok (files; the backup holds no WAL: the archive's is needed)"
-            )  # fmt: skip
-            return Verdict(True, how, None, bytes_read, duration)
-        problem = output.first_line().removeprefix("pg_verifybackup: ").removeprefix("error: ")
-        return Verdict(False, f"pg_verifybackup: {problem}", None, bytes_read, duration)
-    finally:
-        _ONE_AT_A_TIME.release()
-
-
-def _unpack(
-    store: Store, files: list[StoredObject], data: Path, deadline: float, cap: Callable[[int], int]
-) -> int:
-    bytes_read = 0
-    tablespaces: dict[str, Path] = {}
-    for obj in files:
-        name = posixpath.basename(obj.key)
-        into = {"base": data, "pg_wal": data / "pg_wal"}.get(name.split(".")[0])
-        if (oid := tablespace_oid(name)) is not None:
-            into = tablespaces[oid] = data.parent / "tablespaces" / oid
-        if name == "backup_manifest":
-            with open(data / name, "wb") as sink:
-                bytes_read += _copy(store, obj.key, sink, deadline)
-        elif into is not None and name.endswith(TAR_SUFFIXES):
-            into.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=data.parent) as copy:
-                bytes_read += _copy(store, obj.key, copy, deadline)
-                copy.seek(0)
-                try:
-                    unpack(copy, name, into, cap(obj.size))
-                except (*UNREADABLE, UnsafeMember, OSError) as exc:
-                    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                        raise NoSpace(obj.key, tempfile.gettempdir()) from None
-                    raise BadArchive(obj.key, exc) from None
-    try:
-        link_tablespaces(data, tablespaces)
-    except UnsafeMember as exc:
-        raise BadArchive(files[0].key, exc) from None
-    return bytes_read
-
-
-class BadArchive(Exception):
-    """A tar file of the backup cannot be read: a verdict (failed), not an incomplete run."""
-
-    def __init__(self, key: str, exc: BaseException) -> None:
-        if isinstance(exc, UnsafeMember):
-            super().__init__(f"{key}: refused, {exc}")
-        else:
-            super().__init__(f"{key}: not a readable tar file ({type(exc).__name__}: {exc})")

@@ -1,4 +1,5 @@
-"""WAL file names: timeline and segment number, for a cluster's own wal_segment_size."""
+"""WAL file names: timeline and segment number, for a cluster's own wal_segment_size, and the
+PostgreSQL name a store's key holds whatever a tool added around it."""
 
 from __future__ import annotations
 
@@ -83,3 +84,30 @@ def segment_size_in_header(head: bytes) -> int | None:
     if not _MIN_SEGMENT <= seg_size <= _MAX_SEGMENT or seg_size & (seg_size - 1):
         return None
     return seg_size if block_size and block_size & (block_size - 1) == 0 else None
+
+
+# What archive tools append to WAL file names when they compress.
+COMPRESSION_SUFFIXES = (".gz", ".lz4", ".zst", ".br", ".bz2", ".xz", ".lzma", ".snappy")
+
+
+_COMPRESSION_EXTENSIONS = frozenset(suffix[1:] for suffix in COMPRESSION_SUFFIXES)
+
+
+def strip_compression(name: str) -> str:
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 and name[dot + 1 :] in _COMPRESSION_EXTENSIONS else name
+
+
+def archive_file_name(key: str) -> str:
+    """The PostgreSQL file name a key holds, whatever the tool added (directories, a hash, a
+    compression suffix): `000000010000000000000003`, `00000002.history`, `...0028.backup`.
+    Called for every key of an archive: slices, no regex, no tuples."""
+    name = strip_compression(key[key.rfind("/") + 1 :])
+    # a "-<sha1>" of the content a tool appends: PostgreSQL's own names never hold a "-"
+    if len(name) > 41 and name[-41] == "-" and name[-40:].isalnum():
+        return name[:-41]
+    return name
+
+
+def compressed(key: str) -> bool:
+    return key.endswith(COMPRESSION_SUFFIXES)

@@ -145,6 +145,13 @@ class PitrDrill(ScheduledDrill):
     restore_command: str | None = Field(None, min_length=1)
     restore_env: list[str] = []
     restore_files: list[str] = []
+    # Who restores the base backup: the tool itself (barman-cloud-restore, barman recover,
+    # wal-g backup-fetch, pgBackRest; pg_basebackup's tars as PostgreSQL documents), proving
+    # the team's procedure, or drwatch's own reader (pg_basebackup and barman-cloud backups),
+    # proving the bytes are there whatever the tool does. auto: the tool where it is installed.
+    method: Literal["auto", "tool", "drwatch"] = "auto"
+    tool_config: str | None = Field(None, min_length=1)  # barman's -c, WAL-G's --config
+    barman_server: str | None = Field(None, min_length=1)  # barman recover's server name
 
     @model_validator(mode="after")
     def _one_source(self) -> PitrDrill:
@@ -159,6 +166,11 @@ class PitrDrill(ScheduledDrill):
             )
         if self.source == "replica" and not (self.base_store and self.replica_base_store):
             raise ValueError("from: replica restores replica_base_store: set it and base_store")
+        if self.method == "drwatch" and self.pgbackrest:
+            raise ValueError(
+                "method: drwatch and pgbackrest: pgBackRest's sets are restored by pgBackRest "
+                "(drwatch reads its catalogue, not its files)"
+            )
         if self.restore_command and self.pgbackrest:
             raise ValueError("restore_command and pgbackrest: pgBackRest fetches its own WAL")
         if self.restore_command and "%f" not in self.restore_command:

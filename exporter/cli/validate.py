@@ -57,7 +57,8 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             else "no base backup configured (base_store or pgbackrest): it will fail, PITR "
             "impossible"
         )
-        + (f", WAL from {backups.wal_store}" if backups else ""),
+        + (f", WAL from {backups.wal_store}" if backups else "")
+        + (f", restored by method {drills.pitr.method}" if drills.pitr else ""),
         "cross_region": (
             f"copy in {backups.replica_store} of the newest verified dump" if backups else ""
         ),

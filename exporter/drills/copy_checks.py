@@ -27,7 +27,7 @@ from core.config.schema import Target
 from core.durations import render_ages
 from core.humanize import count
 from core.programs import PG_AMCHECK, child_env
-from exporter.drills.app_checks import sequences_behind
+from exporter.drills.app_checks import missing_on_copy, sequences_behind
 from exporter.drills.heartbeat import measured_loss, production_tick
 from exporter.drills.result import Timer
 
@@ -71,6 +71,8 @@ def check_copy(
     problems += _amcheck(copy, timer, whole_server, heapallindexed)
     problems += _measured_loss(target, copy, timer, rpo)
     findings = sequences_behind(copy, timer)
+    if pg is not None:
+        findings += missing_on_copy(pg, copy, timer)
     if target.drills is not None and target.drills.app_checks == "required":
         problems += findings
     elif findings:

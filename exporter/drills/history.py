@@ -34,6 +34,10 @@ class DrillRecord(BaseModel):
     # (time, bytes) of the backups the store held: the size trend an RTO forecast follows.
     sizes: list[tuple[float, int]] = []
     version: str = ""
+    # The path the restore took (values.method, restored_by, wal_from), and the data loss the
+    # heartbeat measured on the copy (postgres.heartbeat; None: not measured).
+    path: dict[str, str] = {}
+    measured_data_loss_seconds: float | None = None
 
     @property
     def rto_measured_seconds(self) -> float | None:
@@ -41,6 +45,7 @@ class DrillRecord(BaseModel):
 
 
 BACKUP_FIELDS = ("backup", "backup_bytes", "backup_etag", "backup_sha256", "backup_time")
+PATH_FIELDS = ("method", "restored_by", "wal_from", "isolation")
 _SCHEMA = TypeAdapter(DrillRecord)
 T = TypeVar("T")
 MAX_SIZES = 200
@@ -62,6 +67,8 @@ def record_of(result: DrillResult, rto_objective: float | None) -> DrillRecord:
         backup={k: result.values[k] for k in BACKUP_FIELDS if k in result.values},
         sizes=result.sizes[-MAX_SIZES:],
         version=__version__,
+        path={k: str(result.values[k]) for k in PATH_FIELDS if k in result.values},
+        measured_data_loss_seconds=result.values.get("measured_data_loss_seconds"),
     )
 
 

@@ -13,25 +13,16 @@ would, and the server fetches WAL through it.
 
 from __future__ import annotations
 
-import configparser
-import json
 import os
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from checks.support.tarballs import (
-    TAR_SUFFIXES,
-    UNREADABLE,
-    UnsafeMember,
-    link_tablespaces,
-    remap_tablespaces,
-    tablespace_oid,
-    unpack,
-)
+from checks.backup_tools import pg_basebackup, pgbackrest
+from checks.backup_tools.base import RestoreSource, ToolRestore
+from checks.support.tarballs import UNREADABLE, UnsafeMember, unpack
 from core.config.drills import DrillsConfig
-from core.programs import PGBACKREST, program_path
 from exporter.drills.scratch import DrillError, ThrowawayCluster, track
 from exporter.drills.scratchfiles import give, read_tail, write_file
 
@@ -43,19 +34,22 @@ class PhysicalCopy(ThrowawayCluster):
         self.wal.mkdir(mode=0o700)
         self.readable.append(self.wal)
 
-    def unpack(self, backup: Path, cap: Callable[[int], int]) -> None:
-        """The base backup into the data directory, checked against its manifest before
-        anything in it changes; a tar that inflates past `cap(its size)` fails as a bomb."""
+    def unpack(self, backup: Path, cap: Callable[[int], int], manifest: bool = True) -> None:
+        """The base backup's tars into the data directory, as pg_basebackup's are restored,
+        checked against its manifest before anything in it changes (a backup without one, as
+        barman-cloud's, is not: said by the caller); a tar that inflates past `cap(its size)`
+        fails as a bomb."""
         self._reachable()
         track(self, True)
         has_wal = False
         tablespaces: dict[str, Path] = {}
         for found in sorted(backup.iterdir()):
-            into = {"base": self.data, "pg_wal": self.data / "pg_wal"}.get(found.name.split(".")[0])
-            if (oid := tablespace_oid(found.name)) is not None:  # -Ft: <oid>.tar per tablespace
-                into = tablespaces[oid] = self.root / "tablespaces" / oid
-            if into is None or not found.name.endswith(TAR_SUFFIXES):
+            placed = pg_basebackup.destination(found.name, self.data, self.root / "tablespaces")
+            if placed is None:
                 continue
+            into, oid = placed
+            if oid is not None:
+                tablespaces[oid] = into
             into.mkdir(mode=0o700, parents=True, exist_ok=True)
             has_wal |= found.name.startswith("pg_wal.")
             try:
@@ -64,18 +58,18 @@ class PhysicalCopy(ThrowawayCluster):
             except (*UNREADABLE, UnsafeMember) as exc:
                 raise DrillError(f"{found.name}: cannot be unpacked: {exc}") from None
         try:
-            link_tablespaces(self.data, tablespaces)
+            pg_basebackup.link_tablespaces(self.data, tablespaces)
         except UnsafeMember as exc:
             raise DrillError(f"tablespaces: {exc}") from None
         if tablespaces:  # the server's to write, and what its sandbox sees
             self.extra_writable.append(self.root / "tablespaces")
-        shutil.copy(backup / "backup_manifest", self.data / "backup_manifest")
         give(self.other_user, self.data, self.wal, *self.extra_writable)
-        self._run(
-            str(self.pg_bin / "pg_verifybackup"), *([] if has_wal else ["-n"]), str(self.data)
-        )
+        if manifest:
+            shutil.copy(backup / pg_basebackup.MANIFEST, self.data / pg_basebackup.MANIFEST)
+            give(self.other_user, self.data)
+            self._run(*pg_basebackup.verify_command(self.data, has_wal))
         try:  # verified as it was written; then pointed where the copy keeps them
-            remap_tablespaces(self.data, tablespaces)
+            pg_basebackup.remap_tablespaces(self.data, tablespaces)
         except UnsafeMember as exc:
             raise DrillError(f"tablespaces: {exc}") from None
         give(self.other_user, self.data)
@@ -86,26 +80,35 @@ class PhysicalCopy(ThrowawayCluster):
         them): (the restore_command that fetches WAL through pgBackRest, the set restored, the
         newer sets passed over and why)."""
         self._reachable()
-        track(self, True)
-        give(self.other_user, self.wal)
-        tool = [
-            PGBACKREST.find() or program_path(PGBACKREST.name),
-            f"--config={config}",
-            f"--stanza={stanza}",
-            f"--pg1-path={self.data}",  # archive-get insists it is the server's directory
-            "--lock-path=/tmp",  # the sandbox's own
-            "--log-level-file=off",  # its console says why
-        ]
+        source = RestoreSource(store_url="", config=config, stanza=stanza)
         # pgBackRest gets its config file, its repositories, the network (a repository may be
         # in S3) and its own PGBACKREST_* variables (credentials given that way), here and in the
         # server that runs archive-get: no more.
-        self.server_env = {k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")}
-        self.readable += [Path(config), *_posix_repositories(config)]
-        self.network = True
-        info = [t for t in tool if not t.startswith("--pg1-path=")]  # info takes no pg-path
-        chosen, passed_over = recovery_set(self._run(*info, "--output=json", "info"), stanza)
-        self._run(*tool, f"--set={chosen}", "--type=none", "--archive-mode=off", "restore")
-        return " ".join([*tool, "archive-get", "%f", '"%p"']), chosen, passed_over
+        env = [k for k in os.environ if k.startswith("PGBACKREST_")]
+        try:
+            files = [config, *map(str, pgbackrest.posix_repositories(config))]
+        except ValueError as exc:
+            raise DrillError(f"drills.pitr.pgbackrest.config: {exc}") from None
+        self.use_restore_command(env, files)
+        try:
+            chosen, passed_over = pgbackrest.recovery_set(
+                self._run(*pgbackrest.info_command(source)), stanza
+            )
+        except ValueError as exc:
+            raise DrillError(str(exc)) from None
+        restore_command = self.restore_with(pgbackrest.RESTORE, source, chosen)
+        return restore_command, chosen, passed_over
+
+    def restore_with(self, tool: ToolRestore, source: RestoreSource, label: str) -> str:
+        """The tool's own restore of backup `label` into the data directory, run in the
+        sandbox with what `use_restore_command` gave it: the restore_command that fetches WAL
+        the tool's way."""
+        self._reachable()
+        track(self, True)
+        give(self.other_user, self.wal)
+        self._run(*tool.base(source, label, str(self.data)))
+        give(self.other_user, self.data)
+        return tool.wal(source, str(self.data))
 
     def use_restore_command(self, env_names: list[str], files: list[str]) -> None:
         """Recovery fetches WAL with the team's own restore_command (in the settings given to
@@ -157,48 +160,3 @@ class PhysicalCopy(ThrowawayCluster):
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
         return f"host={self.socket_dir} user={user} dbname={dbname} connect_timeout=10"
-
-
-def _posix_repositories(config: str) -> list[Path]:
-    """The local repositories a pgBackRest config names (`repoN-path` of a posix repository):
-    what its restore and archive-get read."""
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read(config)
-    except (OSError, configparser.Error) as exc:
-        raise DrillError(f"drills.pitr.pgbackrest.config: {config}: {exc}") from None
-    found: list[Path] = []
-    for section in parser.sections():
-        options = parser[section]
-        for key, value in options.items():
-            if match := re.fullmatch(r"repo(\d+)-path", key):
-                kind = options.get(f"repo{match[1]}-type", "posix")
-                if kind == "posix" and value.startswith("/") and Path(value).exists():
-                    found.append(Path(value))
-    return found
-
-
-def recovery_set(info: str, stanza: str) -> tuple[str, list[str]]:
-    """The newest backup set `pgbackrest info --output=json` shows as a recovery point (no
-    `error`: page checksum errors at backup time; nor in a set it references), and the newer
-    sets passed over, each with why."""
-    try:
-        stanzas = json.loads(info)
-        sets = next(s for s in stanzas if s.get("name") == stanza).get("backup", [])
-    except (ValueError, StopIteration, AttributeError, TypeError):
-        raise DrillError(f"pgbackrest info: no stanza {stanza!r} it can read") from None
-    errored = {str(b.get("label")) for b in sets if b.get("error")}
-    passed_over: list[str] = []
-    for backup in reversed(sets):
-        label = str(backup.get("label"))
-        bad = ({label} | set(backup.get("reference") or [])) & errored
-        if not bad:
-            return label, passed_over
-        passed_over.append(
-            f"{label} (backup-error: page checksum errors at backup time"
-            + (f", in {', '.join(sorted(bad - {label}))} it builds on)" if bad - {label} else ")")
-        )
-    raise DrillError(
-        f"no pgBackRest set of stanza {stanza} is a recovery point: "
-        + ("; ".join(passed_over) or "none in its repository")
-    )

@@ -14,11 +14,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from checks.backup_tools import pg_basebackup
+from checks.backup_tools.registry import (
+    archive_files,
+    detect_catalogue,
+    read_catalogue,
+    wal_layout,
+)
 from checks.base_backups import window_start
-from checks.support.catalogues import read_catalogue
 from checks.support.continuity import history_reader, read_continuity
 from checks.support.stores import Store
-from checks.support.wal_layouts import archive_files, detect
 from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
 from exporter.drills.history import drill_history
@@ -82,9 +87,11 @@ def window_start_label(base: Store, wal: Store, backups: BackupsConfig) -> str |
     complete one whose WAL is continuous to the archive's newest): the `oldest` point is that
     one, so a drill proves the start drwatch reports, or says it does not recover."""
     segment_size = backups.wal_segment_size or DEFAULT_SEGMENT_SIZE
-    catalogue = read_catalogue(base, list(base.list()), "pg_basebackup", segment_size)
+    in_base = list(base.list())
+    layout = detect_catalogue(in_base) or pg_basebackup.TOOL.layout
+    catalogue = read_catalogue(base, in_base, layout, segment_size)
     listed = list(wal.list())
-    layout = detect(listed) if backups.wal_layout == "auto" else backups.wal_layout
-    continuity = read_continuity(archive_files(listed, layout), segment_size, history_reader(wal))
+    archive = archive_files(listed, wal_layout(listed, backups.wal_layout))
+    continuity = read_continuity(archive, segment_size, history_reader(wal))
     start = window_start(catalogue, continuity)
     return start.label if start else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from checks.base import Status
-from core.programs import PROGRAMS
+from core.programs import PROGRAMS, TEAM_TOOLS
 
 PHASES = ("download", "restore", "verify")
 
@@ -81,7 +81,7 @@ def could_not_run(target: str, scenario: str, started: float, exc: Exception) ->
     that is not installed, by name and package)."""
     if isinstance(exc, FileNotFoundError) and exc.filename:
         program = Path(str(exc.filename)).name
-        package = next((p.package for p in PROGRAMS if p.name == program), None)
+        package = next((p.package for p in (*PROGRAMS, *TEAM_TOOLS) if p.name == program), None)
         why = f"cannot run {program}: not installed" + (
             f" (Debian package {package})" if package else ""
         )

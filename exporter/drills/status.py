@@ -42,6 +42,11 @@ def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
                     "max_age_seconds": max_age,
                     "overdue": bool(overdue(passed, expected, key, max_age, now)),
                     "rto_forecast_seconds": engine.forecasts.get(key, {}),
+                    "restored_by": result.values.get("restored_by") if result else None,
+                    "wal_from": result.values.get("wal_from") if result else None,
+                    "measured_data_loss_seconds": (
+                        result.values.get("measured_data_loss_seconds") if result else None
+                    ),
                 }
             )
     return rows

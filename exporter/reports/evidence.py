@@ -125,9 +125,14 @@ def _scenario(
         doc["schedule"] = _schedule(target, scenario, mine, since, now)
         doc["forecast_seconds"] = forecast(mine, now)
     exposure = compliance.get(f"{target.name}/{scenario}")
+    losses = [loss for r in mine if (loss := r.measured_data_loss_seconds) is not None]
     doc["rpo"] = {
         "objective_seconds": objective.rpo,
         **({} if exposure is None else exposure.as_json()),
+        # What drills measured on their copies (the heartbeat), beside the exposure inferred
+        # from the newest backup and WAL.
+        "measured_loss_worst_seconds": max(losses) if losses else None,
+        "measured_loss_drills": len(losses),
     }
     mine_failovers = [f for f in failovers if f.target == target.name]
     if scenario == "primary_failover" and mine_failovers:
@@ -195,6 +200,8 @@ def _record(r: DrillRecord) -> dict[str, Any]:
         "phases": {k: round(v, 3) for k, v in r.phases.items()},
         "phase_bytes": r.phase_bytes,
         "backup": r.backup,
+        "restore_path": r.path,
+        "measured_data_loss_seconds": r.measured_data_loss_seconds,
         "summary": r.summary,
         "drwatch_version": r.version,
     }

@@ -10,9 +10,12 @@ from core.durations import format_duration
 SUMMARY_COLUMNS = (
     "scenario", "runbook test", "drills run", "passed", "failed", "deferred", "RTO median",
     "RTO worst", "RTO objective", "schedule kept", "longest without a pass",
-    "worst RPO exposure", "RPO objective", "time within RPO",
+    "worst RPO exposure", "worst data loss measured", "RPO objective", "time within RPO",
 )  # fmt: skip
-DRILL_COLUMNS = ("started", "outcome", "took", "point", "recovered to", "backup", "summary")
+DRILL_COLUMNS = (
+    "started", "outcome", "took", "point", "recovered to", "data loss measured", "restored by",
+    "backup", "summary",
+)  # fmt: skip
 
 
 def _seconds(value: Any) -> str:
@@ -37,6 +40,7 @@ def _summary_row(s: dict[str, Any]) -> list[str]:
         ("yes" if schedule["kept"] else "NO") if schedule else "-",
         _seconds(schedule["longest_without_pass_seconds"]) if schedule else "-",
         _seconds(rpo.get("worst_exposure_seconds")),
+        _seconds(rpo.get("measured_loss_worst_seconds")),
         _seconds(rpo["objective_seconds"]),
         "-" if within is None else f"{within * 100:.3f}% of {rpo['minutes_recorded']} min",
     ]
@@ -52,10 +56,20 @@ def _drill_row(r: dict[str, Any]) -> list[str]:
         _seconds(r["duration_seconds"]),
         r["point"] or "-",
         r["recovered_to"] or "-",
+        _seconds(r.get("measured_data_loss_seconds")),
+        _restore_path(r.get("restore_path") or {}),
         name + (f" (sha256 {digest[:16]}…)" if digest and "backup_sha256" in backup else
                 f" (ETag {digest})" if digest else ""),
         r["summary"],
     ]  # fmt: skip
+
+
+def _restore_path(path: dict[str, str]) -> str:
+    """Who restored the copy and where its WAL came from: "barman-cloud; WAL: tool"."""
+    if not path.get("method"):
+        return "-"
+    wal = f"; WAL: {path['wal_from']}" if path.get("wal_from") else ""
+    return f"{path.get('restored_by') or path['method']} ({path['method']}){wal}"
 
 
 def _failover_row(f: dict[str, Any]) -> list[str]:

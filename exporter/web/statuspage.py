@@ -180,6 +180,16 @@ def _drill_rows(doc: dict[str, Any]) -> list[str]:
         schedule = ("OVERDUE; " if overdue else "") + (
             f"in {format_duration(max(0.0, nxt))}" if nxt is not None else "not scheduled here"
         )
+        path = ", ".join(
+            f"{label} {value}"
+            for label, value in (
+                ("restored by", d.get("restored_by")),
+                ("WAL from", d.get("wal_from")),
+                ("data loss measured", _loss_text(d.get("measured_data_loss_seconds"))),
+            )
+            if value
+        )
+        summary = d["summary"] + (f" ({path})" if path else "")
         rows.append(
             f'<tr class="drill status-{e(d["status"].lower())}" data-target="{e(d["target"])}" '
             f'data-scenario="{e(d["scenario"])}"><td>{e(d["target"])}</td>'
@@ -192,9 +202,13 @@ def _drill_rows(doc: dict[str, Any]) -> list[str]:
             f"<td>{e(_ago(d['last_success_seconds_ago']))}</td>"
             f"<td>{e(test)}</td>"
             f'<td class="schedule"{due}>{e(schedule)}</td>'
-            f'<td class="summary">{e(d["summary"])}</td></tr>'
+            f'<td class="summary">{e(summary)}</td></tr>'
         )
     return rows
+
+
+def _loss_text(seconds: object) -> str | None:
+    return None if not isinstance(seconds, int | float) else format_duration(float(seconds))
 
 
 def render(doc: dict[str, Any], refresh: int | None = None) -> str:
