@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from exporter.drills import redis as redis_drill
 from sandbox.redisserver import RedisServer
 from tests.helpers import make_config, reachable, write_keys
@@ -17,12 +19,14 @@ def _scratch(state: Path) -> dict[str, str]:
     return {"user": "postgres", "dir": str(state / "drills")}
 
 
-def _run(snapshots: Path, state: Path):  # type: ignore[no-untyped-def]
+def _run(snapshots: Path, state: Path, **redis: object):  # type: ignore[no-untyped-def]
+    cache = {"url": "redis://127.0.0.1:1/0", "snapshot_store": f"file://{snapshots}/", **redis}
     loaded = make_config(
         [
             {
                 "name": "cache",
-                "redis": {"url": "redis://127.0.0.1:1/0", "snapshot_store": f"file://{snapshots}/"},
+                "redis": cache,
+                "objectives": {"redis": {"rpo": "1h"}},
                 "drills": {"schedule": "0 3 * * 0", "redis": {}, "scratch": _scratch(state)},
             }
         ],
@@ -47,6 +51,37 @@ def test_the_newest_snapshot_loads_with_every_key(
     assert result.values["keys_loaded"] == result.values["keys_expected"] == 2000
     assert set(result.phases) == {"download", "restore", "verify"}
     assert not list((tmp_path / "state" / "drills").iterdir()), "scratch left behind"
+
+
+def test_the_heartbeat_key_measures_what_the_snapshot_loses(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """drwatch's heartbeat key, set as the daemon sets it, then a snapshot; production's key
+    moves on 30 s, then 2 h: the loaded snapshot loses 30 s (within the 1 h RPO), then 2 h, over
+    it, and the drill fails saying so."""
+    from core.config.redis import RedisConfig, RedisHeartbeatConfig
+    from exporter.drills.heartbeat import HeartbeatWriter
+
+    redis_server.start(save="3600 1")
+    write_keys(redis_server, 100)
+    cache = RedisConfig.model_validate({"url": redis_server.url})
+    writer = HeartbeatWriter("cache")
+    writer.write_redis(cache, RedisHeartbeatConfig())
+    written = float(redis_server.client().get("drwatch:heartbeat"))
+    assert writer.last_write == pytest.approx(written, abs=0.001)
+    redis_server.client().save()
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    (snapshots / "cache-1.rdb").write_bytes((redis_server.dir / "dump.rdb").read_bytes())
+    losses = []
+    for later in (30.0, 7200.0):
+        redis_server.client().set("drwatch:heartbeat", f"{written + later:.3f}")
+        result = _run(snapshots, tmp_path / f"state-{later:.0f}", url=redis_server.url,
+                      heartbeat={"interval": "15s"})  # fmt: skip
+        losses.append((result.ok, result.values.get("measured_data_loss_seconds"), result.summary))
+    assert losses[0][:2] == (True, 30.0), losses[0]
+    assert losses[1][:2] == (False, 7200.0), losses[1]
+    assert "measured data loss 2h" in losses[1][2] and "over the 1h RPO objective" in losses[1][2]
 
 
 def test_a_truncated_snapshot_fails(redis_server: RedisServer, tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ def test_the_daemon_writes_the_tick_and_exports_when(cluster: PgCluster, tmp_pat
                    and cluster.execute("SELECT tick FROM drwatch_heartbeat")[0][0] >= 2, 30,
                    what="two ticks written")  # fmt: skip
         wait_until(lambda: daemon.value("drwatch_drill_heartbeat_last_write_timestamp_seconds",
-                                        target="app"), 30, what="the write exported")  # fmt: skip
+                                        target="app", store="postgres"), 30,
+                                        what="the write exported")  # fmt: skip
     finally:
         daemon.stop()

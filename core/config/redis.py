@@ -31,6 +31,15 @@ class ElastiCacheConfig(Strict):
         return self
 
 
+class RedisHeartbeatConfig(Strict):
+    """An opt-in key drwatch sets on the primary every interval to the time it is set (its one
+    write there), which the redis drill reads back in the snapshot it loaded: the data a
+    restore from that snapshot would lose, measured."""
+
+    key: str = Field("drwatch:heartbeat", min_length=1, max_length=200)
+    interval: Duration = Field(15.0, ge=1.0)
+
+
 class RedisConfig(Strict):
     url: str = Field(repr=False)  # redis://[:password@]host:port/db or rediss:// for TLS
     password: str | None = Field(None, repr=False)  # or password_file
@@ -44,6 +53,7 @@ class RedisConfig(Strict):
     retention: Duration = 7 * 86400.0  # the runbook: Redis snapshots kept 7 days
     verify: bool = True  # redis-check-rdb on the newest snapshot
     elasticache: ElastiCacheConfig | None = None
+    heartbeat: RedisHeartbeatConfig | None = None
 
     @field_validator("url")
     @classmethod

@@ -78,7 +78,8 @@ class DrillEngine:
         self.window_start_recovered: dict[str, bool] = {}
         # target -> the isolation its restores run in (None: none its settings allow)
         self.isolation: dict[str, str | None] = {}
-        self.heartbeats: dict[str, HeartbeatWriter] = {}  # target -> its tick's writer
+        # (target, postgres|redis) -> its tick's writer
+        self.heartbeats: dict[tuple[str, str], HeartbeatWriter] = {}
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
 
@@ -135,11 +136,23 @@ class DrillEngine:
         for target in config.targets:  # postgres.heartbeat: the tick drills measure loss by
             pg = target.postgres
             if pg is not None and pg.heartbeat is not None:
-                writer = self.heartbeats.setdefault(target.name, HeartbeatWriter(target.name))
+                writer = self.heartbeats.setdefault(
+                    (target.name, "postgres"), HeartbeatWriter(target.name)
+                )
                 scheduler.add_job(
                     writer.write, "interval", seconds=pg.heartbeat.interval,
                     args=(pg, pg.heartbeat), id=f"{target.name}/heartbeat", max_instances=1,
                     coalesce=True, next_run_time=datetime.now(UTC),
+                )  # fmt: skip
+            cache = target.redis
+            if cache is not None and cache.heartbeat is not None:
+                writer = self.heartbeats.setdefault(
+                    (target.name, "redis"), HeartbeatWriter(target.name)
+                )
+                scheduler.add_job(
+                    writer.write_redis, "interval", seconds=cache.heartbeat.interval,
+                    args=(cache, cache.heartbeat), id=f"{target.name}/redis-heartbeat",
+                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
                 )  # fmt: skip
         old, self._scheduler = self._scheduler, scheduler
         if old is not None:

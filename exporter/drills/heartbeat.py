@@ -21,9 +21,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import redis
 from psycopg import sql
 
+from checks.support.redisconn import connection
 from core.config.postgres import HeartbeatConfig, PostgresConfig
+from core.config.redis import RedisConfig, RedisHeartbeatConfig
 from core.durations import format_duration
 
 log = logging.getLogger("drwatch.heartbeat")
@@ -61,6 +64,20 @@ class HeartbeatWriter:
             self.last_write = time.time()
         self._said(None)
 
+    def write_redis(self, cache: RedisConfig, heartbeat: RedisHeartbeatConfig) -> None:
+        """The key set to now (unix seconds, to the millisecond), on Redis's own clock-free
+        value: what the snapshot taken next will hold."""
+        now = time.time()
+        try:
+            with connection(cache) as client:
+                client.set(heartbeat.key, f"{now:.3f}")
+        except redis.RedisError as exc:
+            self._said(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+            return
+        with self._lock:
+            self.last_write = now
+        self._said(None)
+
     def _said(self, failure: str | None) -> None:
         with self._lock:
             was, self._failing = self._failing, failure is not None
@@ -95,6 +112,26 @@ def production_tick(pg: PostgresConfig) -> float | None:
     return at.timestamp() if at else None
 
 
+def redis_tick(value: object) -> float | None:
+    """The time a heartbeat key holds (None: absent or not a time drwatch wrote)."""
+    try:
+        return float(value) if isinstance(value, str | bytes) else None
+    except ValueError:
+        return None
+
+
+def judged_loss(truth: float, restored: float, rpo: float | None) -> tuple[float, str | None]:
+    """(seconds of data lost; the problem when over the RPO)."""
+    loss = max(0.0, truth - restored)
+    if rpo is not None and loss > rpo:
+        return loss, (
+            f"measured data loss {format_duration(loss)} (the newest heartbeat in the copy was "
+            f"written {format_duration(loss)} before production's when the drill started), "
+            f"over the {format_duration(rpo)} RPO objective"
+        )
+    return loss, None
+
+
 def measured_loss(
     copy: psycopg.Connection[Any], heartbeat: HeartbeatConfig, truth: float | None,
     rpo: float | None,
@@ -103,11 +140,4 @@ def measured_loss(
     restored = read_tick(copy, heartbeat)
     if truth is None or restored is None:
         return None, None
-    loss = max(0.0, truth - restored.timestamp())
-    if rpo is not None and loss > rpo:
-        return loss, (
-            f"measured data loss {format_duration(loss)} (the newest heartbeat in the copy was "
-            f"written {format_duration(loss)} before production's when the drill started), "
-            f"over the {format_duration(rpo)} RPO objective"
-        )
-    return loss, None
+    return judged_loss(truth, restored.timestamp(), rpo)

@@ -134,13 +134,15 @@ DRILL_LAST_DEFERRED_TIMESTAMP_SECONDS = gauge(
 DRILL_MEASURED_DATA_LOSS_SECONDS = gauge(
     "drwatch_drill_measured_data_loss_seconds",
     "The last drill's data loss by the heartbeat: production's tick when it started, less the "
-    "newest tick in the copy it restored (postgres.heartbeat).",
+    "newest tick in the copy it restored (postgres.heartbeat, redis.heartbeat).",
     *KEYS,
 )
 HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS = gauge(
     "drwatch_drill_heartbeat_last_write_timestamp_seconds",
-    "When drwatch last wrote the heartbeat tick on the primary (postgres.heartbeat).",
+    "When drwatch last wrote the heartbeat tick on the primary (postgres.heartbeat, "
+    "redis.heartbeat).",
     "target",
+    "store",
 )
 DRILL_ISOLATION = gauge(
     "drwatch_drill_isolation",
@@ -233,9 +235,10 @@ class DrillCollector(Collector):
                 for outcome in OUTCOMES:
                     add(DRILLS, counts.get((*key, outcome), 0), **k, outcome=outcome)
         targets = {t.name for t in config.targets}
-        for name, writer in self.engine.heartbeats.items():
+        for (name, store), writer in self.engine.heartbeats.items():
             if name in targets and writer.last_write is not None:
-                add(HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS, writer.last_write, target=name)
+                add(HEARTBEAT_LAST_WRITE_TIMESTAMP_SECONDS, writer.last_write, target=name,
+                    store=store)  # fmt: skip
         for name, mode in self.engine.isolation.items():
             if name in targets:
                 for each in MODES:

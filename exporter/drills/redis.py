@@ -1,6 +1,7 @@
 """The `redis` drill: the newest RDB snapshot loaded into a scratch redis-server, isolated like
 every restore and reached on a Unix socket of its own, its keys counted against what the snapshot
-holds (redis-check-rdb reads every record), timed."""
+holds (redis-check-rdb reads every record), timed; with `redis.heartbeat`, the data the snapshot
+loses measured: production's heartbeat key when the drill starts, less the one loaded."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import redis as redis_client
 
+from checks.support.redisconn import connection
 from checks.support.stores import listed_backups, open_store
+from core.config.redis import RedisConfig
 from core.config.schema import Config, Target
-from core.humanize import format_bytes
+from core.humanize import count, format_bytes
 from core.programs import REDIS_CHECK_RDB, REDIS_SERVER, program_path
+from exporter.drills.heartbeat import judged_loss, redis_tick
 from exporter.drills.isolation import Isolation
 from exporter.drills.leftovers import MARKER, mark
 from exporter.drills.result import DrillResult, Timer
@@ -40,6 +45,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, cache = target.drills, target.redis
     assert drills is not None and cache is not None and cache.snapshot_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
+    truth = _production_tick(cache)
     try:
         workdir = new_scratch_dir(drills.scratch, config.state_dir, "rdb-")
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said
@@ -68,12 +74,16 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         try:
             with timer.phase("verify"):
                 loaded = _key_count(server, timer)
+                rpo = config.objective(target, "redis").rpo
+                problems = _measured_loss(server, cache, truth, rpo, timer)
         finally:
             server.close()
         timer.result.values.update(keys_expected=expected, keys_loaded=loaded)
-        summary = f"loaded {newest.key} ({format_bytes(newest.size)}): {loaded} keys"
+        summary = f"loaded {newest.key} ({format_bytes(newest.size)}): {count(loaded, 'key')}"
         if loaded != expected:
-            return timer.finish(False, f"{summary}, the snapshot holds {expected}")
+            problems.insert(0, f"the snapshot holds {expected}")
+        if problems:
+            return timer.finish(False, "; ".join([summary, *problems]))
         return timer.finish(True, summary)
     except DRILL_FAILURES as exc:
         return timer.fail(exc, drills.timeout)
@@ -124,10 +134,10 @@ class _ScratchRedis:
         finally:
             os.close(log)
 
-    def client(self, timeout: float) -> redis_client.Redis:
+    def client(self, timeout: float, db: int = 0) -> redis_client.Redis:
         return redis_client.Redis(
             unix_socket_path=str(self.socket), socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            socket_connect_timeout=timeout, db=db,
         )  # fmt: skip
 
     def exited(self) -> bool:
@@ -174,6 +184,38 @@ def _key_count(server: _ScratchRedis, timer: Timer) -> int:
     with server.client(min(10.0, timer.remaining())) as client:
         keyspace = client.info("keyspace")
     return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+
+
+def _production_tick(cache: RedisConfig) -> float | None:
+    """Production's heartbeat as the drill starts: what a snapshot taken now would hold."""
+    if cache.heartbeat is None:
+        return None
+    try:
+        with connection(cache) as client:
+            return redis_tick(client.get(cache.heartbeat.key))
+    except redis_client.RedisError:
+        return None
+
+
+def _measured_loss(
+    server: _ScratchRedis, cache: RedisConfig, truth: float | None, rpo: float | None,
+    timer: Timer,
+) -> list[str]:  # fmt: skip
+    if cache.heartbeat is None or truth is None:
+        return []
+    with server.client(min(10.0, timer.remaining()), _db(cache.url)) as client:
+        restored = redis_tick(client.get(cache.heartbeat.key))
+    if restored is None:
+        return [f"the heartbeat key {cache.heartbeat.key} is not in the snapshot"]
+    loss, problem = judged_loss(truth, restored, rpo)
+    timer.result.values["measured_data_loss_seconds"] = round(loss, 3)
+    return [problem] if problem else []
+
+
+def _db(url: str) -> int:
+    """The database a redis:// URL selects (its path), 0 by default."""
+    path = urlparse(url).path.strip("/")
+    return int(path) if path.isdigit() else 0
 
 
 def _tail(log: Path) -> str:
