@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FLOOR_PYTHON ?= /usr/bin/python3
 FLOOR_VENV ?= .venv-floor
 FLOOR_STAMP := $(FLOOR_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# barman, as its users install it (PyPI, under Debian's Python, which its server user can run):
+# the pitr drill's tests restore with `barman recover` and fetch WAL with `barman get-wal`.
+BARMAN_VERSION := 3.19.1
+BARMAN_VENV ?= .venv-barman
+BARMAN_STAMP := $(BARMAN_VENV)/.installed-$(BARMAN_VERSION)
 # What unpacks, decompresses, restores and verifies: where the standard library moved (tarfile's
 # extraction filters arrived in 3.11.4). The pitr drill's own tests (the backup tools' restore
 # paths, two minutes) run under the newest Python only: its unpacking is test_tarballs' and
@@ -27,6 +32,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+$(BARMAN_STAMP):
+	rm -rf $(BARMAN_VENV)
+	$(FLOOR_PYTHON) -m venv $(BARMAN_VENV)
+	$(BARMAN_VENV)/bin/pip install -q --disable-pip-version-check 'barman==$(BARMAN_VERSION)'
+	touch $(BARMAN_STAMP)
+
 $(FLOOR_STAMP): pyproject.toml
 	rm -rf $(FLOOR_VENV)
 	$(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
@@ -46,7 +57,7 @@ lint: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 
 # The floor venv first: a test runs drwatch as a plain user with Debian's interpreter.
-test: system-deps $(STAMP) $(FLOOR_STAMP) lint
+test: system-deps $(STAMP) $(FLOOR_STAMP) $(BARMAN_STAMP) lint
 	$(VENV)/bin/pytest
 	$(MAKE) --no-print-directory test-floor
 

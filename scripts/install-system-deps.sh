@@ -20,6 +20,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 command -v barman-cloud-wal-archive >/dev/null 2>&1 || missing+=(barman-cli-cloud)
+# barman recover copies with rsync, even to a local directory (barman itself: .venv-barman).
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

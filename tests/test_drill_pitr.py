@@ -747,3 +747,46 @@ def test_the_tools_command_lines_are_the_ones_the_team_would_type() -> None:
     rest = RestoreSource("", config="/etc/pgbackrest.conf", stanza="main")
     assert pgbackrest.RESTORE.base(rest, "20240101-010101F", "/d")[-4:] == [
         "--set=20240101-010101F", "--type=none", "--archive-mode=off", "restore"]
+
+
+def test_barman_recover_restores_and_get_wal_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """barman (from PyPI) beside the cluster: the drill restores its newest backup with `barman
+    recover` and replays with `barman get-wal` as the restore_command, the team's restoring
+    config given read-only with barman's home; every row comes back. drwatch's own reader does
+    not read barman's data directories: method drwatch is refused by name."""
+    from tests.backup_tools import BARMAN_VENV, Barman
+
+    cluster = PgCluster()
+    tool = Barman(cluster)
+    cluster.init(tool.archive_command).start()
+    monkeypatch.setenv("PATH", f"{BARMAN_VENV / 'bin'}:{os.environ['PATH']}")
+    reachable(BARMAN_VENV)
+    try:
+        cluster.execute("CREATE DATABASE app")
+        with cluster.connect("app") as conn:
+            seed(conn, debates=300)
+        tool.backup()
+        cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now() "
+                        "FROM generate_series(1, 25)", "app")  # fmt: skip
+        _archived(cluster)
+        tool.archive_now()
+        rows = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
+        store = f"file://{tool.home}/{tool.server}/"
+        settings = {"tool_config": str(tool.restore_conf), "barman_server": tool.server,
+                    "restore_files": [str(tool.home)]}  # fmt: skip
+        (tmp_path / "tool").mkdir()
+        by_tool = _run(cluster, tmp_path / "tool", Path("unused"), stores=(store, store),
+                       **settings)  # fmt: skip
+        (tmp_path / "drwatch").mkdir()
+        refused = _run(cluster, tmp_path / "drwatch", Path("unused"), stores=(store, store),
+                       method="drwatch", **settings)  # fmt: skip
+    finally:
+        cluster.destroy()
+    assert by_tool.ok, by_tool.summary
+    assert (by_tool.values["method"], by_tool.values["restored_by"]) == ("tool", "barman")
+    assert by_tool.values["wal_from"] == "tool" and by_tool.tables["debates"] == (rows, 0)
+    assert not refused.ok
+    assert "drwatch's own reader restores pg_basebackup and barman-cloud base backups, not " \
+        "barman's" in refused.summary, refused.summary

@@ -106,6 +106,11 @@ class PhysicalCopy(ThrowawayCluster):
         self._reachable()
         track(self, True)
         give(self.other_user, self.wal)
+        program = Path(tool.path()).resolve()
+        if not program.is_relative_to("/usr"):  # a tool installed apart (a venv): seen read-only
+            self.readable.append(
+                program.parent.parent if program.parent.name == "bin" else program.parent
+            )
         self._run(*tool.base(source, label, str(self.data)))
         give(self.other_user, self.data)
         return tool.wal(source, str(self.data))
