@@ -257,3 +257,33 @@ def _scrape(engine: DrillEngine, config) -> str:  # type: ignore[no-untyped-def]
     registry = CollectorRegistry()
     registry.register(DrillCollector(engine, lambda: config))
     return generate_latest(registry).decode()
+
+
+def test_a_drill_run_by_hand_is_the_daemons_state(tmp_path: Path) -> None:
+    """`drwatch drill` appends its record to the shared history: the running daemon takes it
+    as its drill state when it reads the history again (every 30 s, at SIGHUP), and a restarted
+    one at start, so running a drill by hand clears *Drill overdue*, as the runbook says."""
+    from exporter.drills.history import drill_history, record_of
+
+    loaded = _never_reached(tmp_path)
+    engine = DrillEngine()
+    engine.configure(loaded.config)
+    engine.expected_since[("cache", "redis")] = time.time() - 9 * 86400  # 8d max_age passed
+    assert 'drwatch_drill_overdue{scenario="redis",target="cache"} 1.0' in _scrape(
+        engine, loaded.config
+    )
+    by_hand = DrillResult("cache", "redis", time.time() - 5, ok=True, summary="loaded 5 keys",
+                          duration_seconds=4.0)  # fmt: skip
+    drill_history(str(tmp_path), loaded.config.drills).append([record_of(by_hand, None)])
+    engine.refresh_from_history()
+    text = _scrape(engine, loaded.config)
+    assert 'drwatch_drill_overdue{scenario="redis",target="cache"} 0.0' in text
+    line = next(t for t in text.splitlines()
+                if t.startswith("drwatch_drill_last_success_timestamp_seconds{"))  # fmt: skip
+    assert float(line.rsplit(" ", 1)[1]) == by_hand.started_at
+    last, passed, _ = engine.snapshot()
+    assert passed[("cache", "redis")].summary == "loaded 5 keys"
+    assert last[("cache", "redis")].duration_seconds == 4.0
+    restarted = DrillEngine()
+    restarted.configure(loaded.config)
+    assert restarted.snapshot()[1][("cache", "redis")].started_at == by_hand.started_at

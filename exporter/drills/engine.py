@@ -82,6 +82,7 @@ class DrillEngine:
         self.heartbeats: dict[tuple[str, str], HeartbeatWriter] = {}
         self._state_file: Path | None = None
         self._scheduler: BackgroundScheduler | None = None
+        self._history_seen: tuple[int, int] | None = None  # (size, mtime_ns) last read
 
     def configure(self, config: Config) -> None:
         """Takes a (re)loaded config: the remembered results, and the schedule if running."""
@@ -133,6 +134,11 @@ class DrillEngine:
                     coalesce=True,
                     misfire_grace_time=3600,
                 )
+        # A drill run by hand (`drwatch drill`) is the daemon's state within a minute.
+        scheduler.add_job(
+            self.refresh_from_history, "interval", seconds=30, id="drill-history",
+            max_instances=1, coalesce=True,
+        )  # fmt: skip
         for target in config.targets:  # postgres.heartbeat: the tick drills measure loss by
             pg = target.postgres
             if pg is not None and pg.heartbeat is not None:
@@ -271,11 +277,48 @@ class DrillEngine:
         )
         self._save()
 
+    def refresh_from_history(self) -> None:
+        """The history again when it changed since last read (a `drwatch drill` run by hand
+        appends to it): its newer records become the daemon's drill state, whoever wrote them,
+        so the runbook's fix for an overdue drill (run one now) clears it."""
+        assert self.history is not None
+        try:
+            stat = self.history.path.stat()
+        except OSError:
+            return
+        if (stat.st_size, stat.st_mtime_ns) != self._history_seen:
+            self._forecast(None)
+
+    def _adopt(self, records: list[DrillRecord]) -> None:
+        """Records newer than the state drwatch holds, as that state (under the lock)."""
+        for record in records:
+            key = (record.target, record.scenario)
+            known = self.last.get(key)
+            if record.outcome == "deferred" or (known and known.started_at >= record.started_at):
+                continue
+            result = DrillResult(
+                record.target, record.scenario, record.started_at,
+                ok=record.outcome == "passed", summary=record.summary,
+                duration_seconds=record.duration_seconds, point=record.point,
+                recovered_to=record.recovered_to, phases=dict(record.phases),
+                values={**record.backup, **record.path},
+            )  # fmt: skip
+            self.last[key] = result
+            if result.ok:
+                self.last_success[key] = result
+
     def _forecast(self, only: Key | None) -> None:
-        """The RTO forecasts from the history: every key's (at configure), or one's."""
+        """The RTO forecasts from the history: every key's (at configure), or one's; and the
+        drill state from records drwatch did not make itself."""
         assert self.history is not None
         by_key: dict[Key, list[DrillRecord]] = {}
-        for record in self.history.read():
+        try:
+            stat = self.history.path.stat()
+            seen: tuple[int, int] | None = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            seen = None
+        records = self.history.read()
+        for record in records:
             by_key.setdefault((record.target, record.scenario), []).append(record)
         now = time.time()
         found = {k: forecast(v, now) for k, v in by_key.items() if only in (None, k)}
@@ -290,6 +333,8 @@ class DrillEngine:
             else:
                 self.forecasts[only] = found.get(only, {})
             self.window_start_recovered.update(starts)
+            self._adopt(records)
+            self._history_seen = seen
 
     def snapshot(self) -> tuple[dict[Key, DrillResult], dict[Key, DrillResult], dict[Key, float]]:
         with self._state_lock:
