@@ -144,6 +144,9 @@ class BackupsCheck(Check[BackupsState]):
         self.cache = cache
         self.rpo = full_restore.rpo
 
+    def waits_on(self) -> str | None:
+        return self.store.url
+
     def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
         objects = [

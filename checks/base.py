@@ -74,6 +74,10 @@ class Check(Generic[S]):
     def run(self) -> Observation:
         raise NotImplementedError
 
+    def waits_on(self) -> str | None:
+        """What a run waits on beyond a database (a store's URL): named when it times out."""
+        return None
+
     def adopt(self, previous: Check[Any]) -> None:
         """Takes over the state of the check this one replaces on a reload."""
         if type(previous) is type(self):

@@ -162,6 +162,9 @@ class BaseBackupsCheck(Check[None]):
             )
         return self.config.wal_segment_size or int(row["size"]), row["writing"]
 
+    def waits_on(self) -> str | None:
+        return ", ".join(s.url for s in (self.base, self.wal) if s is not None)
+
     def run(self) -> Observation:
         deadline = time.monotonic() + self.config.timeout * 0.9
         segment_size, writing = self._ask_postgres()

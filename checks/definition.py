@@ -34,6 +34,9 @@ class BuildContext:
     def objective(self, scenario: Scenario) -> ObjectiveSpec:
         return self.config.objective(self.target, scenario)
 
+    def objective_configured(self, scenario: Scenario) -> bool:
+        return self.config.objective_configured(self.target, scenario)
+
     def store(self, url: str, aws: AwsConfig | None = None) -> Store:
         """The store at `url`, reached as `aws` says (a replica's own), else as `aws:` does."""
         if url not in self._stores:

@@ -57,6 +57,9 @@ class RedisSnapshotsCheck(Check[None]):
         self.cache = cache
         self.rpo = objective.rpo
 
+    def waits_on(self) -> str | None:
+        return self.store.url
+
     def run(self) -> Observation:
         timeout = self.config.snapshots.timeout or self.config.timeout
         deadline = time.monotonic() + timeout * 0.9

@@ -71,6 +71,9 @@ class ReplicaCopyCheck(Check[None]):
     def _copied(self, original: StoredObject, copies: dict[str, StoredObject]) -> bool:
         return is_copy(self.primary, original, self.replica, copies.get(original.key), self.digests)
 
+    def waits_on(self) -> str | None:
+        return self.replica.url
+
     def run(self) -> Observation:
         backups = sorted(
             (o for o in self.primary.list() if is_backup(o.key, self.config.patterns)),

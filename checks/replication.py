@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import psycopg
 
@@ -78,13 +79,25 @@ def failover_exposure(standbys: list[Row]) -> float:
     return min((float(s["flush_lag_seconds"]) for s in streaming), default=math.inf)
 
 
-class ReplicationCheck(PostgresCheck[None]):
+@dataclass
+class _Seen:
+    standby: bool = False  # a standby streamed from this primary since drwatch started
+
+
+class ReplicationCheck(PostgresCheck[_Seen]):
     def __init__(
-        self, pg: PostgresConfig, options: ReplicationOptions, failover: ObjectiveSpec
+        self,
+        pg: PostgresConfig,
+        options: ReplicationOptions,
+        failover: ObjectiveSpec,
+        failover_configured: bool = True,
     ) -> None:
-        super().__init__(pg, options, None)
+        super().__init__(pg, options, _Seen())
         self.options = options
         self.rpo = failover.rpo
+        # No standby ever seen and no failover objective the user set: a single server, said
+        # (OK), not paged on; a configured objective, or a standby that went away, pages.
+        self.failover_configured = failover_configured
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         in_recovery = fetch_one(conn, "SELECT pg_is_in_recovery() AS r", what="role")["r"]
@@ -112,7 +125,13 @@ class ReplicationCheck(PostgresCheck[None]):
             primary_failover_exposure_seconds=exposure,
         )
         parts = [f"primary with {count(len(rows), 'standby')}, {counts['sync']} synchronous"]
-        if self.rpo is not None and exposure > self.rpo:
+        self.state.standby |= bool(rows)
+        if not rows and not self.failover_configured and not self.state.standby:
+            parts.append(
+                "a single server: no failover to judge (set objectives.primary_failover to page "
+                "on it, or postgres.replication.enabled: false to silence this)"
+            )
+        elif self.rpo is not None and exposure > self.rpo:
             obs.status = Status.CRITICAL
             parts.append(
                 "a failover now loses committed data: no streaming standby"
@@ -148,7 +167,12 @@ def _plan(context: BuildContext) -> Planned | None:
     pg = context.target.postgres
     if pg is None or not pg.replication.enabled:
         return None
-    check = ReplicationCheck(pg, pg.replication, context.objective("primary_failover"))
+    check = ReplicationCheck(
+        pg,
+        pg.replication,
+        context.objective("primary_failover"),
+        context.objective_configured("primary_failover"),
+    )
     return scheduled(check, pg.replication, pg.interval, pg.timeout)
 
 

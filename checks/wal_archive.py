@@ -107,11 +107,15 @@ class WalArchiveCheck(Check[None]):
         config: BackupsConfig,
         store: Store,
         pg: PostgresConfig | None,
+        base_configured: bool = True,
     ) -> None:
         super().__init__(None)
         self.config = config
         self.store = store
         self.pg = pg
+        # Whether drwatch knows where base backups are (backups.base_store, a pitr drill's
+        # source): WAL with no base backup to replay it onto recovers nothing.
+        self.base_configured = base_configured
 
     def _ask_postgres(self) -> tuple[int | None, str | None, str | None]:
         """wal_segment_size, the archiver's newest file and, on a primary, the file it writes
@@ -121,6 +125,9 @@ class WalArchiveCheck(Check[None]):
         with session(self.pg) as conn:
             row = fetch_one(conn, SERVER_WAL_SQL, what="pg_stat_archiver")
         return int(row["size"]), row["last_archived_wal"], row["writing"]
+
+    def waits_on(self) -> str | None:
+        return self.store.url
 
     def run(self) -> Observation:
         # PostgreSQL first, then the store: a file archived in between is then in the listing.
@@ -179,6 +186,13 @@ class WalArchiveCheck(Check[None]):
                 problems.append(
                     f"the archiver reported {last_archived} archived, but it is not in the store"
                 )
+        if not self.base_configured and result.base_backups == 0:
+            obs.exposures["pitr"] = float("inf")
+            problems.append(
+                "PITR impossible: WAL is archived but no base backup was taken with this archive "
+                "(no .backup file) nor is one configured: take one (pg_basebackup -Ft, "
+                "pgbackrest backup) and point backups.base_store at it"
+            )
         obs.status = Status.CRITICAL if problems else Status.OK
         base = f"{count(result.segments, 'segment')} since {result.name(result.start_segno or 0)}"
         on = f"timeline {result.path.current}" + (
@@ -251,7 +265,11 @@ def _plan(context: BuildContext) -> Planned | None:
     backups = context.target.backups
     if backups is None or not backups.wal_store:
         return None
-    check = WalArchiveCheck(backups, context.store(backups.wal_store), context.target.postgres)
+    pitr = context.target.drills.pitr if context.target.drills else None
+    base = bool(backups.base_store or (pitr and (pitr.base_store or pitr.pgbackrest)))
+    check = WalArchiveCheck(
+        backups, context.store(backups.wal_store), context.target.postgres, base
+    )
     # Listing is cheap next to a dump's verification: a tighter deadline, same interval.
     return Planned(check, backups.interval, min(backups.timeout, backups.interval))
 
@@ -265,7 +283,7 @@ DEFINITION = CheckDef(
     "without its `.history` is CRITICAL; `.partial`, `.backup`, compressed names understood; "
     "plain copies, pgBackRest, WAL-G and barman layouts), the newest "
     "segment's age, whether the archiver's `last_archived_wal` really is in the store; a gap caps "
-    "PITR",
+    "PITR; WAL with no base backup configured nor taken with the archive makes PITR impossible",
     metrics=METRICS,
     scenarios=(),
     plan=_plan,

@@ -34,5 +34,6 @@ class CheckError(DrwatchError):
 class CheckTimeout(CheckError):
     """The check did not finish within the deadline drwatch gives it."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__("timeout", f"timed out after {seconds:g} s")
+    def __init__(self, seconds: float, waiting_on: str | None = None) -> None:
+        where = f" waiting on {waiting_on}" if waiting_on else ""
+        super().__init__("timeout", f"timed out after {round(seconds, 1):g} s{where}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from exporter.runtime.exposure_record import ExposureRecord, ExposureSample
 from sandbox.pgcluster import PgCluster, free_port
-from tests.helpers import drwatch, file_store, write_config
+from tests.helpers import AWS, drwatch, file_store, write_config
 
 
 def _check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -183,3 +183,28 @@ def test_full_sweep_on_demand(shared_cluster: PgCluster, tmp_path: Path) -> None
     first = sweep_time()
     assert sweep_time() == first  # the second run read only new rows
     assert sweep_time("--full-sweep") > first
+
+
+def test_a_hung_store_ends_the_run_at_its_timeout_naming_the_store(tmp_path: Path) -> None:
+    """An S3 endpoint that takes connections and never answers: `drwatch check --timeout 3s`
+    ends within the Nagios plugin's budget, CRITICAL, naming the store it waited on."""
+    import socket
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # accepted by the kernel, never answered
+    endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
+    config = write_config(tmp_path / "c.yml", [{"name": "db", "backups": {
+        "store": "s3://dumps/app/"}}], aws={**AWS, "endpoint_url": endpoint},
+        state_dir=str(tmp_path / "state"))  # fmt: skip
+    started = time.monotonic()
+    try:
+        proc = drwatch("check", "--config", str(config), "--timeout", "3s", timeout=30)
+    finally:
+        hung.close()
+    took = time.monotonic() - started
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "timed out after 3 s waiting on s3://dumps/app/" in proc.stdout, proc.stdout
+    assert took < 15, took
+    refused = drwatch("check", "--config", str(config), "--timeout", "soon")
+    assert refused.returncode == 2 and "--timeout" in refused.stderr

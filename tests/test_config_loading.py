@@ -33,6 +33,18 @@ def test_empty_connection_string_switches_the_section_off_and_says_why() -> None
     ]
 
 
+def test_a_drill_whose_own_store_comes_out_empty_is_off_not_an_error() -> None:
+    text = (
+        "targets: [{name: a, backups: {store: 'file:///b/', replica_store: '${REPLICA_STORE:-}'},"
+        " drills: {full_restore: {}, cross_region: {}}}]"
+    )
+    loaded = parse_config(text, env={})
+    assert loaded.config.targets[0].drill_scenarios() == ["full_restore"]
+    assert [str(o) for o in loaded.off] == [
+        "a: drills.cross_region is off: backups.replica_store is empty"
+    ]
+
+
 def test_secret_from_file(tmp_path: Path) -> None:
     (tmp_path / "dsn").write_text("postgresql://u:from-a-file@127.0.0.1/db\n")
     (tmp_path / "c.yml").write_text("targets: [{name: a, postgres: {dsn_file: dsn}}]")

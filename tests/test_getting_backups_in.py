@@ -41,8 +41,17 @@ def _stores(root: Path) -> dict[str, Path]:
     return {name: root / name for name in ("wal", "dumps", "redis")}
 
 
-def _pointed(command: str, root: Path) -> str:
-    return command.replace("/backups/", f"{root}/")
+def _pointed(command: str, root: Path, port: int | None = None) -> str:
+    """The command with its paths under `root` and its server's port `port`."""
+    pointed = command.replace("/backups/", f"{root}/")
+    return pointed.replace("-p 5432", f"-p {port}") if port else pointed
+
+
+def _as_postgres(command: str, cluster: PgCluster) -> None:
+    env = {"PATH": f"{cluster.bin}:/usr/bin:/bin"}
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    subprocess.run([runuser, "-u", "postgres", "--", "sh", "-c", command], env=env,
+                   check=True, timeout=120)  # fmt: skip
 
 
 def _chown_to_postgres(*paths: Path) -> None:
@@ -53,12 +62,15 @@ def _chown_to_postgres(*paths: Path) -> None:
         reachable(path)
 
 
-def test_the_file_archive_command_fills_a_store_the_wal_archive_check_reads(
+def test_the_file_archive_command_and_the_base_backup_line_make_pitr_possible(
     tmp_path: Path,
 ) -> None:
+    """WAL archived by the README's command, and nothing else: PITR impossible, said, the
+    exposure +Inf. Then the README's base backup cron line: the archive and the base store
+    read OK, the base backup verified."""
     (file_command,) = [c for c in _archive_commands() if c.startswith("test ! -f")]
     root = tmp_path / "backups"
-    _chown_to_postgres(root, root / "wal")
+    _chown_to_postgres(root, root / "wal", root / "base")
     cluster = PgCluster().init(_pointed(file_command, root).replace("{", "{{").replace("}", "}}"))
     cluster.start()
     try:
@@ -66,12 +78,23 @@ def test_the_file_archive_command_fills_a_store_the_wal_archive_check_reads(
         wait_until(cluster.archive_caught_up, 60, what="archived by the README's command")
         target = {"name": "db", "postgres": {"dsn": cluster.dsn()},
                   "backups": {"wal_store": f"file://{root}/wal/"}}  # fmt: skip
-        result = CheckHarness(make_config([target], state_dir=str(tmp_path / "s"))).run(
+        wal_only = CheckHarness(make_config([target], state_dir=str(tmp_path / "s"))).run(
             "wal_archive"
         )
-        assert result.status == Status.OK, result.summary
+        _as_postgres(_pointed(_cron("pg_basebackup"), root, cluster.port), cluster)
+        cluster.write_wal(1)
+        wait_until(cluster.archive_caught_up, 60, what="the backup's WAL archived")
+        target["backups"]["base_store"] = f"file://{root}/base/"  # type: ignore[index]
+        harness = CheckHarness(make_config([target], state_dir=str(tmp_path / "s")))
+        archive, base = harness.run("wal_archive"), harness.run("base_backups")
     finally:
         cluster.destroy()
+    assert wal_only.status == Status.CRITICAL
+    assert "PITR impossible: WAL is archived but no base backup" in wal_only.summary
+    assert wal_only.exposures["pitr"] == float("inf")
+    assert archive.status == Status.OK, archive.summary
+    assert base.status == Status.OK, base.summary
+    assert base.values["newest_verified"] is True, base.summary
 
 
 def test_the_s3_archive_command_fills_a_store_the_wal_archive_check_reads(
@@ -89,8 +112,10 @@ def test_the_s3_archive_command_fills_a_store_the_wal_archive_check_reads(
     try:
         cluster.write_wal(3)
         wait_until(cluster.archive_caught_up, 60, what="archived to S3 by the README's command")
+        # the bucket's base backups are the base store (barman-cloud-backup writes them there)
         target = {"name": "db", "postgres": {"dsn": cluster.dsn()},
-                  "backups": {"wal_store": f"s3://{bucket}/pg/"}}  # fmt: skip
+                  "backups": {"wal_store": f"s3://{bucket}/pg/",
+                              "base_store": f"s3://{bucket}/pg/"}}  # fmt: skip
         config = make_config(
             [target], state_dir=str(tmp_path / "s"), aws={**AWS, "endpoint_url": moto_endpoint}
         )
@@ -107,12 +132,7 @@ def test_the_dump_cron_line_writes_what_the_backups_check_expects(tmp_path: Path
     cluster = PgCluster().init(None).start()
     try:
         cluster.execute("CREATE DATABASE app")
-        command = _pointed(_cron("pg_dump"), root)
-        env = {"PATH": f"{cluster.bin}:/usr/bin:/bin", "PGHOST": "127.0.0.1",
-               "PGPORT": str(cluster.port), "PGUSER": "postgres"}  # fmt: skip
-        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-        subprocess.run([runuser, "-u", "postgres", "--", "sh", "-c", command], env=env,
-                       check=True, timeout=60)  # fmt: skip
+        _as_postgres(_pointed(_cron("pg_dump"), root, cluster.port), cluster)
         target = {"name": "db", "backups": {"store": f"file://{root}/dumps/"}}
         result = CheckHarness(make_config([target], state_dir=str(tmp_path / "s"))).run("backups")
         assert result.status == Status.OK, result.summary
@@ -142,6 +162,6 @@ def test_the_redis_cron_line_fills_the_snapshot_store(
     assert "cache-" in result.summary
 
 
-@pytest.mark.parametrize("program", ["pg_dump", "redis-cli"])
+@pytest.mark.parametrize("program", ["pg_dump", "redis-cli", "pg_basebackup"])
 def test_the_cron_lines_name_files_the_default_patterns_sort_newest_last(program: str) -> None:
     assert "$(date -u +%Y%m%dT%H%M%SZ)" in _cron(program)

@@ -47,3 +47,23 @@ def test_standby_streams_and_the_primary_judges_the_failover(cluster: PgCluster)
         assert primary.run("replication").status == Status.CRITICAL
     finally:
         standby.destroy()
+
+
+def test_a_single_server_is_said_not_paged_unless_a_failover_objective_is_set(
+    cluster: PgCluster,
+) -> None:
+    """A minimal config (one server, no standby, no failover objective of the user's) is OK,
+    saying what to set; the same server with objectives.primary_failover set is CRITICAL."""
+    minimal = CheckHarness(make_config([{"name": "p", "postgres": {"dsn": cluster.dsn()}}]))
+    single = minimal.run("replication")
+    assert single.status == Status.OK, single.summary
+    assert "a single server: no failover to judge (set objectives.primary_failover" in (
+        single.summary
+    )
+    assert single.exposures["primary_failover"] == float("inf")  # still what a failover loses
+    paged = CheckHarness(make_config([{
+        "name": "p", "postgres": {"dsn": cluster.dsn()},
+        "objectives": {"primary_failover": {"rpo": "0s"}},
+    }])).run("replication")  # fmt: skip
+    assert paged.status == Status.CRITICAL
+    assert "a failover now loses committed data: no streaming standby" in paged.summary

@@ -164,7 +164,9 @@ def test_compressed_wal_without_postgres_states_its_segment_size(
     for path in cluster.archive.iterdir():
         if len(path.name) == 24:
             (store / "wal_005" / f"{path.name}.lz4").write_bytes(COMPRESS["lz4"](path.read_bytes()))
-    target = {"name": "db", "backups": {"wal_store": f"file://{store}/"}}
+    # WAL-G keeps its base backups beside the WAL (basebackups_005/): the same prefix
+    target = {"name": "db", "backups": {"wal_store": f"file://{store}/",
+                                        "base_store": f"file://{store}/"}}  # fmt: skip
     result = CheckHarness(make_config([target], state_dir=str(tmp_path))).run("wal_archive")
     assert result.status == Status.OK, result.summary
     assert sample(result, "drwatch_wal_segment_size_bytes_used") == SEG

@@ -82,8 +82,14 @@ def _switch_off_empty_sections(
     return off, problems
 
 
-# A drill restores what a section stores: with that section off, the drill is off too.
-_DRILL_SOURCES = {"full_restore": "backups", "pitr": "backups", "redis": "redis"}
+# A drill restores what a section stores: with that section off, the drill is off too; and so
+# is a drill whose own store in it came out empty (`replica_store: ${REPLICA_STORE:-}`).
+_DRILL_SOURCES = {
+    "full_restore": ("backups", "store"),
+    "pitr": ("backups", "wal_store"),
+    "cross_region": ("backups", "replica_store"),
+    "redis": ("redis", "snapshot_store"),
+}
 
 
 def _drills_off(target: dict[str, Any], switched: set[str]) -> list[OffSection]:
@@ -91,11 +97,18 @@ def _drills_off(target: dict[str, Any], switched: set[str]) -> list[OffSection]:
     if not isinstance(drills, dict):
         return []
     off = []
-    for scenario, section in _DRILL_SOURCES.items():
-        if drills.get(scenario) is not None and section in switched:
-            name = str(target.get("name", "?"))
+    name = str(target.get("name", "?"))
+    for scenario, (section, key) in _DRILL_SOURCES.items():
+        if drills.get(scenario) is None:
+            continue
+        body = target.get(section)
+        if section in switched:
             off.append(OffSection(name, f"drills.{scenario}", f"the {section} section is off"))
-            del drills[scenario]
+        elif isinstance(body, dict) and body.get(key) == "":
+            off.append(OffSection(name, f"drills.{scenario}", f"{section}.{key} is empty"))
+        else:
+            continue
+        del drills[scenario]
     return off
 
 

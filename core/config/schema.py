@@ -175,6 +175,14 @@ class Config(Strict):
                 merged.update(layer[scenario].model_dump(exclude_unset=True))
         return ObjectiveSpec.model_construct(**merged)
 
+    def objective_configured(self, target: Target, scenario: Scenario) -> bool:
+        """Whether the user set any of the scenario's objectives (globally or for the target),
+        rather than leaving the runbook's default in force."""
+        return any(
+            scenario in layer and layer[scenario].model_fields_set
+            for layer in (self.objectives, target.objectives)
+        )
+
     def remediation_for(self, target: Target) -> RemediationConfig:
         if target.remediation is None:
             return self.remediation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def as_table(loaded: LoadedConfig, results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def check(path: str, fmt: str, target: str | None, full_sweep: bool = False) -> int:
+def check(
+    path: str, fmt: str, target: str | None, full_sweep: bool = False, timeout: float = 50.0
+) -> int:
     from exporter.logs import setup_logging
     from exporter.runtime.oneshot import run_once
 
@@ -81,7 +84,7 @@ def check(path: str, fmt: str, target: str | None, full_sweep: bool = False) -> 
                 (Path(loaded.config.state_dir) / f"verification-{t.name}.json").unlink(
                     missing_ok=True
                 )
-    jobs, results = run_once(loaded, target)
+    jobs, results = run_once(loaded, target, deadline=time.monotonic() + timeout)
     text = (
         as_json(loaded, jobs, results, compliance) if fmt == "json" else as_table(loaded, results)
     )

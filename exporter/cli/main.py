@@ -7,10 +7,22 @@ import os
 import sys
 from pathlib import Path
 
+from core.durations import parse_duration
 from exporter import __version__
 from exporter.cli.load import load_or_report
 
 DEFAULT_LISTEN_ADDRESS = ":9839"
+
+
+def _seconds(value: str) -> float:
+    """A duration on the command line (`50s`, `2m`), as the config takes them."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a duration above zero")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True)
     check.add_argument("--format", default="table", choices=["table", "json"])
     check.add_argument("--target", help="only this target")
+    check.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=50.0,
+        help="the whole run's deadline (default 50s, within Nagios' 60 s): a check still "
+        "waiting then is CRITICAL, naming what it waits on",
+    )
     check.add_argument(
         "--full-sweep",
         action="store_true",
@@ -176,7 +195,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "check":
         from exporter.cli.check import check
 
-        return check(args.config, args.format, args.target, args.full_sweep)
+        return check(args.config, args.format, args.target, args.full_sweep, args.timeout)
     if args.command == "drill":
         from exporter.cli.drill import drill
 

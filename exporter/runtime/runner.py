@@ -47,6 +47,13 @@ class Job:
         return (self.target, self.check)
 
 
+def _waits_on(job: Job) -> str | None:
+    """The store a timed-out run was reading, where its check says (job.collect is its run)."""
+    check = getattr(job.collect, "__self__", None)
+    waits_on = getattr(check, "waits_on", None)
+    return waits_on() if callable(waits_on) else None
+
+
 class DeadlineRunner:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -98,7 +105,7 @@ class DeadlineRunner:
         if not outcome:
             with self._lock:
                 self._stuck[job.key] = (worker, started)
-            return self._down(job, CheckTimeout(job.timeout), duration)
+            return self._down(job, CheckTimeout(job.timeout, _waits_on(job)), duration)
         result = outcome[0]
         if isinstance(result, CheckError):
             return self._down(job, result, duration)
