@@ -204,3 +204,30 @@ def test_a_frozen_server_blocks_one_pass_and_never_piles_threads_up(
         wait_until(lambda: engine.is_leader("db") is True and not passes(), 30, what="a pass")
     finally:
         engine.close()
+
+
+def test_an_unreachable_lock_server_is_said_once_and_never_held_elsewhere(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopped database: the leader lock cannot be taken. One line says leadership is not
+    known, and why; passes after it say nothing; it is never "held elsewhere" (no other
+    instance exists to hold it)."""
+    from core.config.loading import parse_config
+    from sandbox.pgcluster import free_port
+
+    dead = f"postgresql://drwatch@127.0.0.1:{free_port()}/app"
+    loaded = parse_config(
+        f"remediation: {{enabled: true}}\ntargets: [{{name: db, postgres: {{dsn: '{dead}'}}}}]",
+        env={},
+    )
+    engine = RemediationEngine()
+    try:
+        with caplog.at_level(logging.INFO, logger="drwatch.remediation"):
+            for _ in range(3):
+                assert engine.run(loaded.config, loaded.config.targets[0], {}) == []
+    finally:
+        engine.close()
+    said = [r.getMessage() for r in caplog.records if "leadership" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("remediation leadership not known: the leader lock failed")
+    assert not any("held elsewhere" in r.getMessage() for r in caplog.records)

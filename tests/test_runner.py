@@ -62,3 +62,27 @@ def test_check_errors_and_crashes_are_down_with_their_reason() -> None:
     crashed_result = runner.run(_job(crashed))
     assert crashed_result.error_reasons == ("internal",)
     assert "ZeroDivisionError: boom" in crashed_result.summary
+
+
+def test_a_check_down_for_the_same_reason_is_said_once(caplog) -> None:  # type: ignore[no-untyped-def]
+    """A stopped database: one line when the check goes down, none while it stays down for the
+    same reason, one when the reason changes, and again after it came back up."""
+    import logging
+
+    errors = ["connection refused", "connection refused", "connection refused", "timed out"]
+    outcomes: list[CheckError | None] = [*(CheckError("connect", e) for e in errors), None]
+    outcomes.append(CheckError("connect", "connection refused"))
+
+    def collect() -> Observation:
+        err = outcomes.pop(0)
+        if err is not None:
+            raise err
+        return Observation(Status.OK, "fine")
+
+    runner = DeadlineRunner()
+    with caplog.at_level(logging.WARNING, logger="drwatch.runner"):
+        results = [runner.run(_job(collect)) for _ in range(6)]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("check down")]
+    assert said == ["check down: connection refused", "check down: timed out",
+                    "check down: connection refused"]  # fmt: skip
+    assert [r.up for r in results] == [False, False, False, False, True, False]

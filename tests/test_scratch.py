@@ -78,3 +78,25 @@ def test_a_planted_link_is_replaced_never_written_through(tmp_path: Path) -> Non
     for name in ("pg_hba.conf", "postgresql.auto.conf"):
         assert (data / name).is_file() and not (data / name).is_symlink()
     assert (data / "pg_hba.conf").read_text() == "local all all trust\n"
+
+
+def test_a_scratch_cluster_that_cannot_be_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handing the data directory to the server's user fails: the scratch directory and its
+    socket directory go with the failure, so the next drill's start finds no leftover to take
+    for a killed drwatch's."""
+    import tempfile
+
+    from exporter.drills import scratch as scratch_module
+    from exporter.drills.leftovers import MARKER
+
+    def refused(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    before = set(Path(tempfile.gettempdir()).glob(f"{MARKER}-{os.getpid()}-*"))
+    monkeypatch.setattr(scratch_module, "give", refused)
+    with pytest.raises(PermissionError):
+        _cluster(tmp_path)
+    assert not list((tmp_path / "scratch").iterdir())
+    assert set(Path(tempfile.gettempdir()).glob(f"{MARKER}-{os.getpid()}-*")) == before

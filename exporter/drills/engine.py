@@ -173,8 +173,8 @@ class DrillEngine:
         try:
             for base in {scratch_base(d.scratch, config.state_dir) for d in drills}:
                 for left in remove_leftovers(base, config.state_dir):
-                    log.warning("removed a drill left behind by a drwatch that was killed: %s",
-                                left)  # fmt: skip
+                    log.warning("removed a drill left behind by an earlier drwatch (killed, or "
+                                "unable to remove it then): %s", left)  # fmt: skip
         except (OSError, NotOurs) as exc:  # state_dir read-only or full: say so, go on
             log.warning("drill leftovers not checked: %s", exc)
         for dsn in {d.scratch.dsn for d in drills if d.scratch.dsn}:

@@ -13,6 +13,7 @@ removed at the next start (exporter.drills.leftovers).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,8 @@ from exporter.drills.capacity import CAPACITY
 from exporter.drills.isolation import Isolation, IsolationUnavailable, isolation
 from exporter.drills.leftovers import MARKER, NotOurs, mark, safe_base
 from exporter.drills.scratchfiles import create_file, give, read_tail, write_file
+
+log = logging.getLogger("drwatch.drills")
 
 SUPERUSER = "drwatch_drill"
 # Who restores a dump and reads the copy: not a superuser, without pg_execute_server_program,
@@ -177,10 +180,15 @@ class ThrowawayCluster:
         self.root = new_scratch_dir(drills.scratch, state_dir)
         # Socket paths are limited to ~100 bytes: the socket gets a short directory of its own.
         self.socket_dir = Path(tempfile.mkdtemp(prefix=f"{MARKER}-{os.getpid()}-"))
-        mark(self.socket_dir, state_dir)
         self.data = self.root / "data"
-        self.data.mkdir(mode=0o700)
-        give(self.other_user, self.socket_dir, self.data)
+        try:  # what it made is removed if it cannot be made whole: no leftover for the next
+            mark(self.socket_dir, state_dir)
+            self.data.mkdir(mode=0o700)
+            give(self.other_user, self.socket_dir, self.data)
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            raise
         scratch_server(str(self.socket_dir), True)
         self.password = secrets.token_urlsafe(24)  # the superuser's: drwatch's alone
         self.restorer_password = secrets.token_urlsafe(24)
@@ -347,10 +355,23 @@ class ThrowawayCluster:
 
     def close(self) -> None:
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        self._remove(self.root)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         scratch_server(str(self.socket_dir), False)
         track(self, False)
+
+    def _remove(self, root: Path) -> None:
+        """The scratch directory, removed: what the server's user wrote there (a data
+        directory drwatch's own user cannot enter) by that user, in the sandbox; said when it
+        still cannot be, so the next drill's start does not take it for a killed drwatch's."""
+        shutil.rmtree(root, ignore_errors=True)
+        if root.exists() and self.other_user is not None:
+            remove = ["/usr/bin/rm", "-rf", "--", str(root / "data")]
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self.isolation.run(remove, timeout=60, writable=(root,))
+            shutil.rmtree(root, ignore_errors=True)
+        if root.exists():
+            log.warning("a drill's scratch directory could not be removed: %s", root)
 
 
 def _install_amcheck(conn: psycopg.Connection[Any]) -> None:

@@ -48,6 +48,7 @@ class RemediationEngine:
         self._counts: dict[tuple[str, str, str], int] = {}
         self._leaders: dict[str, LeaderLock] = {}
         self._is_leader: dict[str, bool] = {}
+        self._leadership: dict[str, str] = {}  # target -> what was last said of its leadership
         self._last_acted: dict[tuple[str, str], float] = {}
         self._busy: set[tuple[str, str]] = set()
         self._in_flight: set[tuple[str, str]] = set()
@@ -188,18 +189,18 @@ class RemediationEngine:
                 if lock is not None:
                     lock.release()
                 lock = self._leaders[target.name] = LeaderLock(target.postgres, rc.lock_key)
+        # One line per change of state: taken, held elsewhere, or not known (the lock's server
+        # unreachable: nothing is held elsewhere then), never one at every pass.
+        state: str
         try:
             leader = lock.hold()
+            state = "taken" if leader else "held elsewhere"
         except CheckError as exc:
-            log.warning(
-                "remediation leader lock failed", extra={"target": target.name, "error": str(exc)}
-            )
-            leader = False
-        if leader != self._is_leader.get(target.name):
-            log.info(
-                "remediation leadership " + ("taken" if leader else "held elsewhere"),
-                extra={"target": target.name},
-            )
+            leader, state = False, f"not known: the leader lock failed: {exc}"
+        if state != self._leadership.get(target.name):
+            level = logging.WARNING if state.startswith("not known") else logging.INFO
+            log.log(level, "remediation leadership " + state, extra={"target": target.name})
+        self._leadership[target.name] = state
         self._is_leader[target.name] = leader
         return leader
 

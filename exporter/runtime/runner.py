@@ -61,6 +61,8 @@ class DeadlineRunner:
         self._stuck: dict[JobKey, tuple[threading.Thread, float]] = {}
         self._waiting: set[threading.Event] = set()
         self._stopped = False
+        self._down_said: dict[JobKey, str] = {}  # job -> why it was last said to be down
+        self._said_lock = threading.Lock()
 
     def stop(self) -> None:
         """Stops waiting for runs in flight: they are abandoned (their threads are daemons)."""
@@ -127,6 +129,8 @@ class DeadlineRunner:
         return self._up(job, result, duration)
 
     def _up(self, job: Job, obs: Observation, duration: float) -> CheckResult:
+        with self._said_lock:
+            self._down_said.pop(job.key, None)
         reasons = tuple(e.reason for e in obs.errors)
         return CheckResult(
             target=job.target,
@@ -145,11 +149,16 @@ class DeadlineRunner:
 
     def _down(self, job: Job, err: CheckError, duration: float) -> CheckResult:
         summary = redact(str(err))
-        log.warning(
-            "check down: %s",
-            summary,
-            extra={"target": job.target, "check": job.check, "reason": err.reason},
-        )
+        # Once per change of why it is down (the daemon says when its status changes): a
+        # stopped database is a line per check, not one per check at every interval.
+        with self._said_lock:  # _down is called with self._lock held too
+            said, self._down_said[job.key] = self._down_said.get(job.key), summary
+        if said != summary:
+            log.warning(
+                "check down: %s",
+                summary,
+                extra={"target": job.target, "check": job.check, "reason": err.reason},
+            )
         return CheckResult(
             target=job.target,
             check=job.check,
