@@ -85,6 +85,7 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/backup_layouts.py
 	$(VENV)/bin/python bench/verification_cost.py
 	$(VENV)/bin/python bench/drill.py
+	$(VENV)/bin/python bench/tool_drill.py
 	$(VENV)/bin/python bench/decompression.py
 	$(VENV)/bin/python bench/auth_flood.py --attackers 300
 
