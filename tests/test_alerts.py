@@ -132,3 +132,15 @@ def test_alertmanager_example_is_valid() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_each_alert_is_named_in_the_runbook_section_it_links() -> None:
+    """Whoever is paged searches the runbook for the alert's name: the section its link opens
+    names it."""
+    text = (ROOT / "docs" / "runbook.md").read_text()
+    sections = dict(re.findall(r'<a id="([^"]+)"></a>(.*?)(?=<a id="|\Z)', text, re.S))
+    for rule in _rules():
+        anchor = str(rule["annotations"]["runbook_url"]).split("#", 1)[1]  # type: ignore[index]
+        for each in ({anchor.replace("{{ $labels.scenario }}", s) for s in SCENARIOS}
+                     if "{{" in anchor else {anchor}):  # fmt: skip
+            assert f"`{rule['alert']}`" in sections[each], (rule["alert"], each)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,16 @@ def test_status_json(daemon: DaemonProcess) -> None:
     _, page = daemon.get("/")
     assert '<tr class="off" data-target="healthy" data-section="redis"' in page
     assert "targets[0].redis.url is empty (DRWATCH_TEST_UNSET not set)" in page
+    # when it was made, as the report says when it was
+    generated = datetime.fromisoformat(doc["generated_at"])
+    assert abs(generated.timestamp() - time.time()) < 60
+    assert '<time id="generated">' in page
+    # the runbook of the version running, served by drwatch itself: every link lands
+    assert '<a href="/runbook#check-connections">runbook</a>' in page
+    status, runbook = daemon.get("/runbook")
+    assert status == 200 and "<script" not in runbook
+    assert '<a id="check-connections"></a>' in runbook and "<h3>connections</h3>" in runbook
+    assert "<code>DrwatchRPOBreached</code>" in runbook  # an alert's name, findable
 
 
 def test_chromium_renders_failing_as_critical_and_healthy_as_ok(
@@ -244,8 +256,8 @@ def test_each_objective_shows_its_share_of_time_within_from_drwatchs_record() ->
            "exposures": [exposure("pitr", month), exposure("full_restore", young),
                          exposure("redis", None)]}  # fmt: skip
     rows = [row for row in render(doc).split("<tr") if 'class="exposure ' in row]
-    assert '<td class="compliance">99.93% of 30 d</td>' in rows[0]
-    assert '<td class="compliance">50.00% of the 2h recorded</td>' in rows[1]
+    assert '<td class="compliance">99.931% of 30 d</td>' in rows[0]
+    assert '<td class="compliance">50.000% of the 2h recorded</td>' in rows[1]
     assert '<td class="compliance">not recorded yet</td>' in rows[2]
 
 

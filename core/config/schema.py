@@ -116,9 +116,10 @@ class Config(Strict):
     aws: AwsConfig = AwsConfig()
     # Integrity verdicts survive restarts here (each backup is verified once).
     state_dir: str = "/var/lib/drwatch"
-    # Where the status page's runbook links go (set the alerts' `drwatch_runbook` external
-    # label to the same address: README, Alerts).
-    runbook_url: str = "https://github.com/drwatch/drwatch/blob/main/docs/runbook.md"
+    # Where the status page's runbook links go: by default the runbook drwatch serves itself
+    # (/runbook, the version running); a wiki's address instead. The alerts' `drwatch_runbook`
+    # external label takes drwatch's absolute address (README, Alerts).
+    runbook_url: str = "/runbook"
     # Where the verdicts go instead (one file per target): a volume the replicas of a sharded
     # fleet share, so a target's new replica after a reshard reads no backup again.
     verdict_dir: str | None = None

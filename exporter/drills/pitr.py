@@ -79,7 +79,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
             copy.close()
         timer.result.recovered_to = end.recovered_to or timer.result.values.get("backup_time")
         timer.result.values["replayed_to_segment"] = end.segment
-        summary = f"recovered {restored} to {end.recovered_at}"
+        summary = f"recovered {restored}: {end.said()}"
         if problems:
             return _unproven(timer.finish(False, "; ".join([summary, *problems])))
         return timer.finish(True, summary)
@@ -112,6 +112,7 @@ def _database(pg: PostgresConfig | None) -> str:
 _RECOVERY_SQL = """
 SELECT pg_is_in_recovery() AS recovering, pg_last_xact_replay_timestamp() AS at,
        pg_walfile_name(pg_last_wal_replay_lsn()) AS segment,
+       pg_last_wal_replay_lsn()::text AS replayed_lsn,
        pg_size_bytes(current_setting('wal_segment_size')) AS segment_size,
        (SELECT rolname FROM pg_roles WHERE oid = 10) AS superuser
 """
@@ -124,6 +125,13 @@ class RecoveryEnd:
     segment: str | None  # the WAL file replay ended in
     segment_size: int
     superuser: str  # the copy's bootstrap superuser (trust on its socket): amcheck needs one
+    replayed_lsn: str | None = None  # where WAL replay ended
+
+    def said(self) -> str:
+        """Whether WAL was replayed, and to where."""
+        if self.recovered_to is None:
+            return f"WAL replayed to {self.replayed_lsn}, no transaction after the backup's"
+        return f"WAL replayed to {self.replayed_lsn}, the last transaction {self.recovered_at}"
 
 
 def _wait_promoted(copy: PhysicalCopy, dsn: str, timer: Timer) -> RecoveryEnd:
@@ -146,6 +154,7 @@ def _wait_promoted(copy: PhysicalCopy, dsn: str, timer: Timer) -> RecoveryEnd:
                 row["segment"],
                 int(row["segment_size"]),
                 str(row["superuser"]),
+                row["replayed_lsn"],
             )
         time.sleep(0.2)  # recovery runs in the server; this only looks, bounded by the deadline
 

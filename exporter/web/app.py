@@ -1,6 +1,6 @@
 """The daemon's routes: /metrics, /-/healthy, /-/ready, the status page at / and /status.json,
-and whatever the daemon adds (the remediation webhook); basic auth and response headers from
-the web config in front of them all."""
+the runbook at /runbook, and whatever the daemon adds (the remediation webhook); basic auth and
+response headers from the web config in front of them all."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from exporter.runtime.current import Current
 from exporter.runtime.results import ResultStore
 from exporter.web.basicauth import WINDOW_SECONDS, Outcome
 from exporter.web.exposition import CONTENT_TYPE
+from exporter.web.runbook import runbook_page
 from exporter.web.security import WebSecurity
 from exporter.web.statuspage import render, status_document
 
@@ -87,6 +88,9 @@ def make_app(
                 "503 Service Unavailable",
                 "Not ready: checks still running their first round.\n",
             )
+        if path == "/runbook":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [runbook_page()]
         if path == "/status.json":
             start_response("200 OK", [("Content-Type", "application/json")])
             return [json.dumps(document(), indent=2).encode()]

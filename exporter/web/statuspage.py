@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from checks.base import Status, worst
@@ -60,6 +61,7 @@ def status_document(
     statuses += [Status[d["status"]] for d in drills or [] if d["last_run_seconds_ago"] is not None]
     return {
         "version": __version__,
+        "generated_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "status": worst(statuses).name if statuses else "UNKNOWN",
         "checks": checks,
         "exposures": exposures,
@@ -148,7 +150,7 @@ def _compliance_text(c: dict[str, Any] | None) -> str:
     span = "30 d" if days >= 29.9 else f"the {format_duration(c['minutes_recorded'] * 60)} recorded"
     budget = c.get("error_budget_remaining")
     left = "" if budget is None else f", {max(budget, 0.0) * 100:.0f}% of the budget left"
-    return f"{c['ratio'] * 100:.2f}% of {span}{left}"
+    return f"{c['ratio'] * 100:.3f}% of {span}{left}"  # as the report says it
 
 
 def _drills_table(rows: list[str]) -> str:
@@ -216,6 +218,7 @@ def render(doc: dict[str, Any], refresh: int | None = None) -> str:
     rows, objectives, drills = _check_rows(doc), _objective_rows(doc), _drill_rows(doc)
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     overall = doc["status"]
+    generated = e(doc.get("generated_at", ""))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{meta}<title>drwatch: {e(overall)}</title>
 <style>
@@ -227,7 +230,8 @@ td:nth-child(-n+2){{white-space:nowrap}}
 h1 span{{color:#fff;padding:.1em .5em;border-radius:.3em}}
 </style></head><body>
 <h1>drwatch <span id="overall" style="background:{_COLOURS[overall]}">{e(overall)}</span></h1>
-<p>drwatch {e(doc["version"])} · <a href="/metrics">/metrics</a> ·
+<p>drwatch {e(doc["version"])} · generated <time id="generated">{generated}</time>
+· <a href="/metrics">/metrics</a> ·
 <a href="/status.json">/status.json</a> · <a href="{e(_runbook(doc))}">runbook</a> ·
 <a href="/?refresh=30">refresh every 30 s</a></p>
 <h2>Recovery objectives</h2>
