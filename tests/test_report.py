@@ -171,3 +171,25 @@ def test_no_pass_in_the_period_is_never_a_kept_schedule(tmp_path: Path, records:
     assert full["schedule"]["kept"] is False and full["schedule"]["passes"] == 0
     period = 7 * DAY if records == "none" else 90 * DAY
     assert full["schedule"]["longest_without_pass_seconds"] == pytest.approx(period, abs=120)
+
+
+def test_the_report_opens_with_a_verdict_per_target_and_scenario(estate: Path) -> None:
+    """First the verdict: the objective, met or not, tested on schedule or not, how much of the
+    period the record covers. The pitr exposure record covers 100 minutes of 90 days, one over
+    the objective: not met; full_restore's worst RTO is over its 2 h: not met, schedule not
+    kept; a scenario the record never covered is not measured, never 100% within."""
+    doc = json.loads(_report(estate, "json"))
+    verdicts = {(v["target"], v["scenario"]): v for v in doc["verdicts"]}
+    full = verdicts[("app", "full_restore")]
+    assert (full["rto"], full["tested_on_schedule"]) == ("not met", False)
+    assert full["rpo"] == "not measured" and full["record_coverage"] == 0.0
+    pitr = verdicts[("app", "pitr")]
+    assert pitr["rpo"] == "not met" and pitr["rpo_objective_seconds"] == 300.0
+    assert pitr["record_coverage"] == pytest.approx(100 / (90 * 1440), rel=0.01)
+    text = _report(estate, "md")
+    head = text.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert text.index("## Verdict") < text.index("## app")
+    assert ("- app / full_restore: RTO 2h not met; RPO 1h not measured; tested on schedule: "
+            "NO; the record covers 0.0% of the period") in head, head
+    full_row = next(r for r in text.splitlines() if r.startswith("| full_restore |"))
+    assert "| not measured |" in full_row and "100.000%" not in full_row

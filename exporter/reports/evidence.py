@@ -17,6 +17,7 @@ from exporter import __version__
 from exporter.drills.failover import FailoverRecord, failover_history
 from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history
+from exporter.reports.verdict import verdicts
 from exporter.runtime.exposure_record import Compliance, ExposureRecord, minute_of, summarise
 
 SCHEMA_VERSION = 1
@@ -53,6 +54,7 @@ def build(
         "until": _iso(now),
         "drwatch_version": __version__,
         "config": config_path,
+        "verdicts": verdicts(targets, max(1, int((now - since) / 60))),
         "targets": targets,
         "how_made": _how_made(
             config, drills.skipped + exposures.journal.skipped, compliance, since, now

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from core.durations import format_duration
+from exporter.reports.verdict import NOT_MEASURED, NOT_MET, line
 
 SUMMARY_COLUMNS = (
     "scenario", "runbook test", "drills run", "passed", "failed", "deferred", "RTO median",
@@ -42,7 +43,8 @@ def _summary_row(s: dict[str, Any]) -> list[str]:
         _seconds(rpo.get("worst_exposure_seconds")),
         _seconds(rpo.get("measured_loss_worst_seconds")),
         _seconds(rpo["objective_seconds"]),
-        "-" if within is None else f"{within * 100:.3f}% of {rpo['minutes_recorded']} min",
+        "not measured" if within is None or not rpo.get("minutes_recorded")
+        else f"{within * 100:.3f}% of {rpo['minutes_recorded']} min",
     ]
 
 
@@ -85,6 +87,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Period: {doc['since']} to {doc['until']}. Generated {doc['generated_at']} by drwatch "
         f"{doc['drwatch_version']} from `{_md(doc['config'])}`.",
+        "",
+        "## Verdict",
+        "",
+        *(f"- {_md(line(v))}" for v in doc["verdicts"]),
     ]
     for target in doc["targets"]:
         out += ["", f"## {_md(target['target'])}", "", *_md_table(SUMMARY_COLUMNS, [
@@ -103,6 +109,11 @@ def markdown(doc: dict[str, Any]) -> str:
     out += ["", "## How this report was made", ""] + [f"- {_md(x)}" for x in doc["how_made"]]
     out += ["", "## What it cannot show", ""] + [f"- {_md(x)}" for x in doc["cannot_show"]]
     return "\n".join(out) + "\n"
+
+
+def _verdict_class(v: dict[str, Any]) -> str:
+    failed = NOT_MET in (v["rto"], v["rpo"]) or v["tested_on_schedule"] is False
+    return "bad" if failed else "unproven" if NOT_MEASURED in (v["rto"], v["rpo"]) else "good"
 
 
 def _md(text: str) -> str:
@@ -125,6 +136,9 @@ def html_page(doc: dict[str, Any]) -> str:
         "<h1>drwatch evidence report</h1>",
         f"<p>Period: {e(doc['since'])} to {e(doc['until'])}. Generated {e(doc['generated_at'])} "
         f"by drwatch {e(doc['drwatch_version'])} from <code>{e(doc['config'])}</code>.</p>",
+        '<h2>Verdict</h2><ul id="verdict">',
+        *(f'<li class="{_verdict_class(v)}">{e(line(v))}</li>' for v in doc["verdicts"]),
+        "</ul>",
     ]
     for target in doc["targets"]:
         body.append(f"<h2>{e(target['target'])}</h2>")
