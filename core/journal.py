@@ -7,6 +7,7 @@ shape it cannot read) is skipped and counted, never a crash and never the whole 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import IO, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from core.chain import chain, last_line
 from core.statefile import STATE_WRITES
 
 log = logging.getLogger("drwatch.journal")
@@ -35,8 +37,11 @@ class Journal(Generic[T]):
         time_of: Callable[[T], float],
         keep: float,
         max_bytes: int,
+        chained: bool = False,
     ) -> None:
         self.path = path
+        # Each line holds the previous line's SHA-256 (core.chain): an edit is found later.
+        self.chained = chained
         self.schema = schema
         self.time_of = time_of
         self.keep = keep
@@ -50,13 +55,19 @@ class Journal(Generic[T]):
         self._stepped = False
 
     def append(self, entries: Iterable[T]) -> None:
-        lines = "".join(json.dumps(self.schema.dump_python(e, mode="json")) + "\n" for e in entries)
+        objects = [self.schema.dump_python(e, mode="json") for e in entries]
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "a") as handle:
-                    handle.write(lines)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "r+b") as handle:
+                    # Another drwatch (a `drwatch drill` by hand) may append to the same file:
+                    # the link to the last line and the new lines are written under one lock.
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                    if self.chained:
+                        handle.write(chain(last_line(handle), objects))
+                    else:
+                        handle.write(b"".join(json.dumps(o).encode() + b"\n" for o in objects))
                 size = self.path.stat().st_size
             except OSError as exc:
                 STATE_WRITES.note(self.path, exc)  # said once, not at every append

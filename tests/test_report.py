@@ -193,3 +193,81 @@ def test_the_report_opens_with_a_verdict_per_target_and_scenario(estate: Path) -
             "NO; the record covers 0.0% of the period") in head, head
     full_row = next(r for r in text.splitlines() if r.startswith("| full_restore |"))
     assert "| not measured |" in full_row and "100.000%" not in full_row
+
+
+def _ed25519(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / "sign.pem", tmp_path / "sign.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    private.chmod(0o600)
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    return private, public
+
+
+def test_a_signed_report_verifies_with_an_independent_dsse_verifier_and_ours(
+    estate: Path, tmp_path: Path
+) -> None:
+    """`--sign` writes an in-toto Statement about the JSON in a DSSE envelope: securesystemslib's
+    verifier accepts its signature, its subject is the report's SHA-256, `drwatch report
+    verify` says verified; a changed report, or another key, is NOT verified."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    private, public = _ed25519(tmp_path)
+    report = tmp_path / "report.json"
+    _report(estate, "json", "--output", str(report), "--sign", str(private))
+    attestation = tmp_path / "report.json.intoto.jsonl"
+    envelope = json.loads(attestation.read_text())
+    pub = serialization.load_pem_public_key(public.read_bytes())
+    key = SSlibKey.from_crypto(pub, keyid=envelope["signatures"][0]["keyid"], scheme="ed25519")  # type: ignore[arg-type]
+    assert Envelope.from_dict(envelope).verify([key], 1)  # raises when it does not verify
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"][0]["digest"]["sha256"] == hashlib.sha256(
+        report.read_bytes()).hexdigest()  # fmt: skip
+    assert statement["predicate"]["report"] == "drwatch evidence report"
+    ok = drwatch("report", "verify", str(attestation), "--key", str(public))
+    assert ok.returncode == 0 and ok.stdout.startswith("verified: "), ok.stdout + ok.stderr
+    (tmp_path / "other").mkdir()
+    _, other = _ed25519(tmp_path / "other")
+    wrong = drwatch("report", "verify", str(attestation), "--key", str(other))
+    assert wrong.returncode == 1 and "no signature by this key verifies" in wrong.stdout
+    report.write_text(report.read_text().replace('"passed": 10', '"passed": 11'))
+    changed = drwatch("report", "verify", str(attestation), "--key", str(public))
+    assert changed.returncode == 1 and "changed since it was signed" in changed.stdout
+    refused = drwatch("report", "--config", str(estate), "--sign", str(private))
+    assert refused.returncode == 2 and "--format json --output FILE" in refused.stderr
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete"])
+def test_an_edited_or_deleted_drill_record_is_said_by_the_report(
+    estate: Path, tamper: str
+) -> None:
+    """The drill history's lines are chained: a failed drill's record rewritten as passed, or
+    removed, breaks the chain after it, and the report's verdict says so first."""
+    history = estate.parent / "state" / "drill-history.jsonl"
+    lines = history.read_text().splitlines(keepends=True)
+    assert all('"prev": "' in line for line in lines)
+    doc = json.loads(_report(estate, "json"))
+    assert doc["history_integrity"]["intact"] is True
+    failed = next(i for i, line in enumerate(lines) if '"outcome": "failed"' in line)
+    if tamper == "edit":
+        lines[failed] = lines[failed].replace('"outcome": "failed"', '"outcome": "passed"')
+    else:
+        del lines[failed]
+    history.write_text("".join(lines))
+    doc = json.loads(_report(estate, "json"))
+    assert doc["history_integrity"]["intact"] is False
+    assert doc["history_integrity"]["breaks"][0]["line"] == failed + (2 if tamper == "edit" else 1)
+    text = _report(estate, "md")
+    verdict = text.split("## Verdict", 1)[1]
+    assert verdict.lstrip().startswith("- WARNING: the drill history was changed after it was")

@@ -110,10 +110,19 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="evidence report: drills, schedule, RTO and RPO from drwatch's records"
     )
-    report.add_argument("--config", required=True)
+    report.add_argument(
+        "verify", nargs="?", choices=["verify"], help="verify FILE: check a signed report"
+    )
+    report.add_argument("file", nargs="?", help="verify: the attestation (.intoto.jsonl)")
+    report.add_argument("--config", help="the config whose state_dir holds the records")
     report.add_argument("--since", default="90d", help="the period, back from now (e.g. 90d)")
     report.add_argument("--format", default="md", choices=["md", "html", "json"])
     report.add_argument("--output", "-o", help="a file instead of standard output")
+    report.add_argument(
+        "--sign", metavar="KEY", help="an Ed25519 private key (PEM): sign the JSON report"
+    )
+    report.add_argument("--key", help="verify: the Ed25519 public key (PEM)")
+    report.add_argument("--report", help="verify: the report (default: FILE without its suffix)")
 
     health = sub.add_parser(
         "healthcheck", help="exit 0 if the daemon on this machine answers (container HEALTHCHECK)"
@@ -205,9 +214,15 @@ def _main(argv: list[str] | None) -> int:
             return failover(args.config, args.target, args.yes_fail_over)
         return drill(args.config, args.target, args.scenario, args.format)
     if args.command == "report":
-        from exporter.cli.report import report
+        from exporter.cli.report import report, verify_report
 
-        return report(args.config, args.since, args.format, args.output)
+        if args.verify:
+            if not args.file:
+                parser.error("report verify: the attestation FILE is missing")
+            return verify_report(args.file, args.key, args.report)
+        if not args.config:
+            parser.error("report: --config is required")
+        return report(args.config, args.since, args.format, args.output, args.sign)
     if args.command == "hash-password":
         from exporter.cli.hashpassword import hash_password
 

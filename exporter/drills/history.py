@@ -87,4 +87,9 @@ def kept_record(
 
 
 def drill_history(state_dir: str, capacity: DrillCapacity) -> Journal[DrillRecord]:
-    return kept_record(state_dir, "drill-history.jsonl", _SCHEMA, lambda r: r.started_at, capacity)
+    """Every drill's record, each line chained to the one before it (core.chain)."""
+    journal = kept_record(
+        state_dir, "drill-history.jsonl", _SCHEMA, lambda r: r.started_at, capacity
+    )
+    journal.chained = True
+    return journal

@@ -9,8 +9,10 @@ import itertools
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from core.chain import check
 from core.config.drills import RUNBOOK_TESTS, cron_trigger
 from core.config.schema import Config, Target
 from exporter import __version__
@@ -33,6 +35,7 @@ def build(
     exposures = ExposureRecord(config.state_dir, config.drills.history_keep)
     compliance = summarise(exposures.journal.iterate(since, minute_of))
     failovers = failover_history(config.state_dir, config.drills).read(since)
+    integrity = _integrity(drills.path)
     targets = []
     for target in config.targets:
         scenarios = _scenarios(target, records, compliance, failovers)
@@ -56,9 +59,11 @@ def build(
         "config": config_path,
         "verdicts": verdicts(targets, max(1, int((now - since) / 60))),
         "targets": targets,
-        "how_made": _how_made(
-            config, drills.skipped + exposures.journal.skipped, compliance, since, now
-        ),
+        "history_integrity": integrity,
+        "how_made": [
+            *_how_made(config, drills.skipped + exposures.journal.skipped, compliance, since, now),
+            _chain_said(integrity),
+        ],
         "cannot_show": CANNOT_SHOW,
     }
 
@@ -73,7 +78,9 @@ CANNOT_SHOW = [
     "Drills and exposures before drwatch kept this record (or beyond its size and age bounds) "
     "are not shown.",
     "The records are drwatch's own files in state_dir: anyone who can write there can change "
-    "them. Keep the report (or the JSON) where it was generated, signed if it must be proven.",
+    "them. The drill history's chain finds a record changed or removed before the newest; the "
+    "newest line, or the whole file rewritten with a new chain, is found only against a signed "
+    "report (drwatch report --sign) kept elsewhere.",
 ]
 
 
@@ -228,6 +235,29 @@ def _how_made(
     if skipped:
         lines.append(f"{skipped} record line(s) could not be read and are not counted.")
     return lines
+
+
+def _integrity(path: Path) -> dict[str, Any]:
+    """Whether the drill history's chain holds: each break is a record edited, inserted or
+    deleted after it was written (said with the time of the record after it)."""
+    found = check(path)
+    return {
+        "records": found.lines,
+        "unchained": found.unchained,
+        "intact": not found.breaks,
+        "breaks": [{"line": n, "why": why} for n, why in found.breaks],
+    }
+
+
+def _chain_said(integrity: dict[str, Any]) -> str:
+    state = (
+        "intact." if integrity["intact"]
+        else f"broken in {len(integrity['breaks'])} place(s), said in the verdict."
+    )  # fmt: skip
+    return (
+        f"The drill history's {integrity['records']} record lines are chained (each holds the "
+        f"SHA-256 of the line before it): {state}"
+    )
 
 
 def _iso(t: float) -> str:

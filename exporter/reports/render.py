@@ -90,6 +90,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "## Verdict",
         "",
+        *(f"- {_md(x)}" for x in _tampering(doc)),
         *(f"- {_md(line(v))}" for v in doc["verdicts"]),
     ]
     for target in doc["targets"]:
@@ -109,6 +110,16 @@ def markdown(doc: dict[str, Any]) -> str:
     out += ["", "## How this report was made", ""] + [f"- {_md(x)}" for x in doc["how_made"]]
     out += ["", "## What it cannot show", ""] + [f"- {_md(x)}" for x in doc["cannot_show"]]
     return "\n".join(out) + "\n"
+
+
+def _tampering(doc: dict[str, Any]) -> list[str]:
+    """The drill history changed after it was written: said before anything it shows."""
+    integrity = doc.get("history_integrity") or {}
+    return [
+        f"WARNING: the drill history was changed after it was written, at line {b['line']}: "
+        f"{b['why']}; what this report says of drills cannot be trusted"
+        for b in integrity.get("breaks", [])
+    ]
 
 
 def _verdict_class(v: dict[str, Any]) -> str:
@@ -137,6 +148,7 @@ def html_page(doc: dict[str, Any]) -> str:
         f"<p>Period: {e(doc['since'])} to {e(doc['until'])}. Generated {e(doc['generated_at'])} "
         f"by drwatch {e(doc['drwatch_version'])} from <code>{e(doc['config'])}</code>.</p>",
         '<h2>Verdict</h2><ul id="verdict">',
+        *(f'<li class="bad tampered">{e(x)}</li>' for x in _tampering(doc)),
         *(f'<li class="{_verdict_class(v)}">{e(line(v))}</li>' for v in doc["verdicts"]),
         "</ul>",
     ]
