@@ -271,3 +271,34 @@ def test_an_edited_or_deleted_drill_record_is_said_by_the_report(
     text = _report(estate, "md")
     verdict = text.split("## Verdict", 1)[1]
     assert verdict.lstrip().startswith("- WARNING: the drill history was changed after it was")
+
+
+def test_controls_point_at_their_records_and_pictures_draw_rto_and_exposure(
+    estate: Path, tmp_path: Path
+) -> None:
+    """The controls table maps SOC 2 A1.2/A1.3 and ISO/IEC 27001:2022 A.8.13/A.5.30 to what
+    the records show, each linking the scenario's section; each scenario's pictures are inline
+    SVG a browser draws: a bar per judged drill (red for the failed one) under the RTO line,
+    the exposure line under the RPO line."""
+    doc = json.loads(_report(estate, "json"))
+    controls = {(c["framework"], c["control"]): c for c in doc["controls"]}
+    assert set(controls) == {("SOC 2", "A1.2"), ("SOC 2", "A1.3"),
+                             ("ISO/IEC 27001:2022", "A.8.13"), ("ISO/IEC 27001:2022", "A.5.30")}
+    restore = next(x for x in controls[("SOC 2", "A1.3")]["evidence"]
+                   if x["scenario"] == "full_restore")  # fmt: skip
+    assert restore["shows"].startswith("10 of 11 drills passed; RTO not met")
+    assert "| SOC 2 | A1.3 |" in _report(estate, "md")
+    page = tmp_path / "report.html"
+    _report(estate, "html", "--output", str(page))
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    section = dom.split('id="records-app-full_restore"', 1)[1].split("</div>", 1)[0]
+    assert section.count('class="drill passed"') == 10 and section.count('class="drill failed"') == 1
+    assert 'class="objective"' in section and "RTO 2h" in section
+    exposure = dom.split('id="records-app-pitr"', 1)[1].split("</div>", 1)[0]
+    assert 'class="exposure"' in exposure and "RPO 5m" in exposure
+    assert '<a href="#records-app-full_restore">app / full_restore</a>' in dom
+    assert "<script" not in page.read_text().replace("&lt;script", "")

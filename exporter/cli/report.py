@@ -10,7 +10,8 @@ from pathlib import Path
 from core.durations import parse_duration
 from exporter.cli.load import load_or_report
 from exporter.reports.evidence import build
-from exporter.reports.render import html_page, markdown
+from exporter.reports.htmlpage import html_page
+from exporter.reports.render import markdown
 from exporter.reports.signing import SUFFIX, SigningError, envelope, verify
 
 

@@ -19,6 +19,8 @@ from exporter import __version__
 from exporter.drills.failover import FailoverRecord, failover_history
 from exporter.drills.forecast import forecast
 from exporter.drills.history import DrillRecord, drill_history
+from exporter.reports.controls import controls
+from exporter.reports.pictures import ExposureSeries
 from exporter.reports.verdict import verdicts
 from exporter.runtime.exposure_record import Compliance, ExposureRecord, minute_of, summarise
 
@@ -33,7 +35,8 @@ def build(
     drills = drill_history(config.state_dir, config.drills)
     records = drills.read(since)
     exposures = ExposureRecord(config.state_dir, config.drills.history_keep)
-    compliance = summarise(exposures.journal.iterate(since, minute_of))
+    series = ExposureSeries(since, now)
+    compliance = summarise(series.watch(exposures.journal.iterate(since, minute_of)))
     failovers = failover_history(config.state_dir, config.drills).read(since)
     integrity = _integrity(drills.path)
     targets = []
@@ -44,12 +47,17 @@ def build(
                 {
                     "target": target.name,
                     "scenarios": [
-                        _scenario(config, target, s, records, compliance, failovers, since, now)
+                        {
+                            **_scenario(
+                                config, target, s, records, compliance, failovers, since, now
+                            ),
+                            "exposure_series": series.of(f"{target.name}/{s}"),
+                        }
                         for s in scenarios
                     ],
                 }
             )
-    return {
+    doc = {
         "report": "drwatch evidence report",
         "schema_version": SCHEMA_VERSION,
         "generated_at": _iso(now),
@@ -66,6 +74,8 @@ def build(
         ],
         "cannot_show": CANNOT_SHOW,
     }
+    doc["controls"] = controls(doc)
+    return doc
 
 
 CANNOT_SHOW = [

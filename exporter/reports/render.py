@@ -1,4 +1,4 @@
-"""The evidence report as Markdown or as one self-contained HTML page (no script, no fetch)."""
+"""The evidence report as Markdown, and the rows and lines its HTML page (htmlpage) shares."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _seconds(value: Any) -> str:
     return "-" if value is None else format_duration(float(value))
 
 
-def _summary_row(s: dict[str, Any]) -> list[str]:
+def summary_row(s: dict[str, Any]) -> list[str]:
     drills, rto, rpo = s["drills"], s["rto"], s["rpo"]
     schedule = s.get("schedule")
     within = rpo.get("ratio")
@@ -48,7 +48,7 @@ def _summary_row(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _drill_row(r: dict[str, Any]) -> list[str]:
+def drill_row(r: dict[str, Any]) -> list[str]:
     backup = r["backup"]
     name = str(backup.get("backup", "-"))
     digest = backup.get("backup_sha256") or backup.get("backup_etag")
@@ -74,7 +74,7 @@ def _restore_path(path: dict[str, str]) -> str:
     return f"{path.get('restored_by') or path['method']} ({path['method']}){wal}"
 
 
-def _failover_row(f: dict[str, Any]) -> list[str]:
+def failover_row(f: dict[str, Any]) -> list[str]:
     from datetime import UTC, datetime
 
     when = datetime.fromtimestamp(f["completed_at"], UTC).isoformat(timespec="seconds")
@@ -90,29 +90,32 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "## Verdict",
         "",
-        *(f"- {_md(x)}" for x in _tampering(doc)),
+        *(f"- {_md(x)}" for x in tampering(doc)),
         *(f"- {_md(line(v))}" for v in doc["verdicts"]),
     ]
     for target in doc["targets"]:
         out += ["", f"## {_md(target['target'])}", "", *_md_table(SUMMARY_COLUMNS, [
-            _summary_row(s) for s in target["scenarios"]
+            summary_row(s) for s in target["scenarios"]
         ])]  # fmt: skip
         for s in target["scenarios"]:
             if s["records"]:
                 out += ["", f"### {_md(s['scenario'])}: drills", ""]
-                out += _md_table(DRILL_COLUMNS, [_drill_row(r) for r in s["records"]])
+                out += _md_table(DRILL_COLUMNS, [drill_row(r) for r in s["records"]])
             if s.get("failovers"):
                 out += ["", f"### {_md(s['scenario'])}: failovers", ""]
                 out += _md_table(
                     ("completed", "source", "took", "how measured"),
-                    [_failover_row(f) for f in s["failovers"]],
+                    [failover_row(f) for f in s["failovers"]],
                 )
+    out += ["", "## Controls", "", *_md_table(CONTROL_COLUMNS, [
+        [c["framework"], c["control"], c["asks"], evidence_text(c)] for c in doc["controls"]
+    ])]  # fmt: skip
     out += ["", "## How this report was made", ""] + [f"- {_md(x)}" for x in doc["how_made"]]
     out += ["", "## What it cannot show", ""] + [f"- {_md(x)}" for x in doc["cannot_show"]]
     return "\n".join(out) + "\n"
 
 
-def _tampering(doc: dict[str, Any]) -> list[str]:
+def tampering(doc: dict[str, Any]) -> list[str]:
     """The drill history changed after it was written: said before anything it shows."""
     integrity = doc.get("history_integrity") or {}
     return [
@@ -122,9 +125,18 @@ def _tampering(doc: dict[str, Any]) -> list[str]:
     ]
 
 
-def _verdict_class(v: dict[str, Any]) -> str:
+def verdict_class(v: dict[str, Any]) -> str:
     failed = NOT_MET in (v["rto"], v["rpo"]) or v["tested_on_schedule"] is False
     return "bad" if failed else "unproven" if NOT_MEASURED in (v["rto"], v["rpo"]) else "good"
+
+
+CONTROL_COLUMNS = ("framework", "control", "what it asks", "what the records show")
+
+
+def evidence_text(control: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{x['target']} / {x['scenario']}: {x['shows']}" for x in control["evidence"]
+    ) or "no record in the period"
 
 
 def _md(text: str) -> str:
@@ -139,62 +151,3 @@ def _md(text: str) -> str:
 def _md_table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-
-
-def html_page(doc: dict[str, Any]) -> str:
-    e = html.escape
-    body = [
-        "<h1>drwatch evidence report</h1>",
-        f"<p>Period: {e(doc['since'])} to {e(doc['until'])}. Generated {e(doc['generated_at'])} "
-        f"by drwatch {e(doc['drwatch_version'])} from <code>{e(doc['config'])}</code>.</p>",
-        '<h2>Verdict</h2><ul id="verdict">',
-        *(f'<li class="bad tampered">{e(x)}</li>' for x in _tampering(doc)),
-        *(f'<li class="{_verdict_class(v)}">{e(line(v))}</li>' for v in doc["verdicts"]),
-        "</ul>",
-    ]
-    for target in doc["targets"]:
-        body.append(f"<h2>{e(target['target'])}</h2>")
-        rows = []
-        for s in target["scenarios"]:
-            cells = _summary_row(s)
-            bad = (s.get("schedule") and not s["schedule"]["kept"]) or s["rto"][
-                "within_objective"
-            ] is False
-            rows.append((cells, ' class="bad"' if bad else ""))
-        body.append(_html_table(SUMMARY_COLUMNS, rows, "summary"))
-        for s in target["scenarios"]:
-            if s["records"]:
-                body.append(f"<h3>{e(s['scenario'])}: drills</h3>")
-                body.append(_html_table(DRILL_COLUMNS, [
-                    (_drill_row(r), f' class="{e(r["outcome"])}"') for r in s["records"]
-                ], "drills"))  # fmt: skip
-            if s.get("failovers"):
-                body.append(f"<h3>{e(s['scenario'])}: failovers</h3>")
-                body.append(_html_table(("completed", "source", "took", "how measured"),
-                                        [(_failover_row(f), "") for f in s["failovers"]],
-                                        "failovers"))  # fmt: skip
-    body.append("<h2>How this report was made</h2><ul>")
-    body += [f"<li>{e(x)}</li>" for x in doc["how_made"]]
-    body.append("</ul><h2>What it cannot show</h2><ul>")
-    body += [f"<li>{e(x)}</li>" for x in doc["cannot_show"]]
-    body.append("</ul>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>drwatch evidence report</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}}
-table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{padding:.3em .6em;text-align:left;border-bottom:1px solid #d0d7de;vertical-align:top}}
-tr.bad td,tr.failed td{{background:#ffebe9}} tr.deferred td{{background:#fff8c5}}
-</style></head><body>
-{chr(10).join(body)}
-</body></html>
-"""
-
-
-def _html_table(header: tuple[str, ...], rows: list[tuple[list[str], str]], ident: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    lines = [f'<table class="{ident}"><tr>{head}</tr>']
-    for cells, attrs in rows:
-        lines.append(f"<tr{attrs}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    return "\n".join([*lines, "</table>"])
