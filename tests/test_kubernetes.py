@@ -132,3 +132,19 @@ def test_one_replica_per_shard(tree: str) -> None:
     parsed = _parser().parse_args([a.replace("$(SHARD)", "0") for a in args])
     assert stateful_set["spec"]["replicas"] == parsed.total_shards
     assert (tree == "overlays/sharded") == (parsed.total_shards > 1)
+
+
+@pytest.mark.parametrize("tree", ["overlays/example", "overlays/sharded"])
+def test_each_overlay_deploys_where_the_readme_puts_the_secret_with_an_image_named(
+    tree: str,
+) -> None:
+    """The README creates the Secret with `-n drwatch` and applies the overlay without `-n`:
+    every namespaced object of the overlay is in `drwatch`, and the image is a registry's."""
+    objects = _render(tree)
+    namespaced = [o for o in objects if o["kind"] != "Namespace"]
+    assert {o["metadata"].get("namespace") for o in namespaced} == {"drwatch"}
+    (container,) = _one(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/drwatch:0.1.0"
+    readme = (ROOT / "README.md").read_text()
+    assert "kubectl -n drwatch create secret generic drwatch" in readme
+    assert "docker push registry.example.com/drwatch:0.1.0" in readme
