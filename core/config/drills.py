@@ -14,6 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AwareDatetime, ByteSize, Field, field_validator, model_validator
 
+from core.config.aws_drills import (
+    AwsDrillCapacity,
+    ElastiCacheDrill,
+    RdsPitrDrill,
+    RdsSnapshotDrill,
+    ScheduledAwsDrill,
+)
 from core.config.base import Strict
 from core.config.stores import StoreUrl
 from core.durations import Duration
@@ -60,6 +67,7 @@ class DrillCapacity(Strict):
     # Drill records and the per-minute exposure record kept in state_dir for reports.
     history_keep: Duration = 366 * 86400.0
     history_max_bytes: ByteSize = ByteSize(32 * 1024 * 1024)
+    aws: AwsDrillCapacity = AwsDrillCapacity()
 
 
 class ScratchConfig(Strict):
@@ -90,7 +98,13 @@ RUNBOOK_TESTS: dict[str, tuple[str, str, str, float]] = {
     "pitr": ("WAL replay test", "monthly", "0 4 1 * *", 32 * 86400.0),
     "cross_region": ("Full DR drill", "quarterly", "0 5 1 1,4,7,10 *", 93 * 86400.0),
     "redis": ("Redis snapshot restore", "weekly", "0 3 * * 0", 8 * 86400.0),
+    # The runbook's procedures on AWS, as the team would run them (core.config.aws_drills).
+    "rds_pitr": ("WAL replay test", "monthly", "0 4 1 * *", 32 * 86400.0),
+    "rds_snapshot": ("Restore to staging", "weekly", "0 3 * * 0", 8 * 86400.0),
+    "elasticache": ("Redis snapshot restore", "weekly", "0 3 * * 0", 8 * 86400.0),
 }
+# The objective each AWS drill is judged against: the runbook's for the scenario it proves.
+DRILL_OBJECTIVES = {"rds_pitr": "pitr", "rds_snapshot": "full_restore", "elasticache": "redis"}
 
 
 class ScheduledDrill(Strict):
@@ -204,6 +218,9 @@ class DrillsConfig(Strict):
     pitr: PitrDrill | None = None
     cross_region: CrossRegionDrill | None = None
     redis: RedisDrill | None = None
+    rds_pitr: RdsPitrDrill | None = None
+    rds_snapshot: RdsSnapshotDrill | None = None
+    elasticache: ElastiCacheDrill | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -227,12 +244,15 @@ class DrillsConfig(Strict):
                 raise ValueError(f"{path}: {exc}") from None
         return self
 
-    def drills(self) -> dict[str, ScheduledDrill]:
+    def drills(self) -> dict[str, ScheduledDrill | ScheduledAwsDrill | ElastiCacheDrill]:
         named = {
             "full_restore": self.full_restore,
             "pitr": self.pitr,
             "cross_region": self.cross_region,
             "redis": self.redis,
+            "rds_pitr": self.rds_pitr,
+            "rds_snapshot": self.rds_snapshot,
+            "elasticache": self.elasticache,
         }
         return {name: drill for name, drill in named.items() if drill is not None}
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
-from core.config.drills import DrillCapacity, DrillsConfig
+from core.config.drills import DRILL_OBJECTIVES, DrillCapacity, DrillsConfig
 from core.config.postgres import PostgresConfig, server
 from core.config.redis import RedisConfig
 from core.config.remediation import RemediationConfig, RemediationOverride, merge_remediation
@@ -68,6 +68,9 @@ class Target(Strict):
                 "pitr": backups is not None and bool(backups.wal_store),
                 "cross_region": backups is not None and bool(backups.replica_store),
                 "redis": self.redis is not None and bool(self.redis.snapshot_store),
+                "rds_pitr": self.rds is not None,
+                "rds_snapshot": self.rds is not None,
+                "elasticache": self.redis is not None and self.redis.elasticache is not None,
             }
         )
 
@@ -86,6 +89,12 @@ class Target(Strict):
              "backups.replica_store (the cross-region copies it restores)"),
             ("redis", self.drills.redis, redis and redis.snapshot_store,
              "redis.snapshot_store (the snapshots it loads)"),
+            ("rds_pitr", self.drills.rds_pitr, self.rds, "rds.instance (what it restores)"),
+            ("rds_snapshot", self.drills.rds_snapshot, self.rds,
+             "rds.instance (whose snapshots it restores)"),
+            ("elasticache", self.drills.elasticache, redis and redis.elasticache
+             and redis.elasticache.replication_group,
+             "redis.elasticache.replication_group (whose snapshots it restores)"),
         )  # fmt: skip
         for scenario, drill, source, what in needs:
             if drill is not None and not source:
@@ -168,9 +177,11 @@ class Config(Strict):
                     )
         return v
 
-    def objective(self, target: Target, scenario: Scenario) -> ObjectiveSpec:
-        """The objective in force: per-target over global over the runbook's defaults."""
-        merged = DEFAULT_OBJECTIVES[scenario].model_dump()
+    def objective(self, target: Target, scenario: Scenario | str) -> ObjectiveSpec:
+        """The objective in force: per-target over global over the runbook's defaults; an AWS
+        drill's is the scenario's it proves (rds_pitr: pitr)."""
+        scenario = DRILL_OBJECTIVES.get(scenario, scenario)
+        merged = DEFAULT_OBJECTIVES[scenario].model_dump()  # type: ignore[index]
         for layer in (self.objectives, target.objectives):
             if scenario in layer:
                 merged.update(layer[scenario].model_dump(exclude_unset=True))

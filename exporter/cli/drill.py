@@ -47,7 +47,7 @@ def drill(path: str, target_name: str | None, scenario: str | None, fmt: str) ->
     for target in targets:
         results += engine.run(config, target, scenario)
     objectives = {
-        (r.target, r.scenario): config.objective(config.target(r.target), r.scenario).rto  # type: ignore[arg-type]
+        (r.target, r.scenario): config.objective(config.target(r.target), r.scenario).rto
         for r in results
     }
     status = worst([r.status for r in results]) if results else Status.UNKNOWN

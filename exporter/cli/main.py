@@ -97,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     drill.add_argument("--target", help="only this target")
     drill.add_argument(
         "--scenario",
-        choices=["full_restore", "pitr", "cross_region", "redis", "failover"],
+        choices=[
+            "full_restore", "pitr", "cross_region", "redis", "rds_pitr", "rds_snapshot",
+            "elasticache", "failover",
+        ],
         help="only this scenario (failover: RDS only, never scheduled, asks for confirmation)",
     )
     drill.add_argument("--format", default="table", choices=["table", "json"])

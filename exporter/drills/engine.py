@@ -26,7 +26,15 @@ from core.config.drills import cron_trigger
 from core.config.schema import Config, Target
 from core.journal import Journal
 from core.statefile import read_state, write_state
-from exporter.drills import cross_region, full_restore, pitr, redis
+from exporter.drills import (
+    cross_region,
+    elasticache_restore,
+    full_restore,
+    pitr,
+    rds_restore,
+    redis,
+)
+from exporter.drills.aws_reaper import reap
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
 from exporter.drills.heartbeat import HeartbeatWriter
@@ -46,6 +54,9 @@ RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
     pitr.SCENARIO: pitr.run,
     cross_region.SCENARIO: cross_region.run,
     redis.SCENARIO: redis.run,
+    rds_restore.PITR: rds_restore.run_pitr,
+    rds_restore.SNAPSHOT: rds_restore.run_snapshot,
+    elasticache_restore.SCENARIO: elasticache_restore.run,
 }
 OUTCOMES = ("passed", "failed", "deferred")
 
@@ -134,6 +145,10 @@ class DrillEngine:
                     coalesce=True,
                     misfire_grace_time=3600,
                 )
+        scheduler.add_job(
+            reap, "interval", hours=1, args=(config,), id="aws-reaper", max_instances=1,
+            coalesce=True,
+        )  # fmt: skip
         # A drill run by hand (`drwatch drill`) is the daemon's state within a minute.
         scheduler.add_job(
             self.refresh_from_history, "interval", seconds=30, id="drill-history",
@@ -186,6 +201,7 @@ class DrillEngine:
 
     def start(self, config: Config) -> None:
         self.clean_leftovers(config)
+        reap(config)  # AWS drills' leftovers: at start, then hourly (schedule)
         self.schedule(config)
         first = [t for t in config.targets if t.drills and t.drills.run_at_start]
         if first:  # `run_at_start`: a first measured RTO without waiting for the schedule
@@ -221,7 +237,7 @@ class DrillEngine:
         for name in target.drill_scenarios():
             if scenario in (None, name):
                 result = self._run_one(config, target, name, wait)
-                self._record(result, config.objective(target, name).rto)  # type: ignore[arg-type]
+                self._record(result, config.objective(target, name).rto)
                 results.append(result)
         return results
 

@@ -45,7 +45,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     drills, cache = target.drills, target.redis
     assert drills is not None and cache is not None and cache.snapshot_store
     timer = Timer(DrillResult(target.name, SCENARIO, time.time()), deadline)
-    truth = _production_tick(cache)
+    truth = redis_production_tick(cache)
     try:
         workdir = new_scratch_dir(drills.scratch, config.state_dir, "rdb-")
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said
@@ -186,7 +186,7 @@ def _key_count(server: _ScratchRedis, timer: Timer) -> int:
     return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
 
 
-def _production_tick(cache: RedisConfig) -> float | None:
+def redis_production_tick(cache: RedisConfig) -> float | None:
     """Production's heartbeat as the drill starts: what a snapshot taken now would hold."""
     if cache.heartbeat is None:
         return None

@@ -21,7 +21,7 @@ def drill_rows(engine: DrillEngine, config: Config) -> list[dict[str, Any]]:
             assert drills is not None
             key = (target.name, scenario)
             result, good = last.get(key), passed.get(key)
-            objective = config.objective(target, scenario).rto  # type: ignore[arg-type]
+            objective = config.objective(target, scenario).rto
             test, frequency, _, _ = RUNBOOK_TESTS[scenario]
             max_age = drills.max_age_of(scenario)
             next_run = engine.next_run(key)

@@ -119,7 +119,7 @@ def _scenario(
     now: float,
 ) -> dict[str, Any]:
     mine = [r for r in records if r.target == target.name and r.scenario == scenario]
-    objective = config.objective(target, scenario)  # type: ignore[arg-type]
+    objective = config.objective(target, scenario)
     measured = [r.duration_seconds for r in mine if r.outcome == "passed"]
     outcomes = [r.outcome for r in mine]
     doc: dict[str, Any] = {

@@ -1,0 +1,235 @@
+"""The runbook's RDS procedures as drills. `rds_pitr` (Scenario 1): RestoreDBInstanceToPointInTime
+from the target's instance (newest: its LatestRestorableTime; oldest, random, rotate: within
+the retention window); `rds_snapshot`: RestoreDBInstanceFromDBSnapshot of its newest snapshot.
+Each into a temporary instance named from the target and the drill, tagged, with production's
+class, parameter group, subnet group and security groups unless the drill sets its own, never
+public, without deletion protection; then connected with the drill's own `verify_dsn`, checked
+as every copy is (exporter.drills.copy_checks), and deleted without a final snapshot."""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import time
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from checks.support.aws import aws_client
+from core.config.aws_drills import RdsPitrDrill, RdsSnapshotDrill, ScheduledAwsDrill
+from core.config.schema import Config, Target
+from core.durations import format_duration
+from exporter.drills import aws_lifecycle
+from exporter.drills.aws_names import resource_name, tags
+from exporter.drills.copy_checks import check_copy
+from exporter.drills.history import drill_history
+from exporter.drills.result import DrillResult, Timer
+from exporter.drills.scratch import DrillError
+
+PITR, SNAPSHOT = "rds_pitr", "rds_snapshot"
+ROTATION = ("newest", "random", "oldest")
+
+
+def run_pitr(config: Config, target: Target, deadline: float) -> DrillResult:
+    return _run(config, target, deadline, PITR)
+
+
+def run_snapshot(config: Config, target: Target, deadline: float) -> DrillResult:
+    return _run(config, target, deadline, SNAPSHOT)
+
+
+def _run(config: Config, target: Target, deadline: float, scenario: str) -> DrillResult:
+    rds, drills = target.rds, target.drills
+    assert rds is not None and drills is not None
+    drill = drills.rds_pitr if scenario == PITR else drills.rds_snapshot
+    assert drill is not None
+    where = f"rds instance {rds.instance}"
+    client = aws_client("rds", config.aws, rds.region, where)
+    resource = aws_lifecycle.Resource(
+        where,
+        lambda name: client.delete_db_instance(
+            DBInstanceIdentifier=name, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+        ),
+    )
+
+    def body(timer: Timer) -> str:
+        source = client.describe_db_instances(DBInstanceIdentifier=rds.instance)["DBInstances"][0]
+        request = _request(config, target, client, source, drill, timer)
+        drill_id, name = resource_name(target.name, 63)
+        # the restored instance's name: TargetDBInstanceIdentifier to a point in time,
+        # DBInstanceIdentifier from a snapshot
+        named = "TargetDBInstanceIdentifier" if scenario == PITR else "DBInstanceIdentifier"
+        request.update({named: name, "Tags": tags(drill_id, target.name)})
+        with timer.phase("request"):
+            if isinstance(drill, RdsPitrDrill):
+                made = _restore_to_point(config, target, client, source, drill, request, timer)
+            else:
+                made = _restore_snapshot(client, rds.instance, drill, request, timer)
+            resource.name, resource.requested_at = name, time.monotonic()
+        return _verify(config, target, client, drill, name, made, timer)
+
+    return aws_lifecycle.run(config, target, scenario, deadline, resource, body)
+
+
+def _request(
+    config: Config,
+    target: Target,
+    client: Any,
+    source: dict[str, Any],
+    drill: ScheduledAwsDrill,
+    timer: Timer,
+) -> dict[str, Any]:
+    """The temporary instance: production's class and networking unless the drill sets its
+    own; never public, no deletion protection. A class the region does not offer for the
+    engine, or a disabled KMS key, fails here, by name, before anything is made."""
+    instance_class = drill.instance_class or source["DBInstanceClass"]
+    if not _offered(client, source["Engine"], instance_class):
+        raise DrillError(
+            f"instance class {instance_class} is not offered for {source['Engine']} here"
+        )
+    _key_usable(config, target, source.get("KmsKeyId"))
+    groups = drill.security_groups or [g["VpcSecurityGroupId"]
+                                       for g in source.get("VpcSecurityGroups", [])]  # fmt: skip
+    request: dict[str, Any] = {
+        "DBInstanceClass": instance_class,
+        "PubliclyAccessible": False,
+        "DeletionProtection": False,
+        "VpcSecurityGroupIds": groups,
+    }
+    parameter = drill.parameter_group or next(
+        (g["DBParameterGroupName"] for g in source.get("DBParameterGroups", [])), None
+    )
+    subnet = drill.subnet_group or (source.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
+    if parameter:
+        request["DBParameterGroupName"] = parameter
+    if subnet:
+        request["DBSubnetGroupName"] = subnet
+    timer.result.values.update(
+        instance_class=instance_class, source_instance=source["DBInstanceIdentifier"]
+    )
+    return request
+
+
+def _offered(client: Any, engine: str, instance_class: str) -> bool:
+    """Whether the region offers the class for the engine; an API that lists nothing for the
+    engine at all tells nothing, and the restore is tried."""
+    options = client.describe_orderable_db_instance_options
+    if options(Engine=engine, DBInstanceClass=instance_class, MaxRecords=20).get(
+        "OrderableDBInstanceOptions"
+    ):
+        return True
+    return not options(Engine=engine, MaxRecords=20).get("OrderableDBInstanceOptions")
+
+
+def _key_usable(config: Config, target: Target, key: str | None) -> None:
+    if not key:
+        return
+    assert target.rds is not None
+    kms = aws_client("kms", config.aws, target.rds.region, f"kms key {key}")
+    state = kms.describe_key(KeyId=key)["KeyMetadata"].get("KeyState")
+    if state != "Enabled":
+        raise DrillError(f"KMS key {key} is {state}: a restore of the instance cannot decrypt it")
+
+
+def _restore_to_point(
+    config: Config,
+    target: Target,
+    client: Any,
+    source: dict[str, Any],
+    drill: RdsPitrDrill,
+    request: dict[str, Any],
+    timer: Timer,
+) -> float:
+    """The restore at the point asked; when it is (unix time)."""
+    latest: datetime = source["LatestRestorableTime"]
+    assert target.rds is not None
+    earliest = max(source["InstanceCreateTime"].timestamp(),
+                   latest.timestamp() - target.rds.retention) + 60  # fmt: skip
+    point = _point(config, target, drill)
+    timer.result.point = point
+    if point == "newest" or earliest >= latest.timestamp():
+        client.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
+            UseLatestRestorableTime=True, **request,
+        )  # fmt: skip
+        return latest.timestamp()
+    newest = latest.timestamp()
+    when = earliest if point == "oldest" else random.SystemRandom().uniform(earliest, newest)
+    client.restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
+        RestoreTime=datetime.fromtimestamp(when, latest.tzinfo), **request,
+    )  # fmt: skip
+    return when
+
+
+def _point(config: Config, target: Target, drill: RdsPitrDrill) -> str:
+    if drill.point != "rotate":
+        return drill.point
+    history = drill_history(config.state_dir, config.drills).read()
+    earlier = [r for r in history if (r.target, r.scenario) == (target.name, PITR)
+               and r.outcome != "deferred"]  # fmt: skip
+    return ROTATION[len(earlier) % len(ROTATION)]
+
+
+def _restore_snapshot(
+    client: Any, instance: str, drill: RdsSnapshotDrill, request: dict[str, Any], timer: Timer
+) -> float:
+    """The newest available snapshot of the kind and name asked; when it was taken."""
+    snapshots = client.describe_db_snapshots(
+        DBInstanceIdentifier=instance, SnapshotType=drill.snapshot_type
+    ).get("DBSnapshots", [])
+    usable = [s for s in snapshots if s.get("Status") == "available"
+              and fnmatch.fnmatch(s["DBSnapshotIdentifier"], drill.snapshot_pattern)]  # fmt: skip
+    if not usable:
+        raise DrillError(
+            f"no available {drill.snapshot_type} snapshot of {instance} matching "
+            f"{drill.snapshot_pattern!r} to restore"
+        )
+    newest = max(usable, key=lambda s: s["SnapshotCreateTime"])
+    timer.result.values["backup"] = newest["DBSnapshotIdentifier"]
+    client.restore_db_instance_from_db_snapshot(
+        DBSnapshotIdentifier=newest["DBSnapshotIdentifier"], **request
+    )
+    return float(newest["SnapshotCreateTime"].timestamp())
+
+
+def _verify(
+    config: Config,
+    target: Target,
+    client: Any,
+    drill: ScheduledAwsDrill,
+    name: str,
+    made_at: float,
+    timer: Timer,
+) -> str:
+    """Waits for the instance, connects, checks the copy (rows against production up to the
+    point restored); the problems go in `values.problems`."""
+
+    def describe() -> tuple[str, Any]:
+        found = client.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+        return str(found.get("DBInstanceStatus")), found.get("Endpoint")
+
+    with timer.phase("provision"):
+        endpoint = aws_lifecycle.wait_for(describe, timer, config.drills.aws.poll, name)
+    dsn = drill.verify_dsn.format(host=endpoint["Address"], port=endpoint["Port"])
+    with timer.phase("available"):
+        _answers(dsn, timer, config.drills.aws.poll)
+    timer.result.recovered_to = made_at
+    with timer.phase("verify"):
+        timer.result.values["problems"] = check_copy(target, dsn, timer, made_at)
+    took = format_duration(timer.result.phases.get("provision", 0.0))
+    return f"restored {name} (available after {took})"
+
+
+def _answers(dsn: str, timer: Timer, poll: float) -> None:
+    """Until the new endpoint takes a connection (DNS and the instance's first start)."""
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=max(1, int(min(10.0, timer.remaining())))).close()
+            return
+        except psycopg.OperationalError as exc:
+            if timer.deadline - time.monotonic() <= poll:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+                raise DrillError(f"the restored instance does not answer: {first}") from None
+        time.sleep(poll)  # the endpoint comes up on AWS's time; bounded by the deadline
