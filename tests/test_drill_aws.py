@@ -242,3 +242,29 @@ def test_elasticache_restores_the_newest_snapshot_reads_keys_and_the_heartbeat(
     left = [g["ReplicationGroupId"] for g in groups if g.get("Status") != "deleting"]
     assert left == ["cache"] and result.values["deleted"].startswith("drwatch-drill-cache-")
 
+
+
+def test_config_validate_says_what_each_aws_drill_creates_and_costs(tmp_path: Path) -> None:
+    from exporter.drills.history import drill_history, record_of
+    from exporter.drills.result import DrillResult
+    from tests.helpers import drwatch, write_config
+
+    verify = "host={host} port={port} user=drill dbname=app"
+    target = {"name": "app", "rds": {"instance": "prod"}, "drills": {
+        "rds_pitr": {"verify_dsn": verify, "instance_class": "db.t3.small"}}}  # fmt: skip
+    config = write_config(tmp_path / "c.yml", [target], state_dir=str(tmp_path / "state"))
+    first = drwatch("config", "validate", str(config))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert ("drill rds_pitr (WAL replay test, monthly in the runbook; 0 4 1 * * UTC" in first.stdout)
+    assert ("a temporary RDS instance (db.t3.small) restored from prod at a point in time, "
+            "deleted after; its cost per run known after its first drill") in first.stdout
+    ran = DrillResult("app", "rds_pitr", time.time() - 3600, ok=True, duration_seconds=1500.0,
+                      phases={"request": 1.0, "provision": 1500.0, "verify": 300.0,
+                              "delete": 0.0})  # fmt: skip
+    from core.config.drills import DrillCapacity
+
+    drill_history(str(tmp_path / "state"), DrillCapacity()).append(
+        [record_of(ran, 1800.0)]
+    )
+    again = drwatch("config", "validate", str(config))
+    assert "about 0.50 instance-hours a run (the last 1 drill(s))" in again.stdout, again.stdout

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from core.config.drills import RUNBOOK_TESTS, cron_trigger
+from core.config.drills import RUNBOOK_TESTS, DrillCapacity, cron_trigger
 from core.config.schema import Target
 from core.config.stores import BackupsConfig
 from core.durations import format_duration
 from core.redact import redact
 from exporter.cli.load import load_or_report
+from exporter.drills.history import drill_history
 from exporter.drills.isolation import IsolationUnavailable, client_only, isolation
 from exporter.runtime.jobs import build_jobs
 
@@ -32,6 +33,44 @@ def _layouts(backups: BackupsConfig | None) -> list[str]:
             how = "layout detected from the names at each run" if layout == "auto" else layout
             out.append(f"{what} {url}: {how}")
     return out
+
+
+AWS_DRILLS = ("rds_pitr", "rds_snapshot", "elasticache")
+
+
+def _aws_sources(target: Target, state_dir: str) -> dict[str, str]:
+    """What each AWS drill creates, and what a run costs by the last drills' lifetimes."""
+    drills, rds, cache = target.drills, target.rds, target.redis
+    assert drills is not None
+    out = {}
+    restores = (("rds_pitr", drills.rds_pitr, "a point in time"),
+                ("rds_snapshot", drills.rds_snapshot, "its newest snapshot"))  # fmt: skip
+    for scenario, drill, kind in restores:
+        if rds is not None and drill is not None:
+            size = drill.instance_class or "production's class"
+            out[scenario] = (
+                f"a temporary RDS instance ({size}) restored from {rds.instance} at {kind}, "
+                f"deleted after; {_cost(target.name, scenario, state_dir)}"
+            )
+    group = cache.elasticache.replication_group if cache and cache.elasticache else None
+    if group and drills.elasticache is not None:
+        size = drills.elasticache.node_type or "production's node type"
+        out["elasticache"] = (
+            f"a temporary replication group ({size}) from the newest snapshot of {group}, "
+            f"deleted after; {_cost(target.name, 'elasticache', state_dir)}"
+        )
+    return out
+
+
+def _cost(target: str, scenario: str, state_dir: str) -> str:
+    """Instance-hours a run, from the last drills' restore-to-delete time."""
+    history = drill_history(state_dir, DrillCapacity()).read()
+    runs = [r for r in history if (r.target, r.scenario) == (target, scenario)
+            and r.outcome != "deferred"][-5:]  # fmt: skip
+    if not runs:
+        return "its cost per run known after its first drill"
+    hours = sum(sum(r.phases.values()) for r in runs) / len(runs) / 3600
+    return f"about {hours:.2f} instance-hours a run (the last {len(runs)} drill(s))"
 
 
 def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
@@ -63,6 +102,7 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             f"copy in {backups.replica_store} of the newest verified dump" if backups else ""
         ),
         "redis": f"newest snapshot in {redis.snapshot_store}" if redis else "",
+        **_aws_sources(target, state_dir),
     }
     lines = []
     for scenario in target.drill_scenarios():
@@ -75,8 +115,10 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
         lines.append(
             f"{target.name}: drill {scenario} ({test}, {frequency} in the runbook; {schedule} "
             f"{drills.timezone}, next {nxt}, overdue after "
-            f"{format_duration(drills.max_age_of(scenario))}): {sources[scenario]} into a "
-            + ("scratch redis-server" if scenario == "redis" else where)
+            f"{format_duration(drills.max_age_of(scenario))}): {sources[scenario]}"
+            + {"redis": " into a scratch redis-server", **dict.fromkeys(AWS_DRILLS, "")}.get(
+                scenario, f" into a {where}"
+            )
         )
     warnings = []
     pitr = drills.pitr
