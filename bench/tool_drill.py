@@ -26,22 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from drill import seed  # bench/drill.py's debates, as a restore by hand there sees them
+
 from exporter.drills import pitr
 from sandbox.pgcluster import PgCluster, bindir, free_port, wait_until
 from tests.backup_tools import STANZA, PgBackRest
 from tests.helpers import make_config
-
-
-def seed(cluster: PgCluster, rows: int) -> None:
-    cluster.execute("CREATE DATABASE app")
-    cluster.execute(
-        "CREATE TABLE debates (id bigserial PRIMARY KEY, title text NOT NULL, "
-        "created_at timestamptz NOT NULL);"
-        f"INSERT INTO debates (title, created_at) SELECT md5(g::text), "
-        f"now() - make_interval(secs => g * 31536000.0 / {rows}) FROM generate_series(1, {rows}) g;"
-        "CREATE INDEX ON debates (created_at);",
-        "app",
-    )
 
 
 def by_hand(cluster: PgCluster, tool: PgBackRest, into: Path) -> tuple[float, dict[str, float]]:

@@ -593,16 +593,14 @@ def test_a_window_start_that_does_not_recover_is_said_by_the_drill_and_the_metri
     assert 'drwatch_drill_window_start_recovered{target="app"} 0.0' in text
 
 
-def test_the_teams_own_restore_command_is_what_the_drill_proves(
+def _barman_cloud_cluster(
     tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """WAL archived by barman-cloud into an S3 server; recovery fetches it with the team's own
-    `barman-cloud-wal-restore`, as written, with the credentials it is given. A wrong endpoint
-    in that command fails the drill naming the tool's error, while drwatch's own reader of the
-    same archive still recovers it."""
+) -> tuple[PgCluster, Any]:
+    """A cluster archiving WAL with barman-cloud into a bucket of moto's S3 server, and the
+    credentials barman-cloud's commands read in this process's environment."""
     from tests.backup_tools import AWS_ENV, BarmanCloud
 
-    bucket = f"wal-{tmp_path.name.lower().replace('_', '-')[:40]}"
+    bucket = f"bc-{tmp_path.name.lower().replace('_', '-')[:40]}"
     s3_client(moto_endpoint).create_bucket(Bucket=bucket)
     cluster = PgCluster()
     tool = BarmanCloud(cluster, moto_endpoint, bucket)
@@ -610,6 +608,17 @@ def test_the_teams_own_restore_command_is_what_the_drill_proves(
     for assignment in AWS_ENV[1:]:
         name, _, value = assignment.partition("=")
         monkeypatch.setenv(name, value)
+    return cluster, tool
+
+
+def test_the_teams_own_restore_command_is_what_the_drill_proves(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WAL archived by barman-cloud into an S3 server; recovery fetches it with the team's own
+    `barman-cloud-wal-restore`, as written, with the credentials it is given. A wrong endpoint
+    in that command fails the drill naming the tool's error, while drwatch's own reader of the
+    same archive still recovers it."""
+    cluster, tool = _barman_cloud_cluster(tmp_path, moto_endpoint, monkeypatch)
     try:
         cluster.execute("CREATE DATABASE app")
         with cluster.connect("app") as conn:
@@ -658,16 +667,7 @@ def _barman_cloud_estate(
 ) -> tuple[PgCluster, Any, int]:
     """A cluster archiving with barman-cloud into moto's S3 server, one barman-cloud base
     backup, rows written after it: (the cluster, the tool, rows in debates)."""
-    from tests.backup_tools import AWS_ENV, BarmanCloud
-
-    bucket = f"bc-{tmp_path.name.lower().replace('_', '-')[:40]}"
-    s3_client(moto_endpoint).create_bucket(Bucket=bucket)
-    cluster = PgCluster()
-    tool = BarmanCloud(cluster, moto_endpoint, bucket)
-    cluster.init(tool.archive_command).start()
-    for assignment in AWS_ENV[1:]:
-        name, _, value = assignment.partition("=")
-        monkeypatch.setenv(name, value)
+    cluster, tool = _barman_cloud_cluster(tmp_path, moto_endpoint, monkeypatch)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     cluster.execute("CREATE DATABASE app")
     with cluster.connect("app") as conn:

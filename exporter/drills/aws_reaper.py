@@ -62,6 +62,15 @@ def _instances(config: Config, target: Target, age: float, now: float) -> list[s
                 DBInstanceIdentifier=name, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
             )
             out.append(_said("rds instance", name, now - created.timestamp()))
+        for cluster in client.describe_db_clusters().get("DBClusters", []):
+            name, created = cluster["DBClusterIdentifier"], cluster.get("ClusterCreateTime")
+            if not name.startswith(PREFIX) or created is None or now - created.timestamp() < age:
+                continue
+            if not is_drills(name, cluster.get("TagList") or []):
+                continue
+            # an Aurora drill's cluster: its instance (the same name) was deleted above
+            client.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True)
+            out.append(_said("rds cluster", name, now - created.timestamp()))
         return out
     except (BotoCoreError, ClientError) as exc:
         log.warning("AWS drill leftovers not checked: %s", aws_error(where, exc, "reap"))

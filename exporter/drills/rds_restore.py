@@ -9,26 +9,25 @@ as every copy is (exporter.drills.copy_checks), and deleted without a final snap
 from __future__ import annotations
 
 import fnmatch
-import random
 import time
-from datetime import datetime
 from typing import Any
 
 import psycopg
+from botocore.exceptions import ClientError
 
 from checks.support.aws import aws_client
 from core.config.aws_drills import RdsPitrDrill, RdsSnapshotDrill, ScheduledAwsDrill
 from core.config.schema import Config, Target
 from core.durations import format_duration
-from exporter.drills import aws_lifecycle
+from exporter.drills import aurora, aws_lifecycle
 from exporter.drills.aws_names import resource_name, tags
 from exporter.drills.copy_checks import check_copy
-from exporter.drills.history import drill_history
+from exporter.drills.rds_points import point_in_window
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import DrillError
 
 PITR, SNAPSHOT = "rds_pitr", "rds_snapshot"
-ROTATION = ("newest", "random", "oldest")
+MAX_OPTION_PAGES = 50  # orderable options read to find a class (AWS filters by class itself)
 
 
 def run_pitr(config: Config, target: Target, deadline: float) -> DrillResult:
@@ -62,7 +61,16 @@ def _run(config: Config, target: Target, deadline: float, scenario: str) -> Dril
         named = "TargetDBInstanceIdentifier" if scenario == PITR else "DBInstanceIdentifier"
         request.update({named: name, "Tags": tags(drill_id, target.name)})
         with timer.phase("request"):
-            if isinstance(drill, RdsPitrDrill):
+            if source.get("DBClusterIdentifier"):  # Aurora: its cluster, then one instance
+                if not isinstance(drill, RdsPitrDrill):
+                    raise DrillError(
+                        f"{rds.instance} is an Aurora cluster's: its snapshots are cluster "
+                        "snapshots, which rds_snapshot does not restore; rds_pitr does"
+                    )
+                made = aurora.restore(config, target, client, source, drill, name, request,
+                                      timer)  # fmt: skip
+                resource.delete = aurora.deleter(client)
+            elif isinstance(drill, RdsPitrDrill):
                 made = _restore_to_point(config, target, client, source, drill, request, timer)
             else:
                 made = _restore_snapshot(client, rds.instance, drill, request, timer)
@@ -112,14 +120,23 @@ def _request(
 
 
 def _offered(client: Any, engine: str, instance_class: str) -> bool:
-    """Whether the region offers the class for the engine; an API that lists nothing for the
-    engine at all tells nothing, and the restore is tried."""
-    options = client.describe_orderable_db_instance_options
-    if options(Engine=engine, DBInstanceClass=instance_class, MaxRecords=20).get(
-        "OrderableDBInstanceOptions"
-    ):
-        return True
-    return not options(Engine=engine, MaxRecords=20).get("OrderableDBInstanceOptions")
+    """Whether the region offers the class for the engine, by its orderable options (read a
+    bounded number of pages); an API that lists nothing for the engine tells nothing, and the
+    restore is tried."""
+    listed = False
+    marker: dict[str, str] = {}
+    for _ in range(MAX_OPTION_PAGES):
+        page = client.describe_orderable_db_instance_options(
+            Engine=engine, DBInstanceClass=instance_class, MaxRecords=100, **marker
+        )
+        options = page.get("OrderableDBInstanceOptions", [])
+        listed |= bool(options)
+        if any(o.get("DBInstanceClass") == instance_class for o in options):
+            return True
+        if not page.get("Marker"):
+            break
+        marker = {"Marker": page["Marker"]}
+    return not listed
 
 
 def _key_usable(config: Config, target: Target, key: str | None) -> None:
@@ -127,7 +144,12 @@ def _key_usable(config: Config, target: Target, key: str | None) -> None:
         return
     assert target.rds is not None
     kms = aws_client("kms", config.aws, target.rds.region, f"kms key {key}")
-    state = kms.describe_key(KeyId=key)["KeyMetadata"].get("KeyState")
+    try:
+        state = kms.describe_key(KeyId=key)["KeyMetadata"].get("KeyState")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NotFoundException":
+            raise
+        state = "not found"
     if state != "Enabled":
         raise DrillError(f"KMS key {key} is {state}: a restore of the instance cannot decrypt it")
 
@@ -142,34 +164,13 @@ def _restore_to_point(
     timer: Timer,
 ) -> float:
     """The restore at the point asked; when it is (unix time)."""
-    latest: datetime = source["LatestRestorableTime"]
-    assert target.rds is not None
-    earliest = max(source["InstanceCreateTime"].timestamp(),
-                   latest.timestamp() - target.rds.retention) + 60  # fmt: skip
-    point = _point(config, target, drill)
-    timer.result.point = point
-    if point == "newest" or earliest >= latest.timestamp():
-        client.restore_db_instance_to_point_in_time(
-            SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
-            UseLatestRestorableTime=True, **request,
-        )  # fmt: skip
-        return latest.timestamp()
-    newest = latest.timestamp()
-    when = earliest if point == "oldest" else random.SystemRandom().uniform(earliest, newest)
+    latest, when = point_in_window(config, target, drill, source["LatestRestorableTime"],
+                                   source["InstanceCreateTime"], timer)  # fmt: skip
+    at = {"UseLatestRestorableTime": True} if when is None else {"RestoreTime": when}
     client.restore_db_instance_to_point_in_time(
-        SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
-        RestoreTime=datetime.fromtimestamp(when, latest.tzinfo), **request,
-    )  # fmt: skip
-    return when
-
-
-def _point(config: Config, target: Target, drill: RdsPitrDrill) -> str:
-    if drill.point != "rotate":
-        return drill.point
-    history = drill_history(config.state_dir, config.drills).read()
-    earlier = [r for r in history if (r.target, r.scenario) == (target.name, PITR)
-               and r.outcome != "deferred"]  # fmt: skip
-    return ROTATION[len(earlier) % len(ROTATION)]
+        SourceDBInstanceIdentifier=source["DBInstanceIdentifier"], **at, **request
+    )
+    return latest.timestamp() if when is None else when.timestamp()
 
 
 def _restore_snapshot(
