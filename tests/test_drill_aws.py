@@ -20,7 +20,7 @@ from exporter.drills.engine import DrillEngine
 from sandbox.pgcluster import PgCluster
 from sandbox.redisserver import RedisServer
 from sandbox.seed import seed
-from tests.helpers import AWS, make_config, write_keys
+from tests.helpers import AWS, make_config, reachable, write_keys
 
 ROWS = 200
 
@@ -302,3 +302,42 @@ def test_aurora_restores_its_cluster_and_one_instance_and_deletes_both(
     assert not refused.ok
     assert refused.summary == "instance class db.x9.bogus is not offered for aurora-postgresql here"
     assert "deleted" not in refused.values
+
+
+def test_full_restore_onto_a_new_instance_counts_its_creation_and_deletes_it(
+    estate: PgCluster, tmp_path: Path, moto_endpoint: str
+) -> None:
+    """The runbook's Scenario 2 as written: a new RDS instance (a second real PostgreSQL stands
+    in for it), the newest dump pg_restore'd into a database of its own there, checked against
+    production, the instance deleted; the measured RTO includes the instance's creation."""
+    standin = PgCluster().init(None).start()
+    try:
+        store = estate.backups / "dumps"
+        estate.dump("app", store)
+        (tmp_path / "scratch").mkdir()
+        reachable(tmp_path / "scratch")  # pg_restore runs as the scratch user (drwatch is root)
+        target = {
+            "name": "app",
+            "postgres": {"dsn": estate.dsn("app"), "verification": {
+                "freshness": [{"table": "debates", "column": "created_at", "max_age": "1h"}]}},
+            "backups": {"store": f"file://{store}/"},
+            "drills": {"timeout": "2m",
+                       "scratch": {"dir": str(tmp_path / "scratch"), "user": "postgres"},
+                       "full_restore": {"rds": {
+                           "create": {"instance_class": "db.t3.micro"},
+                           "staging_dsn": f"host=127.0.0.1 port={standin.port} user=postgres "
+                                          "dbname=postgres application_name={host}"}}},
+        }  # fmt: skip
+        config = make_config([target], state_dir=str(tmp_path), drills={"aws": {"poll": "100ms"}},
+                             aws={**AWS, "endpoint_url": moto_endpoint}).config  # fmt: skip
+        (result,) = DrillEngine().run(config, config.targets[0], "full_restore")
+        rows = estate.execute("SELECT count(*) FROM debates", "app")[0][0]
+    finally:
+        standin.destroy()
+    assert result.ok, result.summary
+    assert result.tables["debates"] == (rows, 0) and "onto a new RDS instance" in result.summary
+    assert {"request", "provision", "available", "download", "restore", "verify"} <= set(
+        result.phases)  # fmt: skip
+    assert result.duration_seconds >= result.phases["provision"] + result.phases["restore"]
+    assert result.values["deleted"].startswith("drwatch-drill-app-")
+    assert _drill_instances(moto_endpoint) == []

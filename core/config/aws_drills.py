@@ -70,6 +70,40 @@ class ElastiCacheDrill(Strict):
         return v
 
 
+class NewInstance(Strict):
+    """The RDS instance the runbook's Scenario 2 creates to restore the dump into."""
+
+    instance_class: str = Field(min_length=1)
+    engine_version: str | None = None
+    allocated_storage: int = Field(20, ge=20, le=65536)  # GiB
+    region: str | None = None
+    parameter_group: str | None = None
+    subnet_group: str | None = None
+    security_groups: list[str] | None = None
+
+
+class FullRestoreOnRds(Strict):
+    """`drills.full_restore.rds`: the newest dump restored onto a new RDS instance, as the
+    runbook's Scenario 2 is written; its RTO includes the instance's creation. The instance's
+    master password is made for the drill and never kept; `staging_dsn` reaches it ({host},
+    {port}, {user}, {password} filled in)."""
+
+    create: NewInstance
+    staging_dsn: str = Field(
+        "postgresql://{user}:{password}@{host}:{port}/postgres?sslmode=require",
+        min_length=1, repr=False,
+    )  # fmt: skip
+
+    @field_validator("staging_dsn")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        fields = {name for _, name, _, _ in string.Formatter().parse(v) if name}
+        if not fields <= {"host", "port", "user", "password"}:
+            raise ValueError(f"only {{host}}, {{port}}, {{user}}, {{password}} are filled in, "
+                             f"not {sorted(fields)}")  # fmt: skip
+        return v
+
+
 class AwsDrillCapacity(Strict):
     """What every AWS drill shares: how many temporary resources at once, and the instance-hours
     they may use each calendar month (UTC) before drills are deferred, not failed."""

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, ByteSize, Field, field_validator, model_vali
 from core.config.aws_drills import (
     AwsDrillCapacity,
     ElastiCacheDrill,
+    FullRestoreOnRds,
     RdsPitrDrill,
     RdsSnapshotDrill,
     ScheduledAwsDrill,
@@ -117,6 +118,7 @@ class ScheduledDrill(Strict):
 
 class FullRestoreDrill(ScheduledDrill):
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs
+    rds: FullRestoreOnRds | None = None  # onto a new RDS instance (the runbook's Scenario 2)
 
 
 class CrossRegionDrill(ScheduledDrill):

@@ -87,7 +87,11 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
     )  # fmt: skip
     backups, redis = target.backups, target.redis
     sources = {
-        "full_restore": f"newest dump in {backups.store}" if backups else "",
+        "full_restore": (f"newest dump in {backups.store}" if backups else "") + (
+            f" onto a new RDS instance ({drills.full_restore.rds.create.instance_class}) made "
+            f"for it and deleted after; {_cost(target.name, 'full_restore', state_dir)}"
+            if drills.full_restore and drills.full_restore.rds else ""
+        ),
         "pitr": (
             f"pgBackRest stanza {drills.pitr.pgbackrest.stanza}"
             if drills.pitr and drills.pitr.pgbackrest
@@ -117,7 +121,8 @@ def _drills(target: Target, state_dir: str) -> tuple[list[str], list[str]]:
             f"{drills.timezone}, next {nxt}, overdue after "
             f"{format_duration(drills.max_age_of(scenario))}): {sources[scenario]}"
             + {"redis": " into a scratch redis-server", **dict.fromkeys(AWS_DRILLS, "")}.get(
-                scenario, f" into a {where}"
+                scenario, "" if scenario == "full_restore" and drills.full_restore
+                and drills.full_restore.rds else f" into a {where}"
             )
         )
     warnings = []

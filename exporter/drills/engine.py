@@ -31,6 +31,7 @@ from exporter.drills import (
     elasticache_restore,
     full_restore,
     pitr,
+    rds_new_instance,
     rds_restore,
     redis,
 )
@@ -50,7 +51,7 @@ log = logging.getLogger("drwatch.drills")
 Key = tuple[str, str]  # (target, scenario)
 START_DELAY = 10.0  # `run_at_start`: after the first round of checks, not in its way
 RUNNERS: dict[str, Callable[[Config, Target, float], DrillResult]] = {
-    full_restore.SCENARIO: full_restore.run,
+    full_restore.SCENARIO: rds_new_instance.run_full_restore,
     pitr.SCENARIO: pitr.run,
     cross_region.SCENARIO: cross_region.run,
     redis.SCENARIO: redis.run,

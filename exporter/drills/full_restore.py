@@ -63,16 +63,17 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
     except DrillError as exc:  # no room of its own to restore in: a failed drill, said
         return timer.fail(exc, drills.timeout)
     try:
-        return _run(config, target, drills, timer, workdir)
+        return restore_newest(config, target, drills, timer, workdir)
     except DRILL_FAILURES as exc:
         return timer.fail(exc, drills.timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(
+def restore_newest(
     config: Config, target: Target, drills: DrillsConfig, timer: Timer, workdir: Path
 ) -> DrillResult:
+    """The newest dump of the target's store restored and checked (finished on `timer`)."""
     backups = target.backups
     assert backups is not None and backups.store and drills.full_restore is not None
     store = open_store(backups.store, config.aws)

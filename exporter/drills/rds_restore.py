@@ -215,7 +215,7 @@ def _verify(
         endpoint = aws_lifecycle.wait_for(describe, timer, config.drills.aws.poll, name)
     dsn = drill.verify_dsn.format(host=endpoint["Address"], port=endpoint["Port"])
     with timer.phase("available"):
-        _answers(dsn, timer, config.drills.aws.poll)
+        answers(dsn, timer, config.drills.aws.poll)
     timer.result.recovered_to = made_at
     with timer.phase("verify"):
         timer.result.values["problems"] = check_copy(target, dsn, timer, made_at)
@@ -223,7 +223,7 @@ def _verify(
     return f"restored {name} (available after {took})"
 
 
-def _answers(dsn: str, timer: Timer, poll: float) -> None:
+def answers(dsn: str, timer: Timer, poll: float) -> None:
     """Until the new endpoint takes a connection (DNS and the instance's first start)."""
     while True:
         try:
