@@ -341,3 +341,43 @@ def test_full_restore_onto_a_new_instance_counts_its_creation_and_deletes_it(
     assert result.duration_seconds >= result.phases["provision"] + result.phases["restore"]
     assert result.values["deleted"].startswith("drwatch-drill-app-")
     assert _drill_instances(moto_endpoint) == []
+
+
+def test_sigterm_mid_drill_deletes_what_the_drill_made(
+    estate: PgCluster, tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """drwatch stops (SIGTERM: the engine's stop) while an instance provisions: it is deleted
+    then, not left for the next start's reaper."""
+    import threading
+
+    from sandbox.pgcluster import wait_until
+
+    _prod(moto_endpoint, "stop-prod")
+    real = rds_restore.aws_client
+
+    class Creating:  # RDS still provisioning, as it would be for minutes
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def describe_db_instances(self, **kw: Any) -> Any:
+            out = self.inner.describe_db_instances(**kw)
+            if kw.get("DBInstanceIdentifier", "").startswith("drwatch-drill-"):
+                out["DBInstances"][0]["DBInstanceStatus"] = "creating"
+            return out
+
+    monkeypatch.setattr(rds_restore, "aws_client", lambda *a: Creating(real(*a)))
+    config = _config(estate, tmp_path, moto_endpoint, "stop-prod")
+    results: list[Any] = []
+    drill = threading.Thread(target=lambda: results.append(
+        rds_restore.run_pitr(config, config.targets[0], time.monotonic() + 60)))  # fmt: skip
+    drill.start()
+    try:
+        wait_until(lambda: _drill_instances(moto_endpoint), 30, what="the drill's instance")
+        DrillEngine().stop()
+        assert _drill_instances(moto_endpoint) == []
+    finally:
+        drill.join(90)
+    assert results and not results[0].ok

@@ -7,6 +7,7 @@ available (until it answers), verify; delete after the clock stops."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from exporter.drills.scratch import DRILL_FAILURES, DrillError
 
 log = logging.getLogger("drwatch.drills")
 AWS_FAILURES = (*DRILL_FAILURES, BotoCoreError, ClientError)
+_LIVE: set[Resource] = set()  # what AWS drills made and have not deleted yet
+_LIVE_LOCK = threading.Lock()
 
 
-@dataclass
+@dataclass(eq=False)
 class Resource:
     """What an AWS drill made: its name (set once requested), and how to delete it."""
 
@@ -32,6 +35,38 @@ class Resource:
     delete: Callable[[str], None]
     name: str | None = None
     requested_at: float | None = None  # monotonic: its lifetime, for the budget
+    deleted: bool = False
+
+    def made(self, name: str) -> None:
+        """It exists now: deleted at the drill's end, or when drwatch stops first."""
+        self.name, self.requested_at = name, time.monotonic()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+
+def delete_all() -> list[str]:
+    """drwatch is stopping (SIGTERM) mid-drill: what AWS drills made is deleted now, not left
+    for the next start's reaper; the names deleted."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    out = []
+    for resource in live:
+        try:
+            _remove(resource)
+            out.append(str(resource.name))
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("drill resource not deleted at stop: %s",
+                        aws_error(resource.where, exc, f"delete {resource.name}"))  # fmt: skip
+    return out
+
+
+def _remove(resource: Resource) -> None:
+    with _LIVE_LOCK:
+        if resource.deleted or resource.name is None:
+            return
+        resource.deleted = True
+        _LIVE.discard(resource)
+    resource.delete(resource.name)
 
 
 def run(
@@ -68,7 +103,7 @@ def run(
 def _delete(resource: Resource, timer: Timer) -> None:
     assert resource.name is not None
     try:
-        resource.delete(resource.name)
+        _remove(resource)
         timer.result.values["deleted"] = resource.name
     except (BotoCoreError, ClientError) as exc:  # said; the reaper deletes it within the hour
         why = aws_error(resource.where, exc, f"delete {resource.name}")

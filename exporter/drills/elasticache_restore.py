@@ -41,7 +41,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         request, snapshot = _request(client, group, target, timer)
         with timer.phase("request"):
             client.create_replication_group(**request)
-            resource.name, resource.requested_at = request["ReplicationGroupId"], time.monotonic()
+            resource.made(request["ReplicationGroupId"])
         return _verify(config, target, client, request["ReplicationGroupId"], snapshot,
                        truth, timer)  # fmt: skip
 

@@ -35,6 +35,7 @@ from exporter.drills import (
     rds_restore,
     redis,
 )
+from exporter.drills.aws_lifecycle import delete_all
 from exporter.drills.aws_reaper import reap
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
@@ -370,6 +371,8 @@ class DrillEngine:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         close_all()  # the scratch clusters of a drill in flight: its restore fails at once
+        for name in delete_all():  # AWS drills' resources in flight: deleted, not left
+            log.warning("deleted AWS drill resource %s: drwatch is stopping", name)
 
     def _load(self) -> None:
         assert self._state_file is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import time
 from typing import Any
 
 from checks.support.aws import aws_client
@@ -42,7 +41,7 @@ def run(config: Config, target: Target, deadline: float) -> DrillResult:
         with timer.phase("request"):
             client.create_db_instance(**_request(target, name, password),
                                       Tags=tags(drill_id, target.name))  # fmt: skip
-            resource.name, resource.requested_at = name, time.monotonic()
+            resource.made(name)
 
         def describe() -> tuple[str, Any]:
             found = client.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]

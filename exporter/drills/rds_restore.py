@@ -74,7 +74,7 @@ def _run(config: Config, target: Target, deadline: float, scenario: str) -> Dril
                 made = _restore_to_point(config, target, client, source, drill, request, timer)
             else:
                 made = _restore_snapshot(client, rds.instance, drill, request, timer)
-            resource.name, resource.requested_at = name, time.monotonic()
+            resource.made(name)
         return _verify(config, target, client, drill, name, made, timer)
 
     return aws_lifecycle.run(config, target, scenario, deadline, resource, body)
