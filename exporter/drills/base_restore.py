@@ -14,17 +14,12 @@ from pathlib import Path
 from checks.backup_tools import barman_cloud, pg_basebackup
 from checks.backup_tools.base import BackupTool, BaseBackup, RestoreSource
 from checks.backup_tools.registry import (
-    archive_files,
     detect_catalogue,
     read_catalogue,
     restoring_tool,
-    wal_layout,
 )
-from checks.support.compression import CompressionError, inflated
-from checks.support.stores import Store, StoredObject, open_store
+from checks.support.stores import Store, StoredObject
 from checks.support.tarballs import TAR_SUFFIXES
-from checks.support.timelines import MAX_HISTORY_BYTES
-from checks.support.walnames import archive_file_name, parse_wal_name
 from core.config.aws import AwsConfig
 from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
@@ -33,6 +28,16 @@ from exporter.drills.physical import PhysicalCopy
 from exporter.drills.recovery_point import Point, choose, point_kind, random_lsn, window_start_label
 from exporter.drills.result import Timer
 from exporter.drills.scratch import DrillError, require_space
+from exporter.drills.wal_fetch import (
+    archive,
+    archive_end_lsn,
+    base_store_of,
+    download,
+    quote,
+    recovery,
+    spool_wal,
+    wal_store_of,
+)
 
 log = logging.getLogger(__name__)
 NO_BASE_BACKUP = (
@@ -151,7 +156,7 @@ def _restore_catalogued(
             with timer.phase("download"):
                 wal_store = wal_store_of(config, target)
                 start = chosen.wal_start or ""
-                _spool_wal(wal_store, archive(wal_store, backups), start, copy.wal, timer,
+                spool_wal(wal_store, archive(wal_store, backups), start, copy.wal, timer,
                            copy.segment_size())  # fmt: skip
     with timer.phase("restore"):
         copy.recover(settings)
@@ -266,7 +271,7 @@ def _restore_tar_backup(
     ]
     require_space(workdir, size, drills.scratch.disk_factor)
     with timer.phase("download", size):
-        _download(base_store, files, workdir, timer)
+        download(base_store, files, workdir, timer)
     with timer.phase("restore"):
         copy.unpack(workdir, backups.uncompressed_cap)
         segment_size = copy.segment_size()
@@ -278,12 +283,12 @@ def _restore_tar_backup(
     timer.result.values.update(method="tool", restored_by="pg_basebackup's documented restore")
     settings = point.settings or recovery(target)
     if point.asked == "random":
-        settings = random_lsn(end_lsn, _archive_end_lsn(wal_objects, segment_size))
+        settings = random_lsn(end_lsn, archive_end_lsn(wal_objects, segment_size))
         timer.result.values["point_target"] = next(iter(settings.values())).strip("'")
     settings = _wal_source(copy, target, timer, settings, None) or settings
     if "restore_command" not in settings:  # drwatch's own reader: the archive's bytes
         with timer.phase("download"):
-            _spool_wal(wal_store, wal_objects, start, copy.wal, timer, segment_size)
+            spool_wal(wal_store, wal_objects, start, copy.wal, timer, segment_size)
     with timer.phase("restore"):
         copy.recover(settings)
     return files[0].key.rpartition("/")[0]
@@ -323,82 +328,3 @@ def _window_start(
     timer.result.values["window_start"] = label
     labels = [files[0].key.rpartition("/")[0] for files in found]
     return replace(point, index=labels.index(label)) if label in labels else point
-
-
-def base_store_of(config: Config, target: Target) -> Store:
-    """The base backups' store: the primary one, or its cross-region copy (`from: replica`),
-    reached with the replica's own access."""
-    pitr, backups = target.drills.pitr, target.backups  # type: ignore[union-attr]
-    assert pitr is not None and pitr.base_store and backups is not None
-    if pitr.source == "replica":
-        assert pitr.replica_base_store
-        return open_store(pitr.replica_base_store, backups.replica_aws or config.aws)
-    return open_store(pitr.base_store, config.aws)
-
-
-def wal_store_of(config: Config, target: Target) -> Store:
-    pitr, backups = target.drills.pitr, target.backups  # type: ignore[union-attr]
-    assert pitr is not None and backups is not None and backups.wal_store
-    if pitr.source == "replica":
-        assert backups.wal_replica_store
-        return open_store(backups.wal_replica_store, backups.replica_aws or config.aws)
-    return open_store(backups.wal_store, config.aws)
-
-
-def _download(store: Store, files: list[StoredObject], into: Path, timer: Timer) -> None:
-    for obj in files:
-        with open(into / obj.key.rpartition("/")[2], "wb") as sink:
-            for block in store.chunks(obj.key):
-                sink.write(block)
-                timer.remaining()
-
-
-def recovery(target: Target) -> dict[str, str]:
-    assert target.drills is not None and target.drills.pitr is not None
-    when = target.drills.pitr.target_time
-    return {"recovery_target_time": quote(when.isoformat())} if when else {}
-
-
-def _archive_end_lsn(objects: list[StoredObject], segment_size: int) -> int:
-    """Where the newest archived segment starts: a record follows any position before it."""
-    segments = [
-        w.segno for o in objects
-        if (w := parse_wal_name(archive_file_name(o.key), segment_size)) and w.kind == "segment"
-        and w.segno is not None
-    ]  # fmt: skip
-    return max(segments, default=0) * segment_size
-
-
-def archive(store: Store, backups: BackupsConfig) -> list[StoredObject]:
-    """The WAL store's archive files, in its layout."""
-    listed = list(store.list())
-    return archive_files(listed, wal_layout(listed, backups.wal_layout))
-
-
-def _spool_wal(
-    store: Store,
-    objects: list[StoredObject],
-    start: str,
-    into: Path,
-    timer: Timer,
-    segment_size: int,
-) -> None:
-    """Every WAL file from the backup's start on (and every timeline history), decompressed as
-    its tool wrote it (a segment to its size at most, a history to a history's), where the
-    scratch server's restore_command copies them from."""
-    for obj in objects:
-        name = archive_file_name(obj.key)
-        if not (name.endswith(".history") or (len(name) == 24 and name[8:] >= start[8:])):
-            continue
-        try:
-            limit = MAX_HISTORY_BYTES if name.endswith(".history") else segment_size
-            with open(into / name, "wb") as sink:
-                for block in inflated(obj.key, store.chunks(obj.key), limit):
-                    sink.write(block)
-                    timer.remaining()
-        except CompressionError as exc:
-            raise DrillError(f"WAL archive {store.url}: {exc}") from None
-
-
-def quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import psycopg
@@ -39,7 +39,7 @@ from exporter.drills.aws_lifecycle import delete_all
 from exporter.drills.aws_reaper import reap
 from exporter.drills.capacity import CAPACITY, DrillDeferred
 from exporter.drills.forecast import forecast
-from exporter.drills.heartbeat import HeartbeatWriter
+from exporter.drills.heartbeat import HeartbeatWriter, schedule_heartbeats
 from exporter.drills.history import DrillRecord, drill_history, record_of
 from exporter.drills.isolation import announce, client_only
 from exporter.drills.leftovers import NotOurs, remove_leftovers
@@ -156,27 +156,7 @@ class DrillEngine:
             self.refresh_from_history, "interval", seconds=30, id="drill-history",
             max_instances=1, coalesce=True,
         )  # fmt: skip
-        for target in config.targets:  # postgres.heartbeat: the tick drills measure loss by
-            pg = target.postgres
-            if pg is not None and pg.heartbeat is not None:
-                writer = self.heartbeats.setdefault(
-                    (target.name, "postgres"), HeartbeatWriter(target.name)
-                )
-                scheduler.add_job(
-                    writer.write, "interval", seconds=pg.heartbeat.interval,
-                    args=(pg, pg.heartbeat), id=f"{target.name}/heartbeat", max_instances=1,
-                    coalesce=True, next_run_time=datetime.now(UTC),
-                )  # fmt: skip
-            cache = target.redis
-            if cache is not None and cache.heartbeat is not None:
-                writer = self.heartbeats.setdefault(
-                    (target.name, "redis"), HeartbeatWriter(target.name)
-                )
-                scheduler.add_job(
-                    writer.write_redis, "interval", seconds=cache.heartbeat.interval,
-                    args=(cache, cache.heartbeat), id=f"{target.name}/redis-heartbeat",
-                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-                )  # fmt: skip
+        schedule_heartbeats(scheduler, config, self.heartbeats)
         old, self._scheduler = self._scheduler, scheduler
         if old is not None:
             old.shutdown(wait=False)

@@ -17,16 +17,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import redis
+from apscheduler.schedulers.base import BaseScheduler
 from psycopg import sql
 
 from checks.support.redisconn import connection
 from core.config.postgres import HeartbeatConfig, PostgresConfig
 from core.config.redis import RedisConfig, RedisHeartbeatConfig
+from core.config.schema import Config
 from core.durations import format_duration
 
 log = logging.getLogger("drwatch.heartbeat")
@@ -141,3 +144,27 @@ def measured_loss(
     if truth is None or restored is None:
         return None, None
     return judged_loss(truth, restored.timestamp(), rpo)
+
+
+def schedule_heartbeats(
+    scheduler: BaseScheduler, config: Config, writers: dict[tuple[str, str], HeartbeatWriter]
+) -> None:
+    """Each target's ticks (postgres.heartbeat, redis.heartbeat) on its interval, one writer
+    per target and store, kept across reloads."""
+    for target in config.targets:
+        beats: list[tuple[str, Callable[..., None], tuple[Any, ...], float]] = []
+        pg, cache = target.postgres, target.redis
+        if pg is not None and pg.heartbeat is not None:
+            beats.append(("postgres", HeartbeatWriter.write, (pg, pg.heartbeat),
+                          pg.heartbeat.interval))  # fmt: skip
+        if cache is not None and cache.heartbeat is not None:
+            beats.append(("redis", HeartbeatWriter.write_redis, (cache, cache.heartbeat),
+                          cache.heartbeat.interval))  # fmt: skip
+        for store, write, args, interval in beats:
+            writer = writers.setdefault((target.name, store), HeartbeatWriter(target.name))
+            suffix = "heartbeat" if store == "postgres" else f"{store}-heartbeat"
+            scheduler.add_job(
+                write, "interval", seconds=interval, args=(writer, *args),
+                id=f"{target.name}/{suffix}", max_instances=1, coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )  # fmt: skip

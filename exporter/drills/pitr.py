@@ -23,11 +23,12 @@ from core.config.schema import Config, Target
 from core.config.stores import BackupsConfig
 from core.errors import CheckError
 from core.humanize import count
-from exporter.drills.base_restore import NO_BASE_BACKUP, archive, restore, wal_store_of
+from exporter.drills.base_restore import NO_BASE_BACKUP, restore
 from exporter.drills.copy_checks import check_copy, heartbeat_at_start, past_the_target
 from exporter.drills.physical import PhysicalCopy
 from exporter.drills.result import DrillResult, Timer
 from exporter.drills.scratch import DRILL_FAILURES, DrillError, new_scratch_dir
+from exporter.drills.wal_fetch import archive, wal_store_of
 
 __all__ = ["NO_BASE_BACKUP", "SCENARIO", "run"]
 
