@@ -12,6 +12,16 @@ from sandbox.redisserver import RedisServer
 from sandbox.seed import seed
 from tests.remediation import GRANTS, Sessions
 
+# The files whose tests take longest, handed to the workers first: none of them starts last and
+# leaves the other workers idle at the end (xdist's loadfile hands files out in this order).
+SLOW_FILES = ("test_e2e_paging.py", "test_dashboards.py", "test_drill_pitr.py", "test_backups.py",
+              "test_drill_engine.py", "test_drill_full_restore.py", "test_drill_aws.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable: files kept
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """A base temporary directory of this session's own, outside /tmp/pytest-of-<user>: every
