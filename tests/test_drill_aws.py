@@ -92,6 +92,16 @@ def test_rds_pitr_restores_a_tagged_instance_checks_it_and_deletes_it(
     assert deleted.startswith("drwatch-drill-app-") and _drill_instances(moto_endpoint) == []
     # the RTO is to a checked, connectable copy: the delete comes after the clock stops
     assert result.duration_seconds <= took - result.phases["delete"]
+    # in the record, the report and its schedule like every drill, phases and all
+    from exporter.drills.history import drill_history, record_of
+    from exporter.reports.evidence import build
+
+    drill_history(str(tmp_path), config.drills).append([record_of(result, 1800.0)])
+    report = build(config, "c.yml", time.time() - 86400)
+    (scenario,) = [s for s in report["targets"][0]["scenarios"] if s["scenario"] == "rds_pitr"]
+    assert scenario["schedule"]["test"] == "WAL replay test"
+    assert scenario["rto"]["objective_seconds"] == 1800.0  # the runbook's pitr RTO
+    assert set(scenario["records"][0]["phases"]) >= {"provision", "available", "verify"}
 
 
 def test_a_restored_copy_that_lacks_rows_fails_and_is_deleted(
@@ -375,7 +385,11 @@ def test_sigterm_mid_drill_deletes_what_the_drill_made(
         rds_restore.run_pitr(config, config.targets[0], time.monotonic() + 60)))  # fmt: skip
     drill.start()
     try:
-        wait_until(lambda: _drill_instances(moto_endpoint), 30, what="the drill's instance")
+        (made,) = wait_until(lambda: _drill_instances(moto_endpoint), 30, what="an instance")
+        tag_list = _client("rds", moto_endpoint).describe_db_instances(
+            DBInstanceIdentifier=made)["DBInstances"][0]["TagList"]  # fmt: skip
+        assert {t["Key"]: t["Value"] for t in tag_list}["drwatch-target"] == "app"
+        assert made.endswith({t["Key"]: t["Value"] for t in tag_list}["drwatch-drill"])
         DrillEngine().stop()
         assert _drill_instances(moto_endpoint) == []
     finally:
