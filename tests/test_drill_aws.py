@@ -75,6 +75,27 @@ def _drill_instances(endpoint: str) -> list[str]:
         "drwatch-drill-")]  # fmt: skip
 
 
+def _still_creating(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drill's RDS client says its instance is `creating` (RDS can take longer than a drill
+    allows; moto makes everything available at once); every other call goes to moto."""
+    real = rds_restore.aws_client
+
+    class Creating:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def describe_db_instances(self, **kw: Any) -> Any:
+            out = self.inner.describe_db_instances(**kw)
+            if kw.get("DBInstanceIdentifier", "").startswith("drwatch-drill-"):
+                out["DBInstances"][0]["DBInstanceStatus"] = "creating"
+            return out
+
+    monkeypatch.setattr(rds_restore, "aws_client", lambda *a: Creating(real(*a)))
+
+
 def test_rds_pitr_restores_a_tagged_instance_checks_it_and_deletes_it(
     estate: PgCluster, tmp_path: Path, moto_endpoint: str
 ) -> None:
@@ -120,22 +141,7 @@ def test_a_restore_that_never_becomes_available_fails_at_the_deadline_and_is_del
     """The instance stays `creating` (RDS can take longer than the drill allows): the drill
     ends at its deadline naming the status, and the instance is deleted all the same."""
     _prod(moto_endpoint, "slow-prod")
-    real = rds_restore.aws_client
-
-    class Creating:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def describe_db_instances(self, **kw: Any) -> Any:
-            out = self.inner.describe_db_instances(**kw)
-            if kw.get("DBInstanceIdentifier", "").startswith("drwatch-drill-"):
-                out["DBInstances"][0]["DBInstanceStatus"] = "creating"
-            return out
-
-    monkeypatch.setattr(rds_restore, "aws_client", lambda *a: Creating(real(*a)))
+    _still_creating(monkeypatch)
     config = _config(estate, tmp_path, moto_endpoint, "slow-prod")
     started = time.monotonic()
     result = rds_restore.run_pitr(config, config.targets[0], time.monotonic() + 3)
@@ -363,22 +369,7 @@ def test_sigterm_mid_drill_deletes_what_the_drill_made(
     from sandbox.pgcluster import wait_until
 
     _prod(moto_endpoint, "stop-prod")
-    real = rds_restore.aws_client
-
-    class Creating:  # RDS still provisioning, as it would be for minutes
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def describe_db_instances(self, **kw: Any) -> Any:
-            out = self.inner.describe_db_instances(**kw)
-            if kw.get("DBInstanceIdentifier", "").startswith("drwatch-drill-"):
-                out["DBInstances"][0]["DBInstanceStatus"] = "creating"
-            return out
-
-    monkeypatch.setattr(rds_restore, "aws_client", lambda *a: Creating(real(*a)))
+    _still_creating(monkeypatch)
     config = _config(estate, tmp_path, moto_endpoint, "stop-prod")
     results: list[Any] = []
     drill = threading.Thread(target=lambda: results.append(

@@ -669,6 +669,12 @@ def _barman_cloud_estate(
     backup, rows written after it: (the cluster, the tool, rows in debates)."""
     cluster, tool = _barman_cloud_cluster(tmp_path, moto_endpoint, monkeypatch)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return cluster, tool, _backed_up_then_written(cluster, tool)
+
+
+def _backed_up_then_written(cluster: PgCluster, tool: Any) -> int:
+    """`app` seeded, a base backup by the tool, 25 rows written after it and archived: the rows
+    debates holds."""
     cluster.execute("CREATE DATABASE app")
     with cluster.connect("app") as conn:
         seed(conn, debates=300)
@@ -676,8 +682,7 @@ def _barman_cloud_estate(
     cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now() "
                     "FROM generate_series(1, 25)", "app")  # fmt: skip
     _archived(cluster)
-    rows = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
-    return cluster, tool, rows
+    return int(cluster.execute("SELECT count(*) FROM debates", "app")[0][0])
 
 
 CREDENTIALS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
@@ -764,15 +769,8 @@ def test_barman_recover_restores_and_get_wal_replays(
     monkeypatch.setenv("PATH", f"{BARMAN_VENV / 'bin'}:{os.environ['PATH']}")
     reachable(BARMAN_VENV)
     try:
-        cluster.execute("CREATE DATABASE app")
-        with cluster.connect("app") as conn:
-            seed(conn, debates=300)
-        tool.backup()
-        cluster.execute("INSERT INTO debates (title, created_at) SELECT 'after', now() "
-                        "FROM generate_series(1, 25)", "app")  # fmt: skip
-        _archived(cluster)
+        rows = _backed_up_then_written(cluster, tool)
         tool.archive_now()
-        rows = cluster.execute("SELECT count(*) FROM debates", "app")[0][0]
         store = f"file://{tool.home}/{tool.server}/"
         settings = {"tool_config": str(tool.restore_conf), "barman_server": tool.server,
                     "restore_files": [str(tool.home)]}  # fmt: skip

@@ -145,7 +145,8 @@ def _restore_catalogued(
             config=pitr.tool_config,
             stanza=pitr.barman_server,
         )
-        copy.use_restore_command(pitr.restore_env, [*pitr.restore_files, *_tool_files(pitr)])
+        tool_files = [pitr.tool_config] if pitr.tool_config else []  # its config, read-only
+        copy.use_restore_command(pitr.restore_env, [*pitr.restore_files, *tool_files])
         with timer.phase("restore", chosen.size):
             tools_command = copy.restore_with(tool.restore, source, chosen.label)
         settings = _wal_source(copy, target, timer, recovery(target), tools_command)
@@ -168,11 +169,6 @@ def _aws(config: Config, target: Target) -> AwsConfig:
     pitr, backups = target.drills.pitr, target.backups  # type: ignore[union-attr]
     assert pitr is not None and backups is not None
     return (backups.replica_aws or config.aws) if pitr.source == "replica" else config.aws
-
-
-def _tool_files(pitr: object) -> list[str]:
-    config = getattr(pitr, "tool_config", None)
-    return [config] if config else []
 
 
 def _restore_barman_cloud_tar(
