@@ -43,7 +43,8 @@ def sequences_behind(copy: str, timer: Timer) -> list[str]:
     holds, named with both numbers."""
     limit_ms = int(max(1.0, timer.remaining()) * 1000)
     findings: list[str] = []
-    with psycopg.connect(copy, options=f"-c statement_timeout={limit_ms}") as conn:
+    bounded = f"-c statement_timeout={limit_ms}"
+    with psycopg.connect(copy, connect_timeout=10, options=bounded) as conn:
         conn.read_only = True
         owned = conn.execute(_OWNED, [MAX_SEQUENCES]).fetchall()
         for _, seq_schema, seq_name, schema, table, column in owned:
@@ -112,7 +113,8 @@ def missing_on_copy(production: PostgresConfig, copy: str, timer: Timer) -> list
             extensions = [r["name"] for r in fetch_all(conn, _EXTENSIONS, what="extensions")]
     except CheckError as exc:  # production is not the copy: the drill goes on without it
         return [f"roles and extensions not compared: production said {exc}"]
-    with psycopg.connect(copy, options=f"-c statement_timeout={int(limit * 1000)}") as conn:
+    bounded = f"-c statement_timeout={int(limit * 1000)}"
+    with psycopg.connect(copy, connect_timeout=10, options=bounded) as conn:
         conn.read_only = True
         have_roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles")}
         have_extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
