@@ -25,7 +25,7 @@ def _archived(cluster: PgCluster) -> None:
             "SELECT last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) "
             "FROM pg_stat_archiver"
         )[0][0],
-        30,
+        90,  # an archive_command that starts a program per segment (barman-cloud), under load
         what="WAL archived",
     )
 
