@@ -87,7 +87,7 @@ bench: system-deps $(STAMP)
 	$(VENV)/bin/python bench/remediation.py
 	$(VENV)/bin/python bench/http_scrapes.py --targets 1
 	$(VENV)/bin/python bench/http_scrapes.py --targets 50
-	$(VENV)/bin/python bench/fleet.py --targets 50 200 500
+	$(VENV)/bin/python bench/fleet.py --targets 500 1000 2000 --idle
 	$(VENV)/bin/python bench/backup_layouts.py
 	$(VENV)/bin/python bench/verification_cost.py
 	$(VENV)/bin/python bench/drill.py

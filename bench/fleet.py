@@ -1,13 +1,20 @@
-"""A fleet from one process and from two shards: CPU, memory and scrape latency while checks run.
+"""A fleet from one process, from worker processes and from two shards: CPU, memory and scrape
+latency while checks run, and against an idle daemon of the same size.
 
-    .venv/bin/python bench/fleet.py [--targets 50 200 500] [--seconds 60] [--shards 2]
+    .venv/bin/python bench/fleet.py [--targets 500 1000 2000] [--seconds 60] [--workers 0 2]
+                                    [--shards 0] [--idle]
 
-For each fleet size N: drwatch as users run it (its own process, under systemd's
-1,024-descriptor limit), N targets on one real PostgreSQL, every check on its default 15 s
-interval. Once every check has run, for `seconds`: one scrape after another with 100 ms between
-them (a few Prometheus servers' worth), latency from connect to last byte; the daemon's CPU
-(user + system from /proc) over the same window, in cores; its RSS at the end. Then the same N
-targets over `shards` replicas (--shard i --total-shards S), each measured the same way at once.
+For each fleet size N: drwatch as users run it (its own process, under systemd's 1,024-descriptor
+limit), N targets on one real PostgreSQL, each with the postgres checks (wal_archiving,
+connections, cluster, replication, replication slots) and a light verification (one freshness
+item) every 15 s. Once every check has run, for `seconds`: one scrape after another with 100 ms
+between them (a few Prometheus servers' worth), latency from connect to last byte; a scrape over
+10 s (Prometheus's timeout) or failed counts as lost. CPU (user + system from /proc) of the
+daemon and every process under it (the workers) over the same window, in cores; RSS at the end,
+the daemon's and the sum over its processes. Once per `--workers` value (0: the checks in the
+daemon's process). `--idle`: the same N with an interval of 1 h, measured after the first round,
+so the page is the same size and nothing runs: the baseline for the scrape under load. Then
+(`--shards S`) the same N targets over S replicas, each measured the same way at once.
 """
 
 from __future__ import annotations
@@ -29,13 +36,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.daemon import DaemonProcess
+from tests.helpers import descendants
 
 PAUSE = 0.1
+LOST_AFTER = 10.0  # Prometheus's default scrape_timeout
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+def tree(pid: int) -> list[int]:
+    """The daemon and every process under it (its workers, multiprocessing's helpers)."""
+    return [pid, *(p.pid for p in descendants(pid))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
 
 
 def rss_mb(pid: int) -> float:
@@ -54,88 +74,116 @@ def percentile(values: list[float], p: float) -> float:
 class Measured:
     lines: int
     cores: float
-    rss_mb: float
+    rss_mb: float  # the daemon's own
+    rss_total_mb: float  # the daemon and every process under it
     p50_ms: float
     p99_ms: float
     scrapes: int
+    lost: int  # failed, or over LOST_AFTER
 
 
 def measure(daemon: DaemonProcess, seconds: float) -> Measured:
     url = f"{daemon.base}/metrics"
-    pid = daemon.proc.pid
+    pids = tree(daemon.proc.pid)
     latencies: list[float] = []
-    lines = 0
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    lines = lost = 0
+    cpu0, t0 = cpu_seconds(pids), time.monotonic()
     while time.monotonic() - t0 < seconds:
         started = time.monotonic()
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            body = resp.read()
+        try:
+            with urllib.request.urlopen(url, timeout=LOST_AFTER) as resp:
+                body = resp.read()
+            lines = body.count(b"\n")
+        except OSError:
+            lost += 1
         latencies.append(time.monotonic() - started)
-        lines = body.count(b"\n")
+        lost += latencies[-1] > LOST_AFTER
         time.sleep(PAUSE)  # the pace of the scrapers (a benchmark, not a synchronisation)
-    cores = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    cores = (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
     return Measured(
         lines,
         cores,
-        rss_mb(pid),
+        rss_mb(daemon.proc.pid),
+        sum(rss_mb(pid) for pid in tree(daemon.proc.pid)),
         statistics.median(latencies) * 1000,
         percentile(latencies, 99) * 1000,
         len(latencies),
+        lost,
     )
 
 
 def start(config: Path, work: Path, args: tuple[str, ...] = ()) -> DaemonProcess:
     work.mkdir(parents=True, exist_ok=True)
     daemon = DaemonProcess(config, work, wrapper=("prlimit", "--nofile=1024:1024", "--"), args=args)
-    wait_until(lambda: daemon.get("/-/ready", timeout=10)[0] == 200, 300, what="every check ran")
+    wait_until(lambda: daemon.get("/-/ready", timeout=10)[0] == 200, 600, what="every check ran")
     return daemon
 
 
-def report(label: str, m: Measured) -> None:
+def report(label: str, n: int, m: Measured) -> None:
     print(
-        f"{label}: {m.lines} lines, {m.cores:.2f} cores, RSS {m.rss_mb:.0f} MB, "
-        f"scrape p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms ({m.scrapes} scrapes)",
+        f"{label}: {m.lines} lines, {m.cores:.2f} cores ({m.cores / n * 1000:.2f} per 1,000 "
+        f"targets), RSS {m.rss_mb:.0f} MB (with its processes {m.rss_total_mb:.0f} MB), scrape "
+        f"p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms ({m.scrapes} scrapes, {m.lost} lost)",
         flush=True,
     )
 
 
+def fleet_config(path: Path, cluster: PgCluster, n: int, interval: str, state: Path) -> Path:
+    postgres = {
+        "dsn": cluster.dsn(),
+        "interval": interval,
+        "verification": {
+            "interval": interval,
+            "freshness": [{"table": "events", "column": "at", "max_age": "1d"}],
+        },
+    }
+    targets = [{"name": f"db{i}", "postgres": postgres} for i in range(n)]
+    path.write_text(yaml.safe_dump({"targets": targets, "state_dir": str(state)}))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--targets", type=int, nargs="+", default=[50, 200, 500])
+    parser.add_argument("--targets", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--shards", type=int, default=0)
+    parser.add_argument("--idle", action="store_true")
     args = parser.parse_args()
-    cluster = PgCluster().init(None, max_connections="400").start()
+    cluster = PgCluster().init(None, max_connections="200").start()
+    cluster.execute("CREATE TABLE events (at timestamptz NOT NULL DEFAULT now())")
+    cluster.execute("INSERT INTO events SELECT now() FROM generate_series(1, 1000)")
     work = Path(tempfile.mkdtemp())
     try:
         for n in args.targets:
-            config = work / f"fleet-{n}.yml"
-            targets = [
-                {"name": f"db{i}", "postgres": {"dsn": cluster.dsn(), "interval": "15s"}}
-                for i in range(n)
-            ]
-            config.write_text(yaml.safe_dump({"targets": targets, "state_dir": str(work)}))
-            daemon = start(config, work / f"one-{n}")
-            try:
-                report(f"{n} targets, one process", measure(daemon, args.seconds))
-            finally:
-                daemon.stop()
-            shards = [
-                start(
-                    config,
-                    work / f"shard-{n}-{i}",
-                    ("--shard", str(i), "--total-shards", str(args.shards)),
-                )
-                for i in range(args.shards)
-            ]
-            try:
-                with ThreadPoolExecutor(len(shards)) as pool:  # measured at the same time
-                    results = list(pool.map(lambda d: measure(d, args.seconds), shards))
-                for i, m in enumerate(results):
-                    report(f"{n} targets, shard {i} of {args.shards}", m)
-            finally:
-                for daemon in shards:
+            config = fleet_config(work / f"fleet-{n}.yml", cluster, n, "15s", work)
+            runs = [(f"--workers {w}", ("--workers", str(w)), config) for w in args.workers]
+            if args.idle:
+                idle = fleet_config(work / f"idle-{n}.yml", cluster, n, "1h", work)
+                runs.append(("idle, --workers 2", ("--workers", "2"), idle))
+            for label, flags, path in runs:
+                daemon = start(path, work / f"{n}-{label.replace(' ', '')}", flags)
+                try:
+                    report(f"{n} targets, {label}", n, measure(daemon, args.seconds))
+                finally:
                     daemon.stop()
+            if args.shards:
+                shards = [
+                    start(
+                        config,
+                        work / f"shard-{n}-{i}",
+                        ("--shard", str(i), "--total-shards", str(args.shards), "--workers", "0"),
+                    )
+                    for i in range(args.shards)
+                ]
+                try:
+                    with ThreadPoolExecutor(len(shards)) as pool:  # measured at the same time
+                        results = list(pool.map(lambda d: measure(d, args.seconds), shards))
+                    for i, m in enumerate(results):
+                        report(f"{n} targets, shard {i} of {args.shards}", n, m)
+                finally:
+                    for daemon in shards:
+                        daemon.stop()
     finally:
         cluster.destroy()
 

@@ -50,6 +50,9 @@ class Observation:
     # Parts that could not be measured while the rest was: the check counts as down.
     errors: list[CheckError] = field(default_factory=list)
     facts: Facts | None = None
+    # When the data judged was read at its source, if earlier than this run (a cached store
+    # listing or catalogue): exported as drwatch_check_data_timestamp_seconds.
+    data_timestamp: float | None = None
 
     def add(self, spec: MetricSpec, value: float | bool | None, /, **labels: str) -> None:
         """Adds a sample; None means "not measured" and adds nothing (absent, never stale).

@@ -28,7 +28,7 @@ from checks.support.continuity import (
     history_reader,
     read_continuity,
 )
-from checks.support.pg import fetch_one, session
+from checks.support.pg import check_session, fetch_one
 from checks.support.stores import Store, StoredObject
 from checks.support.verdicts import VerdictCache
 from checks.support.verify import (
@@ -154,7 +154,7 @@ class BaseBackupsCheck(Check[None]):
         current one, as the wal_archive check reads it)."""
         if self.pg is None:
             return self.config.wal_segment_size or DEFAULT_SEGMENT_SIZE, None
-        with session(self.pg) as conn:
+        with check_session(self.pg) as conn:
             row = fetch_one(
                 conn,
                 SERVER_WAL_SQL,

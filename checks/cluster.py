@@ -15,7 +15,7 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
-from checks.support.pg import fetch_all, fetch_one, session
+from checks.support.pg import check_session, fetch_all, fetch_one
 from core.config.base import CheckOptions
 from core.config.postgres import PostgresConfig
 from core.humanize import count, format_bytes
@@ -72,7 +72,7 @@ class ClusterCheck(Check[None]):
         self.pg = pg
 
     def run(self) -> Observation:
-        with session(self.pg) as conn:
+        with check_session(self.pg) as conn:
             row = fetch_one(conn, _CLUSTER_SQL, what="pg_ls_waldir, pg_control_checkpoint")
             checksums = fetch_all(conn, _CHECKSUMS_SQL, (SHARED,), what="pg_stat_database")
         obs = Observation(Status.OK, "")

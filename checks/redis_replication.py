@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
 from checks.support.redisconn import connection, info, run_deadline
@@ -66,12 +68,14 @@ class RedisReplicationCheck(Check[None]):
             offset = int(replication.get("master_repl_offset", 0))
             obs.add(REDIS_CONNECTED_REPLICAS, connected)
             lags = []
+            heard: list[float] = []
             for i in range(connected):
                 replica = replication.get(f"slave{i}")
                 if not isinstance(replica, dict):
                     continue
                 name = f"{replica.get('ip')}:{replica.get('port')}"
                 lag = float(replica.get("lag", 0))
+                heard.append(lag)
                 obs.add(REDIS_REPLICA_LAG_SECONDS, lag, replica=name)
                 obs.add(
                     REDIS_REPLICA_OFFSET_LAG_BYTES,
@@ -79,6 +83,8 @@ class RedisReplicationCheck(Check[None]):
                     replica=name,
                 )
                 lags.append(f"{name} {replica.get('state')} lag {lag:g}s")
+            if heard:  # the offsets are as of each replica's last acknowledgement
+                obs.data_timestamp = time.time() - max(heard)
             obs.values["connected_replicas"] = connected
             obs.summary = f"master with {count(connected, 'replica')}" + (
                 ": " + ", ".join(lags) if lags else ""
@@ -90,6 +96,9 @@ class RedisReplicationCheck(Check[None]):
             down_for = 0.0
         obs.add(REDIS_MASTER_LINK_UP, link_up)
         obs.add(REDIS_MASTER_LAST_IO_SECONDS, replication.get("master_last_io_seconds_ago"))
+        last_io = replication.get("master_last_io_seconds_ago")
+        if link_up and last_io is not None:  # what it knows of its master is that old
+            obs.data_timestamp = time.time() - float(last_io)
         obs.add(REDIS_MASTER_LINK_DOWN_SECONDS, down_for)
         master = f"{replication.get('master_host')}:{replication.get('master_port')}"
         obs.values.update(master=master, master_link_up=link_up, link_down_seconds=down_for)

@@ -58,7 +58,8 @@ _PRIMARY_SQL = """
 SELECT coalesce(application_name, '') AS standby, sync_state, state,
        coalesce(EXTRACT(EPOCH FROM replay_lag)::float8, 0) AS lag_seconds,
        coalesce(EXTRACT(EPOCH FROM flush_lag)::float8, 0) AS flush_lag_seconds,
-       coalesce((pg_current_wal_lsn() - replay_lsn)::bigint, 0) AS lag_bytes
+       coalesce((pg_current_wal_lsn() - replay_lsn)::bigint, 0) AS lag_bytes,
+       EXTRACT(EPOCH FROM reply_time)::float8 AS reply_time
 FROM pg_stat_replication
 """
 
@@ -116,6 +117,9 @@ class ReplicationCheck(PostgresCheck[_Seen]):
                 lagging.append(f"{row['standby']} {format_duration(row['lag_seconds'])} behind")
         for state, n in counts.items():
             obs.add(PG_REPLICATION_STANDBYS, n, sync_state=state)
+        replies = [row["reply_time"] for row in rows if row["reply_time"] is not None]
+        if replies:  # the lags are as of each standby's last reply: the oldest dates them
+            obs.data_timestamp = min(replies)
         exposure = failover_exposure(rows)
         obs.exposures["primary_failover"] = exposure
         obs.values.update(

@@ -16,7 +16,7 @@ import time
 
 from checks.base import Check, Observation, Status
 from checks.definition import BuildContext, CheckDef, Planned, scheduled
-from checks.support.pg import Row, fetch_all, fetch_one, session
+from checks.support.pg import Row, check_session, fetch_all, fetch_one
 from core.config.postgres import PostgresConfig, ReplicationSlotsOptions
 from core.durations import format_duration
 from core.humanize import count, format_bytes
@@ -109,7 +109,7 @@ class ReplicationSlotsCheck(Check[Position | None]):
         self.options = options
 
     def run(self) -> Observation:
-        with session(self.pg) as conn:
+        with check_session(self.pg) as conn:
             position = float(fetch_one(conn, _POSITION_SQL, what="WAL position")["position"])
             slots = fetch_all(conn, _SLOTS_SQL, what="pg_replication_slots")
         now = time.monotonic()

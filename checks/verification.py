@@ -166,6 +166,7 @@ class VerificationCheck(PostgresCheck[None]):
         self.options = options
         self.kept = state  # what incremental items keep between runs, in state_dir
         self.item_timeout = options.item_timeout or self.statement_timeout
+        self.reuses_session = not options.custom  # the user's SQL gets a session of its own
 
     def collect(self, conn: psycopg.Connection[Row]) -> Observation:
         started = time.monotonic()

@@ -25,7 +25,7 @@ from checks.support.continuity import (
     history_reader,
     read_continuity,
 )
-from checks.support.pg import fetch_one, session
+from checks.support.pg import check_session, fetch_one
 from checks.support.stores import Store, StoredObject
 from checks.support.timelines import format_lsn
 from checks.support.walnames import (
@@ -122,7 +122,7 @@ class WalArchiveCheck(Check[None]):
         now (its timeline is the current one); on a standby neither is the primary's."""
         if self.pg is None:
             return None, None, None
-        with session(self.pg) as conn:
+        with check_session(self.pg) as conn:
             row = fetch_one(conn, SERVER_WAL_SQL, what="pg_stat_archiver")
         return int(row["size"]), row["last_archived_wal"], row["writing"]
 

@@ -27,9 +27,13 @@ class Shard:
             )
 
     def owns(self, target: str) -> bool:
-        # sha256, not hash(): the same on every replica and in every process.
-        digest = hashlib.sha256(target.encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.total == self.index
+        return _hash(target) % self.total == self.index
+
+    def worker_of(self, target: str, workers: int) -> int:
+        """Which of this replica's `workers` processes runs `target`: the same hash, past the
+        part that chose the shard (every target of a shard has the same remainder by `total`,
+        so the remainder alone would put them all in one worker)."""
+        return _hash(target) // self.total % workers
 
     def select(self, loaded: LoadedConfig) -> LoadedConfig:
         """The config with this shard's targets only."""
@@ -41,6 +45,11 @@ class Shard:
             config=loaded.config.model_copy(update={"targets": targets}),
             off=[off for off in loaded.off if self.owns(off.target)],
         )
+
+
+def _hash(target: str) -> int:
+    # sha256, not hash(): the same on every replica and in every process.
+    return int.from_bytes(hashlib.sha256(target.encode()).digest()[:8], "big")
 
 
 UNSHARDED = Shard()  # one replica runs every target

@@ -14,6 +14,7 @@ from core.metrics import MetricSpec
 from exporter.drills import metrics as drill_metrics
 from exporter.remediation import metrics as remediation_metrics
 from exporter.web.metrics import SELF_METRICS
+from exporter.workers import metrics as worker_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -26,6 +27,7 @@ SECTIONS: tuple[tuple[str, bool, tuple[MetricSpec, ...]], ...] = (
     *((f"## `{check.name}` check", True, check.metrics) for check in REGISTRY),
     ("## restore drills", False, drill_metrics.METRICS),
     ("## remediation", False, remediation_metrics.METRICS),
+    ("## worker processes", False, worker_metrics.METRICS),
 )
 
 

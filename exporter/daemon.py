@@ -30,14 +30,17 @@ from exporter.runtime.exposure_record import (
     ExposureRecord,
     ExposureRecorder,
 )
+from exporter.runtime.inprocess import InProcessChecks
 from exporter.runtime.jobs import Instances, build_jobs
-from exporter.runtime.results import ResultStore
-from exporter.runtime.runner import DeadlineRunner, Job
-from exporter.runtime.scheduler import Scheduler
+from exporter.runtime.results import CheckResult, ResultStore
+from exporter.runtime.runner import Job
 from exporter.web.app import make_app, protect
 from exporter.web.metrics import MetricsPage
+from exporter.web.page import PageCache
 from exporter.web.security import WebSecurity
 from exporter.web.server import HttpServer
+from exporter.workers.metrics import WorkerCollector
+from exporter.workers.pool import WorkerPool
 
 log = logging.getLogger("drwatch.daemon")
 
@@ -50,12 +53,17 @@ class Daemon:
         listen_address: str,
         shard: Shard = UNSHARDED,
         web_config: Path | None = None,
+        workers: int = 0,
     ) -> None:
-        """`web_config`: the --web.config.file (TLS, basic auth); ConfigError if it is bad."""
+        """`web_config`: the --web.config.file (TLS, basic auth); ConfigError if it is bad.
+        `workers`: processes that run the checks (0: this process runs them)."""
         self.config_path = Path(config_path)
         self.shard = shard
         self.store = ResultStore()
-        self.runner = DeadlineRunner()
+        self.checks_run: InProcessChecks | WorkerPool = (
+            WorkerPool(workers, shard, self._deliver) if workers else InProcessChecks(self._deliver)
+        )
+        self._running = False
         self._lock = threading.Lock()
         self._instances: Instances = {}
         self.remediation = RemediationEngine()
@@ -65,15 +73,20 @@ class Daemon:
         self._current = self._apply(loaded)
         self.recorder = ExposureRecorder(self._record_exposures)
         self._reload = ReloadState(True, time.time())
-        self.scheduler = Scheduler(self._run_job)
         self.metrics = MetricsPage(self.store, self.current, self.reload_state)
         registry = CollectorRegistry(auto_describe=True)  # the smaller, per-scrape families
         registry.register(RemediationCollector(self.remediation, lambda: self._current.config))
         registry.register(DrillCollector(self.drills, lambda: self._current.config, self.failovers))
+        if isinstance(self.checks_run, WorkerPool):
+            registry.register(WorkerCollector(self.checks_run))
         webhook = webhook_app(self.remediation, lambda: self._current.config)
         self.web = WebSecurity(web_config)
-        app = make_app(
+        self.page = PageCache(
             lambda: self.metrics.render().encode() + generate_latest(registry),
+            self.store.complete,
+        )
+        app = make_app(
+            self.page,
             self.store,
             self.current,
             {WEBHOOK_PATH: webhook},
@@ -113,6 +126,7 @@ class Daemon:
                 "shard %d of %d has none of the %d targets",
                 self.shard.index, self.shard.total, len(whole.config.targets),
             )  # fmt: skip
+        self._loaded = loaded
         jobs, self._instances = build_jobs(loaded.config, self._instances)
         self.store.configure(job.key for job in jobs)
         config = loaded.config
@@ -126,10 +140,11 @@ class Daemon:
             log.warning("section off: %s", off)
         return Current(loaded.config, tuple(jobs), sections(loaded), tuple(loaded.off), self.shard)
 
-    def _run_job(self, job: Job) -> None:
-        result = self.runner.run(job)
+    def _deliver(self, job: Job, result: CheckResult) -> None:
+        """A check's result, from its thread here or from a worker process's reader."""
         previous = self.store.put(result)
-        self.metrics.prerender(job)  # here, in the check's thread, not in the next scrape
+        self.metrics.prerender(job)  # here, as results arrive, not in the page's build
+        self.page.changed()
         if previous is None and result.status != Status.OK:
             # A problem present from the first run is said too: nothing changes to log it later.
             log.warning(
@@ -171,8 +186,10 @@ class Daemon:
                 self.remediation.run_in_background(config, target, {job.check: result})
 
     def start(self) -> None:
+        self.page.start()
         self.http.start()
-        self.scheduler.schedule(self._current.jobs)
+        self.checks_run.schedule(self._loaded, self._current.jobs)
+        self._running = True
         self.drills.start(self._current.config)
         self.recorder.start()
         log.info(
@@ -201,25 +218,29 @@ class Daemon:
             return False
         with self._lock:
             self._current = self._apply(loaded)
-            if self.scheduler.running:
-                self.scheduler.schedule(self._current.jobs)
+            if self._running:
+                self.checks_run.schedule(self._loaded, self._current.jobs)
         self._reload = ReloadState(True, time.time())
+        self.page.rebuild()
         log.info("config reloaded", extra={"checks": len(self._current.jobs)})
         return True
 
     def _reload_rejected(self, problems: list[str]) -> None:
         self._reload = ReloadState(False, self._reload.last_success)
+        self.page.rebuild()
         log.error(
             "config reload rejected; keeping the running config", extra={"problems": problems}
         )
 
     def stop(self) -> None:
         """Stops within seconds whatever is running: checks in flight are abandoned (their
-        threads are daemons, their connections die with the process) and the programs they
-        run are killed, so a store that never answers cannot hold a stop for its deadline."""
-        self.runner.stop()
-        self.scheduler.shutdown()
-        terminate_all()
+        threads are daemons, their connections die with the process; workers stop theirs
+        alike or are killed) and the programs they run are killed, so a store that never
+        answers cannot hold a stop for its deadline."""
+        self._running = False
+        self.checks_run.stop()
+        terminate_all()  # what a drill's verification runs here
+        self.page.stop()
         self.http.stop()
         self.remediation.close()
         self.drills.stop()
@@ -240,9 +261,11 @@ class Daemon:
                     self.web.reload()
                 elif signum == signal.SIGUSR1:
                     self.remediation.kill_switch.engage()
+                    self.page.rebuild()
                     log.warning("remediation kill switch engaged (SIGUSR1)")
                 else:
                     self.remediation.kill_switch.release()
+                    self.page.rebuild()
                     log.warning("remediation kill switch released (SIGUSR2)")
         finally:
             self.stop()

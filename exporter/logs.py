@@ -54,3 +54,11 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     root.setLevel(level.upper())
     # APScheduler logs every run at INFO; its warnings (missed runs) are what matter.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+
+
+def current_settings() -> tuple[str, str]:
+    """(level, format) of the running setup, for a worker process to log alike."""
+    root = logging.getLogger()
+    handler = root.handlers[0] if root.handlers else None
+    fmt = "json" if handler and isinstance(handler.formatter, JsonFormatter) else "logfmt"
+    return logging.getLevelName(root.level).lower(), fmt

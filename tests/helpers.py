@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,33 @@ def running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    name: str
+    state: str  # R, S, Z (a zombie: ended, not yet reaped)...
+
+
+def descendants(pid: int) -> list[Proc]:
+    """The processes under `pid` at any depth, read from /proc (checks run in workers)."""
+    parents: dict[int, int] = {}
+    procs: dict[int, Proc] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        child = int(stat.parent.name)
+        fields = text.rsplit(")", 1)[1].split()
+        procs[child] = Proc(child, text[text.index("(") + 1 : text.rindex(")")], fields[0])
+        parents[child] = int(fields[1])
+    found = []
+    for child, proc in procs.items():
+        ancestor = parents.get(child)
+        while ancestor and ancestor != pid:
+            ancestor = parents.get(ancestor)
+        if ancestor == pid:
+            found.append(proc)
+    return found

@@ -21,6 +21,7 @@ from tests.daemon import DaemonProcess
 from tests.helpers import (
     AWS,
     aws_services,
+    descendants,
     drwatch,
     every_section,
     serve,
@@ -338,7 +339,7 @@ def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_
         daemon = DaemonProcess(config, tmp_path)
         try:
             readers = wait_until(
-                lambda: _children(daemon.proc.pid, "pg_restore"), 30, what="pg_restore reading"
+                lambda: [p.pid for p in descendants(daemon.proc.pid) if p.name == "pg_restore"], 30, what="pg_restore reading"
             )
             started = time.monotonic()
             daemon.proc.send_signal(signal.SIGTERM)
@@ -349,11 +350,6 @@ def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_
             release.set()
             daemon.stop()
     assert '"drwatch stopped"' in daemon.log()
-
-
-def _children(pid: int, name: str) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid), name], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
 
 
 def _alive(pid: int) -> bool:

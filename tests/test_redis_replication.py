@@ -35,6 +35,8 @@ def test_replication_and_a_lost_primary(redis_server: RedisServer, tmp_path: Pat
         on_replica = redis_harness(replica.url, tmp_path)
         up = on_replica.run("redis_replication")
         assert up.values["role"] == "slave" and sample(up, "drwatch_redis_master_link_up") == 1
+        # What it knows of its master is as of its last interaction (pinged every 10 s).
+        assert up.finished_at - 11 <= (up.data_timestamp or 0) <= up.finished_at
         redis_server.stop()
         wait_until(
             lambda: on_replica.run("redis_replication").values["master_link_up"] is False,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 from checks.base import Status
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.helpers import CheckHarness, make_config, sample
@@ -67,3 +71,37 @@ def test_a_single_server_is_said_not_paged_unless_a_failover_objective_is_set(
     }])).run("replication")  # fmt: skip
     assert paged.status == Status.CRITICAL
     assert "a failover now loses committed data: no streaming standby" in paged.summary
+
+
+def test_the_lag_is_dated_by_the_standby_s_last_reply(cluster: PgCluster) -> None:
+    """drwatch_check_data_timestamp_seconds: a standby whose WAL receiver stops answering keeps
+    its row (until wal_sender_timeout) with its last positions; drwatch still looks every run,
+    but what it sees ages, and the data timestamp says so."""
+    standby = cluster.create_standby().start()
+    primary = CheckHarness(make_config([{"name": "p", "postgres": {"dsn": cluster.dsn()}}]))
+    try:
+        fresh = wait_until(
+            lambda: (r := primary.run("replication")).data_timestamp is not None and r,
+            30,
+            what="the standby's first reply seen by the primary",
+        )
+        # A standby replies at least every wal_receiver_status_interval (10 s).
+        assert fresh.finished_at - 11 <= (fresh.data_timestamp or 0) <= fresh.finished_at + 1
+        (receiver,) = standby.execute("SELECT pid FROM pg_stat_wal_receiver")[0]
+        os.kill(receiver, signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            cluster.execute("CREATE TABLE IF NOT EXISTS churn AS SELECT 1 AS x")
+            stale = wait_until(
+                lambda: (
+                    (r := primary.run("replication")).finished_at - (r.data_timestamp or 0) > 3
+                    and r
+                ),
+                30,
+                what="the standby's last reply ageing",
+            )
+            assert (stale.data_timestamp or 0) <= stopped + 0.5
+        finally:
+            os.kill(receiver, signal.SIGCONT)
+    finally:
+        standby.destroy()

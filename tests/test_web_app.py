@@ -15,6 +15,7 @@ from exporter.runtime.results import ResultStore
 from exporter.runtime.runner import DeadlineRunner, Job
 from exporter.web.app import WsgiApp, make_app
 from exporter.web.metrics import MetricsPage
+from exporter.web.page import PageCache
 from tests.helpers import make_config
 
 
@@ -41,7 +42,7 @@ def _app() -> tuple[WsgiApp, ResultStore, Job]:
     store.configure([job.key])
     current = Current(config.config, (job,), (("db", "postgres", True),))
     metrics = MetricsPage(store, lambda: current, lambda: ReloadState(True, 0.0))
-    return make_app(lambda: metrics.render().encode(), store, lambda: current), store, job
+    return make_app(PageCache(lambda: metrics.render().encode()), store, lambda: current), store, job
 
 
 def test_health_readiness_and_not_found() -> None:
@@ -89,7 +90,7 @@ def test_a_bug_in_a_route_is_a_logged_500_never_a_raw_traceback(
     def broken(environ: object, start_response: object) -> list[bytes]:
         raise RuntimeError("postgresql://app:hunter22@db/x exploded")
 
-    app = make_app(lambda: b"", ResultStore(), lambda: current, {"/broken": broken})
+    app = make_app(PageCache(lambda: b""), ResultStore(), lambda: current, {"/broken": broken})
     status, _, body = _call(app, "/broken")
     assert status.startswith("500") and "hunter22" not in body
     (record,) = [r for r in caplog.records if r.name == "drwatch.http"]

@@ -3,6 +3,8 @@ prometheus_client would write, and never broken by a check's bug."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -93,6 +95,36 @@ def test_a_new_result_replaces_the_prerendered_lines() -> None:
     text = metrics.render()
     assert 'drwatch_test_declared{item="x",target="db"} 2.0' in text
     assert text.count("drwatch_test_declared{") == 1
+
+
+def test_a_value_from_older_data_says_when_it_was_read_apart_from_the_run() -> None:
+    """drwatch_check_data_timestamp_seconds: where a check's data is older than its run (a
+    standby's last reply), besides when drwatch last looked; absent where it is the run's own."""
+
+    def dated() -> Observation:
+        obs = Observation(Status.OK, "")
+        obs.data_timestamp = 1_700_000_000.0
+        return obs
+
+    metrics, store, jobs = _page(dated, lambda: Observation(Status.OK, ""))
+    runner = DeadlineRunner()
+    for job in jobs:
+        store.put(runner.run(job))
+    samples = _samples(metrics.render())
+    key = (("check", "c0"), ("target", "db"))
+    assert samples[("drwatch_check_data_timestamp_seconds", key)] == 1_700_000_000.0
+    assert samples[("drwatch_check_last_success_timestamp_seconds", key)] > 1_700_000_000.0
+    fresh = (("check", "c1"), ("target", "db"))
+    assert ("drwatch_check_data_timestamp_seconds", fresh) not in samples
+
+
+def test_lines_rendered_in_a_worker_are_served_as_sent() -> None:
+    """A worker sends its result's samples as text: the page serves those lines."""
+    metrics, store, (job,) = _page(lambda: Observation(Status.OK, ""))
+    sent = DeadlineRunner().run(job)
+    lines = {"drwatch_test_declared": 'drwatch_test_declared{item="w",target="db"} 3.0\n'}
+    store.put(replace(sent, samples=(), check_lines=lines))
+    assert 'drwatch_test_declared{item="w",target="db"} 3.0' in metrics.render()
 
 
 def test_the_text_is_what_prometheus_client_writes() -> None:

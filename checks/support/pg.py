@@ -14,6 +14,7 @@ from psycopg import errors as pgerrors
 from psycopg.rows import dict_row
 
 from checks.base import Check, Observation
+from checks.support.pgpool import reused_session
 from core.config.base import CheckOptions
 from core.config.postgres import PostgresConfig
 from core.errors import CheckError
@@ -104,6 +105,16 @@ def session(
             conn.close()
 
 
+@contextmanager
+def check_session(
+    pg: PostgresConfig, statement_timeout: float | None = None
+) -> Iterator[psycopg.Connection[Row]]:
+    """A check's session: one kept from an earlier run when idle (checks.support.pgpool)."""
+    timeout = statement_timeout or pg.statement_timeout
+    with reused_session(pg, timeout, lambda: connect(pg, timeout)) as conn:
+        yield conn
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return redact(text)
@@ -170,8 +181,14 @@ class PostgresCheck(Check[S]):
         else:
             self.statement_timeout = min(pg.statement_timeout, pg.timeout * 0.9)
 
+    # A session kept for the next run is safe for checks that only read through drwatch's own
+    # SQL; a check running the user's (custom SQL) makes a fresh one: a query may leave
+    # session state behind (an advisory lock, a prepared statement) that a rollback keeps.
+    reuses_session = True
+
     def run(self) -> Observation:
-        with session(self.pg, self.statement_timeout) as conn:
+        sessions = check_session if self.reuses_session else session
+        with sessions(self.pg, self.statement_timeout) as conn:
             try:
                 return self.collect(conn)
             except psycopg.Error as exc:  # one a check did not map: the server went away

@@ -201,6 +201,9 @@ class PostgresConfig(Strict):
     connect_timeout: Duration = 5.0
     statement_timeout: Duration = 5.0
     lock_timeout: Duration = 1.0
+    # Sessions drwatch keeps open to this server at most (its checks reuse them run after run;
+    # every target on the same host and port shares the smallest budget among them).
+    max_connections_used: int = Field(10, ge=1, le=1000)
     wal_archiving: WalArchivingOptions = WalArchivingOptions()
     replication: ReplicationOptions = ReplicationOptions()
     replication_slots: ReplicationSlotsOptions = ReplicationSlotsOptions()

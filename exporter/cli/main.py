@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--total-shards", type=int, default=1, help="how many replicas share the targets"
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that run the checks, at most one per target (default: one per core; "
+        "0: the daemon's own process runs them)",
+    )
 
     check = sub.add_parser("check", help="run every check once; Nagios exit code")
     check.add_argument("--config", required=True)
@@ -158,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(asked: int | None) -> int:
+    if asked is None:
+        return len(os.sched_getaffinity(0))  # the cores this process may use
+    if asked < 0:
+        raise ValueError(f"--workers {asked}: must be 0 or more")
+    return asked
+
+
 def _run(args: argparse.Namespace) -> int:
     from core.errors import ConfigError
     from core.sharding import Shard
@@ -169,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         parse_listen_address(args.listen_address)
         shard = Shard(args.shard, args.total_shards)
+        workers = _workers(args.workers)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -177,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     try:
         web_config = Path(args.web_config) if args.web_config else None
-        daemon = Daemon(args.config, loaded, args.listen_address, shard, web_config)
+        daemon = Daemon(args.config, loaded, args.listen_address, shard, web_config, workers)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -30,6 +30,12 @@ class CheckResult:
     exposures: dict[str, float | None] = field(default_factory=dict)
     error_reasons: tuple[str, ...] = ()
     facts: Facts | None = None  # typed findings other parts act on (remediation)
+    # When the data the run judged was read at its source, where earlier than the run (a store
+    # listing or catalogue a check cached): the value's age, apart from drwatch's last look.
+    data_timestamp: float | None = None
+    # The samples as exposition text by family, rendered where the check ran: a worker
+    # process sends these instead of the samples (see exporter.workers).
+    check_lines: dict[str, str] | None = None
 
     @property
     def key(self) -> JobKey:

@@ -145,10 +145,12 @@ class DeadlineRunner:
             exposures=obs.exposures,
             error_reasons=reasons,
             facts=obs.facts,
+            data_timestamp=obs.data_timestamp,
         )
 
     def _down(self, job: Job, err: CheckError, duration: float) -> CheckResult:
-        summary = redact(str(err))
+        result = down_result(job, err, duration, self._clock())
+        summary = result.summary_text
         # Once per change of why it is down (the daemon says when its status changes): a
         # stopped database is a line per check, not one per check at every interval.
         with self._said_lock:  # _down is called with self._lock held too
@@ -159,14 +161,19 @@ class DeadlineRunner:
                 summary,
                 extra={"target": job.target, "check": job.check, "reason": err.reason},
             )
-        return CheckResult(
-            target=job.target,
-            check=job.check,
-            status=job.down_status(err),
-            summary_text=summary,
-            up=False,
-            duration_seconds=duration,
-            finished_at=self._clock(),
-            exposures=dict.fromkeys(job.scenarios),
-            error_reasons=(err.reason,),
-        )
+        return result
+
+
+def down_result(job: Job, err: CheckError, duration: float, finished_at: float) -> CheckResult:
+    """The result of a run that measured nothing: its status by the reason, no exposure."""
+    return CheckResult(
+        target=job.target,
+        check=job.check,
+        status=job.down_status(err),
+        summary_text=redact(str(err)),
+        up=False,
+        duration_seconds=duration,
+        finished_at=finished_at,
+        exposures=dict.fromkeys(job.scenarios),
+        error_reasons=(err.reason,),
+    )

@@ -17,13 +17,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from exporter.runtime.results import JobKey
 from exporter.runtime.runner import Job
 
 START_RATE = 100.0  # checks started per second at most, in the first round
 
 
 def _job_id(job: Job) -> str:
-    return f"{job.target}/{job.check}"
+    return _job_id_of(job.key)
+
+
+def _job_id_of(key: JobKey) -> str:
+    return f"{key[0]}/{key[1]}"
 
 
 def first_runs(jobs: tuple[Job, ...], now: datetime) -> dict[str, datetime]:
@@ -69,6 +74,15 @@ class Scheduler:
         if old is not None:
             old.shutdown(wait=False)  # its running checks finish; the store refuses stale keys
         scheduler.start()
+
+    def drop(self, keys: set[JobKey]) -> None:
+        """Stops scheduling these jobs (their runs in flight finish)."""
+        scheduler = self._scheduler
+        self._jobs = tuple(job for job in self._jobs if job.key not in keys)
+        for key in keys:
+            if scheduler is not None:
+                with suppress(JobLookupError):
+                    scheduler.remove_job(_job_id_of(key))
 
     def _run_and_follow(self, job: Job) -> None:
         self._run(job)

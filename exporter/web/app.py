@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
 import logging
 import sys
@@ -19,6 +18,7 @@ from exporter.runtime.current import Current
 from exporter.runtime.results import ResultStore
 from exporter.web.basicauth import WINDOW_SECONDS, Outcome
 from exporter.web.exposition import CONTENT_TYPE
+from exporter.web.page import PageCache
 from exporter.web.runbook import runbook_page
 from exporter.web.security import WebSecurity
 from exporter.web.statuspage import render, status_document
@@ -40,14 +40,14 @@ def refresh_seconds(query: str) -> int | None:
     return seconds if 0 < seconds <= MAX_REFRESH else None
 
 
-def metrics_app(render: Callable[[], bytes]) -> WsgiApp:
-    """/metrics in the text format; gzip (fast level: a fleet's page is megabytes) when asked."""
+def metrics_app(page: PageCache) -> WsgiApp:
+    """/metrics in the text format, as built before the request; gzip when asked."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        body = render()
+        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        body = page.body(gzipped)
         headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
+        if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         start_response("200 OK", headers)
         return [body]
@@ -56,7 +56,7 @@ def metrics_app(render: Callable[[], bytes]) -> WsgiApp:
 
 
 def make_app(
-    metrics: Callable[[], bytes],
+    metrics: PageCache,
     store: ResultStore,
     current: Callable[[], Current],
     routes: dict[str, WsgiApp] | None = None,
@@ -81,7 +81,7 @@ def make_app(
         if path == "/-/healthy":
             return _text(start_response, "200 OK", "Healthy.\n")
         if path == "/-/ready":
-            if store.complete():
+            if store.complete() and metrics.complete():
                 return _text(start_response, "200 OK", "Ready.\n")
             return _text(
                 start_response,

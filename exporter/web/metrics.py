@@ -12,7 +12,7 @@ from core.statefile import STATE_WRITES
 from exporter import __version__
 from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
-from exporter.runtime.results import JobKey, JobView, ResultStore, Snapshot
+from exporter.runtime.results import CheckResult, JobKey, JobView, ResultStore, Snapshot
 from exporter.runtime.runner import Job
 from exporter.web.exposition import Lines, page
 
@@ -33,6 +33,13 @@ CHECK_INTERVAL_SECONDS = gauge(
 CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS = gauge(
     "drwatch_check_last_success_timestamp_seconds",
     "When the check last measured everything (absent until it has).",
+    *JOB_LABELS,
+)
+CHECK_DATA_TIMESTAMP_SECONDS = gauge(
+    "drwatch_check_data_timestamp_seconds",
+    "When the data the check's last run judged was read at its source, where that is earlier "
+    "than the run (a store listing or a catalogue it kept): how old the value is, apart from "
+    "when drwatch last looked (absent where the data is the run's own).",
     *JOB_LABELS,
 )
 CHECK_ERRORS_TOTAL = counter(
@@ -109,6 +116,7 @@ SELF_METRICS = (
     CHECK_DURATION_SECONDS,
     CHECK_INTERVAL_SECONDS,
     CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    CHECK_DATA_TIMESTAMP_SECONDS,
     CHECK_ERRORS_TOTAL,
     RPO_EXPOSURE_SECONDS,
     RPO_EXPOSURE_LAST_MEASURED_TIMESTAMP_SECONDS,
@@ -135,23 +143,33 @@ class _Rendered:
     self_lines: dict[str, str]
 
 
+def check_lines(result: CheckResult) -> dict[str, str]:
+    """A result's samples as exposition text by family, with its target's label."""
+    if result.check_lines is not None:  # rendered where the check ran (a worker process)
+        return result.check_lines
+    lines = Lines()
+    target = (("target", result.target),)
+    for sample in result.samples:
+        lines.add(sample.spec, sample.value, (*target, *sample.labels))
+    return lines.joined()
+
+
 def _render_job(job: Job, view: JobView) -> _Rendered:
-    check, own = Lines(), Lines()
+    own = Lines()
     result = view.result
-    target = (("target", job.target),)
-    for sample in result.samples if result else ():
-        check.add(sample.spec, sample.value, (*target, *sample.labels))
-    labels = (*target, ("check", job.check))
+    labels = (("target", job.target), ("check", job.check))
     own.add(CHECK_INTERVAL_SECONDS, job.interval, labels)
     if result is not None:
         own.add(CHECK_UP, float(result.up), labels)
         own.add(CHECK_STATUS, float(result.status), labels)
         own.add(CHECK_DURATION_SECONDS, result.duration_seconds, labels)
+        if result.data_timestamp is not None:
+            own.add(CHECK_DATA_TIMESTAMP_SECONDS, result.data_timestamp, labels)
     if view.last_success is not None:
         own.add(CHECK_LAST_SUCCESS_TIMESTAMP_SECONDS, view.last_success, labels)
     for reason, count in view.errors:
         own.add(CHECK_ERRORS_TOTAL, count, (*labels, ("reason", reason)))
-    return _Rendered(job, view.version, check.joined(), own.joined())
+    return _Rendered(job, view.version, check_lines(result) if result else {}, own.joined())
 
 
 class MetricsPage:

@@ -1,0 +1,1 @@
+"""Checks in worker processes: the daemon's side (pool) and the worker's (process)."""
