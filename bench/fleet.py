@@ -65,6 +65,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (the forkserver's, copy-on-write) counted once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -76,6 +87,7 @@ class Measured:
     cores: float
     rss_mb: float  # the daemon's own
     rss_total_mb: float  # the daemon and every process under it
+    pss_total_mb: float  # the same, shared pages counted once
     p50_ms: float
     p99_ms: float
     scrapes: int
@@ -105,6 +117,7 @@ def measure(daemon: DaemonProcess, seconds: float) -> Measured:
         cores,
         rss_mb(daemon.proc.pid),
         sum(rss_mb(pid) for pid in tree(daemon.proc.pid)),
+        sum(pss_mb(pid) for pid in tree(daemon.proc.pid)),
         statistics.median(latencies) * 1000,
         percentile(latencies, 99) * 1000,
         len(latencies),
@@ -122,7 +135,8 @@ def start(config: Path, work: Path, args: tuple[str, ...] = ()) -> DaemonProcess
 def report(label: str, n: int, m: Measured) -> None:
     print(
         f"{label}: {m.lines} lines, {m.cores:.2f} cores ({m.cores / n * 1000:.2f} per 1,000 "
-        f"targets), RSS {m.rss_mb:.0f} MB (with its processes {m.rss_total_mb:.0f} MB), scrape "
+        f"targets), RSS {m.rss_mb:.0f} MB (with its processes {m.rss_total_mb:.0f} MB, PSS "
+        f"{m.pss_total_mb:.0f} MB), scrape "
         f"p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms ({m.scrapes} scrapes, {m.lost} lost)",
         flush=True,
     )

@@ -13,6 +13,7 @@ transaction left open) is closed, not kept.
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,10 @@ from core.config.schema import Config
 from core.errors import CheckError
 
 IDLE_SECONDS = 60.0  # a session unused this long is closed (the slowest default interval is 15 s)
+# A session idle longer is pinged before a run takes it: a server that ended it meanwhile
+# costs a reconnect, not a failed check. One used moments ago (a fleet's checks take turns on
+# a few sessions) is taken as it is: the ping would cost as much as the check's own query.
+PING_AFTER = 5.0
 
 Row = dict[str, Any]
 Key = tuple[str, float, float]  # the connection string and the settings its session was made with
@@ -41,13 +46,15 @@ class _Server:
     idle: dict[Key, list[tuple[psycopg.Connection[Row], float]]] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def take(self, key: Key, deadline: float) -> psycopg.Connection[Row] | None:
-        """An idle session of `key`, or None with a slot reserved for a new one."""
+    def take(self, key: Key, deadline: float) -> tuple[psycopg.Connection[Row] | None, float]:
+        """An idle session of `key` and how long it was idle, or None with a slot reserved
+        for a new one."""
         while True:
             with self.changed:
-                stale = self._expired(time.monotonic())
+                now = time.monotonic()
+                stale = self._expired(now)
                 kept = self.idle.get(key)
-                found = kept.pop()[0] if kept else None
+                found, since = kept.pop() if kept else (None, now)
                 reserved = found is None and self.open < self.budget
                 if reserved:
                     self.open += 1
@@ -61,7 +68,7 @@ class _Server:
                     self.changed.wait(remaining)
             _close(stale)
             if found is not None or reserved:
-                return found
+                return found, now - since
             if remaining <= 0:
                 host, port = self.address
                 raise CheckError(
@@ -126,8 +133,8 @@ def reused_session(
     """A session from the server's pool when one is idle, else from `connect`."""
     srv = _server(pg)
     key = (pg.dsn, statement_timeout, pg.lock_timeout)
-    conn = srv.take(key, time.monotonic() + pg.timeout)
-    if conn is not None and not _alive(conn):
+    conn, idle_for = srv.take(key, time.monotonic() + pg.timeout)
+    if conn is not None and not _alive(conn, idle_for):
         _close([conn])
         conn = None  # its slot is ours: connect anew
     if conn is None:
@@ -148,14 +155,27 @@ def reused_session(
             srv.give_back(key, None)
 
 
-def _alive(conn: psycopg.Connection[Row]) -> bool:
-    """Whether a kept session still answers (the server may have ended it meanwhile)."""
+def _alive(conn: psycopg.Connection[Row], idle_for: float) -> bool:
+    """Whether a kept session still answers. A server that ended it (a restart, a
+    pg_terminate_backend) has said so on its socket, readable at once; one idle for long is
+    also pinged (a path that died without a word)."""
     try:
+        if conn.closed or _said_something(conn.fileno()):
+            return False
+        if idle_for <= PING_AFTER:
+            return True
         conn.execute("SELECT 1")
         conn.rollback()
-    except psycopg.Error:
+    except (psycopg.Error, OSError):
         return False
     return True
+
+
+def _said_something(fd: int) -> bool:
+    """Whether an idle session's socket has something to read (poll: any descriptor number)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _idle(conn: psycopg.Connection[Row]) -> bool:
