@@ -181,9 +181,11 @@ class Daemon:
             )
         if job.check in REMEDIATION_INPUTS:
             config = self._current.config
-            target = next((t for t in config.targets if t.name == job.target), None)
-            if target is not None:
-                self.remediation.run_in_background(config, target, {job.check: result})
+            try:
+                target = config.target(job.target)
+            except KeyError:  # a reload removed it
+                return
+            self.remediation.run_in_background(config, target, {job.check: result})
 
     def start(self) -> None:
         self.page.start()

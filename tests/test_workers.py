@@ -207,7 +207,7 @@ def test_sigterm_stops_every_worker_within_the_deadline_and_leaves_no_process(
     shared_cluster: PgCluster, tmp_path: Path
 ) -> None:
     listener, port = _hung_server()
-    targets = _targets(shared_cluster, _named(0, 1, "ok") + _named(1, 1, "ok"))
+    targets = _targets(shared_cluster, _named(0, 1, "ok") + _named(1, 1, "ok"))  # ok0 in worker 0
     hung = f"postgresql://drwatch@127.0.0.1:{port}/app"
     targets += [
         {"name": n, "postgres": {"dsn": hung, "connect_timeout": "30s", "timeout": "60s"}}
@@ -224,6 +224,29 @@ def test_sigterm_stops_every_worker_within_the_deadline_and_leaves_no_process(
             30,
             what="checks running",
         )
+        # systemd sends SIGTERM to every process of the unit: a worker leaves its stopping to
+        # the daemon (or it would seem to have died, and be restarted, in between).
+        worker = _workers(daemon)[0]
+        os.kill(worker, signal.SIGTERM)
+        signalled = time.time()
+        ok = targets[0]["name"]
+        wait_until(
+            lambda: (
+                (
+                    daemon.value(
+                        "drwatch_check_last_success_timestamp_seconds",
+                        target=ok,
+                        check="connections",
+                    )
+                    or 0
+                )
+                > signalled + 0.5
+            ),
+            3 * INTERVAL,
+            what="worker 0 still running its checks",
+        )
+        assert _alive(worker) and _workers(daemon)[0] == worker
+        assert not _events(daemon, "worker died; starting it again")
         # Every process drwatch started: the workers, the forkserver, the resource tracker.
         started = descendants(daemon.proc.pid)
         assert {w for w in _workers(daemon).values()} <= {p.pid for p in started}

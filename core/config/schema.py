@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from core.config.aws import AwsConfig, RdsConfig
 from core.config.base import Strict
@@ -120,6 +120,7 @@ class Target(Strict):
 
 
 class Config(Strict):
+    _target_index: dict[str, int] = PrivateAttr(default_factory=dict)
     objectives: dict[Scenario, ObjectiveSpec] = {}
     targets: list[Target] = Field(min_length=1)
     aws: AwsConfig = AwsConfig()
@@ -201,7 +202,12 @@ class Config(Strict):
         return merge_remediation(self.remediation, target.remediation)
 
     def target(self, name: str) -> Target:
-        for t in self.targets:
-            if t.name == name:
-                return t
-        raise KeyError(name)
+        # By name through an index (a fleet's page asks once per target and scenario); the
+        # index is checked against the list, which a model_copy may have replaced.
+        at = self._target_index.get(name)
+        if at is None or at >= len(self.targets) or self.targets[at].name != name:
+            self._target_index = {t.name: i for i, t in enumerate(self.targets)}
+            at = self._target_index.get(name)
+        if at is None:
+            raise KeyError(name)
+        return self.targets[at]

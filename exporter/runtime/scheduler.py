@@ -40,11 +40,20 @@ def first_runs(jobs: tuple[Job, ...], now: datetime) -> dict[str, datetime]:
     }
 
 
+def _followers(jobs: tuple[Job, ...]) -> dict[JobKey, list[JobKey]]:
+    found: dict[JobKey, list[JobKey]] = {}
+    for job in jobs:
+        if job.after is not None:
+            found.setdefault((job.target, job.after), []).append(job.key)
+    return found
+
+
 class Scheduler:
     def __init__(self, run: Callable[[Job], None]) -> None:
         self._run = run
         self._scheduler: BackgroundScheduler | None = None
-        self._jobs: tuple[Job, ...] = ()
+        # The jobs run right after each one (by key, not a scan per run: a fleet has thousands).
+        self._followers: dict[JobKey, list[JobKey]] = {}
 
     @property
     def running(self) -> bool:
@@ -70,7 +79,8 @@ class Scheduler:
                 max_instances=1,
                 coalesce=True,
             )
-        old, self._scheduler, self._jobs = self._scheduler, scheduler, jobs
+        old, self._scheduler = self._scheduler, scheduler
+        self._followers = _followers(jobs)
         if old is not None:
             old.shutdown(wait=False)  # its running checks finish; the store refuses stale keys
         scheduler.start()
@@ -78,7 +88,11 @@ class Scheduler:
     def drop(self, keys: set[JobKey]) -> None:
         """Stops scheduling these jobs (their runs in flight finish)."""
         scheduler = self._scheduler
-        self._jobs = tuple(job for job in self._jobs if job.key not in keys)
+        self._followers = {
+            key: [f for f in followers if f not in keys]
+            for key, followers in self._followers.items()
+            if key not in keys
+        }
         for key in keys:
             if scheduler is not None:
                 with suppress(JobLookupError):
@@ -87,10 +101,10 @@ class Scheduler:
     def _run_and_follow(self, job: Job) -> None:
         self._run(job)
         scheduler = self._scheduler
-        for follower in self._jobs:
-            if follower.target == job.target and follower.after == job.check and scheduler:
+        for follower in self._followers.get(job.key, ()):
+            if scheduler is not None:
                 with suppress(JobLookupError):  # a reload replaced the scheduler meanwhile
-                    scheduler.modify_job(_job_id(follower), next_run_time=datetime.now(UTC))
+                    scheduler.modify_job(_job_id_of(follower), next_run_time=datetime.now(UTC))
 
     def shutdown(self) -> None:
         if self._scheduler is not None:

@@ -3,9 +3,11 @@ under the deadline runner, and sends every result (its samples already rendered 
 
 It takes orders from its pipe only: `configure` (the config and its targets, with the state of
 checks moving in from another worker), `release` (keep these targets; hand over the others'
-state), `stop`. SIGHUP and SIGINT are the daemon's to act on (blocked here); SIGTERM, which a
-service manager sends every process of the unit, stops this worker as `stop` would. A daemon
-that is gone (the pipe ends) ends it too: a worker never outlives its daemon."""
+state), `stop`. Signals are the daemon's to act on and stay blocked here: systemd sends SIGTERM
+to every process of the unit at once, and a worker ending on its own would look, for the moment
+before the daemon's own SIGTERM is taken, like a worker that died (restarted, its checks marked
+down); the daemon stops its workers itself, and kills one that does not stop. A daemon that is
+gone (the pipe ends) ends it too: a worker never outlives its daemon."""
 
 from __future__ import annotations
 
@@ -32,8 +34,6 @@ from exporter.runtime.runner import DeadlineRunner, Job, down_result
 from exporter.runtime.scheduler import Scheduler
 from exporter.web.metrics import check_lines
 
-log = logging.getLogger("drwatch.worker")
-
 # A check's state on its way to another worker: (its class, the state).
 Handover = dict[JobKey, tuple[str, Any]]
 _BLOCKED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
@@ -43,9 +43,7 @@ def serve(conn: Connection, index: int, log_level: str, log_format: str) -> None
     """The worker's whole life (multiprocessing's target)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)  # before any thread starts
     setup_logging(log_level, log_format)
-    worker = Worker(conn, index)
-    threading.Thread(target=worker.stop_on_sigterm, name="sigterm", daemon=True).start()
-    worker.serve()
+    Worker(conn, index).serve()
 
 
 class Worker:
@@ -56,7 +54,6 @@ class Worker:
         self._runner = DeadlineRunner()
         self._scheduler = Scheduler(self._run)
         self._instances: Instances = {}
-        self._stopped = threading.Lock()
 
     def serve(self) -> None:
         while True:
@@ -75,15 +72,8 @@ class Worker:
             self._send(("reply", request, reply))
         self._exit()
 
-    def stop_on_sigterm(self) -> None:
-        signal.sigwait({signal.SIGTERM})
-        log.info("worker stopping (SIGTERM)", extra={"worker": self.index})
-        self._exit()
-
     def _exit(self) -> None:
         """Stops within seconds whatever is running, as the daemon's own stop does."""
-        if not self._stopped.acquire(blocking=False):
-            return  # the other way out is already leaving
         self._runner.stop()
         self._scheduler.shutdown()
         terminate_all()
