@@ -145,6 +145,9 @@ def fleet_config(path: Path, cluster: PgCluster, n: int, interval: str, state: P
     postgres = {
         "dsn": cluster.dsn(),
         "interval": interval,
+        # One server stands in for a fleet's many: its budget is the whole fleet's, where each
+        # of a real fleet's servers would have its own (10 by default).
+        "max_connections_used": 50,
         # The fleet: WAL archiving, connections and a light verification per target.
         "cluster": {"enabled": False},
         "replication": {"enabled": False},

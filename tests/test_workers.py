@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from core.sharding import UNSHARDED, Shard
+from exporter.cli.main import cores
 from sandbox.pgcluster import PgCluster, wait_until
 from tests.daemon import DaemonProcess
 from tests.helpers import descendants, write_config
@@ -273,3 +274,16 @@ def test_worker_assignment_within_a_shard_uses_every_worker() -> None:
     mine = [n for n in (f"db{i}" for i in range(400)) if shard.owns(n)]
     per_worker = [sum(1 for n in mine if shard.worker_of(n, 2) == w) for w in (0, 1)]
     assert min(per_worker) > 0.4 * len(mine), per_worker
+
+
+def test_the_default_worker_count_follows_the_cgroup_cpu_quota(tmp_path: Path) -> None:
+    """A container limited to 1.5 CPUs on a bigger node runs 2 workers, not one per host core."""
+    allowed = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")
+    assert cores(cpu_max) == min(allowed, 2)
+    cpu_max.write_text("50000 100000\n")
+    assert cores(cpu_max) == 1
+    cpu_max.write_text("max 100000\n")
+    assert cores(cpu_max) == allowed
+    assert cores(tmp_path / "absent") == allowed  # cgroup v1, or none: the affinity alone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -67,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="processes that run the checks, at most one per target (default: one per core; "
-        "0: the daemon's own process runs them)",
+        help="processes that run the checks, at most one per target (default: one per core "
+        "this process may use, by its CPU affinity and cgroup quota; 0: the daemon's own "
+        "process runs them)",
     )
 
     check = sub.add_parser("check", help="run every check once; Nagios exit code")
@@ -165,9 +167,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, within its cgroup's CPU quota (a
+    container limited to 2 CPUs on a 64-core node sees 64 in its affinity alone)."""
+    allowed = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return allowed
+    if quota == "max":
+        return allowed
+    return max(1, min(allowed, math.ceil(int(quota) / int(period))))
+
+
 def _workers(asked: int | None) -> int:
     if asked is None:
-        return len(os.sched_getaffinity(0))  # the cores this process may use
+        return cores()
     if asked < 0:
         raise ValueError(f"--workers {asked}: must be 0 or more")
     return asked

@@ -42,6 +42,10 @@ class Lines:
     def add(self, spec: MetricSpec, value: float, labels: Iterable[tuple[str, str]]) -> None:
         self.by_family.setdefault(spec.name, []).append(sample_line(spec.name, labels, value))
 
+    def add_line(self, name: str, line: str) -> None:
+        """A sample line rendered earlier (by sample_line), in family `name`."""
+        self.by_family.setdefault(name, []).append(line)
+
     def joined(self) -> dict[str, str]:
         return {name: "".join(lines) for name, lines in self.by_family.items()}
 

@@ -14,7 +14,7 @@ from exporter.runtime.current import Current, ReloadState
 from exporter.runtime.exposures import combine, last_measured
 from exporter.runtime.results import CheckResult, JobKey, JobView, ResultStore, Snapshot
 from exporter.runtime.runner import Job
-from exporter.web.exposition import Lines, page
+from exporter.web.exposition import Lines, page, sample_line
 
 JOB_LABELS = ("target", "check")
 
@@ -172,6 +172,35 @@ def _render_job(job: Job, view: JobView) -> _Rendered:
     return _Rendered(job, view.version, check_lines(result) if result else {}, own.joined())
 
 
+class _Static:
+    """A config's objective lines (by target and scenario, as asked) and section lines."""
+
+    def __init__(self, current: Current) -> None:
+        self.current = current
+        self._objectives: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self.sections = tuple(
+            sample_line(CONFIG_SECTION_ENABLED.name, (("target", t), ("section", s)), float(on))
+            for t, s, on in current.sections
+        )
+
+    def objectives(self, target: str, scenario: str) -> tuple[tuple[str, str], ...]:
+        found = self._objectives.get((target, scenario))
+        if found is None:
+            config = self.current.config
+            objective = config.objective(config.target(target), scenario)
+            labels = (("target", target), ("scenario", scenario))
+            found = self._objectives[(target, scenario)] = tuple(
+                (spec.name, sample_line(spec.name, labels, value))
+                for spec, value in (
+                    (RPO_OBJECTIVE_SECONDS, objective.rpo),
+                    (RTO_OBJECTIVE_SECONDS, objective.rto),
+                    (SLO_OBJECTIVE_RATIO, objective.slo),
+                )
+                if value is not None
+            )
+        return found
+
+
 class MetricsPage:
     """drwatch's own families as text, fresh on every scrape but rendered a job at a time:
     `prerender` runs when a job's result is stored, so a scrape of a fleet's thousands of
@@ -189,6 +218,7 @@ class MetricsPage:
         self.reload_state = reload_state
         self._rendered: dict[JobKey, _Rendered] = {}
         self._specs: tuple[Current | None, list[MetricSpec]] = (None, [])
+        self._static_for: _Static | None = None
 
     def prerender(self, job: Job) -> None:
         self._rendered[job.key] = _render_job(job, self.store.job_view(job.key))
@@ -219,20 +249,24 @@ class MetricsPage:
             self._specs = (current, specs)
         return specs
 
+    def _static(self, current: Current) -> _Static:
+        """What only a reload changes, rendered once per config: a fleet's thousands of
+        objective and section lines are most of a page build otherwise."""
+        static = self._static_for
+        if static is None or static.current is not current:
+            static = self._static_for = _Static(current)
+        return static
+
     def _scrape_lines(self, current: Current, snap: Snapshot) -> dict[str, str]:
         """What is not one job's: objectives and exposures, sections, reload, shard, build."""
         lines = Lines()
         exposures = combine(current.jobs, snap.results)
         measured = last_measured(current.jobs, snap)
+        static = self._static(current)
         for (target, scenario), exposure in exposures.items():
-            objective = current.config.objective(current.config.target(target), scenario)
             labels = (("target", target), ("scenario", scenario))
-            if objective.rpo is not None:
-                lines.add(RPO_OBJECTIVE_SECONDS, objective.rpo, labels)
-            if objective.rto is not None:
-                lines.add(RTO_OBJECTIVE_SECONDS, objective.rto, labels)
-            if objective.slo is not None:
-                lines.add(SLO_OBJECTIVE_RATIO, objective.slo, labels)
+            for name, line in static.objectives(target, scenario):
+                lines.add_line(name, line)
             if exposure is not None and not math.isnan(exposure):
                 lines.add(RPO_EXPOSURE_SECONDS, exposure, labels)
             if (target, scenario) in measured:
@@ -241,12 +275,8 @@ class MetricsPage:
                     measured[(target, scenario)],
                     labels,
                 )
-        for target_name, section, enabled in current.sections:
-            lines.add(
-                CONFIG_SECTION_ENABLED,
-                float(enabled),
-                (("target", target_name), ("section", section)),
-            )
+        for line in static.sections:
+            lines.add_line(CONFIG_SECTION_ENABLED.name, line)
         reload = self.reload_state()
         lines.add(CONFIG_LAST_RELOAD_SUCCESSFUL, float(reload.successful), ())
         lines.add(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, reload.last_success, ())

@@ -2,8 +2,8 @@
 
 A builder thread assembles the page when results change, at most once per `min_gap` however
 fast they arrive (a fleet's results never stop), and every `refresh` regardless (the drill and
-remediation families, the reload state). The gzip form is made once per page, by the first
-scrape that asks for it."""
+remediation families, the reload state). The gzip form is made once per page: by the builder
+once a scraper has asked for it (Prometheus always does), so no scrape waits on it."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class PageCache:
         self._lock = threading.Lock()  # one build or compression at a time
         self._plain: bytes | None = None
         self._gzipped: bytes | None = None
+        self._gzip_asked = False  # a scraper asked for gzip: compress each page as it is built
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,11 +50,18 @@ class PageCache:
             plain = self.rebuild()
         if not gzipped:
             return plain
+        self._gzip_asked = True  # from now on the builder compresses each page it builds
         with self._lock:
-            if self._gzipped is None or self._plain is not plain:
-                plain = self._plain or plain
-                self._gzipped = gzip.compress(plain, compresslevel=1)  # fast: megabytes
-            return self._gzipped
+            if self._gzipped is not None and self._plain is plain:
+                return self._gzipped
+        return self._compress(plain)
+
+    def _compress(self, plain: bytes) -> bytes:
+        zipped = gzip.compress(plain, compresslevel=1)  # fast: a fleet's page is megabytes
+        with self._lock:
+            if self._plain is plain:
+                self._gzipped = zipped
+        return zipped
 
     def complete(self) -> bool:
         """Whether the page served holds every check's first result: a daemon is ready when
@@ -89,7 +97,9 @@ class PageCache:
                 return
             self._dirty.clear()
             try:
-                self.rebuild()
+                page = self.rebuild()
+                if self._gzip_asked:  # here, not in the next scrape
+                    self._compress(page)
             except Exception:  # a bug here must not end /metrics: the last page stays
                 log.exception("building /metrics failed")
             self._stop.wait(self.min_gap)  # a rate, not a synchronisation

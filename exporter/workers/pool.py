@@ -117,10 +117,6 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._restarts: dict[int, int] = {}
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [slot.proc.pid for slot in self._slots]
-
     def count(self) -> int:
         """How many workers run now: --workers, at most one per target."""
         with self._lock:
@@ -149,8 +145,7 @@ class WorkerPool:
             for slot in self._slots:
                 keep = frozenset(n for n, i in assignment.items() if i == slot.index)
                 handover.update(slot.request(next(self._requests), "release", keep) or {})
-            for slot in self._slots[count:]:
-                self._stop_slots([slot])
+            self._stop_slots(self._slots[count:])
             self._slots = self._slots[:count] + [
                 self._start(i) for i in range(len(self._slots), count)
             ]
