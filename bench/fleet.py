@@ -46,6 +46,22 @@ def tree(pid: int) -> list[int]:
     return [pid, *(p.pid for p in descendants(pid))]
 
 
+def helpers(pid: int) -> list[int]:
+    """multiprocessing's forkserver and resource tracker: the workers' parent and its aide."""
+    found = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if (
+            b"multiprocessing.forkserver" in cmdline
+            or b"multiprocessing.resource_tracker" in cmdline
+        ):
+            found.append(child.pid)
+    return found
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -85,8 +101,9 @@ class Measured:
     lines: int
     cores: float
     rss_mb: float  # the daemon's own
-    rss_total_mb: float  # the daemon and every process under it
-    pss_total_mb: float  # the same, shared pages counted once
+    rss_workers_mb: float  # the daemon and its workers
+    rss_helpers_mb: float  # multiprocessing's forkserver and resource tracker
+    pss_total_mb: float  # all of them, shared pages counted once
     p50_ms: float
     p99_ms: float
     scrapes: int
@@ -111,12 +128,14 @@ def measure(daemon: DaemonProcess, seconds: float) -> Measured:
         lost += latencies[-1] > LOST_AFTER
         time.sleep(PAUSE)  # the pace of the scrapers (a benchmark, not a synchronisation)
     cores = (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
+    everything, aides = tree(daemon.proc.pid), helpers(daemon.proc.pid)
     return Measured(
         lines,
         cores,
         rss_mb(daemon.proc.pid),
-        sum(rss_mb(pid) for pid in tree(daemon.proc.pid)),
-        sum(pss_mb(pid) for pid in tree(daemon.proc.pid)),
+        sum(rss_mb(pid) for pid in everything if pid not in aides),
+        sum(rss_mb(pid) for pid in aides),
+        sum(pss_mb(pid) for pid in everything),
         statistics.median(latencies) * 1000,
         percentile(latencies, 99) * 1000,
         len(latencies),
@@ -134,7 +153,8 @@ def start(config: Path, work: Path, args: tuple[str, ...] = ()) -> DaemonProcess
 def report(label: str, n: int, m: Measured) -> None:
     print(
         f"{label}: {m.lines} lines, {m.cores:.2f} cores ({m.cores / n * 1000:.2f} per 1,000 "
-        f"targets), RSS {m.rss_mb:.0f} MB (with its processes {m.rss_total_mb:.0f} MB, PSS "
+        f"targets), RSS {m.rss_mb:.0f} MB (with its workers {m.rss_workers_mb:.0f} MB; "
+        f"forkserver and resource tracker {m.rss_helpers_mb:.0f} MB; PSS of all "
         f"{m.pss_total_mb:.0f} MB), scrape "
         f"p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms ({m.scrapes} scrapes, {m.lost} lost)",
         flush=True,
