@@ -47,17 +47,17 @@ def tree(pid: int) -> list[int]:
 
 
 def helpers(pid: int) -> list[int]:
-    """multiprocessing's forkserver and resource tracker: the workers' parent and its aide."""
+    """multiprocessing's forkserver and resource tracker: the daemon's own children running
+    multiprocessing's code (the workers are the forkserver's children, and share its command
+    line: they are forked from it, not executed)."""
     found = []
     for child in descendants(pid):
         try:
+            parent = int(Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if (
-            b"multiprocessing.forkserver" in cmdline
-            or b"multiprocessing.resource_tracker" in cmdline
-        ):
+        if parent == pid and b"from multiprocessing." in cmdline:
             found.append(child.pid)
     return found
 

@@ -13,6 +13,7 @@ transaction left open) is closed, not kept.
 
 from __future__ import annotations
 
+import functools
 import select
 import threading
 import time
@@ -119,8 +120,13 @@ def configure(config: Config, processes: int = 1) -> None:
                 srv.changed.notify_all()
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(dsn: str) -> tuple[str, str]:
+    return server(dsn)  # parsing a connection string costs more than a check's query
+
+
 def _server(pg: PostgresConfig) -> _Server:
-    address = server(pg.dsn)
+    address = _address(pg.dsn)
     with _servers_lock:
         budget = _budgets.get(address, pg.max_connections_used)
         return _servers.setdefault(address, _Server(address, budget))

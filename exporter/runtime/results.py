@@ -82,6 +82,7 @@ class ResultStore:
         self._errors: dict[tuple[str, str, str], int] = {}
         self._sequence = itertools.count(1)
         self._versions: dict[JobKey, int] = {}
+        self._waiting: set[JobKey] = set()  # configured checks without a result yet
 
     def configure(self, keys: Iterable[JobKey]) -> None:
         with self._lock:
@@ -96,6 +97,7 @@ class ResultStore:
             self._versions = {
                 key: self._versions.get(key) or next(self._sequence) for key in self._keys
             }
+            self._waiting = set(self._keys - self._results.keys())  # no result yet
 
     def put(self, result: CheckResult) -> CheckResult | None:
         """Records `result`; returns the result it replaces (None for the first, or a result
@@ -105,6 +107,7 @@ class ResultStore:
                 return None
             previous = self._results.get(result.key)
             self._results[result.key] = result
+            self._waiting.discard(result.key)
             if result.up:
                 self._last_success[result.key] = result.finished_at
             for scenario, exposure in result.exposures.items():
@@ -146,4 +149,4 @@ class ResultStore:
     def complete(self) -> bool:
         """True once every configured check has run at least once."""
         with self._lock:
-            return self._keys <= self._results.keys()
+            return not self._waiting
