@@ -85,7 +85,9 @@ def main() -> None:
         }))  # fmt: skip
         target = {"name": "cache", "redis": {"url": "redis://127.0.0.1:1/0"}}
         config = write_config(root / "drwatch.yml", [target], state_dir=str(root / "state"))
-        daemon = DaemonProcess(config, root, args=("--web.config.file", str(web)), plain_http=False)
+        daemon = DaemonProcess(
+            config, root, args=("--web.config.file", str(web)), plain_http=False, workers=None
+        )
         try:
             context = pki.client_context()
             # Up, and serving: a 401 (a wrong password) from an address of its own; the valid

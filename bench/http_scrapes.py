@@ -88,7 +88,7 @@ def main() -> None:
         for i in range(args.targets)
     ]
     config.write_text(yaml.safe_dump({"targets": targets, "state_dir": str(work)}))
-    daemon = DaemonProcess(config, work, wrapper=("prlimit", "--nofile=1024:1024", "--"))
+    daemon = DaemonProcess(config, work, wrapper=("prlimit", "--nofile=1024:1024", "--"), workers=None)
     try:
         wait_until(lambda: daemon.get("/-/ready", timeout=10)[0] == 200, 120, what="ready")
         url = f"{daemon.base}/metrics"

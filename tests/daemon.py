@@ -30,6 +30,11 @@ class DaemonProcess:
         wrapper: tuple[str, ...] = (),
         args: tuple[str, ...] = (),  # more `drwatch run` flags
         plain_http: bool = True,  # False under a web config: wait for its log line instead
+        # Where the checks run: most tests run them in the daemon's own process (a worker costs
+        # each daemon start a second of CPU, and what they test does not depend on it); None
+        # is drwatch's default, one worker per core, which test_daemon, test_e2e_paging,
+        # test_workers and test_pgpool run.
+        workers: int | None = 0,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -50,6 +55,7 @@ class DaemonProcess:
                 "json",
                 "--log.level",
                 "debug",
+                *(() if workers is None or "--workers" in args else ("--workers", str(workers))),
                 *args,
             ],
             stdout=self._log,

@@ -45,7 +45,7 @@ def _config(path: Path, cluster: PgCluster, objectives: object = None, **pg: obj
 
 @pytest.fixture
 def daemon(cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(_config(tmp_path / "drwatch.yml", cluster), tmp_path)
+    d = DaemonProcess(_config(tmp_path / "drwatch.yml", cluster), tmp_path, workers=None)
     try:
         yield d
     finally:
@@ -86,7 +86,7 @@ def test_every_section_at_once_is_up_and_promtool_clean(
         aws={**AWS, "endpoint_url": moto_endpoint},
         state_dir=str(tmp_path / "state"),
     )
-    daemon = DaemonProcess(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path, workers=None)
     try:
         _promtool_clean(daemon)
         up = {
@@ -192,7 +192,7 @@ def test_a_problem_present_at_start_is_logged_with_its_summary(
     empty.mkdir()
     target = {"name": "db", "postgres": {"dsn": cluster.dsn(), "interval": "1s"},
               "backups": {"store": f"file://{empty}/", "interval": "1s"}}  # fmt: skip
-    daemon = DaemonProcess(write_config(tmp_path / "drwatch.yml", [target]), tmp_path)
+    daemon = DaemonProcess(write_config(tmp_path / "drwatch.yml", [target]), tmp_path, workers=None)
 
     def first_runs() -> list[dict[str, object]]:
         lines = map(json.loads, filter(lambda s: s.startswith("{"), daemon.log().splitlines()))
@@ -261,7 +261,7 @@ def test_dsn_password_never_appears_anywhere(cluster: PgCluster, tmp_path: Path)
     config = write_config(
         tmp_path / "c.yml", [{"name": "db", "postgres": {"dsn": dsn, "interval": "1s"}}]
     )
-    d = DaemonProcess(config, tmp_path)
+    d = DaemonProcess(config, tmp_path, workers=None)
     try:
         wait_until(
             lambda: d.value("drwatch_check_up", target="db", check="connections") == 0,
@@ -336,10 +336,12 @@ def test_sigterm_stops_within_seconds_while_a_check_waits_on_a_store_that_never_
             aws={**AWS, "endpoint_url": endpoint, "read_timeout": "10m"},
             state_dir=str(tmp_path / "state"),
         )
-        daemon = DaemonProcess(config, tmp_path)
+        daemon = DaemonProcess(config, tmp_path, workers=None)
         try:
             readers = wait_until(
-                lambda: [p.pid for p in descendants(daemon.proc.pid) if p.name == "pg_restore"], 30, what="pg_restore reading"
+                lambda: [p.pid for p in descendants(daemon.proc.pid) if p.name == "pg_restore"],
+                30,
+                what="pg_restore reading",
             )
             started = time.monotonic()
             daemon.proc.send_signal(signal.SIGTERM)
@@ -368,7 +370,7 @@ def test_sighup_rereads_the_target_files(tmp_path: Path) -> None:
     (targets / "a.yml").write_text(cache.format("cache-a"))
     config = tmp_path / "drwatch.yml"
     config.write_text(f"target_files: [targets.d/*.yml]\nstate_dir: {tmp_path / 'state'}\n")
-    daemon = DaemonProcess(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path, workers=None)
 
     def checked(target: str) -> bool:
         return (

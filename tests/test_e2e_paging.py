@@ -98,7 +98,7 @@ def test_a_failing_archiver_pages_and_the_fix_resolves(
                 for name, cluster in (("broken", broken), ("healthy", healthy))
             ],
         )
-        daemon = DaemonProcess(drwatch_config, work)
+        daemon = DaemonProcess(drwatch_config, work, workers=None)
         alerting = alerting_stack.start(work, daemon.port, receiver.url)
         broken.set(archive_command=ARCHIVE_FAIL)
         broke_at = time.monotonic()
