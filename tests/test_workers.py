@@ -154,7 +154,10 @@ def test_sighup_moves_targets_between_workers_without_a_scrape_gap(
 
     def scrape() -> None:
         while not done.is_set():
-            status, body = daemon.get("/metrics")
+            try:
+                status, body = daemon.get("/metrics", timeout=10)  # Prometheus's timeout
+            except OSError as exc:  # a lost scrape is a gap too: recorded, not a dead thread
+                status, body = -1, str(exc)
             scrapes.append((status, line in body))
             done.wait(0.05)  # the scrapers' pace
 
@@ -180,10 +183,11 @@ def test_sighup_moves_targets_between_workers_without_a_scrape_gap(
                 )
                 > reloaded_at
             ),
-            2 * INTERVAL,
+            3 * INTERVAL,
             what="the moved target measured by its new worker",
         )
-        wait_until(lambda: len(scrapes) >= 5, 10, what="scrapes after")  # one more round
+        after = len(scrapes)
+        wait_until(lambda: len(scrapes) >= after + 5, 10, what="scrapes after the move")
         done.set()
         scraper.join(10)
     finally:
@@ -193,7 +197,8 @@ def test_sighup_moves_targets_between_workers_without_a_scrape_gap(
     (moved,) = _events(daemon, "targets moved between workers")
     assert moved["moved"] == 1
     assert [e["worker"] for e in _events(daemon, "worker started")] == [0, 1]
-    assert len(scrapes) > 10 and all(scrapes), [i for i, s in enumerate(scrapes) if not all(s)]
+    assert len(scrapes) > 10
+    assert all(status == 200 and seen for status, seen in scrapes), scrapes
 
 
 def _hung_server() -> tuple[socket.socket, int]:

@@ -1,9 +1,11 @@
 """/metrics as bytes built before the request: a scrape costs a copy, whatever the checks do.
 
-A builder thread assembles the page when results change, at most once per `min_gap` however
-fast they arrive (a fleet's results never stop), and every `refresh` regardless (the drill and
-remediation families, the reload state). The gzip form is made once per page: by the builder
-once a scraper has asked for it (Prometheus always does), so no scrape waits on it."""
+A builder thread assembles the page when results change, however fast they arrive (a fleet's
+results never stop) at most as often as keeps its builds to a twentieth of the time (a 1 ms
+page follows its results within 50 ms, a 30 ms fleet's within 0.6 s), and every `refresh`
+regardless (the drill and remediation families, the reload state). The gzip form is made once
+per page: by the builder once a scraper has asked for it (Prometheus always does), so no scrape
+waits on it."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import gzip
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("drwatch.web")
+BUILD_SHARE = 20  # after a build, wait 20 times as long before the next (5% of a core at most)
 
 
 class PageCache:
@@ -22,7 +26,7 @@ class PageCache:
         build: Callable[[], bytes],
         complete: Callable[[], bool] = lambda: True,
         refresh: float = 1.0,
-        min_gap: float = 1.0,
+        min_gap: float = 0.05,
     ) -> None:
         """`complete`: whether every check has a result, read before each build."""
         self._build = build
@@ -96,10 +100,12 @@ class PageCache:
             if self._stop.is_set():
                 return
             self._dirty.clear()
+            started = time.monotonic()
             try:
                 page = self.rebuild()
                 if self._gzip_asked:  # here, not in the next scrape
                     self._compress(page)
             except Exception:  # a bug here must not end /metrics: the last page stays
                 log.exception("building /metrics failed")
-            self._stop.wait(self.min_gap)  # a rate, not a synchronisation
+            spent = time.monotonic() - started
+            self._stop.wait(max(self.min_gap, BUILD_SHARE * spent))  # a rate, not a sync
