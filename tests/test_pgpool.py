@@ -124,33 +124,3 @@ def test_a_fleet_on_one_server_stays_within_its_budget(
         daemon.stop()
     assert max(len(pids) for pids in seen) <= 4
     assert len(set().union(*seen)) <= 4  # kept, not made again each run
-
-
-def test_a_session_held_past_its_run_s_deadline_is_not_kept(
-    shared_cluster: PgCluster, fresh_pool: None
-) -> None:
-    """Past the deadline the runner has given up on the run: its session was stuck somewhere,
-    and is closed rather than handed to the next run (whatever state it ends in)."""
-    loaded = make_config(
-        [
-            {
-                "name": "db",
-                "postgres": {
-                    "dsn": shared_cluster.dsn(),
-                    "timeout": "1s",
-                    "statement_timeout": "1s",
-                },
-            }
-        ]
-    )
-    pg = loaded.config.targets[0].postgres
-    assert pg is not None
-    with check_session(pg) as conn:
-        quick = conn.info.backend_pid
-    with check_session(pg) as conn:
-        assert conn.info.backend_pid == quick  # kept: the run ended in time
-        for _ in range(2):  # each query within its statement_timeout, the run past its deadline
-            conn.execute("SELECT pg_sleep(0.7)")
-    with check_session(pg) as conn:
-        assert conn.info.backend_pid != quick
-    wait_until(lambda: quick not in _pids(shared_cluster), 10, what="the stuck session closed")

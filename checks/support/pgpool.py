@@ -8,8 +8,7 @@ the server ended is replaced, never a check's failure). Each server (host and po
 `postgres.max_connections_used` (a process's share of it where workers split the checks): a run
 waits for a free slot until its deadline, and an idle session of another database on the same
 server is closed to make room. A session that ends a run in any state but idle (an error, a
-transaction left open), or past the run's deadline (the runner gave up on it: it was stuck), is
-closed, not kept.
+transaction left open) is closed, not kept.
 """
 
 from __future__ import annotations
@@ -140,11 +139,7 @@ def reused_session(
     """A session from the server's pool when one is idle, else from `connect`."""
     srv = _server(pg)
     key = (pg.dsn, statement_timeout, pg.lock_timeout)
-    started = time.monotonic()
-    # The run's deadline, past which drwatch's runner has given up on it (design: a stuck
-    # session is discarded rather than reused, whatever state it ends in).
-    deadline = started + max(pg.timeout, statement_timeout / 0.9)
-    conn, idle_for = srv.take(key, started + pg.timeout)
+    conn, idle_for = srv.take(key, time.monotonic() + pg.timeout)
     if conn is not None and not _alive(conn, idle_for):
         _close([conn])
         conn = None  # its slot is ours: connect anew
@@ -159,7 +154,7 @@ def reused_session(
         yield conn
         clean = True
     finally:
-        if clean and time.monotonic() <= deadline and _idle(conn):
+        if clean and _idle(conn):
             srv.give_back(key, conn)
         else:
             _close([conn])
