@@ -2,10 +2,10 @@
 
 A builder thread assembles the page when results change, however fast they arrive (a fleet's
 results never stop) at most as often as keeps its builds to a twentieth of the time (a 1 ms
-page follows its results within 50 ms, a 30 ms fleet's within 0.6 s), and by the same rule
-every `refresh` regardless (the drill and remediation families, the reload state). The gzip
-form is made once per page: by the builder once a scraper has asked for it (Prometheus always
-does), so no scrape waits on it."""
+page follows its results within 50 ms, a 30 ms fleet's within 0.6 s), and every `refresh`
+regardless (the drill and remediation families, the reload state). The gzip form is made once
+per page: by the builder once a scraper has asked for it (Prometheus always does), so no scrape
+waits on it."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class PageCache:
         self,
         build: Callable[[], bytes],
         complete: Callable[[], bool] = lambda: True,
-        refresh: float = 0.25,
+        refresh: float = 1.0,
         min_gap: float = 0.05,
     ) -> None:
         """`complete`: whether every check has a result, read before each build."""
@@ -95,11 +95,8 @@ class PageCache:
         self._dirty.set()
 
     def _loop(self) -> None:
-        spent = 0.0
         while not self._stop.is_set():
-            # The periodic build by the same rule: a small page every `refresh`, a fleet's no
-            # more often than its builds stay within a twentieth of the time.
-            self._dirty.wait(max(self.refresh, BUILD_SHARE * spent))
+            self._dirty.wait(self.refresh)
             if self._stop.is_set():
                 return
             self._dirty.clear()
